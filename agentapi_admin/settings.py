@@ -1,0 +1,254 @@
+"""Settings for agentapi-admin: every value comes from the environment, read here once.
+
+The variables, their defaults and accepted forms are listed in README.md and
+`.env.example`; app code reads `django.conf.settings`, never `os.environ`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+from agentapi_admin import envconfig as cfg
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# A local `.env` is convenient in development; the test suite turns it off so a
+# developer's file cannot change what the tests see.
+if cfg.boolean("READ_ENV_FILE", default=True):
+    cfg.read_env_file(BASE_DIR / ".env")
+
+# --------------------------------------------------------------------------- core
+DEBUG = cfg.boolean("DEBUG", default=False)
+
+# Development-only values. They work when DEBUG=true so `make run` needs no setup,
+# and are refused when DEBUG=false so they can never reach production.
+DEV_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production-0123456789abcdef"  # noqa: S105 - refused when DEBUG=false
+DEV_TOKEN_ENCRYPTION_KEY = "00" * 32
+
+SECRET_KEY = cfg.string("SECRET_KEY") or (DEV_SECRET_KEY if DEBUG else "")
+if not DEBUG and (not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random value of at least 50 characters when DEBUG=false, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
+
+ALLOWED_HOSTS = cfg.string_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must list the host names this app serves when DEBUG=false, e.g. admin.example.com."
+    )
+CSRF_TRUSTED_ORIGINS = cfg.string_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "tenants",
+    "resilience",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "agentapi_admin.urls"
+WSGI_APPLICATION = "agentapi_admin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "resilience.context_processors.redis_mode",
+            ],
+        },
+    },
+]
+
+# ----------------------------------------------------------------------- database
+DATABASES = {"default": cfg.database_url("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # Persistent connections save a TCP + auth handshake per request; health checks
+    # drop a connection PostgreSQL closed behind our back instead of failing a request.
+    DATABASES["default"]["CONN_MAX_AGE"] = cfg.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# -------------------------------------------------------------------------- redis
+RESILIENCE_KEY_PREFIX = cfg.string("REDIS_KEY_PREFIX", "agentapi")
+RESILIENCE_REDIS_ENABLED = cfg.boolean("REDIS_ENABLE", default=True)
+RESILIENCE_REDIS_PROTOCOL = cfg.choice("REDIS_PROTOCOL", "native", ("native", "rest"))
+RESILIENCE_REDIS_MAX_POOL_SIZE = cfg.integer("REDIS_MAX_POOL_SIZE", 50, minimum=1, maximum=10_000)
+RESILIENCE_REDIS_TIMEOUT = cfg.duration("REDIS_CONNECTION_TIMEOUT", "5s", minimum=0.01)
+RESILIENCE_REDIS_PASSWORD = cfg.string("REDIS_PASSWORD")
+RESILIENCE_UPSTASH_REST_URL = cfg.url("UPSTASH_REDIS_REST_URL", "", schemes=("https", "http"))
+RESILIENCE_UPSTASH_REST_TOKEN = cfg.string("UPSTASH_REDIS_REST_TOKEN")
+
+_upstash_url = cfg.url("UPSTASH_REDIS_URL", "", schemes=("rediss",))
+_redis_url = cfg.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+# Upstash's native endpoint wins so a deployment switches provider by adding one variable.
+RESILIENCE_REDIS_URL = _upstash_url or _redis_url or "redis://127.0.0.1:6379/0"
+RESILIENCE_REDIS_URL_SOURCE = "UPSTASH_REDIS_URL" if _upstash_url else ("REDIS_URL" if _redis_url else "default")
+
+if RESILIENCE_REDIS_PROTOCOL == "rest":
+    if not (RESILIENCE_UPSTASH_REST_URL and RESILIENCE_UPSTASH_REST_TOKEN):
+        raise ImproperlyConfigured(
+            "REDIS_PROTOCOL=rest needs UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN "
+            "(from the Upstash console, 'REST API' section)."
+        )
+    if RESILIENCE_REDIS_ENABLED and not (_upstash_url or _redis_url):
+        raise ImproperlyConfigured(
+            "REDIS_PROTOCOL=rest is used only for health probing: cache, sessions, rate limits and breakers "
+            "need the native protocol. Set UPSTASH_REDIS_URL (rediss://default:<password>@<host>:6379) "
+            "or REDIS_URL, or set REDIS_ENABLE=false."
+        )
+
+# Connection-level options shared by every Redis client the app builds (cache,
+# sessions, limiter, breakers), so a password or timeout is honoured everywhere.
+RESILIENCE_REDIS_CONNECTION_KWARGS = {
+    "max_connections": RESILIENCE_REDIS_MAX_POOL_SIZE,
+    "socket_connect_timeout": RESILIENCE_REDIS_TIMEOUT,
+    "socket_timeout": RESILIENCE_REDIS_TIMEOUT,
+    "health_check_interval": 30,
+}
+if RESILIENCE_REDIS_PASSWORD and not urlsplit(RESILIENCE_REDIS_URL).password:
+    RESILIENCE_REDIS_CONNECTION_KWARGS["password"] = RESILIENCE_REDIS_PASSWORD
+
+
+def _redis_cache(prefix: str) -> dict:
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": RESILIENCE_REDIS_URL,
+        "KEY_PREFIX": f"{RESILIENCE_KEY_PREFIX}:{prefix}",
+        "TIMEOUT": 300,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # redis-py picks the hiredis parser by itself when hiredis is installed.
+            "CONNECTION_POOL_KWARGS": dict(RESILIENCE_REDIS_CONNECTION_KWARGS),
+        },
+    }
+
+
+if RESILIENCE_REDIS_ENABLED:
+    CACHES = {"default": _redis_cache("cache"), "sessions": _redis_cache("session")}
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+        "sessions": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sessions"},
+    }
+
+# ----------------------------------------------------------------------- sessions
+SESSION_STORAGE = cfg.choice("SESSION_STORAGE", "redis", ("redis", "cached_db", "db"))
+SESSION_TTL = cfg.duration("SESSION_TTL", "3600s", minimum=60)
+SESSION_CLEANUP_INTERVAL = cfg.duration("SESSION_CLEANUP_INTERVAL", "300s", minimum=1)
+if SESSION_STORAGE == "redis" and not RESILIENCE_REDIS_ENABLED:
+    # An in-process cache would log users out on every restart and split sessions
+    # between workers; the database is the honest fallback.
+    SESSION_EFFECTIVE_STORAGE = "db"
+else:
+    SESSION_EFFECTIVE_STORAGE = SESSION_STORAGE
+SESSION_ENGINE = {
+    "redis": "django.contrib.sessions.backends.cache",
+    "cached_db": "django.contrib.sessions.backends.cached_db",
+    "db": "django.contrib.sessions.backends.db",
+}[SESSION_EFFECTIVE_STORAGE]
+SESSION_CACHE_ALIAS = "sessions"
+SESSION_COOKIE_AGE = int(SESSION_TTL)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# -------------------------------------------------------------- encryption / keys
+_token_key = cfg.hex_key("TOKEN_ENCRYPTION_KEY")
+if _token_key is None and DEBUG:
+    _token_key = bytes.fromhex(DEV_TOKEN_ENCRYPTION_KEY)
+if not DEBUG and (_token_key is None or _token_key == bytes.fromhex(DEV_TOKEN_ENCRYPTION_KEY)):
+    raise ImproperlyConfigured(
+        "TOKEN_ENCRYPTION_KEY must be set to 64 hexadecimal characters when DEBUG=false, "
+        "e.g. the output of `openssl rand -hex 32`."
+    )
+TENANTS_TOKEN_ENCRYPTION_KEY = _token_key
+TENANTS_TOKEN_ENCRYPTION_KEYS_OLD = cfg.hex_key_list("TOKEN_ENCRYPTION_KEYS_OLD")
+
+# -------------------------------------------------------- rate limits / breakers
+RESILIENCE_RATE_LIMIT_ENABLED = cfg.boolean("RATE_LIMIT_ENABLED", default=True)
+RESILIENCE_RATE_LIMIT_PER_MINUTE = cfg.integer("RATE_LIMIT_REQUESTS_PER_MINUTE", 60, minimum=1, maximum=1_000_000)
+RESILIENCE_RATE_LIMIT_BURST = cfg.integer("RATE_LIMIT_BURST_SIZE", 10, minimum=0, maximum=1_000_000)
+RESILIENCE_RATE_LIMIT_FAIL_MODE = cfg.choice("RATE_LIMIT_FAIL_MODE", "open", ("open", "closed"))
+
+RESILIENCE_BREAKER_ENABLED = cfg.boolean("CIRCUIT_BREAKER_ENABLED", default=True)
+RESILIENCE_BREAKER_FAILURE_THRESHOLD = cfg.integer("CIRCUIT_BREAKER_FAILURE_THRESHOLD", 5, minimum=1, maximum=10_000)
+RESILIENCE_BREAKER_SUCCESS_THRESHOLD = cfg.integer("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", 2, minimum=1, maximum=10_000)
+RESILIENCE_BREAKER_TIMEOUT = cfg.duration("CIRCUIT_BREAKER_TIMEOUT", "30s", minimum=0.1)
+
+# ------------------------------------------------------------------------- auth
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+DEMO_PASSWORD = cfg.string("DEMO_PASSWORD", "demo-pass-123")
+
+# ------------------------------------------------------------------ i18n / static
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --------------------------------------------------------------------- security
+# Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=true so Django trusts
+# X-Forwarded-Proto; never enable it when clients can reach the app directly.
+if cfg.boolean("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = cfg.boolean("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Health probes come from the orchestrator over plain HTTP inside the private network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = cfg.integer("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = cfg.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = cfg.boolean("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# ---------------------------------------------------------------------- logging
+LOG_LEVEL = cfg.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
+}

@@ -1,0 +1,1 @@
+"""The resilience app keeps its state in Redis; it has no database tables."""

@@ -1,0 +1,1 @@
+"""Tenant models (see issue: tenants, plans and feature flags)."""

@@ -1,0 +1,58 @@
+"""Shared fixtures: subprocess runs of the project with a chosen environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Variables a subprocess must not inherit from the test session, so each test
+# states exactly the environment it is about.
+_CONFIG_PREFIXES = ("REDIS_", "UPSTASH_", "RATE_LIMIT_", "CIRCUIT_BREAKER_", "SESSION_", "TOKEN_", "SECURE_")
+_CONFIG_NAMES = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "LOG_LEVEL", "DEMO_PASSWORD"}
+
+
+def clean_env(**overrides: str) -> dict:
+    """Return os.environ without app configuration, plus `overrides`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in _CONFIG_NAMES and not name.startswith(_CONFIG_PREFIXES)
+    }
+    env.update({"READ_ENV_FILE": "false", "DJANGO_SETTINGS_MODULE": "agentapi_admin.settings"})
+    env.update(overrides)
+    return env
+
+
+def run_python(code: str, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+_SETTINGS_DUMP = """
+import json, django
+django.setup()
+from django.conf import settings
+names = {names!r}
+print(json.dumps({{n: getattr(settings, n, None) for n in names}}, default=str))
+"""
+
+
+@pytest.fixture
+def load_settings():
+    """Import the settings in a fresh interpreter with the given variables; return (names → values) or the error."""
+
+    def load(names: list[str], **env: str):
+        result = run_python(_SETTINGS_DUMP.format(names=names), clean_env(**env))
+        if result.returncode != 0:
+            return None, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+    return load

@@ -1,0 +1,66 @@
+"""pytest plugin: a dedicated redis-server for the whole test session.
+
+Loaded with `-p tests.plugins.redis_server` so it runs before pytest-django
+imports the settings: it picks the port and exports REDIS_URL first, then starts
+the server in `pytest_configure`. Tests can kill and restart it through the
+`redis_server` fixture; every test starts with an empty, running server.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from agentapi_admin.redis_process import RedisProcess, free_port
+
+_PORT = free_port()
+_TEST_ENV = {
+    "READ_ENV_FILE": "false",
+    "REDIS_ENABLE": "true",
+    "REDIS_URL": f"redis://127.0.0.1:{_PORT}/0",
+    "UPSTASH_REDIS_URL": "",
+    "REDIS_PASSWORD": "",
+    "REDIS_PROTOCOL": "native",
+    # Short timeouts keep outage tests quick; a refused connection fails at once anyway.
+    "REDIS_CONNECTION_TIMEOUT": "1s",
+}
+os.environ.update(_TEST_ENV)
+os.environ["DEBUG"] = "true"  # settings refuse dev secrets otherwise; Django still runs tests with DEBUG off
+
+_server = RedisProcess(port=_PORT)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _server.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> RedisProcess:
+    """The session's redis-server process (kill()/restart() it to simulate outages)."""
+    return _server
+
+
+@pytest.fixture
+def redis_client() -> redis.Redis:
+    """A client of its own on the test server, independent of the app's pool."""
+    client = redis.Redis(port=_server.port, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redis():
+    """Start every test with a running, empty Redis, whatever the previous test did to it."""
+    if not _server.running():
+        _server.start()
+    with redis.Redis(port=_server.port) as client:
+        client.flushall()
+    yield
+    if not _server.running():
+        _server.start()
