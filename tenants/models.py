@@ -1,1 +1,217 @@
-"""Tenant models (see issue: tenants, plans and feature flags)."""
+"""Tenants, plans, memberships, feature flags, API keys, audit events and daily usage.
+
+Writes go through `tenants.services`; models hold data and database-level rules only.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+FLAG_KEY_PATTERN = r"^[a-z0-9_.-]{1,64}$"
+
+
+class Plan(models.Model):
+    """A commercial plan: rate limits, quota and default flag values shared by its tenants."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    # Empty limits inherit RATE_LIMIT_REQUESTS_PER_MINUTE / RATE_LIMIT_BURST_SIZE.
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    burst = models.PositiveIntegerField(null=True, blank=True)
+    daily_quota = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per day; empty is unlimited.")
+    default_flags = models.JSONField(
+        default=dict, blank=True, help_text='Flag defaults for this plan: {"flag_key": true}.'
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name or self.code
+
+
+class Tenant(models.Model):
+    """A customer of the AgentAPI deployment."""
+
+    class Status(models.TextChoices):
+        TRIAL = "trial", "Trial"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        DELETED = "deleted", "Deleted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRIAL, db_index=True)
+    status_reason = models.CharField(max_length=500, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
+    settings = models.JSONField(default=dict, blank=True)
+    upstream_url = models.URLField(blank=True, help_text="AgentAPI base URL; health is GET <url>/status.")
+    # Ciphertext from tenants.crypto (AES-256-GCM with a key id); never the plain secret.
+    upstream_credentials = models.TextField(blank=True, editable=False)
+    # Part of every flag-cache key: bumping it orphans the tenant's cached evaluation.
+    cache_version = models.PositiveBigIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_serving(self) -> bool:
+        return self.status in (self.Status.TRIAL, self.Status.ACTIVE)
+
+
+class Membership(models.Model):
+    """A user's role in a tenant."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant")]
+        ordering = ["tenant__slug", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class Flag(models.Model):
+    """A feature flag definition."""
+
+    key = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(FLAG_KEY_PATTERN, "Use 1-64 characters: a-z, 0-9, '_', '.', '-'.")],
+    )
+    description = models.TextField(blank=True)
+    default = models.BooleanField(default=False)
+    tenant_editable = models.BooleanField(default=False, help_text="Tenant owners and admins may toggle it.")
+    risky = models.BooleanField(default=False, help_text="The portal asks for confirmation before a toggle.")
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class TenantFlag(models.Model):
+    """A tenant's override of a flag, set by a platform admin or (when editable) the tenant's owner."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin override"
+        OWNER = "owner", "Owner toggle"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="flag_overrides")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="overrides")
+    enabled = models.BooleanField()
+    rollout_percent = models.PositiveSmallIntegerField(default=100, validators=[MaxValueValidator(100)])
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.ADMIN)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "flag"], name="tenantflag_unique_tenant_flag"),
+            models.CheckConstraint(condition=Q(rollout_percent__lte=100), name="tenantflag_rollout_0_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}:{self.flag}={self.enabled}@{self.rollout_percent}%"
+
+
+class ApiKey(models.Model):
+    """A tenant's API key; only a SHA-256 hash of the secret is stored."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Visible start of the key, for recognition.")
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AuditEvent(models.Model):
+    """An append-only record of a write: who, when, what, before and after."""
+
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Snapshot of the actor's name, kept when the user or key is gone.
+    actor_label = models.CharField(max_length=150)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    def save(self, *args, **kwargs):
+        # Append-only is an invariant of the table, not business logic: refuse rewrites.
+        if self.pk is not None:
+            raise ValueError("AuditEvent rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("AuditEvent rows are append-only")
+
+
+class UsageDaily(models.Model):
+    """A tenant's count of one metric on one UTC day, flushed from Redis counters."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    metric = models.CharField(max_length=32)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "metric"], name="usage_unique_tenant_day_metric")
+        ]
+        ordering = ["-day", "metric"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} {self.day} {self.metric}={self.count}"

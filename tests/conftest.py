@@ -15,7 +15,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # Variables a subprocess must not inherit from the test session, so each test
 # states exactly the environment it is about.
 _CONFIG_PREFIXES = ("REDIS_", "UPSTASH_", "RATE_LIMIT_", "CIRCUIT_BREAKER_", "SESSION_", "TOKEN_", "SECURE_")
-_CONFIG_NAMES = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "LOG_LEVEL", "DEMO_PASSWORD"}
+_CONFIG_NAMES = {
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "LOG_LEVEL",
+    "DEMO_PASSWORD",
+}
 
 
 def clean_env(**overrides: str) -> dict:

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from tenants.services import demo_seed
+from tenants.services.demo import demo_seed
 
 
 class Command(BaseCommand):
