@@ -1,0 +1,43 @@
+"""Audit sign-ins: Django's auth signals are the one hook every login view (admin, portal) fires."""
+
+from __future__ import annotations
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from tenants.services.audit import audit_record
+
+
+def _client_ip(request) -> str | None:
+    # The rate limiter resolves X-Forwarded-For with the trusted-proxy setting; the
+    # audit trail records the socket peer, which is never spoofable.
+    return request.META.get("REMOTE_ADDR") if request is not None else None
+
+
+def _where(request) -> str:
+    return "portal" if request is not None and request.path.startswith("/portal/") else "admin"
+
+
+@receiver(user_logged_in, dispatch_uid="audit_user_logged_in")
+def audit_logged_in(sender, request, user, **kwargs) -> None:
+    audit_record(actor=user, action="auth.login", obj=user, after={"via": _where(request)}, ip=_client_ip(request))
+
+
+@receiver(user_logged_out, dispatch_uid="audit_user_logged_out")
+def audit_logged_out(sender, request, user, **kwargs) -> None:
+    if user is not None:
+        audit_record(actor=user, action="auth.logout", obj=user, after={"via": _where(request)}, ip=_client_ip(request))
+
+
+@receiver(user_login_failed, dispatch_uid="audit_user_login_failed")
+def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
+    # Django already masks the password in `credentials`; record only the username tried.
+    username = str(credentials.get("username", ""))[:150]
+    audit_record(
+        actor=None,
+        action="auth.login_failed",
+        object_type="auth.user",
+        object_id=username[:64],
+        after={"username": username, "via": _where(request)},
+        ip=_client_ip(request),
+    )
