@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "resilience.sessions.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -164,11 +165,14 @@ if SESSION_STORAGE == "redis" and not RESILIENCE_REDIS_ENABLED:
     SESSION_EFFECTIVE_STORAGE = "db"
 else:
     SESSION_EFFECTIVE_STORAGE = SESSION_STORAGE
+# Django's engines plus a per-user index, so the admin can list and revoke a user's sessions.
 SESSION_ENGINE = {
-    "redis": "django.contrib.sessions.backends.cache",
-    "cached_db": "django.contrib.sessions.backends.cached_db",
-    "db": "django.contrib.sessions.backends.db",
+    "redis": "resilience.sessions.backend",
+    "cached_db": "resilience.sessions.backends.cached_db",
+    "db": "resilience.sessions.backends.db",
 }[SESSION_EFFECTIVE_STORAGE]
+# An active user's IP / user agent / last seen are rewritten at most this often, not on every request.
+RESILIENCE_SESSION_ACTIVITY_INTERVAL = cfg.duration("SESSION_ACTIVITY_INTERVAL", "60s", minimum=1)
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = int(SESSION_TTL)
 SESSION_COOKIE_HTTPONLY = True
