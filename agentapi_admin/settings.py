@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "tenants",
     "resilience",
 ]
@@ -59,8 +60,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "resilience.sessions.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "agentapi_admin.urls"
@@ -164,11 +167,14 @@ if SESSION_STORAGE == "redis" and not RESILIENCE_REDIS_ENABLED:
     SESSION_EFFECTIVE_STORAGE = "db"
 else:
     SESSION_EFFECTIVE_STORAGE = SESSION_STORAGE
+# Django's engines plus a per-user index, so the admin can list and revoke a user's sessions.
 SESSION_ENGINE = {
-    "redis": "django.contrib.sessions.backends.cache",
-    "cached_db": "django.contrib.sessions.backends.cached_db",
-    "db": "django.contrib.sessions.backends.db",
+    "redis": "resilience.sessions.backend",
+    "cached_db": "resilience.sessions.backends.cached_db",
+    "db": "resilience.sessions.backends.db",
 }[SESSION_EFFECTIVE_STORAGE]
+# An active user's IP / user agent / last seen are rewritten at most this often, not on every request.
+RESILIENCE_SESSION_ACTIVITY_INTERVAL = cfg.duration("SESSION_ACTIVITY_INTERVAL", "60s", minimum=1)
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = int(SESSION_TTL)
 SESSION_COOKIE_HTTPONLY = True
@@ -246,6 +252,22 @@ CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Scripts only from our own static files: no inline <script>, no eval, no CDN.
+# Inline style attributes stay allowed because Django's admin widgets still use them.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # ---------------------------------------------------------------------- logging
 LOG_LEVEL = cfg.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()

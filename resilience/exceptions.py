@@ -3,3 +3,7 @@
 
 class RedisDisabled(RuntimeError):
     """Redis was requested while REDIS_ENABLE=false."""
+
+
+class SessionNotFound(LookupError):
+    """The session to act on does not exist (expired or already revoked)."""
