@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "csp",
     "tenants",
     "resilience",
+    "portal",
 ]
 
 MIDDLEWARE = [

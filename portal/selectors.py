@@ -1,0 +1,97 @@
+"""Reads the portal needs that are scoped to one tenant; anything not the tenant's raises Http404."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from tenants.models import ApiKey, AuditEvent, Flag, Membership, Tenant
+from tenants.selectors import tenants_for_user
+
+
+def tenant_api_keys(tenant: Tenant) -> QuerySet[ApiKey]:
+    """Return the tenant's API keys, newest first."""
+    return ApiKey.objects.filter(tenant=tenant).select_related("created_by").order_by("-created_at")
+
+
+def tenant_api_key(tenant: Tenant, key_id: str) -> ApiKey:
+    """Return the tenant's API key `key_id`, or raise Http404."""
+    key = ApiKey.objects.filter(tenant=tenant, pk=int(key_id)).first()
+    if key is None:
+        raise Http404("No such API key.")
+    return key
+
+
+def tenant_members(tenant: Tenant) -> QuerySet[Membership]:
+    """Return the tenant's memberships by username."""
+    return Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username")
+
+
+def tenant_membership(tenant: Tenant, membership_id: str) -> Membership:
+    """Return the tenant's membership `membership_id`, or raise Http404."""
+    membership = Membership.objects.filter(tenant=tenant, pk=int(membership_id)).select_related("user").first()
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+def tenant_flag(tenant: Tenant, flag_key: str) -> Flag:
+    """Return the live flag `flag_key`, or raise Http404."""
+    flag = Flag.objects.filter(key=flag_key, archived=False).first()
+    if flag is None:
+        raise Http404("No such feature.")
+    return flag
+
+
+FLAG_ACTIONS = {
+    "flag.owner_toggle": "switched",
+    "flag.set_override": "overrode (platform admin)",
+    "flag.clear_override": "cleared the override of",
+}
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    created_at: object
+    actor_label: str
+    flag_key: str
+    verb: str
+    before: bool | None
+    after: bool | None
+
+
+def flag_history(tenant: Tenant, limit: int = 20) -> list[FlagChange]:
+    """Return the tenant's latest flag changes from the audit trail, newest first."""
+    events = AuditEvent.objects.filter(tenant=tenant, action__in=FLAG_ACTIONS).order_by("-created_at", "-id")[:limit]
+    return [
+        FlagChange(
+            created_at=event.created_at,
+            actor_label=event.actor_label,
+            flag_key=event.object_id,
+            verb=FLAG_ACTIONS[event.action],
+            before=(event.before or {}).get("enabled"),
+            after=(event.after or {}).get("enabled"),
+        )
+        for event in events
+    ]
+
+
+def user_memberships(user) -> list[Membership]:
+    """Return the user's memberships in live tenants, for the switcher."""
+    return list(tenants_for_user(user))
+
+
+def tenant_overview(tenant: Tenant) -> dict:
+    """Return the counts the tenant home page shows."""
+    now = timezone.now()
+    keys = ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+    return {
+        "active_keys": keys.count(),
+        "members": Membership.objects.filter(tenant=tenant).count(),
+        "recent_events": AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-id")[:5],
+    }
