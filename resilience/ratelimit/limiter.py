@@ -110,6 +110,37 @@ class RateLimiter:
 
     def hit(self, scope: str, tenant, identity: str, *, limit: int, burst: int, window: float = 60, cost: int = 1):
         """Count `cost` units for the identity and return the Decision."""
+        return self.hit_many([(scope, tenant, identity, limit, burst, window, cost)])[0]
+
+    def hit_many(self, checks: list[tuple]) -> list[Decision]:
+        """Decide several (scope, tenant, identity, limit, burst, window, cost) checks in one round trip."""
+        calls = [self._call_args(*check) for check in checks]
+        source, sha = hit_script()
+        try:
+            client = self._client_factory()
+            replies = self._send(client, sha, calls)
+        except redis.exceptions.NoScriptError:
+            # First call on this server (or after a restart / SCRIPT FLUSH): load it and resend.
+            try:
+                client.script_load(source)
+                replies = self._send(client, sha, calls)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                return [self._degraded(c[-1], f"{type(exc).__name__}: {exc}") for c in calls]
+        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+            return [self._degraded(c[-1], f"{type(exc).__name__}: {exc}") for c in calls]
+        return [self._decision(reply, call[-1]) for reply, call in zip(replies, calls, strict=True)]
+
+    @staticmethod
+    def _send(client, sha: str, calls: list[tuple]) -> list:
+        if len(calls) == 1:
+            keys, args, _ = calls[0]
+            return [client.evalsha(sha, len(keys), *keys, *args)]
+        pipe = client.pipeline(transaction=False)
+        for keys, args, _ in calls:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        return pipe.execute()
+
+    def _call_args(self, scope, tenant, identity, limit, burst, window=60, cost=1) -> tuple:
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         if int(limit) < 1 or int(burst) < 0 or window <= 0 or int(cost) < 1:
@@ -118,7 +149,6 @@ class RateLimiter:
             raise ValueError(f"cost={cost} can never be admitted with burst={burst} (at most burst + 1 at once)")
         identity = str(identity)
         label = tenant_label(tenant)
-        source, sha = hit_script()
         keys = (state_key(scope, label, identity), index_all_key(), index_tenant_key(label))
         now = "" if self._clock_ms is None else repr(float(self._clock_ms()))
         args = (
@@ -130,33 +160,41 @@ class RateLimiter:
             f"{scope}:{identity}",
             now,
         )
-        try:
-            client = self._client_factory()
-            try:
-                result = client.evalsha(sha, len(keys), *keys, *args)
-            except redis.exceptions.NoScriptError:
-                # First call on this server (or after a restart / SCRIPT FLUSH): EVAL loads it.
-                result = client.eval(source, len(keys), *keys, *args)
-        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
-            return self._degraded(limit, window, f"{type(exc).__name__}: {exc}")
-        if not isinstance(result, list | tuple) or len(result) < 4:
+        return keys, args, (int(limit), window)
+
+    def _decision(self, reply, shape: tuple[int, float]) -> Decision:
+        limit, window = shape
+        if not isinstance(reply, list | tuple) or len(reply) < 4:
             # A wrapper that swallows errors returns None: same answer as an exception.
-            return self._degraded(limit, window, f"unexpected reply {result!r}")
-        allowed, remaining, reset_ms, retry_ms = (int(part) for part in result[:4])
+            return self._degraded(shape, f"unexpected reply {reply!r}")
+        allowed, remaining, reset_ms, retry_ms = (int(part) for part in reply[:4])
         return Decision(
             allowed=bool(allowed),
-            limit=int(limit),
+            limit=limit,
             remaining=remaining,
             reset_after=reset_ms / 1000,
             retry_after=retry_ms / 1000,
             window=window,
         )
 
-    def _degraded(self, limit: int, window: float, why: str) -> Decision:
-        logger.warning("rate limiter cannot reach Redis (%s); RATE_LIMIT_FAIL_MODE=%s", why, self.fail_mode)
+    def _degraded(self, shape: tuple[int, float], why: str) -> Decision:
+        limit, window = shape
+        # While the Redis breaker is open every request lands here: log those quietly.
+        log = logger.debug if "breaker" in why else logger.warning
+        log("rate limiter cannot reach Redis (%s); RATE_LIMIT_FAIL_MODE=%s", why, self.fail_mode)
         if self.fail_mode == "open":
             return Decision(True, int(limit), int(limit), 0, 0, degraded=True, window=window)
         return Decision(False, int(limit), 0, window, min(window, 5), degraded=True, window=window)
+
+
+def most_restrictive(decisions: list[Decision]) -> Decision | None:
+    """Return the decision to report: a denial first (longest wait), else the one with the fewest remaining."""
+    if not decisions:
+        return None
+    denied = [d for d in decisions if not d.allowed]
+    if denied:
+        return max(denied, key=lambda d: d.retry_after)
+    return min(decisions, key=lambda d: (d.remaining, -d.reset_after))
 
 
 def default_limiter() -> RateLimiter:
