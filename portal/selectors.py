@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from resilience.ratelimit.selectors import UNAVAILABLE_ERRORS, IdentityState, identity_state, top_limited
 from tenants.models import ApiKey, AuditEvent, Flag, Membership, Tenant
 from tenants.selectors import tenants_for_user
 
@@ -95,3 +96,22 @@ def tenant_overview(tenant: Tenant) -> dict:
         "members": Membership.objects.filter(tenant=tenant).count(),
         "recent_events": AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-id")[:5],
     }
+
+
+@dataclass(frozen=True)
+class RateLimitStatus:
+    """The tenant's limiter state right now, or `available=False` when Redis cannot be read."""
+
+    available: bool
+    tenant: IdentityState | None = None
+    busiest: tuple[IdentityState, ...] = ()
+
+
+def tenant_ratelimit_status(tenant: Tenant, *, n: int = 5) -> RateLimitStatus:
+    """Return the tenant-wide window and its busiest identities (API keys, IPs) from the limiter."""
+    try:
+        whole = identity_state("tenant", tenant, tenant.slug)
+        busiest = tuple(state for state in top_limited(tenant=tenant, n=n + 1) if state.scope != "tenant")[:n]
+    except UNAVAILABLE_ERRORS:
+        return RateLimitStatus(available=False)
+    return RateLimitStatus(available=True, tenant=whole, busiest=busiest)

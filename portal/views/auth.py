@@ -3,6 +3,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import reverse
 
+from resilience.throttle import throttle_login
+
 
 class PortalLoginView(auth_views.LoginView):
     template_name = "portal/login.html"
@@ -12,5 +14,6 @@ class PortalLoginView(auth_views.LoginView):
         return reverse("portal:index")
 
 
-login = PortalLoginView.as_view()
+# Shares its per-IP and per-username counters with the admin sign-in.
+login = throttle_login(PortalLoginView.as_view())
 logout = auth_views.LogoutView.as_view(next_page="portal:login")

@@ -4,6 +4,7 @@ from django.utils import timezone
 
 from portal.access import tenant_view
 from portal.charts import daily_bar_chart
+from portal.selectors import tenant_ratelimit_status
 from portal.views.layout import render_tenant
 from tenants.selectors import tenant_limits, usage_daily
 
@@ -17,8 +18,12 @@ def usage(request, membership):
     counts = {row["day"]: row["requests"] for row in usage_daily(tenant, days=DAYS)}
     chart = daily_bar_chart(counts, end=timezone.now().date(), days=DAYS)
     per_minute, burst, daily_quota = tenant_limits(tenant)
+    today = counts.get(timezone.now().date(), 0)
     context = {
         "chart": chart,
+        "today": today,
+        "quota_percent": min(100, round(100 * today / daily_quota)) if daily_quota else None,
+        "status": tenant_ratelimit_status(tenant),
         "days": DAYS,
         "limits": {"per_minute": per_minute, "burst": burst, "daily_quota": daily_quota},
     }

@@ -36,7 +36,13 @@ class World:
 
 
 @pytest.fixture
-def world(db) -> World:
+def fast_hasher(settings):
+    # Five users per test: PBKDF2's deliberate slowness would dominate the suite on shared cores.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(db, fast_hasher) -> World:
     plan = make_plan("starter")
     a_owner, a_admin, a_member = (
         make_user("a-owner", email="owner@acme.test"),

@@ -1,0 +1,68 @@
+"""Every portal page renders for every role, with the landmarks and labels a screen reader needs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from .conftest import client_for
+
+PAGES = ["tenant_home", "features", "keys", "members", "usage"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["a_owner", "a_admin", "a_member"])
+@pytest.mark.parametrize("page", PAGES)
+def test_tenant_pages_render_for_every_role(world, who, page):
+    client = client_for(getattr(world, who))
+    response = client.get(reverse(f"portal:{page}", kwargs={"tenant": world.a.slug}))
+    assert response.status_code == 200
+    html = response.content.decode()
+    for landmark in ("<header", "<main", "<footer", 'aria-current="page"', 'class="skip-link"'):
+        assert landmark in html
+    assert world.b.name not in html
+    assert "<script>" not in html and " style=" not in html  # CSP: no inline script or style
+
+
+@pytest.mark.django_db
+def test_every_form_control_has_a_label(world, owner_client):
+    for page in PAGES:
+        html = owner_client.get(reverse(f"portal:{page}", kwargs={"tenant": world.a.slug})).content.decode()
+        labels = set(re.findall(r'<label[^>]*for="([^"]+)"', html))
+        for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
+            if 'type="hidden"' in tag or 'type="checkbox"' in tag or 'type="radio"' in tag:
+                continue  # checkboxes and radios sit inside their <label>
+            control_id = re.search(r'id="([^"]+)"', tag)
+            assert control_id and control_id.group(1) in labels, f"{page}: unlabelled {tag}"
+
+
+@pytest.mark.django_db
+def test_index_lists_tenants_and_single_membership_redirects(world):
+    single = client_for(world.a_member)
+    response = single.get(reverse("portal:index"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:tenant_home", kwargs={"tenant": world.a.slug})
+
+    from tenants.services.memberships import membership_add
+
+    membership_add(tenant=world.b, user=world.a_member, role="member", actor=None)
+    response = single.get(reverse("portal:index"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert world.a.name in html and world.b.name in html
+
+
+@pytest.mark.django_db
+def test_switcher_lists_only_the_users_tenants(world, owner_client):
+    html = owner_client.get(reverse("portal:features", kwargs={"tenant": world.a.slug})).content.decode()
+    assert reverse("portal:tenant_home", kwargs={"tenant": world.a.slug}) in html
+    assert reverse("portal:tenant_home", kwargs={"tenant": world.b.slug}) not in html
+
+
+@pytest.mark.django_db
+def test_account_page_lists_sessions(world, owner_client):
+    response = owner_client.get(reverse("portal:account"))
+    assert response.status_code == 200
+    assert "Log out everywhere" in response.content.decode()
