@@ -1,10 +1,11 @@
 """Root URL configuration."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from resilience import views as resilience_views
 from resilience.throttle import throttle_login
+from tenants.api.views import api_not_found, api_urls
 
 urlpatterns = [
     path("healthz", resilience_views.healthz, name="healthz"),
@@ -12,5 +13,7 @@ urlpatterns = [
     # Before admin.site.urls so sign-in attempts are throttled per IP and per username.
     path("admin/login/", throttle_login(admin.site.login), name="admin_login_throttled"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api_urls()),
+    re_path(r"^api/v1/", api_not_found),
     path("portal/", include("portal.urls")),
 ]

@@ -55,6 +55,10 @@ class TenantDocument:
     rules: dict
     body: bytes
     etag: str
+    slug: str = ""
+    status: str = ""
+    serving: bool = True
+    limits: tuple = (0, 0, None)
 
 
 def rollout_bucket(flag_key: str, subject: str) -> int:
@@ -128,7 +132,17 @@ def _build_document(tenant_id: object) -> TenantDocument:
     }
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    return TenantDocument(str(tenant.pk), tenant.cache_version, rules, body, etag)
+    return TenantDocument(
+        str(tenant.pk),
+        tenant.cache_version,
+        rules,
+        body,
+        etag,
+        slug=tenant.slug,
+        status=tenant.status,
+        serving=tenant.is_serving,
+        limits=(per_minute, burst, quota),
+    )
 
 
 def _evaluate(key: str, rule: dict, subject: str) -> EvaluatedFlag:
