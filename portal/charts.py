@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 760, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 24, 12, 28
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,10 @@ class Bar:
     width: float
     height: float
     show_label: bool
+
+    @property
+    def center(self) -> float:
+        return round(self.x + self.width / 2, 2)
 
 
 @dataclass(frozen=True)

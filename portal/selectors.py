@@ -94,8 +94,50 @@ def tenant_overview(tenant: Tenant) -> dict:
     return {
         "active_keys": keys.count(),
         "members": Membership.objects.filter(tenant=tenant).count(),
-        "recent_events": AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-id")[:5],
+        "recent_events": [
+            ActivityItem(
+                event.created_at, event.actor_label, ACTIVITY_TEXT.get(event.action, event.action), _subject(event)
+            )
+            for event in AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-id")[:6]
+        ],
     }
+
+
+# Plain words for the audit actions a tenant's own people can see; unknown ones show their code.
+ACTIVITY_TEXT = {
+    "tenant.create": "created the tenant",
+    "tenant.update": "changed the tenant settings",
+    "tenant.suspend": "suspended the tenant",
+    "tenant.resume": "resumed the tenant",
+    "tenant.set_upstream_credentials": "replaced the upstream credentials",
+    "membership.add": "added a member",
+    "membership.change_role": "changed a role",
+    "membership.remove": "removed a member",
+    "apikey.issue": "created an API key",
+    "apikey.revoke": "revoked an API key",
+    "flag.owner_toggle": "switched a feature",
+    "flag.set_override": "overrode a feature",
+    "flag.clear_override": "cleared a feature override",
+}
+
+
+@dataclass(frozen=True)
+class ActivityItem:
+    created_at: object
+    actor_label: str
+    text: str
+    subject: str
+
+
+def _subject(event: AuditEvent) -> str:
+    snapshot = event.after or event.before or {}
+    if event.action.startswith("flag."):
+        return event.object_id
+    if event.action.startswith("membership."):
+        return str(snapshot.get("user", ""))
+    if event.action.startswith("apikey."):
+        return str(snapshot.get("name", ""))
+    return ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 
+from resilience.breakers.process import redis_breaker
 from tenants.models import ApiKey, Flag, Membership, Tenant
 from tenants.services.flags import flag_create
 from tenants.services.memberships import membership_add
@@ -35,6 +36,14 @@ class World:
     locked: Flag
 
 
+@pytest.fixture(autouse=True)
+def _closed_redis_breaker():
+    # Outage tests open the in-process Redis breaker; no other test should inherit it.
+    redis_breaker.reset()
+    yield
+    redis_breaker.reset()
+
+
 @pytest.fixture
 def fast_hasher(settings):
     # Five users per test: PBKDF2's deliberate slowness would dominate the suite on shared cores.
@@ -43,6 +52,11 @@ def fast_hasher(settings):
 
 @pytest.fixture
 def world(db, fast_hasher) -> World:
+    return build_world()
+
+
+def build_world() -> World:
+    """Create tenants A (acme) and B (globex), their users, keys and three flags."""
     plan = make_plan("starter")
     a_owner, a_admin, a_member = (
         make_user("a-owner", email="owner@acme.test"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from tenants.models import AuditEvent, TenantFlag
@@ -52,6 +53,21 @@ def test_owner_toggles_an_editable_flag_and_it_is_audited(world, owner_client):
     assert "Your team" in html
     history = html.split('id="history-title"')[1]
     assert "a-owner" in history and "new-ui" in history
+
+
+def test_the_service_api_reflects_a_toggle_on_its_next_request(world, owner_client, django_capture_on_commit_callbacks):
+    api = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {world.a_secret}"}
+    first = api.get("/api/v1/bootstrap", **auth)
+    assert first.status_code == 200 and first.json()["flags"]["new-ui"]["enabled"] is False
+    with django_capture_on_commit_callbacks(execute=True):  # the cache version is published on commit
+        owner_client.post(toggle_url(world, world.editable), {"enabled": "true"})
+    second = api.get("/api/v1/bootstrap", HTTP_IF_NONE_MATCH=first["ETag"], **auth)
+    assert second.status_code == 200 and second["ETag"] != first["ETag"]
+    flag = second.json()["flags"]["new-ui"]
+    assert flag["enabled"] is True and flag["reason"] == "owner_toggle"
+    other = api.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {world.b_secret}")
+    assert other.json()["flags"]["new-ui"]["enabled"] is False
 
 
 def test_admin_can_toggle_and_switch_back(world, admin_client_a):
