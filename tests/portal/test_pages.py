@@ -66,3 +66,27 @@ def test_account_page_lists_sessions(world, owner_client):
     response = owner_client.get(reverse("portal:account"))
     assert response.status_code == 200
     assert "Log out everywhere" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_field_errors_are_announced_with_their_field(world, owner_client):
+    html = owner_client.post(reverse("portal:keys", kwargs={"tenant": world.a.slug}), {"name": ""}).content.decode()
+    control = re.search(r'<input[^>]*name="name"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in control
+    described_by = re.search(r'aria-describedby="([^"]+)"', control).group(1).split()
+    for element_id in described_by:
+        assert f'id="{element_id}"' in html, f"aria-describedby points at missing #{element_id}"
+    assert "id_name_error" in described_by
+
+
+@pytest.mark.django_db
+def test_a_deleted_tenant_disappears_and_a_suspended_one_says_so(world, owner_client):
+    from tenants.services.tenants import tenant_mark_deleted, tenant_suspend
+
+    tenant_suspend(tenant=world.a, reason="unpaid invoice", actor=None)
+    html = owner_client.get(reverse("portal:tenant_home", kwargs={"tenant": world.a.slug})).content.decode()
+    assert "This tenant is suspended: unpaid invoice" in html
+    tenant_mark_deleted(tenant=world.a, reason="closed", actor=None)
+    assert owner_client.get(reverse("portal:tenant_home", kwargs={"tenant": world.a.slug})).status_code == 404
+    response = owner_client.get(reverse("portal:index"))
+    assert response.status_code == 200 and world.a.name not in response.content.decode()
