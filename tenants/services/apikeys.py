@@ -41,6 +41,34 @@ def apikey_issue(
     ip: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a key; return it with the full secret, which is shown once and never stored."""
+    while True:
+        prefix = secrets.token_hex(4)
+        if not ApiKey.objects.filter(prefix=prefix).exists():
+            break
+    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    return apikey_issue_known_secret(
+        tenant=tenant, name=name, scopes=scopes, actor=actor, expires_at=expires_at, ip=ip, secret=secret
+    )
+
+
+@transaction.atomic
+def apikey_issue_known_secret(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str] | None,
+    actor: Any,
+    secret: str,
+    expires_at: datetime | None = None,
+    ip: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a key whose secret the caller derived (seed data only); prefer apikey_issue."""
+    match = KEY_PATTERN.match(secret)
+    if match is None:
+        raise TenantsError("secret must look like aak_<8 hex>_<43 base64url characters>.", field="secret")
+    prefix = match.group(1)
+    if ApiKey.objects.filter(Q(prefix=prefix) | Q(secret_hash=apikey_hash(secret))).exists():
+        raise TenantsError("A key with this prefix already exists.", field="secret")
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise TenantsError("name: give the key a name of 1-100 characters.", field="name")
@@ -50,11 +78,6 @@ def apikey_issue(
         raise TenantsError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}.", field="scopes")
     if expires_at is not None and expires_at <= timezone.now():
         raise TenantsError("expires_at must be in the future.", field="expires_at")
-    while True:
-        prefix = secrets.token_hex(4)
-        if not ApiKey.objects.filter(prefix=prefix).exists():
-            break
-    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(
         tenant=tenant,
         name=name,
