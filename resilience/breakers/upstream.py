@@ -77,7 +77,11 @@ def upstream_check(tenant, *, timeout: float = DEFAULT_TIMEOUT) -> UpstreamResul
     try:
         status, body = cb.call(_get_status, url, _credentials_header(tenant), timeout)
     except CircuitBreakerError as exc:
-        error = f"Circuit open: {exc}"
+        cause = exc.__context__
+        if isinstance(cause, UpstreamUnavailable):  # this very failure tripped the breaker
+            error = f"{cause}; circuit opened after {cb.fail_max} consecutive failures"
+        else:
+            error = f"Circuit open: {exc}"
     except UpstreamUnavailable as exc:
         error = str(exc)
     latency = round((time.perf_counter() - started) * 1000, 2)

@@ -13,6 +13,7 @@ def _closed_redis_breaker():
     """Every test starts with a closed Redis breaker and no breaker objects cached from earlier tests."""
     redis_breaker.reset()
     redis_breaker._overrides.clear()
+    redis_breaker.transitions.clear()
     forget_breakers()
     yield
     redis_breaker.reset()
