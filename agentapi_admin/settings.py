@@ -224,6 +224,8 @@ RESILIENCE_BREAKER_ENABLED = cfg.boolean("CIRCUIT_BREAKER_ENABLED", default=True
 RESILIENCE_BREAKER_FAILURE_THRESHOLD = cfg.integer("CIRCUIT_BREAKER_FAILURE_THRESHOLD", 5, minimum=1, maximum=10_000)
 RESILIENCE_BREAKER_SUCCESS_THRESHOLD = cfg.integer("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", 2, minimum=1, maximum=10_000)
 RESILIENCE_BREAKER_TIMEOUT = cfg.duration("CIRCUIT_BREAKER_TIMEOUT", "30s", minimum=0.1)
+# Per-breaker exceptions, e.g. `redis:reset_timeout=5s;upstream.*:fail_max=3` (name or glob).
+RESILIENCE_BREAKER_OVERRIDES = cfg.breaker_overrides("CIRCUIT_BREAKER_OVERRIDES")
 
 # ------------------------------------------------------------------------- auth
 AUTH_PASSWORD_VALIDATORS = [

@@ -79,6 +79,9 @@ class Decision:
 
     def headers(self) -> dict[str, str]:
         """Return the RateLimit-Limit/-Remaining/-Reset headers, plus Retry-After when denied."""
+        if self.degraded:
+            # Redis was not asked: there are no counts to report, only when to come back.
+            return {} if self.allowed else {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
         headers = {
             "RateLimit-Limit": str(self.limit),
             "RateLimit-Remaining": str(max(0, self.remaining)),

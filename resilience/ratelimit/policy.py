@@ -5,7 +5,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
+from django_redis.exceptions import ConnectionInterrupted
+
+_SESSION_STORE_ERRORS = (ConnectionInterrupted, redis.exceptions.RedisError)
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,12 @@ def request_user_identity(request) -> str | None:
     if api_key is not None and getattr(api_key, "prefix", ""):
         return f"key-{api_key.prefix}"
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        return str(user.pk)
-    return None
+    try:
+        authenticated = user is not None and user.is_authenticated
+    except _SESSION_STORE_ERRORS:
+        # The session store (Redis) is down: limit by IP only rather than fail the request.
+        return None
+    return str(user.pk) if authenticated else None
 
 
 def request_checks(request, scopes=("ip", "user", "tenant"), tenant=None) -> list[tuple[str, object, str]]:
