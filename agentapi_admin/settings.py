@@ -125,6 +125,11 @@ if RESILIENCE_REDIS_PROTOCOL == "rest":
             "or REDIS_URL, or set REDIS_ENABLE=false."
         )
 
+# The ops page's "keys per app area" reads at most this many keys with SCAN (then extrapolates).
+RESILIENCE_HEALTH_SCAN_SAMPLE = cfg.integer("REDIS_HEALTH_SCAN_SAMPLE", 10_000, minimum=100, maximum=1_000_000)
+# Admin ops pages refresh themselves this often (htmx polling; 0 turns it off).
+RESILIENCE_OPS_REFRESH_SECONDS = cfg.integer("OPS_REFRESH_SECONDS", 10, minimum=0, maximum=3600)
+
 # Connection-level options shared by every Redis client the app builds (cache,
 # sessions, limiter, breakers), so a password or timeout is honoured everywhere.
 RESILIENCE_REDIS_CONNECTION_KWARGS = {
