@@ -79,7 +79,7 @@ def daily_bar_chart(counts: dict[dt.date, int], *, end: dt.date, days: int = 30)
                 show_label=(days - 1 - index) % 7 == 0,
             )
         )
-    gridlines = [Gridline(value=int(top * share), y=round(TOP + plot_height * (1 - share), 2)) for share in (0, 0.5, 1)]
-    if top == 1:
-        gridlines = [line for line in gridlines if line.value in (0, 1)]
+    # With a peak of 1 the half line would be labelled 0 twice: keep the base and the top only.
+    shares = (0, 1) if top == 1 else (0, 0.5, 1)
+    gridlines = [Gridline(value=int(top * share), y=round(TOP + plot_height * (1 - share), 2)) for share in shares]
     return BarChart(bars=bars, gridlines=gridlines, total=sum(count for _, count in series), peak=peak)

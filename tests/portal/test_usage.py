@@ -39,6 +39,12 @@ def test_chart_has_one_bar_per_day_scaled_to_the_peak():
     assert [line.value for line in chart.gridlines] == [0, 50, 100]
 
 
+def test_an_empty_chart_says_so_and_labels_its_axis_once():
+    chart = daily_bar_chart({}, end=dt.date(2026, 11, 25))
+    assert chart.total == 0 and [line.value for line in chart.gridlines] == [0, 1]
+    assert all(bar.height == 0 for bar in chart.bars)
+
+
 def test_page_charts_flushed_and_live_counts_of_this_tenant_only(world, owner_client):
     today = timezone.now().date()
     UsageDaily.objects.create(tenant=world.a, day=today - dt.timedelta(days=3), metric="requests", count=120)
