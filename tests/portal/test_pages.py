@@ -90,3 +90,19 @@ def test_a_deleted_tenant_disappears_and_a_suspended_one_says_so(world, owner_cl
     assert owner_client.get(reverse("portal:tenant_home", kwargs={"tenant": world.a.slug})).status_code == 404
     response = owner_client.get(reverse("portal:index"))
     assert response.status_code == 200 and world.a.name not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_list_pages_make_a_bounded_number_of_queries(world, owner_client, django_assert_max_num_queries):
+    from tenants.services.memberships import membership_add
+    from tests.tenants.factories import make_key, make_user
+
+    for n in range(15):
+        make_key(world.a, name=f"key {n}")
+        membership_add(tenant=world.a, user=make_user(f"extra-{n}"), role="member", actor=None)
+    for page in PAGES:
+        url = reverse(f"portal:{page}", kwargs={"tenant": world.a.slug})
+        owner_client.get(url)  # warm the session activity and the flag cache
+        # User, membership, switcher and the page's own reads (sessions live in Redis): never one per row.
+        with django_assert_max_num_queries(6):
+            assert owner_client.get(url).status_code == 200
