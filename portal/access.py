@@ -109,11 +109,11 @@ def tenant_view(
                 if kwargs:
                     raise Http404("Unexpected URL argument.")
                 if request.method not in allowed:
-                    response = HttpResponseNotAllowed(sorted(allowed))
-                    return response
+                    return HttpResponseNotAllowed(sorted(allowed))
                 required = read_role if request.method in SAFE_METHODS else write_role
                 if not role_allows(membership.role, required):
-                    raise PermissionDenied(f"This needs the {Role(required).label.lower()} role in {tenant}.")
+                    role = Role(required).label.lower()
+                    raise PermissionDenied(f"This needs the {role} role in {membership.tenant.name}.")
                 request.portal_membership = membership
                 return view(request, membership, **loaded)
             except Http404:
