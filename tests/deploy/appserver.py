@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from agentapi_admin.healthcheck import probe_host
 from agentapi_admin.redis_process import free_port
 from tests.conftest import BASE_DIR, clean_env
 
@@ -24,15 +25,16 @@ class AppServer:
         self.port = free_port()
         self.directory = directory
         self.log = directory / f"gunicorn-{self.port}.log"
-        self.env = clean_env(
-            DEBUG="true",
-            DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}",
-            DJANGO_SETTINGS_MODULE="tests.deploy.probe_settings",
-            PORT=str(self.port),
-            WEB_CONCURRENCY="1",
-            GUNICORN_THREADS="2",
-            **env,
-        )
+        defaults = {
+            "DEBUG": "true",
+            "DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}",
+            "DJANGO_SETTINGS_MODULE": "tests.deploy.probe_settings",
+            "WEB_CONCURRENCY": "1",
+            "GUNICORN_THREADS": "2",
+        }
+        self.env = clean_env(**{**defaults, **env, "PORT": str(self.port)})
+        # Production settings answer 400 to a Host outside ALLOWED_HOSTS, as a load balancer's would be.
+        self.host = probe_host(env.get("ALLOWED_HOSTS", "127.0.0.1"))
         self.process: subprocess.Popen | None = None
         cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
@@ -59,11 +61,14 @@ class AppServer:
                 continue
             if status == 200:
                 return self
+            raise RuntimeError(f"/healthz answered {status}:\n{self.log_tail()}")
         raise TimeoutError(f"gunicorn did not serve /healthz within {timeout}s:\n{self.log_tail()}")
 
     def get(self, path: str, timeout: float = 10.0, headers: dict | None = None) -> tuple[int, dict]:
         """GET a path with this client's cookie jar; return (status, decoded JSON body)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", headers={"Host": self.host, **(headers or {})}
+        )
         try:
             with self.opener.open(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read() or b"{}")
