@@ -16,9 +16,10 @@ from tests.deploy.tls_material import CertFiles, make_ca_and_cert
 class TlsRedisProcess(RedisProcess):
     """A redis-server that accepts only TLS connections (`--port 0 --tls-port N`), as Upstash does."""
 
-    def __init__(self, *, certs: CertFiles, **kwargs) -> None:
+    def __init__(self, *, certs: CertFiles, require_client_cert: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.certs = certs
+        self.require_client_cert = require_client_cert
 
     @property
     def url(self) -> str:
@@ -39,13 +40,15 @@ class TlsRedisProcess(RedisProcess):
             str(self.certs.ca),
             # Upstash authenticates clients by password, not by client certificate.
             "--tls-auth-clients",
-            "no",
+            "yes" if self.require_client_cert else "no",
         ]
 
     def ping(self) -> bool:
         """Return True if the server answers PING over TLS (a readiness probe: host names are not its concern)."""
         context = ssl.create_default_context(cafile=str(self.certs.ca))
         context.check_hostname = False
+        if self.require_client_cert:
+            context.load_cert_chain(str(self.certs.cert), str(self.certs.key))
         try:
             with (
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw,

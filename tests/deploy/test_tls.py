@@ -129,3 +129,36 @@ def test_plain_redis_urls_get_no_tls_options(load_settings, certs):
     )
     assert values is not None, error
     assert not any(k.startswith("ssl_") for k in values["CACHES"]["default"]["OPTIONS"]["CONNECTION_POOL_KWARGS"])
+
+
+def test_mutual_tls_presents_the_configured_client_certificate(tmp_path, app_server):
+    from tests.deploy.conftest import TlsRedisProcess
+
+    # One CA signs the server's certificate and the client's (its EKU allows both uses).
+    certs = make_ca_and_cert(tmp_path / "pki-mtls", "mtls")
+    client = make_ca_and_cert(tmp_path / "pki-mtls", "client")
+    server = TlsRedisProcess(certs=certs, require_client_cert=True, directory=tmp_path / "redis-mtls", password="pw")
+    server.start()
+    try:
+        with_cert = app_server(
+            **_tls_env(server, certs.ca, REDIS_TLS_CERT_FILE=str(certs.cert), REDIS_TLS_KEY_FILE=str(certs.key))
+        )
+        # A certificate from a CA the server does not trust is turned away like no certificate at all.
+        stranger = app_server(
+            **_tls_env(server, certs.ca, REDIS_TLS_CERT_FILE=str(client.cert), REDIS_TLS_KEY_FILE=str(client.key))
+        )
+        without_cert = app_server(**_tls_env(server, certs.ca))
+        ok_status, ok_body = with_cert.get("/readyz")
+        stranger_status, stranger_body = stranger.get("/readyz")
+        bare_status, bare_body = without_cert.get("/readyz")
+    finally:
+        server.kill()
+    assert ok_status == 200, ok_body
+    assert stranger_status == 503, stranger_body
+    assert bare_status == 503, bare_body
+
+
+def test_a_client_certificate_needs_its_key(load_settings, certs):
+    values, error = load_settings(["CACHES"], DEBUG="true", REDIS_TLS_CERT_FILE=str(certs.cert))
+    assert values is None
+    assert "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together" in error
