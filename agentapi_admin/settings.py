@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "tenants",
     "resilience",
 ]
@@ -59,8 +60,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "resilience.ratelimit.middleware.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "agentapi_admin.urls"
@@ -192,7 +195,9 @@ if RESILIENCE_REDIS_TLS:
 
 def _redis_cache(prefix: str) -> dict:
     options = {
-        "CLIENT_CLASS": "django_redis.client.DefaultClient",
+        # Every command passes through the in-process Redis breaker, so an outage
+        # fails fast instead of costing each request a connect timeout.
+        "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerCacheClient",
         # redis-py picks the hiredis parser by itself when hiredis is installed.
         "CONNECTION_POOL_KWARGS": dict(RESILIENCE_REDIS_CONNECTION_KWARGS),
     }
@@ -203,7 +208,8 @@ def _redis_cache(prefix: str) -> dict:
         location = [f"redis://{RESILIENCE_REDIS_SENTINEL_MASTER}/{RESILIENCE_REDIS_SENTINEL_DB}"]
         options.update(
             {
-                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                # django-redis's SentinelClient behind the same Redis breaker.
+                "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerSentinelClient",
                 "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
                 "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
                 "SENTINELS": RESILIENCE_REDIS_SENTINELS,
@@ -268,11 +274,26 @@ RESILIENCE_RATE_LIMIT_ENABLED = cfg.boolean("RATE_LIMIT_ENABLED", default=True)
 RESILIENCE_RATE_LIMIT_PER_MINUTE = cfg.integer("RATE_LIMIT_REQUESTS_PER_MINUTE", 60, minimum=1, maximum=1_000_000)
 RESILIENCE_RATE_LIMIT_BURST = cfg.integer("RATE_LIMIT_BURST_SIZE", 10, minimum=0, maximum=1_000_000)
 RESILIENCE_RATE_LIMIT_FAIL_MODE = cfg.choice("RATE_LIMIT_FAIL_MODE", "open", ("open", "closed"))
+# How the client address is found behind proxies: 0 = REMOTE_ADDR; N = the Nth
+# X-Forwarded-For entry from the right; CIDRs = skip entries inside those networks.
+RESILIENCE_RATE_LIMIT_TRUSTED_PROXIES = cfg.trusted_proxies("RATE_LIMIT_TRUSTED_PROXIES", "0")
+# Path prefixes the rate-limit middleware guards (per IP, per user, per tenant).
+RESILIENCE_RATE_LIMIT_PATHS = cfg.string_list("RATE_LIMIT_PATHS", ["/api/"])
+# django-ratelimit throttles of the login/password/API-key forms.
+RESILIENCE_FORM_RATE_IP = cfg.rate("RATE_LIMIT_FORM_IP_RATE", "20/m")
+RESILIENCE_FORM_RATE_USERNAME = cfg.rate("RATE_LIMIT_FORM_USERNAME_RATE", "5/m")
+RATELIMIT_ENABLE = RESILIENCE_RATE_LIMIT_ENABLED
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = RESILIENCE_RATE_LIMIT_FAIL_MODE == "open"
+# Inside the default cache: keys read `agentapi:cache:1:rl:form:<sha256>`.
+RATELIMIT_CACHE_PREFIX = "rl:form:"
 
 RESILIENCE_BREAKER_ENABLED = cfg.boolean("CIRCUIT_BREAKER_ENABLED", default=True)
 RESILIENCE_BREAKER_FAILURE_THRESHOLD = cfg.integer("CIRCUIT_BREAKER_FAILURE_THRESHOLD", 5, minimum=1, maximum=10_000)
 RESILIENCE_BREAKER_SUCCESS_THRESHOLD = cfg.integer("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", 2, minimum=1, maximum=10_000)
 RESILIENCE_BREAKER_TIMEOUT = cfg.duration("CIRCUIT_BREAKER_TIMEOUT", "30s", minimum=0.1)
+# Per-breaker exceptions, e.g. `redis:reset_timeout=5s;upstream.*:fail_max=3` (name or glob).
+RESILIENCE_BREAKER_OVERRIDES = cfg.breaker_overrides("CIRCUIT_BREAKER_OVERRIDES")
 
 # ------------------------------------------------------------------------- auth
 AUTH_PASSWORD_VALIDATORS = [
@@ -318,6 +339,22 @@ CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Scripts only from our own static files: no inline <script>, no eval, no CDN.
+# Inline style attributes stay allowed because Django's admin widgets still use them.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # ---------------------------------------------------------------------- logging
 LOG_LEVEL = cfg.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()

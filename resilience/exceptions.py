@@ -1,5 +1,11 @@
 """Errors raised by the resilience app."""
 
+import redis
+
 
 class RedisDisabled(RuntimeError):
     """Redis was requested while REDIS_ENABLE=false."""
+
+
+class RedisUnavailable(redis.exceptions.ConnectionError):
+    """The Redis breaker is open: the command was refused without touching the network."""

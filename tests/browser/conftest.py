@@ -46,6 +46,15 @@ def page(browser):
 
 
 @pytest.fixture
+def console_errors(page):
+    """Collect the page's console errors (CSP violations, JS exceptions, failed loads)."""
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
+@pytest.fixture
 def screenshot(page, request):
     """Save a full-page screenshot named after the test and a label."""
 

@@ -91,6 +91,15 @@ def test_app_keeps_serving_and_keeps_its_state_across_a_failover(cluster, app_se
         assert lost == 0
 
 
+def test_the_sentinel_client_is_django_redis_sentinel_client_behind_the_redis_breaker():
+    from django_redis.client import SentinelClient
+
+    from resilience.breakers.redis_client import BreakerCacheClient, BreakerSentinelClient
+
+    assert issubclass(BreakerSentinelClient, SentinelClient)
+    assert issubclass(BreakerSentinelClient, BreakerCacheClient)
+
+
 def test_settings_switch_both_aliases_to_the_sentinel_client(load_settings):
     values, error = load_settings(
         ["CACHES", "RESILIENCE_REDIS_URL"],
@@ -105,7 +114,7 @@ def test_settings_switch_both_aliases_to_the_sentinel_client(load_settings):
         cache = values["CACHES"][alias]
         assert cache["LOCATION"] == ["redis://main/0"]
         options = cache["OPTIONS"]
-        assert options["CLIENT_CLASS"] == "django_redis.client.SentinelClient"
+        assert options["CLIENT_CLASS"] == "resilience.breakers.redis_client.BreakerSentinelClient"
         assert options["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
         assert options["CONNECTION_POOL_CLASS"] == "redis.sentinel.SentinelConnectionPool"
         assert options["SENTINELS"] == [["s1", 26379], ["s2", 26379], ["::1", 26380]]

@@ -1,0 +1,163 @@
+"""The base of every operations command: dry runs, JSON summaries, progress, a lock, exit codes.
+
+Operators run these from a shell, cron or a compose service, so they share one
+contract: `--dry-run` counts what would change and changes nothing, `--json`
+prints one machine-readable summary, a progress bar appears only on a TTY, and a
+Redis lock keeps two copies of the same command from running at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import redis
+from django.core.management.base import BaseCommand, CommandError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REDIS_DOWN = 2
+EXIT_LOCKED = 3
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done (or, for health checks, healthy); 1 failed or degraded; "
+    "2 Redis unreachable; 3 another copy of this command holds its lock."
+)
+
+
+class OperationCommand(BaseCommand):
+    """A management command with the operations conventions; subclasses implement run()."""
+
+    #: Name of the Redis lock held while the command runs; None for read-only commands.
+    lock_name: str | None = None
+    #: How long the lock lives without a heartbeat, so a killed run cannot block forever.
+    lock_timeout: float = 600.0
+    #: Whether the command accepts --dry-run.
+    supports_dry_run: bool = True
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.epilog = EXIT_CODES_HELP
+        return parser
+
+    def add_arguments(self, parser) -> None:
+        if self.supports_dry_run:
+            parser.add_argument("--dry-run", action="store_true", help="Count what would change; change nothing.")
+        parser.add_argument("--json", action="store_true", help="Print one JSON summary instead of text.")
+        self.add_command_arguments(parser)
+
+    def add_command_arguments(self, parser) -> None:
+        """Add the command's own arguments."""
+
+    def run(self, **options: Any) -> dict:
+        """Do the work and return the summary counts."""
+        raise NotImplementedError("subclasses of OperationCommand must provide run()")
+
+    # ------------------------------------------------------------------ plumbing
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.options = options
+        self.dry_run = bool(options.get("dry_run"))
+        self.as_json = bool(options.get("json"))
+        self._lock = None
+        started = time.monotonic()
+        with self.locked():
+            summary = self.run(**options)
+        summary = {"command": self.command_name, "dry_run": self.dry_run, **summary}
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        self.emit(summary)
+        exit_code = summary.get("exit_code", EXIT_OK)
+        if exit_code:
+            raise CommandError(
+                summary.get("error") or f"{self.command_name} finished with problems", returncode=exit_code
+            )
+
+    @property
+    def command_name(self) -> str:
+        return self.__module__.rsplit(".", 1)[-1]
+
+    def emit(self, summary: dict) -> None:
+        """Print the summary as JSON or as one readable line."""
+        if self.as_json:
+            self.stdout.write(json.dumps(summary, default=str, sort_keys=True))
+            return
+        counts = ", ".join(
+            f"{name}={value}" for name, value in summary.items() if name not in {"command", "dry_run", "exit_code"}
+        )
+        suffix = " (dry run: nothing changed)" if self.dry_run else ""
+        self.stdout.write(f"{self.command_name}: {counts}{suffix}")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the command's Redis lock for the duration of the run."""
+        if self.lock_name is None:
+            yield
+            return
+        from resilience.connection import get_redis, key
+
+        client = get_redis()
+        lock = client.lock(key("lock", self.lock_name), timeout=self.lock_timeout, blocking=False)
+        try:
+            acquired = lock.acquire()
+        except redis.RedisError as exc:
+            raise CommandError(
+                f"Redis is unreachable ({exc}); check REDIS_URL and that the server is running.",
+                returncode=EXIT_REDIS_DOWN,
+            ) from exc
+        if not acquired:
+            raise CommandError(
+                f"Another {self.command_name} is running (lock {key('lock', self.lock_name)}); "
+                f"wait for it to finish, or delete the key if that run died less than {self.lock_timeout:g}s ago.",
+                returncode=EXIT_LOCKED,
+            )
+        self._lock = lock
+        try:
+            yield
+        finally:
+            # Expired or Redis gone: the lock's TTL frees it.
+            with suppress(redis.RedisError):
+                lock.release()
+            self._lock = None
+
+    def heartbeat(self) -> None:
+        """Extend the lock; call it from long loops."""
+        if self._lock is not None:
+            self._lock.reacquire()
+
+    def progress(self, items: Iterable, *, total: int | None = None, description: str = "") -> Iterator:
+        """Yield items, drawing a progress bar only when stdout is a terminal."""
+        if self.as_json or not self.stdout.isatty():
+            yield from items
+            return
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(description or self.command_name, total=total)
+            for item in items:
+                yield item
+                bar.advance(task)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def add_tenant_argument(parser, *, allow_all: bool = True, required: bool = False) -> None:
+        group = parser.add_mutually_exclusive_group(required=required)
+        group.add_argument("--tenant", metavar="SLUG", help="Only this tenant (its slug).")
+        if allow_all:
+            group.add_argument("--all", action="store_true", help="Every tenant.")
+
+    @staticmethod
+    def resolve_tenant(slug: str):
+        """Return the tenant with this slug or raise a CommandError listing close matches."""
+        from tenants.models import Tenant
+
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is not None:
+            return tenant
+        slugs = list(Tenant.objects.order_by("slug").values_list("slug", flat=True)[:1000])
+        close = difflib.get_close_matches(slug, slugs, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        known = ", ".join(slugs[:10]) + (" …" if len(slugs) > 10 else "") if slugs else "none yet"
+        raise CommandError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")
