@@ -24,10 +24,13 @@ def test_cache_sessions_and_readyz_work_over_verified_tls(tls_redis, app_server)
     assert status == 200, body
     assert body["checks"]["redis"]["status"] == "ok"
 
-    status, first = app.get("/probe/?set=over-tls")
+    status, first = app.get("/probe/?set=over-tls&hit=1&open=1")
     assert status == 200, first
-    status, second = app.get("/probe/")
+    status, second = app.get("/probe/?hit=1")
     assert status == 200, second
+    # The limiter and the breakers use get_redis(): the same TLS pool, not a memory fallback.
+    assert second["limit"] == {"remaining": first["limit"]["remaining"] - 1, "degraded": False}
+    assert second["breaker"] == {"state": "open", "storage": "redis"}
     # The session cookie found its session again and the cache kept the value: both live in the TLS Redis.
     assert (first["hits"], second["hits"]) == (1, 2)
     assert second["cache"] == "over-tls"
@@ -42,6 +45,8 @@ def test_cache_sessions_and_readyz_work_over_verified_tls(tls_redis, app_server)
     assert any(k.startswith("agentapi:session:") for k in keys), keys
     assert any(k.startswith("agentapi:cache:") for k in keys), keys
     assert "agentapi:probe:raw" in keys
+    assert "agentapi:rl:ip:-:deploy-probe" in keys
+    assert any(k.startswith("agentapi:cb:deploy.probe:") for k in keys), keys
 
 
 def test_a_server_certificate_from_an_unknown_ca_is_refused(tls_redis, app_server, tmp_path):
