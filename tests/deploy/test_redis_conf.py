@@ -99,3 +99,24 @@ def test_a_full_redis_refuses_writes_instead_of_evicting_sessions_or_counters(co
     assert client.info("stats")["evicted_keys"] == 0
     assert written > 0
     client.close()
+
+
+def test_the_redis_healthcheck_needs_a_pong_not_just_an_answer(compose_redis):
+    _, port = compose_redis("health-pw")
+    client = redis.Redis(host="127.0.0.1", port=port, password="health-pw", socket_timeout=2)
+    wait_until(client.ping, timeout=10, what="redis-server did not start")
+    client.close()
+    document = compose.project(COMPOSE_FILE, env={**compose.env_example(), "POSTGRES_PASSWORD": "x"})
+    kind, command = document["services"]["redis"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    # Same command; only the port differs from the container's 6379.
+    command = command.replace("redis-cli", f"redis-cli -h 127.0.0.1 -p {port}")
+
+    def check(password: str) -> int:
+        env = {"PATH": "/usr/bin:/bin", "REDISCLI_AUTH": password}
+        return subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=10, check=False).returncode
+
+    assert check("health-pw") == 0
+    # redis-cli exits 0 on NOAUTH / WRONGPASS; the grep for PONG is what makes this fail.
+    assert check("wrong") == 1
+    assert check("") == 1
