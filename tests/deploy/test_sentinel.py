@@ -57,7 +57,7 @@ def test_app_keeps_serving_and_keeps_its_state_across_a_failover(cluster, app_se
             # The planned-maintenance procedure in docs/deployment.md: hold writes on the old
             # master until the sentinels have demoted it, so none land there after the promotion.
             with cluster.data_client(cluster.master) as master:
-                master.execute_command("CLIENT PAUSE", 15000, "WRITE")
+                master.execute_command("CLIENT PAUSE", 30000, "WRITE")
         with cluster.sentinel_client(cluster.sentinels[0]) as sentinel:
             assert sentinel.execute_command("SENTINEL FAILOVER", MASTER_NAME)
 
