@@ -131,9 +131,11 @@ def main() -> int:
     # on a shared machine the load from other processes drifts by more than the effect measured.
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gunicorn's default: 1)")
+    parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto", help="load generator")
     options = parser.parse_args()
     duration = min(options.duration, 30)
-    load = run_wrk if shutil.which("wrk") else run_python_load
+    use_wrk = options.load == "wrk" or (options.load == "auto" and shutil.which("wrk"))
+    load = run_wrk if use_wrk else run_python_load
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-bootstrap-"))
     server = RedisProcess(directory=workdir / "redis").start()

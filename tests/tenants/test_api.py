@@ -148,7 +148,9 @@ def test_suspension_refuses_the_next_request(client, acme, django_capture_on_com
     assert get(client, "/api/v1/bootstrap", secret).status_code == 200
 
 
-def test_revoked_unknown_expired_and_malformed_keys_get_401(client, acme, django_capture_on_commit_callbacks):
+def test_revoked_unknown_expired_and_malformed_keys_get_401(
+    client, acme, django_capture_on_commit_callbacks, redis_client
+):
     tenant, secret = acme
     api_key = ApiKey.objects.get()
     assert get(client, "/api/v1/bootstrap", secret).status_code == 200
@@ -159,6 +161,8 @@ def test_revoked_unknown_expired_and_malformed_keys_get_401(client, acme, django
     unknown = "aak_00000000_" + "A" * 43
     assert_error(get(client, "/api/v1/bootstrap", unknown), 401, "invalid_api_key")
     assert_error(get(client, "/api/v1/bootstrap", unknown), 401, "invalid_api_key")  # cached refusal
+    assert 0 < redis_client.ttl(apikey_key(apikey_hash(unknown))) <= 30
+    assert redis_client.ttl(apikey_key(apikey_hash(secret))) > 30
     assert_error(get(client, "/api/v1/bootstrap", "not-a-key"), 401, "invalid_api_key")
     assert_error(client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Basic {secret}"), 401, "invalid_api_key")
     missing = assert_error(client.get("/api/v1/bootstrap"), 401, "missing_api_key")
