@@ -8,6 +8,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -199,8 +200,16 @@ class TenantAdmin(admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join(
                 "",
-                '<li><a href="../../../auditevent/{}/change/">{:%Y-%m-%d %H:%M} {} {}</a></li>',
-                ((e.pk, e.created_at, e.actor_label, e.action) for e in events),
+                '<li><a href="{}">{} {} {}</a></li>',
+                (
+                    (
+                        reverse("admin:tenants_auditevent_change", args=[e.pk]),
+                        e.created_at.strftime("%Y-%m-%d %H:%M"),
+                        e.actor_label,
+                        e.action,
+                    )
+                    for e in events
+                ),
             ),
         )
 

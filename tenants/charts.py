@@ -31,7 +31,9 @@ def usage_svg(rows: list[dict], *, metric: str = "requests", title: str = "Reque
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(slot - 2, 1):.1f}" height="{bar_h:.1f}" fill="#417690">'
             f"<title>{day}: {value} {escape(metric)}</title></rect>"
         )
-        if index in (0, len(rows) - 1) or (len(rows) > 10 and index % 7 == 0):
+        # First, last and weekly labels, skipping a weekly one that would touch the last.
+        weekly = len(rows) > 10 and index % 7 == 0 and index < len(rows) - 4
+        if index in (0, len(rows) - 1) or weekly:
             parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 6}" fill="#555">{day[5:]}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated value is a number or escaped

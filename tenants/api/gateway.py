@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 WINDOW_SECONDS = 60
+UNKNOWN_KEY_TTL = 30
 
 
 @cache
@@ -92,8 +93,10 @@ def _entry(api_key: ApiKey, doc: TenantDocument) -> list:
 def _fill(secret_hash: str) -> list:
     api_key = ApiKey.objects.filter(secret_hash=secret_hash).first()
     # A hash that is unknown or revoked now can never become valid: cache the refusal too.
+    # Unknown hashes are attacker-chosen, so their refusals live briefly: memory stays
+    # bounded by request rate x UNKNOWN_KEY_TTL even under a flood of random keys.
     if api_key is None:
-        return ["2", cache_ttl(), "unknown"]
+        return ["2", min(UNKNOWN_KEY_TTL, cache_ttl()), "unknown"]
     if api_key.revoked_at is not None:
         return ["2", cache_ttl(), "revoked"]
     doc = tenant_document_build(api_key.tenant_id)

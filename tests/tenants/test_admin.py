@@ -189,6 +189,7 @@ def test_tenant_page_shows_the_usage_chart(staff_client, redis_client):
     redis_client.hset(usage_key(tenant.pk, timezone.now().strftime("%Y%m%d")), "requests", 42)
     html = staff_client.get(f"/admin/tenants/tenant/{tenant.pk}/change/").content.decode()
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and ": 42 requests</title>" in html
+    assert "system tenant.create</a>" in html
     assert "cdn" not in html.lower()
     listing = staff_client.get("/admin/tenants/tenant/?status__exact=trial&q=acm").content.decode()
     assert "acme" in listing

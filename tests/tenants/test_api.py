@@ -14,7 +14,7 @@ from tenants.cache import apikey_key, usage_key, versions_publish
 from tenants.models import ApiKey, Tenant
 from tenants.services.apikeys import apikey_hash, apikey_revoke
 from tenants.services.flags import flag_set_override
-from tenants.services.tenants import tenant_resume, tenant_suspend
+from tenants.services.tenants import tenant_mark_deleted, tenant_resume, tenant_suspend
 
 from .factories import make_flag, make_key, make_plan, make_tenant
 
@@ -146,9 +146,14 @@ def test_suspension_refuses_the_next_request(client, acme, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         tenant_resume(tenant=tenant, actor=None)
     assert get(client, "/api/v1/bootstrap", secret).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_mark_deleted(tenant=tenant, reason="closed", actor=None)
+    assert_error(get(client, "/api/v1/bootstrap", secret), 403, "tenant_deleted")
 
 
-def test_revoked_unknown_expired_and_malformed_keys_get_401(client, acme, django_capture_on_commit_callbacks):
+def test_revoked_unknown_expired_and_malformed_keys_get_401(
+    client, acme, django_capture_on_commit_callbacks, redis_client
+):
     tenant, secret = acme
     api_key = ApiKey.objects.get()
     assert get(client, "/api/v1/bootstrap", secret).status_code == 200
@@ -159,6 +164,8 @@ def test_revoked_unknown_expired_and_malformed_keys_get_401(client, acme, django
     unknown = "aak_00000000_" + "A" * 43
     assert_error(get(client, "/api/v1/bootstrap", unknown), 401, "invalid_api_key")
     assert_error(get(client, "/api/v1/bootstrap", unknown), 401, "invalid_api_key")  # cached refusal
+    assert 0 < redis_client.ttl(apikey_key(apikey_hash(unknown))) <= 30
+    assert redis_client.ttl(apikey_key(apikey_hash(secret))) > 30
     assert_error(get(client, "/api/v1/bootstrap", "not-a-key"), 401, "invalid_api_key")
     assert_error(client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Basic {secret}"), 401, "invalid_api_key")
     missing = assert_error(client.get("/api/v1/bootstrap"), 401, "missing_api_key")
