@@ -105,8 +105,14 @@ class NativeProbe(Probe):
 
     def __init__(self, client: redis.Redis | None = None) -> None:
         # Another client (a replica, a test server) may be probed; the app's own pool by default.
-        self.client = client if client is not None else get_redis()
-        self.own_pool = client is None
+        if client is None:
+            # The app's pool, but not its breaker-wrapped client: a health probe must reach the
+            # server and report the real cause, not "breaker open".
+            client = redis.Redis(connection_pool=get_redis().connection_pool)
+        self.own_pool = (
+            client.connection_pool is get_redis().connection_pool if settings.RESILIENCE_REDIS_ENABLED else False
+        )
+        self.client = client
 
     @property
     def target(self) -> str:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -19,12 +23,28 @@ from django.views.decorators.csrf import csrf_protect
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from resilience.breakers import selectors as breaker_selectors
+from resilience.breakers import services as breaker_services
+from resilience.breakers.registry import registered_breakers, storage_degraded
 from resilience.exceptions import RedisDisabled, SessionNotFound
 from resilience.health.selectors import redis_failure_since, redis_health_snapshot
 from resilience.models import OPERATE_PERMISSION
-from resilience.ops.forms import ReasonForm, SessionSearchForm, SessionTargetForm
+from resilience.ops.forms import (
+    BREAKER_ACTIONS,
+    BreakerTargetForm,
+    IdentityTargetForm,
+    RateLimitFilterForm,
+    ReasonForm,
+    SessionSearchForm,
+    SessionTargetForm,
+    TenantTargetForm,
+    ThrottleLookupForm,
+)
+from resilience.ratelimit import selectors as ratelimit_selectors
+from resilience.ratelimit import services as ratelimit_services
 from resilience.sessions import selectors as session_selectors
 from resilience.sessions import services as session_services
+from tenants.models import Tenant
 
 # What a page catches when Redis (or the storage behind it) fails, to say so instead of a 500.
 STORAGE_ERRORS = (RedisError, ConnectionInterrupted, RedisDisabled, ConnectionError, OSError)
@@ -258,14 +278,224 @@ def sessions_revoke_all(request):
     return render(request, "admin/ops/sessions_revoke_all.html", context)
 
 
-# ------------------------------------------------------- rate limits, breakers
+# ------------------------------------------------------------------ rate limits
+PAGE_SIZE = 50
+
+
+def _state_row(state) -> dict:
+    return dataclasses.asdict(state)
+
+
+def _ratelimits_url(**query) -> str:
+    query = {k: v for k, v in query.items() if v not in (None, "")}
+    return f"{reverse('ops:ratelimits')}?{urlencode(query)}" if query else reverse("ops:ratelimits")
+
+
 @ops_page
 def ratelimits(request):
-    """Live rate-limit identities (filled in once the limiter's selectors land)."""
-    return render_ops(request, "ratelimits", {"title": "Rate-limit counters"}, {"identities": []})
+    """Live rate-limit identities from the limiter's index, filtered and paged by ZSCAN cursor."""
+    form = RateLimitFilterForm(request.GET)
+    clean = form.cleaned_data if form.is_valid() else {}
+    tenant, scope, text = clean.get("tenant") or None, clean.get("scope") or None, clean.get("q") or ""
+    cursor, count = clean.get("cursor") or 0, clean.get("count") or PAGE_SIZE
+    lookup = ThrottleLookupForm(request.GET) if ("ip" in request.GET or "username" in request.GET) else None
+    context: dict = {"title": "Rate-limit counters", "form": form, "lookup": lookup or ThrottleLookupForm()}
+    context.update(tenant=tenant, scope=scope, text=text, failure=None, states=[], top=None, throttle=None)
+    data: dict = {"filters": {"tenant": tenant, "scope": scope, "q": text, "cursor": cursor, "count": count}}
+    try:
+        if not form.errors:
+            states, next_cursor = ratelimit_selectors.limited_identities(
+                tenant=tenant, scope=scope, text=text, cursor=cursor, count=count
+            )
+            context.update(states=states, next_cursor=next_cursor, cursor=cursor)
+            data.update(identities=[_state_row(s) for s in states], next_cursor=next_cursor)
+            if tenant:
+                top = ratelimit_selectors.top_limited(tenant=tenant, n=10)
+                context["top"] = top
+                data["top_limited"] = [_state_row(s) for s in top]
+        if lookup is not None and lookup.is_valid():
+            throttle = ratelimit_selectors.form_throttle_usage(
+                ip=lookup.cleaned_data["ip"] or None, username=lookup.cleaned_data["username"] or None
+            )
+            context["throttle"] = data["form_throttles"] = throttle
+        redis_failure_since(failed=False)
+    except STORAGE_ERRORS as exc:
+        context["failure"] = data["failure"] = storage_failure(exc)
+    errors = {**form.errors.get_json_data(), **(lookup.errors.get_json_data() if lookup is not None else {})}
+    if errors:
+        data["errors"] = errors
+    query = {"tenant": tenant, "scope": scope, "q": text, "count": clean.get("count")}
+    if context.get("next_cursor"):
+        context["next_url"] = _ratelimits_url(**query, cursor=context["next_cursor"])
+    if cursor:
+        context["first_url"] = _ratelimits_url(**query)
+    status = 503 if context["failure"] else (400 if errors else 200)
+    return render_ops(request, "ratelimits", context, data, json_status=status)
+
+
+def _tenant_object(label: str):
+    return Tenant.objects.filter(slug=label).first() if label != "-" else None
+
+
+def _invalid(request, form, back: str):
+    messages.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+    return redirect(back)
+
+
+@ops_page
+def ratelimit_reset(request):
+    """Confirm with a reason, then give one identity its full allowance back (audited)."""
+    require_operate(request)
+    target = IdentityTargetForm(request.POST if request.method == "POST" else request.GET)
+    if not target.is_valid():
+        return _invalid(request, target, reverse("ops:ratelimits"))
+    scope, label, identity = (target.cleaned_data[k] for k in ("scope", "tenant", "identity"))
+    back = _ratelimits_url(tenant=label, scope=scope)
+    try:
+        state = ratelimit_selectors.identity_state(scope, label, identity)
+    except STORAGE_ERRORS as exc:
+        messages.error(request, f"Could not read the limiter: {storage_failure(exc)['error']}")
+        return redirect(back)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            had_state = ratelimit_services.ratelimit_reset_identity(
+                scope=scope,
+                tenant=_tenant_object(label) or label,
+                identity=identity,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                ip=client_ip(request),
+            )
+        except STORAGE_ERRORS as exc:
+            messages.error(request, f"Nothing was reset: {storage_failure(exc)['error']}")
+        else:
+            verb = "Reset" if had_state else "Nothing to reset for"
+            messages.success(request, f"{verb} {scope} {identity} (tenant {label}).")
+        return redirect(back)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Reset a rate-limit identity",
+        "back_url": back,
+        "back_label": "Rate-limit counters",
+        "scope": scope,
+        "tenant_label": label,
+        "identity": identity,
+        "state": state,
+        "form": form,
+    }
+    return render(request, "admin/ops/ratelimit_reset.html", context)
+
+
+@ops_page
+def ratelimit_reset_tenant(request):
+    """Confirm with a reason, then reset every identity of a tenant (audited)."""
+    require_operate(request)
+    target = TenantTargetForm(request.POST if request.method == "POST" else request.GET)
+    if not target.is_valid():
+        return _invalid(request, target, reverse("ops:ratelimits"))
+    label = target.cleaned_data["tenant"]
+    back = _ratelimits_url(tenant=label)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            reset = ratelimit_services.ratelimit_reset_tenant(
+                tenant=_tenant_object(label) or label,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                ip=client_ip(request),
+            )
+        except STORAGE_ERRORS as exc:
+            messages.error(request, f"Nothing was reset: {storage_failure(exc)['error']}")
+        else:
+            messages.success(request, f"Reset {reset} identit{'y' if reset == 1 else 'ies'} of tenant {label}.")
+        return redirect(back)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Reset every identity of a tenant",
+        "back_url": back,
+        "back_label": "Rate-limit counters",
+        "tenant_label": label,
+        "form": form,
+    }
+    return render(request, "admin/ops/ratelimit_reset_tenant.html", context)
+
+
+# --------------------------------------------------------------------- breakers
+def _breaker_row(state) -> dict:
+    return dataclasses.asdict(state)
 
 
 @ops_page
 def breakers(request):
-    """Circuit breakers (filled in once the breaker registry lands)."""
-    return render_ops(request, "breakers", {"title": "Circuit breakers"}, {"breakers": []})
+    """Every registered breaker with its counters, timings and recent transitions."""
+    context: dict = {"title": "Circuit breakers", "failure": None, "breakers": [], "events": []}
+    data: dict = {}
+    try:
+        states = breaker_selectors.breakers_snapshot()
+        events = breaker_selectors.breaker_events(n=20)
+        degraded = storage_degraded()
+        context.update(breakers=states, events=events, degraded=degraded)
+        data.update(
+            storage_degraded=degraded,
+            breakers=[_breaker_row(s) for s in states],
+            events=[dataclasses.asdict(e) for e in events],
+        )
+    except STORAGE_ERRORS as exc:
+        context["failure"] = data["failure"] = storage_failure(exc)
+    return render_ops(
+        request,
+        "breakers",
+        context,
+        json.loads(json.dumps(data, cls=DjangoJSONEncoder)),
+        json_status=503 if context["failure"] else 200,
+    )
+
+
+@ops_page
+def breaker_action(request):
+    """Confirm with a reason, then force a breaker open or closed, or reset it (audited)."""
+    require_operate(request)
+    target = BreakerTargetForm(request.POST if request.method == "POST" else request.GET)
+    if not target.is_valid():
+        return _invalid(request, target, reverse("ops:breakers"))
+    name, action = target.cleaned_data["name"], target.cleaned_data["action"]
+    back = reverse("ops:breakers")
+    if name not in registered_breakers():
+        messages.error(request, f"No breaker named {name!r} (only named breakers can be forced from here).")
+        return redirect(back)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        service = {
+            "force_open": breaker_services.breaker_force_open,
+            "force_close": breaker_services.breaker_force_close,
+            "reset": breaker_services.breaker_reset,
+        }[action]
+        try:
+            service(name=name, actor=request.user, reason=form.cleaned_data["reason"], ip=client_ip(request))
+        except ValueError as exc:
+            messages.error(request, str(exc))
+        except STORAGE_ERRORS as exc:
+            messages.error(request, f"Nothing was changed: {storage_failure(exc)['error']}")
+        else:
+            messages.success(
+                request,
+                f"{BREAKER_ACTIONS[action]}: breaker {name} is now {breaker_selectors.breaker_state(name).state}.",
+            )
+        return redirect(back)
+    try:
+        state = breaker_selectors.breaker_state(name)
+    except STORAGE_ERRORS:
+        state = None
+    context = {
+        **admin.site.each_context(request),
+        "title": f"{BREAKER_ACTIONS[action]} breaker {name}",
+        "back_url": back,
+        "back_label": "Circuit breakers",
+        "name": name,
+        "action": action,
+        "action_label": BREAKER_ACTIONS[action],
+        "state": state,
+        "form": form,
+    }
+    return render(request, "admin/ops/breaker_action.html", context)
