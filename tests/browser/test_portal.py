@@ -201,6 +201,10 @@ def test_member_view_error_pages_and_small_screens(world, page, live_server, scr
     screenshot("tenant-switcher")
     page.locator("details.switcher summary").click()
     screenshot("tenant-switcher-open")
+    assert page.locator("details.switcher").get_attribute("open") is not None
+    page.keyboard.press("Escape")  # portal.js closes the menu and returns focus to its button
+    assert page.locator("details.switcher").get_attribute("open") is None
+    assert page.evaluate("document.activeElement.tagName") == "SUMMARY"
     page.goto(f"{live_server.url}/portal/t/acme/features/")
     assert page.get_by_role("button", name="Turn on new-ui").count() == 0
     screenshot("features-as-member")

@@ -25,4 +25,20 @@
   document.querySelectorAll("input.secret").forEach(function (field) {
     field.addEventListener("focus", function () { field.select(); });
   });
+  // Header menus are <details>: they work without JavaScript; this adds Escape and click-outside to close.
+  var menus = document.querySelectorAll("details.menu");
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    menus.forEach(function (menu) {
+      if (menu.open) {
+        menu.open = false;
+        menu.querySelector("summary").focus();
+      }
+    });
+  });
+  document.addEventListener("click", function (event) {
+    menus.forEach(function (menu) {
+      if (menu.open && !menu.contains(event.target)) { menu.open = false; }
+    });
+  });
 })();
