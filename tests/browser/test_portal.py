@@ -222,3 +222,19 @@ def test_member_view_error_pages_and_small_screens(world, page, live_server, scr
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, name
     # The 403 and 404 pages above answer so on purpose; anything else (CSP, JS) is a failure.
     assert [error for error in console_errors if "status of 403" not in error and "status of 404" not in error] == []
+
+
+def test_keyboard_users_skip_to_content_and_see_focus(world, page, live_server, screenshot):
+    login(page, live_server, "/portal/login/", "a-owner", PASSWORD)
+    page.wait_for_url("**/portal/t/acme/")
+    page.goto(f"{live_server.url}/portal/t/acme/features/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    assert page.locator(".skip-link").bounding_box()["y"] >= 0  # revealed on focus
+    screenshot("skip-link-focused")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    # The next Tab lands inside the content, on a control with a visible focus outline.
+    page.keyboard.press("Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")
