@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -120,7 +121,7 @@ def gateway_call(secret: str, *, field_name: str = "body", if_none_match: str = 
     """Authenticate `secret`, apply the tenant's limits, count usage; return a GatewayResult."""
     secret_hash = apikey_hash(secret)
     source, sha = gateway_script()
-    day = (datetime.fromtimestamp(now_ms / 1000, UTC) if now_ms else timezone.now()).strftime("%Y%m%d")
+    day = time.strftime("%Y%m%d", time.gmtime(now_ms / 1000 if now_ms else None))
     base = [
         settings.RESILIENCE_KEY_PREFIX,
         "" if now_ms is None else now_ms,

@@ -14,6 +14,13 @@
 -- fill=2   11 ttl s, 12 deny reason
 -- Keys other than KEYS[1] are derived from the entry: fine on one Redis or a primary with
 -- replicas (this app's deployments), not on Redis Cluster.
+-- Count one request; the day's hash gets its lifetime when a metric first appears, not on every call.
+local function count(usage, metric, ttl)
+  if redis.call('HINCRBY', usage, metric, 1) == 1 then
+    redis.call('EXPIRE', usage, ttl)
+  end
+end
+
 local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
 if not now then
@@ -58,8 +65,7 @@ if exp > 0 and now >= exp then return {'expired'} end
 local usage = prefix .. ':usage:' .. tenant .. ':' .. ARGV[5]
 local usage_ttl = tonumber(ARGV[6])
 if e[4] ~= '1' then
-  redis.call('HINCRBY', usage, 'refused_not_serving', 1)
-  redis.call('EXPIRE', usage, usage_ttl)
+  count(usage, 'refused_not_serving', usage_ttl)
   return {'not_serving', e[5], tenant}
 end
 
@@ -72,8 +78,7 @@ local rl = {1, 0, 0, 0, 0}
 if ARGV[7] == '1' then
   rl = rate_limit(e[13], now, e[6], e[7], ARGV[8], 1)
   if rl[1] == 0 then
-    redis.call('HINCRBY', usage, 'rate_limited', 1)
-    redis.call('EXPIRE', usage, usage_ttl)
+    count(usage, 'rate_limited', usage_ttl)
     return {'limited', tenant, rl[2], rl[3], rl[4], e[6]}
   end
   rate_limit_index(ARGV[9], e[14], e[15], e[16], now, rl[5])
@@ -81,12 +86,10 @@ end
 
 local quota = tonumber(e[8])
 if quota > 0 and tonumber(redis.call('HGET', usage, 'requests') or '0') >= quota then
-  redis.call('HINCRBY', usage, 'quota_exceeded', 1)
-  redis.call('EXPIRE', usage, usage_ttl)
+  count(usage, 'quota_exceeded', usage_ttl)
   return {'quota', tenant, quota}
 end
-redis.call('HINCRBY', usage, 'requests', 1)
-redis.call('EXPIRE', usage, usage_ttl)
+count(usage, 'requests', usage_ttl)
 
 -- Last-used reaches the database at most once a minute per key (the caller writes it).
 local touch = 0
