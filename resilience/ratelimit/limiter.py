@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -124,6 +126,8 @@ class RateLimiter:
         """Count `cost` units for the identity and return the Decision."""
         keys, args, shape = self._call_args(scope, tenant, identity, limit, burst, window, cost)
         source, sha = hit_script()
+        if not settings.RESILIENCE_REDIS_ENABLED and self._client_factory is get_redis:
+            return _local.decide(keys[0], args)
         try:
             client = self._redis()
             try:
@@ -139,6 +143,8 @@ class RateLimiter:
         """Decide several (scope, tenant, identity, limit, burst, window, cost) checks in one round trip."""
         calls = [self._call_args(*check) for check in checks]
         source, sha = hit_script()
+        if not settings.RESILIENCE_REDIS_ENABLED and self._client_factory is get_redis:
+            return [_local.decide(keys[0], args) for keys, args, _ in calls]
         try:
             client = self._redis()
             replies = self._send(client, sha, calls)
@@ -196,6 +202,35 @@ class RateLimiter:
         if self.fail_mode == "open":
             return Decision(True, int(limit), int(limit), 0, 0, degraded=True, window=window)
         return Decision(False, int(limit), 0, window, min(window, 5), degraded=True, window=window)
+
+
+class _ProcessGCRA:
+    """The same decision in process memory, for REDIS_ENABLE=false (limits then hold per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tat: dict[str, int] = {}
+
+    def decide(self, key: str, args: tuple) -> Decision:
+        limit, burst, window_ms, cost = (int(part) for part in args[:4])
+        now = round(float(args[4]) * 1000) if len(args) > 4 else time.time_ns() // 1000
+        interval = -(-window_ms * 1000 // limit)
+        tolerance = interval * (burst + 1)
+        with self._lock:
+            if len(self._tat) > 100_000:  # drop identities back to a full allowance
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+            tat = max(self._tat.get(key, now), now)
+            new_tat = tat + cost * interval
+            if new_tat - now > tolerance:
+                return Decision(
+                    False, limit, 0, (tat - now) / 1e6, (new_tat - tolerance - now) / 1e6, False, window_ms / 1000
+                )
+            self._tat[key] = new_tat
+        remaining = (tolerance - (new_tat - now)) // interval
+        return Decision(True, limit, remaining, (new_tat - now) / 1e6, 0.0, False, window_ms / 1000)
+
+
+_local = _ProcessGCRA()
 
 
 def most_restrictive(decisions: list[Decision]) -> Decision | None:

@@ -60,7 +60,9 @@ def test_no_window_admits_more_than_limit_plus_burst_across_the_boundary():
     assert admitted_in_any_window(admitted, window_ms) <= limit + burst
 
 
-def test_random_traffic_never_exceeds_limit_plus_burst_in_any_window_and_reaches_it():
+@pytest.mark.parametrize("store", ["redis", "process memory (REDIS_ENABLE=false)"])
+def test_random_traffic_never_exceeds_limit_plus_burst_in_any_window_and_reaches_it(store, settings):
+    settings.RESILIENCE_REDIS_ENABLED = store == "redis"
     rng = random.Random(4)
     clock = FakeClock()
     limiter = RateLimiter(clock_ms=clock)
@@ -68,7 +70,7 @@ def test_random_traffic_never_exceeds_limit_plus_burst_in_any_window_and_reaches
     admitted = []
     for _ in range(3000):
         clock.now += rng.choice([0, 0, 1, 3, 50, 200, 499, 500, 501, 2000])
-        if limiter.hit("user", "t", "u", limit=limit, burst=burst, window=10).allowed:
+        if limiter.hit("user", "t", f"u-{store}", limit=limit, burst=burst, window=10).allowed:
             admitted.append(clock.now)
     assert admitted_in_any_window(admitted, window_ms) == limit + burst  # the bound, and it is reached
 
