@@ -228,3 +228,15 @@ def test_redis_breaker_reads_its_overrides(settings):
 
     settings.RESILIENCE_BREAKER_OVERRIDES = {"redis": {"fail_max": 9, "reset_timeout": 2.5}}
     assert (redis_breaker.fail_max, redis_breaker.reset_timeout) == (9, 2.5)
+
+
+def test_the_package_exports_the_interface_other_branches_use():
+    import resilience.breakers as breakers
+    from resilience.breakers import breaker_events as events
+    from resilience.breakers import breakers_snapshot as snapshot
+    from resilience.breakers import upstream_check as check
+
+    assert callable(events) and callable(snapshot) and callable(check)
+    assert breakers.redis_breaker.name == "redis" and breakers.storage_degraded() is False
+    with pytest.raises(AttributeError):
+        breakers.nothing_here  # noqa: B018
