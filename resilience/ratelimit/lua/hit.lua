@@ -14,4 +14,5 @@ if result[6] == 1 then
   local scope, identity = string.match(member_all, '^([^:]+):[^:]+:(.*)$')
   rate_limit_index(KEYS[2], KEYS[3], member_all, scope .. ':' .. identity, now_ms, result[7])
 end
-return result
+-- The caller needs the first four: allowed, remaining, reset_after_ms, retry_after_ms.
+return {result[1], result[2], result[3], result[4]}
