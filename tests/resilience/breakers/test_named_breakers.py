@@ -240,3 +240,13 @@ def test_the_package_exports_the_interface_other_branches_use():
     assert breakers.redis_breaker.name == "redis" and breakers.storage_degraded() is False
     with pytest.raises(AttributeError):
         breakers.nothing_here  # noqa: B018
+
+
+def test_the_events_stream_is_capped(redis_client):
+    from resilience.breakers.events import EVENTS_MAXLEN, events_key, record_transition
+
+    for n in range(EVENTS_MAXLEN + 300):
+        record_transition("svc.cap", "closed", "open", token=f"t{n}")
+    # MAXLEN ~ trims whole stream nodes (100 entries each by default), never below the cap.
+    assert EVENTS_MAXLEN <= redis_client.xlen(events_key()) <= EVENTS_MAXLEN + 100
+    assert record_transition("svc.cap", "closed", "open", token="t5") is None  # already recorded
