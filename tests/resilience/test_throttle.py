@@ -80,3 +80,9 @@ def test_password_change_is_throttled_per_signed_in_user(client, admin_user, set
     answers = [client.post("/admin/password_change/", form) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert form_throttle_usage(username="root")["username"]["count"] == 0  # its own group, not the sign-in one
+
+
+@override_settings(RESILIENCE_RATE_LIMIT_ENABLED=False, RESILIENCE_FORM_RATE_USERNAME="1/m")
+def test_rate_limit_enabled_false_turns_the_form_throttles_off(client, admin_user, redis_client):
+    assert {_attempt(client).status_code for _ in range(4)} == {200}
+    assert not list(redis_client.scan_iter("agentapi:cache:*rl:form:*"))
