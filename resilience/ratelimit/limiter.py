@@ -2,7 +2,7 @@
 
 Algorithm and guarantees: docs/rate-limiting.md. Keys (docs/redis-keys.md):
 `<prefix>:rl:<scope>:<tenant or ->:<identity>` holds one identity's state (a hash
-that expires when the identity is back to a full allowance);
+that outlives the identity's used allowance, by at most twice its tolerance);
 `<prefix>:rl:idx:all` and `<prefix>:rl:idx:tenant:<tenant or ->` index the live
 identities by expiry so the admin can list them without KEYS.
 """
