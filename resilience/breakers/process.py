@@ -63,7 +63,7 @@ class ProcessBreaker:
     def _option(self, name: str, setting: str):
         if name in self._overrides:
             return self._overrides[name]
-        per_breaker = getattr(settings, "RESILIENCE_BREAKER_OVERRIDES", {}).get(self.name, {})
+        per_breaker = getattr(settings, "RESILIENCE_BREAKER_OVERRIDES", {}).get(self.name, {})  # exact name only
         return per_breaker.get(name, getattr(settings, setting))
 
     @property
