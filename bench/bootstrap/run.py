@@ -119,6 +119,19 @@ def run_python_load(url: str, headers: dict, duration: int, connections: int) ->
     return {"rps": sum(counts) / elapsed, "requests": sum(counts), "non_2xx": sum(bad), "p99": None, "tool": "python"}
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return user+system CPU seconds of a process and its live children (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(child) for child in (task / "children").read_text().split()]
+    total = 0
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def commandstats(client: redis.Redis) -> dict:
     return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in client.info("commandstats").items()}
 
@@ -183,8 +196,13 @@ def main() -> int:
         for _ in range(options.rounds):
             for name, (url, headers) in targets.items():
                 before = commandstats(client)
+                cpu_before = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
                 outcome = load(url, headers, duration, options.connections)
+                cpu_after = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
                 after = commandstats(client)
+                # CPU per request barely depends on what else the machine runs, unlike req/s.
+                outcome["app_cpu_us"] = (cpu_after[0] - cpu_before[0]) / outcome["requests"] * 1e6
+                outcome["redis_cpu_us"] = (cpu_after[1] - cpu_before[1]) / outcome["requests"] * 1e6
                 delta = {cmd: after.get(cmd, 0) - before.get(cmd, 0) for cmd in after}
                 delta = {cmd: n for cmd, n in delta.items() if n and cmd != "info"}
                 outcome["redis_commands"] = delta
@@ -209,6 +227,23 @@ def main() -> int:
             "ratio_median": {
                 name: statistics.median(
                     b["rps"] / a["rps"] for a, b in zip(results["bare"], results[name], strict=True)
+                )
+                for name in ("cache_get", "bootstrap")
+            },
+            "cpu_us_per_request": {
+                name: {
+                    "app": [round(run["app_cpu_us"]) for run in runs],
+                    "redis": [round(run["redis_cpu_us"]) for run in runs],
+                }
+                for name, runs in results.items()
+            },
+            "cpu_ratio_median": {
+                name: round(
+                    statistics.median(
+                        a["app_cpu_us"] / (b["app_cpu_us"] + b["redis_cpu_us"])
+                        for a, b in zip(results["bare"], results[name], strict=True)
+                    ),
+                    3,
                 )
                 for name in ("cache_get", "bootstrap")
             },
