@@ -177,6 +177,37 @@ def _bounds_text(minimum: int | None, maximum: int | None) -> str:
     return ""
 
 
+def file_path(name: str) -> str:
+    """Return the path of an existing, readable file, or "" when unset."""
+    raw = string(name)
+    if not raw:
+        return ""
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise _fail(name, raw, "the path of an existing file (absolute, or relative to the working directory)")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise _fail(name, raw, f"a readable file ({exc.strerror})") from None
+    return str(path.resolve())
+
+
+def host_port_list(name: str, *, default_port: int) -> list[tuple[str, int]]:
+    """Return a comma-separated `host:port` list as (host, port) pairs; a bare host gets `default_port`."""
+    pairs = []
+    for item in string_list(name):
+        host, sep, port_text = item.rpartition(":")
+        if not sep:
+            host, port_text = item, str(default_port)
+        host = host.strip("[]")
+        expected = f"a comma-separated list of host:port, e.g. sentinel-1:{default_port},sentinel-2:{default_port}"
+        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise _fail(name, item, expected)
+        pairs.append((host, int(port_text)))
+    return pairs
+
+
 def trusted_proxies(name: str, default: str = "0") -> int | list[str]:
     """Return a proxy count (`2`) or a list of CIDRs (`10.0.0.0/8,192.168.1.5`) trusted to set X-Forwarded-For."""
     import ipaddress

@@ -140,20 +140,98 @@ RESILIENCE_REDIS_CONNECTION_KWARGS = {
 if RESILIENCE_REDIS_PASSWORD and not urlsplit(RESILIENCE_REDIS_URL).password:
     RESILIENCE_REDIS_CONNECTION_KWARGS["password"] = RESILIENCE_REDIS_PASSWORD
 
+# TLS (rediss://, Upstash's native protocol). The server certificate is verified
+# against REDIS_TLS_CA_FILE (else the system trust store) and must name the host;
+# turning verification off is a development-only escape hatch.
+RESILIENCE_REDIS_TLS = urlsplit(RESILIENCE_REDIS_URL).scheme == "rediss"
+RESILIENCE_REDIS_TLS_VERIFY = cfg.boolean("REDIS_TLS_VERIFY", default=True)
+RESILIENCE_REDIS_TLS_CA_FILE = cfg.file_path("REDIS_TLS_CA_FILE")
+RESILIENCE_REDIS_TLS_CERT_FILE = cfg.file_path("REDIS_TLS_CERT_FILE")
+RESILIENCE_REDIS_TLS_KEY_FILE = cfg.file_path("REDIS_TLS_KEY_FILE")
+if not RESILIENCE_REDIS_TLS_VERIFY and not DEBUG:
+    raise ImproperlyConfigured(
+        "REDIS_TLS_VERIFY=false is refused when DEBUG=false: without verification anyone on the path can "
+        "impersonate Redis and read sessions. For a private CA set REDIS_TLS_CA_FILE to its PEM certificate."
+    )
+if bool(RESILIENCE_REDIS_TLS_CERT_FILE) != bool(RESILIENCE_REDIS_TLS_KEY_FILE):
+    raise ImproperlyConfigured(
+        "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together (a client certificate and its private key)."
+    )
+
+# Sentinel: a list of sentinels replaces the single URL; every client then asks
+# them for the current master, so a failover needs no configuration change.
+RESILIENCE_REDIS_SENTINELS = cfg.host_port_list("REDIS_SENTINELS", default_port=26379)
+RESILIENCE_REDIS_SENTINEL_MASTER = cfg.string("REDIS_SENTINEL_MASTER", "mymaster")
+RESILIENCE_REDIS_SENTINEL_PASSWORD = cfg.string("REDIS_SENTINEL_PASSWORD")
+RESILIENCE_REDIS_SENTINEL_DB = cfg.integer("REDIS_SENTINEL_DB", 0, minimum=0, maximum=15)
+if RESILIENCE_REDIS_SENTINELS:
+    if _upstash_url:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS and UPSTASH_REDIS_URL are both set: Upstash is managed and has no sentinels; "
+            "unset one of them."
+        )
+    if RESILIENCE_REDIS_TLS:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS with a rediss:// REDIS_URL is not supported: Sentinel mode connects to the "
+            "masters the sentinels name, over plain TCP inside a private network. Unset REDIS_URL."
+        )
+    if not RESILIENCE_REDIS_SENTINEL_MASTER:
+        raise ImproperlyConfigured("REDIS_SENTINEL_MASTER must name the master the sentinels monitor (e.g. mymaster).")
+    # For display and logs only; clients get the sentinels, not this URL.
+    RESILIENCE_REDIS_URL = "redis+sentinel://{}/{}/{}".format(
+        ",".join(f"{host}:{port}" for host, port in RESILIENCE_REDIS_SENTINELS),
+        RESILIENCE_REDIS_SENTINEL_MASTER,
+        RESILIENCE_REDIS_SENTINEL_DB,
+    )
+    RESILIENCE_REDIS_URL_SOURCE = "REDIS_SENTINELS"
+    if RESILIENCE_REDIS_PASSWORD:
+        RESILIENCE_REDIS_CONNECTION_KWARGS["password"] = RESILIENCE_REDIS_PASSWORD
+
+if RESILIENCE_REDIS_TLS:
+    RESILIENCE_REDIS_CONNECTION_KWARGS.update(
+        {
+            "ssl_cert_reqs": "required" if RESILIENCE_REDIS_TLS_VERIFY else "none",
+            "ssl_check_hostname": RESILIENCE_REDIS_TLS_VERIFY,
+            "ssl_ca_certs": RESILIENCE_REDIS_TLS_CA_FILE or None,
+            "ssl_certfile": RESILIENCE_REDIS_TLS_CERT_FILE or None,
+            "ssl_keyfile": RESILIENCE_REDIS_TLS_KEY_FILE or None,
+        }
+    )
+
 
 def _redis_cache(prefix: str) -> dict:
+    options = {
+        # Every command passes through the in-process Redis breaker, so an outage
+        # fails fast instead of costing each request a connect timeout.
+        "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerCacheClient",
+        # redis-py picks the hiredis parser by itself when hiredis is installed.
+        "CONNECTION_POOL_KWARGS": dict(RESILIENCE_REDIS_CONNECTION_KWARGS),
+    }
+    location = RESILIENCE_REDIS_URL
+    if RESILIENCE_REDIS_SENTINELS:
+        # A one-item LOCATION list keeps reads on the master too: replicas lag, and a
+        # session or counter read right after its write must see that write.
+        location = [f"redis://{RESILIENCE_REDIS_SENTINEL_MASTER}/{RESILIENCE_REDIS_SENTINEL_DB}"]
+        options.update(
+            {
+                # django-redis's SentinelClient behind the same Redis breaker.
+                "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerSentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
+                "SENTINELS": RESILIENCE_REDIS_SENTINELS,
+                "SENTINEL_KWARGS": {
+                    "password": RESILIENCE_REDIS_SENTINEL_PASSWORD or None,
+                    "socket_connect_timeout": RESILIENCE_REDIS_TIMEOUT,
+                    "socket_timeout": RESILIENCE_REDIS_TIMEOUT,
+                },
+            }
+        )
     return {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": RESILIENCE_REDIS_URL,
+        "LOCATION": location,
         "KEY_PREFIX": f"{RESILIENCE_KEY_PREFIX}:{prefix}",
         "TIMEOUT": 300,
-        "OPTIONS": {
-            # Every command passes through the in-process Redis breaker, so an outage
-            # fails fast instead of costing each request a connect timeout.
-            "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerCacheClient",
-            # redis-py picks the hiredis parser by itself when hiredis is installed.
-            "CONNECTION_POOL_KWARGS": dict(RESILIENCE_REDIS_CONNECTION_KWARGS),
-        },
+        "OPTIONS": options,
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import redis
-from django_redis.client import DefaultClient
+from django_redis.client import DefaultClient, SentinelClient
 from redis.client import Pipeline
 
 from resilience.breakers.process import redis_breaker
@@ -33,3 +33,7 @@ class BreakerCacheClient(DefaultClient):
         options = dict(params.get("OPTIONS", {}))
         options.setdefault("REDIS_CLIENT_CLASS", "resilience.breakers.redis_client.BreakerRedis")
         super().__init__(server, {**params, "OPTIONS": options}, backend)
+
+
+class BreakerSentinelClient(BreakerCacheClient, SentinelClient):
+    """django-redis's SentinelClient (master found through the sentinels) behind the Redis breaker."""
