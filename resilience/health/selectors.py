@@ -144,7 +144,9 @@ def _int(value) -> int | None:
 def _server(info: dict, probe: Probe, part: _PartRunner) -> dict:
     role = info.get("role")
     mode = info.get("redis_mode")
-    if mode == "standalone" and role == "master":
+    if mode == "standalone" and probe.sentinel_configured:
+        mode = "sentinel-managed"
+    elif mode == "standalone" and role == "master":
         names = part("client list", probe.client_names)
         if names is None:
             mode = None  # cannot tell whether a Sentinel watches it
