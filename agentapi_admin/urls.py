@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from resilience import views as resilience_views
-from resilience.throttle import throttle_login
+from resilience.throttle import throttle_form, throttle_login
 
 urlpatterns = [
     path("healthz", resilience_views.healthz, name="healthz"),
@@ -13,5 +13,10 @@ urlpatterns = [
     path("admin/ops/", include("resilience.ops.urls")),
     # Before admin.site.urls so sign-in attempts are throttled per IP and per username.
     path("admin/login/", throttle_login(admin.site.login), name="admin_login_throttled"),
+    path(
+        "admin/password_change/",
+        throttle_form("password")(admin.site.password_change),
+        name="admin_password_change_throttled",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -51,7 +51,15 @@ def _usage(group: str, kind: str, value: str, *, request=None, increment: bool):
 
 
 def _username(request, field: str) -> str:
-    return request.POST.get(field, "").strip().lower()
+    # Sign-in forms name the account in the POST; password and API-key forms act for the signed-in user.
+    submitted = request.POST.get(field, "").strip().lower()
+    if submitted:
+        return submitted
+    user = getattr(request, "user", None)
+    try:
+        return user.get_username().lower() if user is not None and user.is_authenticated else ""
+    except _STORE_ERRORS:
+        return ""
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,15 @@ def upstream_check(tenant, *, timeout: float = DEFAULT_TIMEOUT) -> UpstreamResul
         return UpstreamResult(False, None, 0.0, name, "n/a", error="No upstream URL is configured for this tenant.")
     cb = breaker(name)
     url = tenant.upstream_url.rstrip("/") + "/status"
+    try:
+        headers = _credentials_header(tenant)
+    except Exception as exc:  # a key rotated away or a corrupt token: report it, do not 500 the admin
+        error = f"The upstream credentials cannot be decrypted ({type(exc).__name__}); set them again."
+        return UpstreamResult(False, None, 0.0, name, cb.current_state, error=error)
     started = time.perf_counter()
     status, body, error = None, None, ""
     try:
-        status, body = cb.call(_get_status, url, _credentials_header(tenant), timeout)
+        status, body = cb.call(_get_status, url, headers, timeout)
     except CircuitBreakerError as exc:
         cause = exc.__context__
         if isinstance(cause, UpstreamUnavailable):  # this very failure tripped the breaker

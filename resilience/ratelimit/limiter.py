@@ -2,7 +2,7 @@
 
 Algorithm and guarantees: docs/rate-limiting.md. Keys (docs/redis-keys.md):
 `<prefix>:rl:<scope>:<tenant or ->:<identity>` holds one identity's state (a hash
-that expires when the identity is back to a full allowance);
+that outlives the identity's used allowance, by at most twice its tolerance);
 `<prefix>:rl:idx:all` and `<prefix>:rl:idx:tenant:<tenant or ->` index the live
 identities by expiry so the admin can list them without KEYS.
 """
@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import redis
 from django.conf import settings
@@ -47,8 +49,10 @@ def tenant_label(tenant) -> str:
     """Return the tenant segment of a key: the tenant's slug, the given string, or '-' for none."""
     if tenant is None or tenant == "":
         return NO_TENANT
-    label = getattr(tenant, "slug", tenant)
-    return str(label)
+    label = str(getattr(tenant, "slug", tenant))
+    if ":" in label:
+        raise ValueError(f"A tenant label cannot contain ':' (keys split on it): {label!r}")
+    return label
 
 
 def state_key(scope: str, tenant, identity: str) -> str:
@@ -64,8 +68,7 @@ def index_tenant_key(tenant) -> str:
     return key("rl", "idx", "tenant", tenant_label(tenant))
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """The limiter's answer for one request; times are in seconds."""
 
     allowed: bool
@@ -104,8 +107,16 @@ class RateLimiter:
     ) -> None:
         # clock_ms=None means Redis server TIME: one clock for every app replica.
         self._client_factory = client_factory or get_redis
+        self._client: redis.Redis | None = None
         self._clock_ms = clock_ms
         self._fail_mode = fail_mode
+
+    def _redis(self) -> redis.Redis:
+        # Resolved once: django-redis' lookup (caches[alias], get_client) costs more per
+        # request than the script does. The client's pool survives outages and forks.
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
 
     @property
     def fail_mode(self) -> str:
@@ -113,14 +124,29 @@ class RateLimiter:
 
     def hit(self, scope: str, tenant, identity: str, *, limit: int, burst: int, window: float = 60, cost: int = 1):
         """Count `cost` units for the identity and return the Decision."""
-        return self.hit_many([(scope, tenant, identity, limit, burst, window, cost)])[0]
+        keys, args, shape = self._call_args(scope, tenant, identity, limit, burst, window, cost)
+        source, sha = hit_script()
+        if not settings.RESILIENCE_REDIS_ENABLED and self._client_factory is get_redis:
+            return _local.decide(keys[0], args)
+        try:
+            client = self._redis()
+            try:
+                reply = client.evalsha(sha, 3, *keys, *args)
+            except redis.exceptions.NoScriptError:
+                # First call on this server (or after a restart / SCRIPT FLUSH): EVAL loads it.
+                reply = client.eval(source, 3, *keys, *args)
+        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+            return self._degraded(shape, f"{type(exc).__name__}: {exc}")
+        return self._decision(reply, shape)
 
     def hit_many(self, checks: list[tuple]) -> list[Decision]:
         """Decide several (scope, tenant, identity, limit, burst, window, cost) checks in one round trip."""
         calls = [self._call_args(*check) for check in checks]
         source, sha = hit_script()
+        if not settings.RESILIENCE_REDIS_ENABLED and self._client_factory is get_redis:
+            return [_local.decide(keys[0], args) for keys, args, _ in calls]
         try:
-            client = self._client_factory()
+            client = self._redis()
             replies = self._send(client, sha, calls)
         except redis.exceptions.NoScriptError:
             # First call on this server (or after a restart / SCRIPT FLUSH): load it and resend.
@@ -150,35 +176,23 @@ class RateLimiter:
             raise ValueError("limit >= 1, burst >= 0, window > 0 and cost >= 1 are required")
         if cost > burst + 1:
             raise ValueError(f"cost={cost} can never be admitted with burst={burst} (at most burst + 1 at once)")
-        identity = str(identity)
         label = tenant_label(tenant)
-        keys = (state_key(scope, label, identity), index_all_key(), index_tenant_key(label))
-        now = "" if self._clock_ms is None else repr(float(self._clock_ms()))
-        args = (
-            int(limit),
-            int(burst),
-            int(window * 1000),
-            int(cost),
-            f"{scope}:{label}:{identity}",
-            f"{scope}:{identity}",
-            now,
-        )
-        return keys, args, (int(limit), window)
+        # The same keys as state_key() / index_*_key(), built inline: this runs on every request.
+        prefix = settings.RESILIENCE_KEY_PREFIX
+        member = f"{scope}:{label}:{identity}"
+        keys = (f"{prefix}:rl:{member}", f"{prefix}:rl:idx:all", f"{prefix}:rl:idx:tenant:{label}")
+        limit = int(limit)
+        args = (limit, int(burst), int(window * 1000), int(cost))
+        if self._clock_ms is not None:
+            args += (repr(float(self._clock_ms())),)
+        return keys, args, (limit, window)
 
     def _decision(self, reply, shape: tuple[int, float]) -> Decision:
         limit, window = shape
         if not isinstance(reply, list | tuple) or len(reply) < 4:
             # A wrapper that swallows errors returns None: same answer as an exception.
             return self._degraded(shape, f"unexpected reply {reply!r}")
-        allowed, remaining, reset_ms, retry_ms = (int(part) for part in reply[:4])
-        return Decision(
-            allowed=bool(allowed),
-            limit=limit,
-            remaining=remaining,
-            reset_after=reset_ms / 1000,
-            retry_after=retry_ms / 1000,
-            window=window,
-        )
+        return Decision(reply[0] == 1, limit, int(reply[1]), reply[2] / 1000, reply[3] / 1000, False, window)
 
     def _degraded(self, shape: tuple[int, float], why: str) -> Decision:
         limit, window = shape
@@ -188,6 +202,35 @@ class RateLimiter:
         if self.fail_mode == "open":
             return Decision(True, int(limit), int(limit), 0, 0, degraded=True, window=window)
         return Decision(False, int(limit), 0, window, min(window, 5), degraded=True, window=window)
+
+
+class _ProcessGCRA:
+    """The same decision in process memory, for REDIS_ENABLE=false (limits then hold per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tat: dict[str, int] = {}
+
+    def decide(self, key: str, args: tuple) -> Decision:
+        limit, burst, window_ms, cost = (int(part) for part in args[:4])
+        now = round(float(args[4]) * 1000) if len(args) > 4 else time.time_ns() // 1000
+        interval = -(-window_ms * 1000 // limit)
+        tolerance = interval * (burst + 1)
+        with self._lock:
+            if len(self._tat) > 100_000:  # drop identities back to a full allowance
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+            tat = max(self._tat.get(key, now), now)
+            new_tat = tat + cost * interval
+            if new_tat - now > tolerance:
+                return Decision(
+                    False, limit, 0, (tat - now) / 1e6, (new_tat - tolerance - now) / 1e6, False, window_ms / 1000
+                )
+            self._tat[key] = new_tat
+        remaining = (tolerance - (new_tat - now)) // interval
+        return Decision(True, limit, remaining, (new_tat - now) / 1e6, 0.0, False, window_ms / 1000)
+
+
+_local = _ProcessGCRA()
 
 
 def most_restrictive(decisions: list[Decision]) -> Decision | None:

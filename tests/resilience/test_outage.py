@@ -50,3 +50,20 @@ def test_redis_outage_during_a_run_of_limited_requests(client, redis_server, mod
         assert redis_breaker.state == "closed"
         assert after[0]["RateLimit-Limit"] == "60"
         assert [t.new for t in redis_breaker.transitions][:3] == ["closed", "half-open", "open"]
+
+
+def test_a_hung_redis_costs_timeouts_only_until_the_breaker_opens(client, redis_server):
+    """SIGSTOP leaves connections open but silent: the worst case, each command waits for its timeout."""
+    import signal
+
+    redis_breaker.configure(fail_max=2, reset_timeout=60)
+    with override_settings(RESILIENCE_RATE_LIMIT_FAIL_MODE="open"):
+        assert _run(client, 1)[0].status_code == 200  # a pooled connection exists
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            answers = _run(client, 20)
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+    assert {a.status_code for a in answers} == {200}
+    assert redis_breaker.state == "open"
+    assert redis_breaker.rejected == 18  # 18 of 20 never waited for a socket timeout

@@ -25,7 +25,7 @@ def test_per_username_throttle_answers_a_friendly_429(client, admin_user):
     answers = [_attempt(client, ip=f"10.1.1.{n}") for n in range(4)]  # a new IP each time
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     page = answers[-1]
-    assert "Too many sign-in attempts" in page.content.decode()
+    assert "Too many attempts" in page.content.decode()
     assert "for this account" in page.content.decode()
     assert int(page["Retry-After"]) >= 1
     # Another account from the same addresses is unaffected.
@@ -69,4 +69,20 @@ def test_redis_down_fail_closed_pauses_sign_in_with_a_page(client, admin_user, r
     redis_server.kill()
     answer = _attempt(client, password="right-pass-123")
     assert answer.status_code == 503
-    assert "temporarily unavailable" in answer.content.decode()
+    assert "Temporarily unavailable" in answer.content.decode()
+
+
+@override_settings(RESILIENCE_FORM_RATE_USERNAME="2/m", RESILIENCE_FORM_RATE_IP="100/m")
+def test_password_change_is_throttled_per_signed_in_user(client, admin_user, settings):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    client.force_login(admin_user)
+    form = {"old_password": "wrong", "new_password1": "N3w-pass-word!", "new_password2": "N3w-pass-word!"}
+    answers = [client.post("/admin/password_change/", form) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert form_throttle_usage(username="root")["username"]["count"] == 0  # its own group, not the sign-in one
+
+
+@override_settings(RESILIENCE_RATE_LIMIT_ENABLED=False, RESILIENCE_FORM_RATE_USERNAME="1/m")
+def test_rate_limit_enabled_false_turns_the_form_throttles_off(client, admin_user, redis_client):
+    assert {_attempt(client).status_code for _ in range(4)} == {200}
+    assert not list(redis_client.scan_iter("agentapi:cache:*rl:form:*"))

@@ -198,3 +198,55 @@ def test_storage_degrades_to_memory_while_redis_is_down_and_comes_back(redis_ser
     redis_breaker.reset()  # the Redis breaker's own recovery is tested elsewhere
     cb.state  # noqa: B018 - next storage access reaches Redis again
     assert not storage_degraded()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", {}),
+        ("redis:fail_max=3,reset_timeout=5s", {"redis": {"fail_max": 3, "reset_timeout": 5.0}}),
+        (
+            "upstream.*:success_threshold=4; svc:reset_timeout=500ms",
+            {"upstream.*": {"success_threshold": 4}, "svc": {"reset_timeout": 0.5}},
+        ),
+    ],
+)
+def test_breaker_overrides_setting_is_parsed(load_settings, value, expected):
+    loaded, error = load_settings(["RESILIENCE_BREAKER_OVERRIDES"], CIRCUIT_BREAKER_OVERRIDES=value, DEBUG="true")
+    assert loaded is not None, error
+    assert loaded["RESILIENCE_BREAKER_OVERRIDES"] == expected
+
+
+@pytest.mark.parametrize("value", ["redis", "redis:fail_max=0", "redis:nope=1", "redis:reset_timeout=soon"])
+def test_bad_breaker_overrides_name_the_variable(load_settings, value):
+    loaded, error = load_settings(["DEBUG"], CIRCUIT_BREAKER_OVERRIDES=value, DEBUG="true")
+    assert loaded is None and "CIRCUIT_BREAKER_OVERRIDES" in error
+
+
+def test_redis_breaker_reads_its_overrides(settings):
+    from resilience.breakers.process import redis_breaker
+
+    settings.RESILIENCE_BREAKER_OVERRIDES = {"redis": {"fail_max": 9, "reset_timeout": 2.5}}
+    assert (redis_breaker.fail_max, redis_breaker.reset_timeout) == (9, 2.5)
+
+
+def test_the_package_exports_the_interface_other_branches_use():
+    import resilience.breakers as breakers
+    from resilience.breakers import breaker_events as events
+    from resilience.breakers import breakers_snapshot as snapshot
+    from resilience.breakers import upstream_check as check
+
+    assert callable(events) and callable(snapshot) and callable(check)
+    assert breakers.redis_breaker.name == "redis" and breakers.storage_degraded() is False
+    with pytest.raises(AttributeError):
+        breakers.nothing_here  # noqa: B018
+
+
+def test_the_events_stream_is_capped(redis_client):
+    from resilience.breakers.events import EVENTS_MAXLEN, events_key, record_transition
+
+    for n in range(EVENTS_MAXLEN + 300):
+        record_transition("svc.cap", "closed", "open", token=f"t{n}")
+    # MAXLEN ~ trims whole stream nodes (100 entries each by default), never below the cap.
+    assert EVENTS_MAXLEN <= redis_client.xlen(events_key()) <= EVENTS_MAXLEN + 100
+    assert record_transition("svc.cap", "closed", "open", token="t5") is None  # already recorded

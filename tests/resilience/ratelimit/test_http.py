@@ -121,3 +121,13 @@ def test_bad_rate_limit_settings_name_the_variable(load_settings, name, value):
     loaded, error = load_settings(["DEBUG"], **{name: value, "DEBUG": "true"})
     assert loaded is None
     assert name in error and "ImproperlyConfigured" in error
+
+
+def test_redis_disabled_limits_per_process_instead_of_failing(client, settings, redis_client):
+    settings.RESILIENCE_REDIS_ENABLED = False
+    settings.RESILIENCE_RATE_LIMIT_FAIL_MODE = "closed"
+    settings.RESILIENCE_RATE_LIMIT_BURST = 1
+    answers = [client.get("/api/ping", REMOTE_ADDR="10.8.8.8") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]  # enforced, not 503 from the fail mode
+    assert answers[0]["RateLimit-Remaining"] == "1"
+    assert redis_client.dbsize() == 0
