@@ -233,6 +233,31 @@ def test_breakers_page_force_and_reset(admin_page, live_server, screenshot, cons
     assert console_errors == []
 
 
+OPS_PATHS = ["/admin/ops/redis/", "/admin/ops/ratelimits/", "/admin/ops/breakers/", "/admin/ops/sessions/"]
+
+
+def test_anonymous_and_non_staff_get_the_login_page_or_403(page, live_server, settings, screenshot):
+    for path in OPS_PATHS:
+        page.goto(f"{live_server.url}{path}")
+        expect(page).to_have_url(re.compile(r"/admin/login/\?next="))
+        twin = page.request.get(f"{live_server.url}{path}?format=json", max_redirects=0)
+        assert twin.status == 403 and twin.json()["error"] == "Staff login required."
+    # The admin login form refuses non-staff, so sign the customer in the way the portal
+    # would: a real session, handed to the browser as its cookie.
+    customer = get_user_model().objects.create_user("customer", password=PASSWORD)
+    signed_in = Client()
+    signed_in.force_login(customer)
+    cookie = signed_in.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+    for path in OPS_PATHS:
+        page.goto(f"{live_server.url}{path}")
+        expect(page).to_have_url(re.compile(r"/admin/login/\?next="))
+        expect(page.locator("body")).to_contain_text("not authorized to access this page")
+        twin = page.request.get(f"{live_server.url}{path}?format=json", max_redirects=0)
+        assert twin.status == 403
+    screenshot("non-staff-refused")
+
+
 @pytest.fixture
 def cached_db_server(tmp_path, redis_server):
     """The app in its own process with SESSION_STORAGE=cached_db, on the fixture's Redis.
