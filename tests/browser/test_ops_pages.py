@@ -66,6 +66,22 @@ def test_redis_health_page(admin_page, live_server, redis_client, screenshot, co
     # htmx replaces the live region on its own (refresh set to 1 s for the test).
     expect(page.locator(".ops-updated time")).not_to_have_attribute("datetime", first, timeout=5000)
     screenshot("redis-health")
+
+    # An allkeys-* policy is flagged, and the slowlog shows commands without their values.
+    redis_client.config_set("maxmemory", "64mb")
+    redis_client.config_set("maxmemory-policy", "allkeys-lru")
+    redis_client.config_set("slowlog-log-slower-than", 0)
+    try:
+        redis_client.set("agentapi:rl:user:-:secret", "value-never-shown")
+        page.reload()
+        expect(page.locator(".ops-warn")).to_contain_text("allkeys-lru can evict sessions")
+        expect(page.locator("body")).not_to_contain_text("value-never-shown")
+        screenshot("redis-health-allkeys-warning")
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+        redis_client.config_set("maxmemory", "0")
+        redis_client.config_set("slowlog-log-slower-than", 10000)
+        redis_client.slowlog_reset()
     assert console_errors == []
 
 
