@@ -32,6 +32,9 @@ class Probe:
     def tls(self) -> bool:
         raise NotImplementedError("subclasses of Probe must provide a tls property")
 
+    # True when the app reaches Redis through Sentinel (REDIS_SENTINELS), whatever CLIENT LIST says.
+    sentinel_configured = False
+
     def execute(self, *args):
         """Run a raw command and return its reply."""
         raise NotImplementedError("subclasses of Probe must provide an execute() method")
@@ -120,6 +123,10 @@ class NativeProbe(Probe):
             return redacted_url(settings.RESILIENCE_REDIS_URL)
         kwargs = self.client.connection_pool.connection_kwargs
         return f"redis://{kwargs.get('host', 'unix')}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
+
+    @property
+    def sentinel_configured(self) -> bool:
+        return self.own_pool and bool(getattr(settings, "RESILIENCE_REDIS_SENTINELS", None))
 
     @property
     def tls(self) -> bool:

@@ -144,7 +144,9 @@ def _int(value) -> int | None:
 def _server(info: dict, probe: Probe, part: _PartRunner) -> dict:
     role = info.get("role")
     mode = info.get("redis_mode")
-    if mode == "standalone" and role == "master":
+    if mode == "standalone" and probe.sentinel_configured:
+        mode = "sentinel-managed"
+    elif mode == "standalone" and role == "master":
         names = part("client list", probe.client_names)
         if names is None:
             mode = None  # cannot tell whether a Sentinel watches it
@@ -330,7 +332,14 @@ def _areas(probe: Probe, target: str) -> dict:
         for family, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     ]
     families.sort(key=lambda f: (order.index(f["family"]) if f["family"] in order else len(order), -f["sampled"]))
-    result = {"sampled": sampled, "dbsize": total, "complete": complete, "cap": cap, "families": families}
+    result = {
+        "sampled": sampled,
+        "dbsize": total,
+        "complete": complete,
+        "cap": cap,
+        "sampled_at": _iso(time.time()),
+        "families": families,
+    }
     with _lock:
         _areas_cache[target] = (time.monotonic(), result)
     return result

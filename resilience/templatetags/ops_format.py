@@ -27,12 +27,14 @@ def seconds(value):
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{sign}{days}d {hours}h"
-    if hours:
-        return f"{sign}{hours}h {minutes}m"
-    if minutes:
-        return f"{sign}{minutes}m {secs}s"
-    return f"{sign}{secs}s"
+        parts = [f"{days}d", f"{hours}h" if hours else ""]
+    elif hours:
+        parts = [f"{hours}h", f"{minutes}m" if minutes else ""]
+    elif minutes:
+        parts = [f"{minutes}m", f"{secs}s" if secs else ""]
+    else:
+        parts = [f"{secs}s"]
+    return sign + " ".join(part for part in parts if part)
 
 
 @register.filter
@@ -63,3 +65,13 @@ def yesno_na(value):
 def millis(value):
     """Convert milliseconds to seconds."""
     return None if value is None else float(value) / 1000
+
+
+@register.filter
+def clock(value):
+    """Render a datetime as HH:MM:SS (UTC)."""
+    if not value:
+        return "n/a"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%H:%M:%S")

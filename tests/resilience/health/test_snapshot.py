@@ -244,3 +244,8 @@ def test_rest_endpoint_down_is_reported(settings):
     settings.RESILIENCE_UPSTASH_REST_TOKEN = "tok"
     snap = redis_health_snapshot()
     assert snap["ok"] is False and "REST API unreachable" in snap["error"] and snap["failing_since"]
+
+
+def test_sentinel_settings_mean_sentinel_managed(settings):
+    settings.RESILIENCE_REDIS_SENTINELS = [("127.0.0.1", 26379)]
+    assert redis_health_snapshot()["server"]["mode"] == "sentinel-managed"
