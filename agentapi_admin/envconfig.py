@@ -175,3 +175,95 @@ def _bounds_text(minimum: int | None, maximum: int | None) -> str:
     if maximum is not None:
         return f" of at most {maximum}"
     return ""
+
+
+def file_path(name: str) -> str:
+    """Return the path of an existing, readable file, or "" when unset."""
+    raw = string(name)
+    if not raw:
+        return ""
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise _fail(name, raw, "the path of an existing file (absolute, or relative to the working directory)")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise _fail(name, raw, f"a readable file ({exc.strerror})") from None
+    return str(path.resolve())
+
+
+def host_port_list(name: str, *, default_port: int) -> list[tuple[str, int]]:
+    """Return a comma-separated `host:port` list as (host, port) pairs; a bare host gets `default_port`."""
+    pairs = []
+    for item in string_list(name):
+        host, sep, port_text = item.rpartition(":")
+        if not sep:
+            host, port_text = item, str(default_port)
+        host = host.strip("[]")
+        expected = f"a comma-separated list of host:port, e.g. sentinel-1:{default_port},sentinel-2:{default_port}"
+        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise _fail(name, item, expected)
+        pairs.append((host, int(port_text)))
+    return pairs
+
+
+def trusted_proxies(name: str, default: str = "0") -> int | list[str]:
+    """Return a proxy count (`2`) or a list of CIDRs (`10.0.0.0/8,192.168.1.5`) trusted to set X-Forwarded-For."""
+    import ipaddress
+
+    raw = string(name) or default
+    if raw.isdigit():
+        count = int(raw)
+        if count > 10:
+            raise _fail(name, raw, "a number of proxies between 0 and 10, or a comma-separated list of CIDRs")
+        return count
+    networks = []
+    for item in string_list(name):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise _fail(
+                name, raw, "a number of proxies (e.g. 1) or a comma-separated list of CIDRs (e.g. 10.0.0.0/8)"
+            ) from None
+    return networks
+
+
+def rate(name: str, default: str) -> str:
+    """Return a django-ratelimit rate such as `5/m`, `20/5m` or `100/h`."""
+    raw = string(name) or default
+    if not re.match(r"^\d+/\d*[smhd]$", raw):
+        raise _fail(name, raw, "a rate such as 5/m, 20/5m, 100/h (count/[multiplier]unit, unit one of s, m, h, d)")
+    if int(raw.split("/", 1)[0]) < 1:
+        raise _fail(name, raw, "a rate with a count of at least 1")
+    return raw
+
+
+_BREAKER_OPTION = {"fail_max": "count", "success_threshold": "count", "reset_timeout": "duration"}
+
+
+def breaker_overrides(name: str) -> dict[str, dict]:
+    """Return per-breaker settings from `redis:fail_max=3,reset_timeout=5s;upstream.*:fail_max=2`."""
+    raw = string(name)
+    expected = (
+        "entries `<breaker name or glob>:<option>=<value>,...` separated by `;`, options fail_max, "
+        "success_threshold (whole numbers >= 1) and reset_timeout (a duration such as 30s)"
+    )
+    overrides: dict[str, dict] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(";"))):
+        breaker, _, options = entry.partition(":")
+        if not breaker.strip() or not options.strip():
+            raise _fail(name, raw, expected)
+        values = overrides.setdefault(breaker.strip(), {})
+        for option in options.split(","):
+            option_name, _, value = option.partition("=")
+            option_name, value = option_name.strip(), value.strip()
+            kind = _BREAKER_OPTION.get(option_name)
+            if kind == "count" and value.isdigit() and int(value) >= 1:
+                values[option_name] = int(value)
+            elif kind == "duration" and _DURATION.match(value):
+                match = _DURATION.match(value)
+                values[option_name] = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "").lower() or None]
+            else:
+                raise _fail(name, raw, expected)
+    return overrides

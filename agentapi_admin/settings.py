@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "csp",
     "tenants",
     "resilience",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -60,6 +61,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "resilience.sessions.middleware.SessionActivityMiddleware",
+    "resilience.ratelimit.middleware.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -122,6 +125,11 @@ if RESILIENCE_REDIS_PROTOCOL == "rest":
             "or REDIS_URL, or set REDIS_ENABLE=false."
         )
 
+# The ops page's "keys per app area" reads at most this many keys with SCAN (then extrapolates).
+RESILIENCE_HEALTH_SCAN_SAMPLE = cfg.integer("REDIS_HEALTH_SCAN_SAMPLE", 10_000, minimum=100, maximum=1_000_000)
+# Admin ops pages refresh themselves this often (htmx polling; 0 turns it off).
+RESILIENCE_OPS_REFRESH_SECONDS = cfg.integer("OPS_REFRESH_SECONDS", 10, minimum=0, maximum=3600)
+
 # Connection-level options shared by every Redis client the app builds (cache,
 # sessions, limiter, breakers), so a password or timeout is honoured everywhere.
 RESILIENCE_REDIS_CONNECTION_KWARGS = {
@@ -133,18 +141,98 @@ RESILIENCE_REDIS_CONNECTION_KWARGS = {
 if RESILIENCE_REDIS_PASSWORD and not urlsplit(RESILIENCE_REDIS_URL).password:
     RESILIENCE_REDIS_CONNECTION_KWARGS["password"] = RESILIENCE_REDIS_PASSWORD
 
+# TLS (rediss://, Upstash's native protocol). The server certificate is verified
+# against REDIS_TLS_CA_FILE (else the system trust store) and must name the host;
+# turning verification off is a development-only escape hatch.
+RESILIENCE_REDIS_TLS = urlsplit(RESILIENCE_REDIS_URL).scheme == "rediss"
+RESILIENCE_REDIS_TLS_VERIFY = cfg.boolean("REDIS_TLS_VERIFY", default=True)
+RESILIENCE_REDIS_TLS_CA_FILE = cfg.file_path("REDIS_TLS_CA_FILE")
+RESILIENCE_REDIS_TLS_CERT_FILE = cfg.file_path("REDIS_TLS_CERT_FILE")
+RESILIENCE_REDIS_TLS_KEY_FILE = cfg.file_path("REDIS_TLS_KEY_FILE")
+if not RESILIENCE_REDIS_TLS_VERIFY and not DEBUG:
+    raise ImproperlyConfigured(
+        "REDIS_TLS_VERIFY=false is refused when DEBUG=false: without verification anyone on the path can "
+        "impersonate Redis and read sessions. For a private CA set REDIS_TLS_CA_FILE to its PEM certificate."
+    )
+if bool(RESILIENCE_REDIS_TLS_CERT_FILE) != bool(RESILIENCE_REDIS_TLS_KEY_FILE):
+    raise ImproperlyConfigured(
+        "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together (a client certificate and its private key)."
+    )
+
+# Sentinel: a list of sentinels replaces the single URL; every client then asks
+# them for the current master, so a failover needs no configuration change.
+RESILIENCE_REDIS_SENTINELS = cfg.host_port_list("REDIS_SENTINELS", default_port=26379)
+RESILIENCE_REDIS_SENTINEL_MASTER = cfg.string("REDIS_SENTINEL_MASTER", "mymaster")
+RESILIENCE_REDIS_SENTINEL_PASSWORD = cfg.string("REDIS_SENTINEL_PASSWORD")
+RESILIENCE_REDIS_SENTINEL_DB = cfg.integer("REDIS_SENTINEL_DB", 0, minimum=0, maximum=15)
+if RESILIENCE_REDIS_SENTINELS:
+    if _upstash_url:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS and UPSTASH_REDIS_URL are both set: Upstash is managed and has no sentinels; "
+            "unset one of them."
+        )
+    if RESILIENCE_REDIS_TLS:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS with a rediss:// REDIS_URL is not supported: Sentinel mode connects to the "
+            "masters the sentinels name, over plain TCP inside a private network. Unset REDIS_URL."
+        )
+    if not RESILIENCE_REDIS_SENTINEL_MASTER:
+        raise ImproperlyConfigured("REDIS_SENTINEL_MASTER must name the master the sentinels monitor (e.g. mymaster).")
+    # For display and logs only; clients get the sentinels, not this URL.
+    RESILIENCE_REDIS_URL = "redis+sentinel://{}/{}/{}".format(
+        ",".join(f"{host}:{port}" for host, port in RESILIENCE_REDIS_SENTINELS),
+        RESILIENCE_REDIS_SENTINEL_MASTER,
+        RESILIENCE_REDIS_SENTINEL_DB,
+    )
+    RESILIENCE_REDIS_URL_SOURCE = "REDIS_SENTINELS"
+    if RESILIENCE_REDIS_PASSWORD:
+        RESILIENCE_REDIS_CONNECTION_KWARGS["password"] = RESILIENCE_REDIS_PASSWORD
+
+if RESILIENCE_REDIS_TLS:
+    RESILIENCE_REDIS_CONNECTION_KWARGS.update(
+        {
+            "ssl_cert_reqs": "required" if RESILIENCE_REDIS_TLS_VERIFY else "none",
+            "ssl_check_hostname": RESILIENCE_REDIS_TLS_VERIFY,
+            "ssl_ca_certs": RESILIENCE_REDIS_TLS_CA_FILE or None,
+            "ssl_certfile": RESILIENCE_REDIS_TLS_CERT_FILE or None,
+            "ssl_keyfile": RESILIENCE_REDIS_TLS_KEY_FILE or None,
+        }
+    )
+
 
 def _redis_cache(prefix: str) -> dict:
+    options = {
+        # Every command passes through the in-process Redis breaker, so an outage
+        # fails fast instead of costing each request a connect timeout.
+        "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerCacheClient",
+        # redis-py picks the hiredis parser by itself when hiredis is installed.
+        "CONNECTION_POOL_KWARGS": dict(RESILIENCE_REDIS_CONNECTION_KWARGS),
+    }
+    location = RESILIENCE_REDIS_URL
+    if RESILIENCE_REDIS_SENTINELS:
+        # A one-item LOCATION list keeps reads on the master too: replicas lag, and a
+        # session or counter read right after its write must see that write.
+        location = [f"redis://{RESILIENCE_REDIS_SENTINEL_MASTER}/{RESILIENCE_REDIS_SENTINEL_DB}"]
+        options.update(
+            {
+                # django-redis's SentinelClient behind the same Redis breaker.
+                "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerSentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
+                "SENTINELS": RESILIENCE_REDIS_SENTINELS,
+                "SENTINEL_KWARGS": {
+                    "password": RESILIENCE_REDIS_SENTINEL_PASSWORD or None,
+                    "socket_connect_timeout": RESILIENCE_REDIS_TIMEOUT,
+                    "socket_timeout": RESILIENCE_REDIS_TIMEOUT,
+                },
+            }
+        )
     return {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": RESILIENCE_REDIS_URL,
+        "LOCATION": location,
         "KEY_PREFIX": f"{RESILIENCE_KEY_PREFIX}:{prefix}",
         "TIMEOUT": 300,
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            # redis-py picks the hiredis parser by itself when hiredis is installed.
-            "CONNECTION_POOL_KWARGS": dict(RESILIENCE_REDIS_CONNECTION_KWARGS),
-        },
+        "OPTIONS": options,
     }
 
 
@@ -166,11 +254,14 @@ if SESSION_STORAGE == "redis" and not RESILIENCE_REDIS_ENABLED:
     SESSION_EFFECTIVE_STORAGE = "db"
 else:
     SESSION_EFFECTIVE_STORAGE = SESSION_STORAGE
+# Django's engines plus a per-user index, so the admin can list and revoke a user's sessions.
 SESSION_ENGINE = {
-    "redis": "django.contrib.sessions.backends.cache",
-    "cached_db": "django.contrib.sessions.backends.cached_db",
-    "db": "django.contrib.sessions.backends.db",
+    "redis": "resilience.sessions.backend",
+    "cached_db": "resilience.sessions.backends.cached_db",
+    "db": "resilience.sessions.backends.db",
 }[SESSION_EFFECTIVE_STORAGE]
+# An active user's IP / user agent / last seen are rewritten at most this often, not on every request.
+RESILIENCE_SESSION_ACTIVITY_INTERVAL = cfg.duration("SESSION_ACTIVITY_INTERVAL", "60s", minimum=1)
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = int(SESSION_TTL)
 SESSION_COOKIE_HTTPONLY = True
@@ -188,16 +279,36 @@ if not DEBUG and (_token_key is None or _token_key == bytes.fromhex(DEV_TOKEN_EN
 TENANTS_TOKEN_ENCRYPTION_KEY = _token_key
 TENANTS_TOKEN_ENCRYPTION_KEYS_OLD = cfg.hex_key_list("TOKEN_ENCRYPTION_KEYS_OLD")
 
+# ----------------------------------------------------------------------- tenants
+# How long an API-key lookup and a tenant's evaluated flags stay in Redis; writes
+# invalidate them on commit, so this only bounds staleness when Redis missed a publish.
+TENANTS_CACHE_TTL = cfg.duration("TENANTS_CACHE_TTL", "300s", minimum=1)
+
 # -------------------------------------------------------- rate limits / breakers
 RESILIENCE_RATE_LIMIT_ENABLED = cfg.boolean("RATE_LIMIT_ENABLED", default=True)
 RESILIENCE_RATE_LIMIT_PER_MINUTE = cfg.integer("RATE_LIMIT_REQUESTS_PER_MINUTE", 60, minimum=1, maximum=1_000_000)
 RESILIENCE_RATE_LIMIT_BURST = cfg.integer("RATE_LIMIT_BURST_SIZE", 10, minimum=0, maximum=1_000_000)
 RESILIENCE_RATE_LIMIT_FAIL_MODE = cfg.choice("RATE_LIMIT_FAIL_MODE", "open", ("open", "closed"))
+# How the client address is found behind proxies: 0 = REMOTE_ADDR; N = the Nth
+# X-Forwarded-For entry from the right; CIDRs = skip entries inside those networks.
+RESILIENCE_RATE_LIMIT_TRUSTED_PROXIES = cfg.trusted_proxies("RATE_LIMIT_TRUSTED_PROXIES", "0")
+# Path prefixes the rate-limit middleware guards (per IP, per user, per tenant).
+RESILIENCE_RATE_LIMIT_PATHS = cfg.string_list("RATE_LIMIT_PATHS", ["/api/"])
+# django-ratelimit throttles of the login/password/API-key forms.
+RESILIENCE_FORM_RATE_IP = cfg.rate("RATE_LIMIT_FORM_IP_RATE", "20/m")
+RESILIENCE_FORM_RATE_USERNAME = cfg.rate("RATE_LIMIT_FORM_USERNAME_RATE", "5/m")
+RATELIMIT_ENABLE = RESILIENCE_RATE_LIMIT_ENABLED
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = RESILIENCE_RATE_LIMIT_FAIL_MODE == "open"
+# Inside the default cache: keys read `agentapi:cache:1:rl:form:<sha256>`.
+RATELIMIT_CACHE_PREFIX = "rl:form:"
 
 RESILIENCE_BREAKER_ENABLED = cfg.boolean("CIRCUIT_BREAKER_ENABLED", default=True)
 RESILIENCE_BREAKER_FAILURE_THRESHOLD = cfg.integer("CIRCUIT_BREAKER_FAILURE_THRESHOLD", 5, minimum=1, maximum=10_000)
 RESILIENCE_BREAKER_SUCCESS_THRESHOLD = cfg.integer("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", 2, minimum=1, maximum=10_000)
 RESILIENCE_BREAKER_TIMEOUT = cfg.duration("CIRCUIT_BREAKER_TIMEOUT", "30s", minimum=0.1)
+# Per-breaker exceptions, e.g. `redis:reset_timeout=5s;upstream.*:fail_max=3` (name or glob).
+RESILIENCE_BREAKER_OVERRIDES = cfg.breaker_overrides("CIRCUIT_BREAKER_OVERRIDES")
 
 # ------------------------------------------------------------------------- auth
 AUTH_PASSWORD_VALIDATORS = [

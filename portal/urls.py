@@ -1,0 +1,56 @@
+"""Portal URLs: every tenant page names its tenant, `/portal/t/<slug>/...`."""
+
+from django.urls import include, path, register_converter
+
+from portal.views import account, auth, features, home, keys, members, usage
+
+
+class IdConverter:
+    """A database id: bounded digits, so absurd ids are a 404 before any query."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+class FlagKeyConverter(IdConverter):
+    """A flag key as tenants.models.FLAG_KEY_PATTERN allows it."""
+
+    regex = "[a-z0-9_.-]{1,64}"
+
+
+class TenantSlugConverter(IdConverter):
+    """A tenant slug (SlugField, 50 characters)."""
+
+    regex = "[-a-zA-Z0-9_]{1,50}"
+
+
+register_converter(IdConverter, "portal_id")
+register_converter(FlagKeyConverter, "flag_key")
+register_converter(TenantSlugConverter, "tenant_slug")
+
+app_name = "portal"
+
+tenant_patterns = [
+    path("", home.tenant_home, name="tenant_home"),
+    path("features/", features.feature_list, name="features"),
+    path("features/<flag_key:flag_key>/", features.feature_toggle, name="feature_toggle"),
+    path("keys/", keys.key_list, name="keys"),
+    path("keys/<portal_id:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
+    path("members/", members.member_list, name="members"),
+    path("members/<portal_id:membership_id>/role/", members.member_role, name="member_role"),
+    path("members/<portal_id:membership_id>/remove/", members.member_remove, name="member_remove"),
+    path("usage/", usage.usage, name="usage"),
+]
+
+urlpatterns = [
+    path("", home.index, name="index"),
+    path("login/", auth.login, name="login"),
+    path("logout/", auth.logout, name="logout"),
+    path("account/", account.account, name="account"),
+    path("t/<tenant_slug:tenant>/", include(tenant_patterns)),
+]

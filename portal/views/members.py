@@ -1,0 +1,97 @@
+"""Members: owners add existing users, change roles and remove members; the last owner stays."""
+
+from django.contrib import messages
+from django.shortcuts import redirect
+
+from portal.access import ROLE_RANK, Role, request_ip, tenant_view
+from portal.forms import MemberInviteForm, MemberRoleForm
+from portal.selectors import tenant_members, tenant_membership
+from portal.views.layout import render_tenant
+from tenants.exceptions import LastOwnerError, TenantsError
+from tenants.services.memberships import membership_add, membership_change_role, membership_remove
+
+
+def _list(request, membership, form, *, status=200):
+    members = sorted(tenant_members(membership.tenant), key=lambda m: (-ROLE_RANK[m.role], m.user.get_username()))
+    context = {"members": members, "form": form, "roles": Role.choices}
+    return render_tenant(request, membership, "portal/members.html", context, section="members", status=status)
+
+
+@tenant_view(methods=("GET", "POST"), write_role=Role.OWNER)
+def member_list(request, membership):
+    """List the members; owners add an existing user with a role here."""
+    tenant = membership.tenant
+    if request.method == "GET":
+        return _list(request, membership, MemberInviteForm(tenant=tenant))
+    form = MemberInviteForm(request.POST, tenant=tenant)
+    if form.is_valid():
+        user = form.cleaned_data["identifier"]
+        try:
+            membership_add(
+                tenant=tenant, user=user, role=form.cleaned_data["role"], actor=request.user, ip=request_ip(request)
+            )
+        except TenantsError as exc:
+            form.add_error(None, exc.message)
+        else:
+            role = Role(form.cleaned_data["role"]).label.lower()
+            messages.success(request, f"{user.get_username()} joined {tenant.name} as {role}.")
+            return redirect("portal:members", tenant=tenant.slug)
+    return _list(request, membership, form, status=400)
+
+
+@tenant_view(
+    methods=("GET", "POST"),
+    read_role=Role.OWNER,
+    write_role=Role.OWNER,
+    objects={"membership_id": tenant_membership},
+)
+def member_role(request, membership, membership_id):
+    """Show (GET) or apply (POST) a role change."""
+    target = membership_id
+    context = {"target": target}
+    if request.method == "GET":
+        form = MemberRoleForm(initial={"role": target.role})
+        return render_tenant(
+            request, membership, "portal/member_role.html", {**context, "form": form}, section="members"
+        )
+    form = MemberRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            membership_change_role(
+                membership=target, role=form.cleaned_data["role"], actor=request.user, ip=request_ip(request)
+            )
+        except LastOwnerError as exc:
+            form.add_error("role", exc.message)
+        except TenantsError as exc:
+            form.add_error(None, exc.message)
+        else:
+            role = Role(form.cleaned_data["role"]).label.lower()
+            messages.success(request, f"{target.user.get_username()} is now {role}.")
+            return redirect("portal:members", tenant=membership.tenant.slug)
+    return render_tenant(
+        request, membership, "portal/member_role.html", {**context, "form": form}, section="members", status=400
+    )
+
+
+@tenant_view(
+    methods=("GET", "POST"),
+    read_role=Role.OWNER,
+    write_role=Role.OWNER,
+    objects={"membership_id": tenant_membership},
+)
+def member_remove(request, membership, membership_id):
+    """Confirm (GET) or perform (POST) removing a member."""
+    target, tenant = membership_id, membership.tenant
+    context = {"target": target, "is_self": target.user_id == request.user.pk}
+    if request.method == "GET":
+        return render_tenant(request, membership, "portal/member_remove.html", context, section="members")
+    try:
+        membership_remove(membership=target, actor=request.user, ip=request_ip(request))
+    except TenantsError as exc:
+        # LastOwnerError included: explain on the confirmation page instead of failing.
+        context["error"] = exc.message
+        return render_tenant(request, membership, "portal/member_remove.html", context, section="members", status=400)
+    messages.success(request, f"{target.user.get_username()} no longer has access to {tenant.name}.")
+    if context["is_self"]:
+        return redirect("portal:index")
+    return redirect("portal:members", tenant=tenant.slug)

@@ -1,0 +1,30 @@
+"""Usage: requests per day for the last 30 days and the tenant's current rate-limit status."""
+
+from django.utils import timezone
+
+from portal.access import tenant_view
+from portal.charts import daily_bar_chart
+from portal.selectors import tenant_ratelimit_status
+from portal.views.layout import render_tenant
+from tenants.selectors import tenant_limits, usage_daily
+
+DAYS = 30
+
+
+@tenant_view()
+def usage(request, membership):
+    """Chart the tenant's daily requests and show its limits and current window."""
+    tenant = membership.tenant
+    counts = {row["day"]: row["requests"] for row in usage_daily(tenant, days=DAYS)}
+    chart = daily_bar_chart(counts, end=timezone.now().date(), days=DAYS)
+    per_minute, burst, daily_quota = tenant_limits(tenant)
+    today = counts.get(timezone.now().date(), 0)
+    context = {
+        "chart": chart,
+        "today": today,
+        "quota_percent": min(100, round(100 * today / daily_quota)) if daily_quota else None,
+        "status": tenant_ratelimit_status(tenant),
+        "days": DAYS,
+        "limits": {"per_minute": per_minute, "burst": burst, "daily_quota": daily_quota},
+    }
+    return render_tenant(request, membership, "portal/usage.html", context, section="usage")

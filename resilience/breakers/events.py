@@ -1,0 +1,85 @@
+"""Breaker transitions recorded once in a capped Redis stream, whichever process notices them first."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+import redis
+from pybreaker import CircuitBreakerListener
+
+from resilience.connection import get_redis, key
+from resilience.exceptions import RedisDisabled
+
+logger = logging.getLogger(__name__)
+
+EVENTS_MAXLEN = 1000  # entries kept in agentapi:cb:events (approximately: MAXLEN ~)
+DEDUP_SECONDS = 24 * 3600
+
+# Record the event only if no process recorded this (breaker, state, opening) yet:
+# every process sharing the breaker notices the change and calls the listener.
+_RECORD = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  for i = 3, #KEYS do
+    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+  end
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+end
+return false
+"""
+
+
+def events_key() -> str:
+    return key("cb", "events")
+
+
+def record_transition(
+    name: str, old: str, new: str, *, token: str, reason: str = "", actor: str = "", claim: tuple[str, ...] = ()
+) -> str | None:
+    """Append one transition to the stream unless `token` was already recorded; return the entry id.
+
+    `claim` marks other tokens as recorded too, so the listeners of other processes
+    noticing an operator's change do not record it a second time.
+    """
+    fields = {
+        "breaker": name,
+        "from": old or "",
+        "to": new,
+        "at": f"{time.time():.3f}",
+        "by": f"{socket.gethostname()}:{os.getpid()}",
+        "reason": reason,
+        "actor": actor,
+    }
+    flat = [part for pair in fields.items() for part in pair]
+    try:
+        keys = [key("cb", name, "seen", token), events_key(), *(key("cb", name, "seen", t) for t in claim)]
+        entry = get_redis().eval(_RECORD, len(keys), *keys, DEDUP_SECONDS, EVENTS_MAXLEN, *flat)
+    except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+        logger.warning("breaker %s: %s -> %s not recorded (%s)", name, old, new, exc)
+        return None
+    return entry.decode() if isinstance(entry, bytes) else entry
+
+
+class TransitionRecorder(CircuitBreakerListener):
+    """pybreaker listener writing state changes to `agentapi:cb:events`, deduplicated across processes."""
+
+    def state_change(self, cb, old_state, new_state) -> None:
+        old = getattr(old_state, "name", "") or ""
+        new = new_state.name
+        if old == new:
+            return
+        if getattr(cb, "_operator_change", False):
+            return  # the service records it with the actor and reason
+        logger.log(logging.WARNING if new == "open" else logging.INFO, "breaker %s: %s -> %s", cb.name, old, new)
+        record_transition(cb.name, old, new, token=transition_token(cb, new))
+
+
+def transition_token(cb, new: str) -> str:
+    """Return the dedup token of a change to `new`: the same in every process noticing it."""
+    # One opening starts one cycle (open -> half-open -> closed); its timestamp tells
+    # the processes noticing the same change apart from a later, separate change.
+    opened_at = cb._state_storage.opened_at
+    stamp = int(opened_at.timestamp()) if opened_at else 0
+    return f"{new}:{stamp}"
