@@ -1,6 +1,75 @@
-"""Record who is behind each authenticated session (IP, user agent, last seen)."""
+"""Session middleware: client metadata for each session, and a clear 503 when the session store is down."""
 
 from __future__ import annotations
+
+import logging
+
+import redis
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.http import HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django_redis.exceptions import ConnectionInterrupted
+
+logger = logging.getLogger(__name__)
+
+# What a Redis outage looks like from a session store or a view: refused, timed out,
+# refused by the open Redis breaker (a ConnectionError too), or wrapped by django-redis.
+STORE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionInterrupted)
+RETRY_AFTER = "5"
+
+
+def wants_json(request) -> bool:
+    """Tell whether the client asked for JSON (API paths, ?format=json twins, Accept header)."""
+    return (
+        request.path.startswith("/api/")
+        or request.GET.get("format") == "json"
+        or "application/json" in request.headers.get("Accept", "")
+    )
+
+
+def store_unavailable_response(request, *, what: str) -> HttpResponse:
+    """Answer 503 saying which store is unavailable: JSON for JSON clients, a small HTML page otherwise."""
+    if what == "session":
+        error, detail = "session_store_unavailable", "The session store (Redis) is unavailable; retry shortly."
+    else:
+        error, detail = "storage_unavailable", "Redis is unavailable, so this page cannot be served; retry shortly."
+    if wants_json(request):
+        response = JsonResponse({"error": error, "detail": detail}, status=503)
+    else:
+        html = render_to_string("resilience/store_unavailable.html", {"detail": detail, "back_url": request.path})
+        response = HttpResponse(html, status=503)
+    response["Retry-After"] = RETRY_AFTER
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class ResilientSessionMiddleware(SessionMiddleware):
+    """Django's SessionMiddleware, answering 503 (never 500) when the session store cannot be reached.
+
+    Loading already degrades (Django's cache store treats an unreadable session as
+    empty, so the visitor is anonymous); saving, creating and rotating raise, and
+    without this a sign-in during a Redis outage would be a 500.
+    """
+
+    def process_response(self, request, response):
+        try:
+            return super().process_response(request, response)
+        except STORE_ERRORS as exc:
+            logger.warning("session store unavailable while saving a session: %s", type(exc).__name__)
+            return store_unavailable_response(request, what="session")
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, STORE_ERRORS):
+            logger.warning("Redis unavailable during %s %s: %s", request.method, request.path, type(exception).__name__)
+            session = getattr(request, "session", None)
+            what = "session" if session is not None and _session_touched(session) else "storage"
+            return store_unavailable_response(request, what=what)
+        return None
+
+
+def _session_touched(session) -> bool:
+    # A view that failed while creating/rotating the session (login, logout) left it modified.
+    return bool(getattr(session, "modified", False)) or getattr(session, "_session_key", None) is None
 
 
 class SessionActivityMiddleware:
