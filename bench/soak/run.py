@@ -50,6 +50,7 @@ class Client:
         self.port = port
         self.conn: http.client.HTTPConnection | None = None
         self.cookies: dict[str, str] = {}
+        self.retries = 0  # requests re-sent after a dropped connection (the server may have handled the first)
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
         headers = {"Host": "127.0.0.1", "X-Forwarded-Proto": "https", **(headers or {})}
@@ -67,6 +68,7 @@ class Client:
                 self.conn = None
                 if attempt == 2:
                     raise
+                self.retries += 1
                 continue
             for name, value in response.getheaders():
                 if name.lower() == "set-cookie":
@@ -85,14 +87,21 @@ def api_client(port: int, keys: list[str], deadline: float, out: str) -> None:
             key = keys[i % len(keys)]
             i += 1
             started = time.time()
+            kind = "api"
             try:
-                status, _, _ = client.request("GET", "/api/v1/bootstrap", headers={"Authorization": f"Bearer {key}"})
+                status, headers, _ = client.request(
+                    "GET", "/api/v1/bootstrap", headers={"Authorization": f"Bearer {key}"}
+                )
+                # Served from the database while Redis was unreachable (fail-open): no limiter headers.
+                if status == 200 and "RateLimit-Limit" not in headers:
+                    kind = "api-noredis"
             except Exception:
                 status = 0
-            sink.write(f"{started:.4f} api {status} {(time.time() - started) * 1000:.2f}\n")
+            sink.write(f"{started:.4f} {kind} {status} {(time.time() - started) * 1000:.2f}\n")
+        sink.write(f"{time.time():.4f} api-retries {client.retries} 0\n")
 
 
-def portal_client(port: int, username: str, password: str, deadline: float, out: str) -> None:
+def portal_client(port: int, username: str, password: str, slug: str, deadline: float, out: str) -> None:
     client = Client(port)
     with open(out, "w") as sink:
         logged_in = False
@@ -121,7 +130,7 @@ def portal_client(port: int, username: str, password: str, deadline: float, out:
                     logged_in = status == 302
                     kind = "login"
                 else:
-                    status, headers, _ = client.request("GET", "/portal/")
+                    status, headers, _ = client.request("GET", f"/portal/t/{slug}/")
                     kind = "portal"
                     if status == 302 and "/login" in headers.get("Location", ""):
                         logged_in = False  # session lost: log in again, and count it
@@ -208,8 +217,9 @@ def snapshot(env: dict) -> dict:
         "from tenants.models import AuditEvent, TenantFlag, UsageDaily;"
         "from django.db.models import Sum;"
         "print(json.dumps({'audit': AuditEvent.objects.count(),"
+        "'logins': AuditEvent.objects.filter(action='auth.login').count(),"
         "'overrides': sorted([f'{o.tenant.slug}:{o.flag.key}:{o.enabled}:{o.rollout_percent}' for o in TenantFlag.objects.select_related('tenant','flag')]),"
-        "'usage': UsageDaily.objects.aggregate(total=Sum('count'))['total'] or 0}))"
+        "'usage': UsageDaily.objects.filter(metric='requests').aggregate(total=Sum('count'))['total'] or 0}))"
     )
     out = subprocess.run([PYTHON, "-c", code], env=env, cwd=BASE_DIR, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -226,6 +236,12 @@ def main() -> int:
         "--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/agentapi_soak")
     )
     parser.add_argument("--fail-mode", choices=["open", "closed"], default="open")
+    parser.add_argument(
+        "--redis-reset-timeout",
+        default="5s",
+        help="CIRCUIT_BREAKER_OVERRIDES reset_timeout of the in-process Redis breaker (default 5s; the app's "
+        "default, CIRCUIT_BREAKER_TIMEOUT=30s, keeps each worker off a restarted Redis for up to 30 s)",
+    )
     parser.add_argument("--report", type=Path, help="also write the Markdown report here")
     args = parser.parse_args()
     duration = min(max(args.duration, 20), 600)
@@ -253,6 +269,7 @@ def main() -> int:
         # Generous limits: the soak measures faults, not throttling.
         "RATE_LIMIT_REQUESTS_PER_MINUTE": "1000000",
         "RATE_LIMIT_BURST_SIZE": "100000",
+        "CIRCUIT_BREAKER_OVERRIDES": f"redis:reset_timeout={args.redis_reset_timeout}",
         "SECURE_PROXY_SSL_HEADER": "true",
         "SECURE_HSTS_SECONDS": "0",
         "LOG_LEVEL": "warning",
@@ -300,11 +317,12 @@ def main() -> int:
             out = str(workdir / f"api-{i}.log")
             outputs.append(out)
             procs.append(mp.Process(target=api_client, args=(port, keys, deadline, out)))
-        owners = ["acme-owner", "globex-owner"]
+        owners = [("acme-owner", "acme"), ("globex-owner", "globex")]
         for i in range(args.portal_clients):
             out = str(workdir / f"portal-{i}.log")
             outputs.append(out)
-            procs.append(mp.Process(target=portal_client, args=(port, owners[i % 2], password, deadline, out)))
+            owner, slug = owners[i % 2]
+            procs.append(mp.Process(target=portal_client, args=(port, owner, password, slug, deadline, out)))
         for proc in procs:
             proc.start()
 
@@ -330,10 +348,13 @@ def main() -> int:
             proc.join(timeout=duration + 60)
         end = time.time()
 
-        records = []
+        records, api_retries = [], 0
         for out in outputs:
             for line in Path(out).read_text().splitlines():
                 ts, kind, status, ms = line.split()
+                if kind == "api-retries":
+                    api_retries += int(status)
+                    continue
                 records.append((float(ts), kind, int(status), float(ms)))
 
         manage(env, "flush_usage")
@@ -347,59 +368,90 @@ def main() -> int:
                 gunicorn.kill()
         redis_server.stop()
 
-    report = render(records, faults, start, end, before, after, args, duration)
+    report, ok = render(records, faults, start, end, before, after, args, duration, api_retries)
     print(report)
     if args.report:
         args.report.write_text(report)
-    return 0
+    return 0 if ok else 1
 
 
-def render(records, faults, start, end, before, after, args, duration) -> str:
+def render(records, faults, start, end, before, after, args, duration, api_retries) -> tuple[str, bool]:
+    """Return the Markdown report and whether every "nothing lost" check passed."""
     by_status: dict[str, int] = {}
     for _, kind, status, _ in records:
-        label = f"{kind.split('-')[0]} {status if status else 'transport error'}"
+        label = f"{kind} {status if status else 'transport error'}"
         by_status[label] = by_status.get(label, 0) + 1
-    api_served = sum(1 for _, kind, status, _ in records if kind == "api" and status in (200, 304))
+    counted_served = sum(1 for _, kind, status, _ in records if kind == "api" and status in (200, 304))
+    uncounted_served = sum(1 for _, kind, status, _ in records if kind == "api-noredis")
+    transport_errors = sum(1 for r in records if r[2] == 0)
+    api_transport_errors = sum(1 for r in records if r[2] == 0 and r[1].startswith("api"))
+    logins_ok = sum(1 for _, kind, status, _ in records if kind == "login" and status == 302)
+    logins_503 = sum(1 for _, kind, status, _ in records if kind == "login" and status == 503)
+    five_xx = sum(1 for r in records if r[2] >= 500 and r[2] != 503)
     lines = [
         "# Soak run",
         "",
         f"`{' '.join(sys.argv)}` — {duration:.0f}s, gunicorn gthread {args.workers}x{args.threads}, "
-        f"{args.api_clients} API + {args.portal_clients} portal client processes, RATE_LIMIT_FAIL_MODE={args.fail_mode}.",
+        f"{args.api_clients} API + {args.portal_clients} portal client processes, RATE_LIMIT_FAIL_MODE={args.fail_mode}, "
+        f"Redis breaker reset timeout {args.redis_reset_timeout}.",
         "",
         f"Requests: {len(records)} ({len(records) / max(end - start, 1):.0f}/s).",
+        "",
+        "`api` = bootstrap answered through Redis (limited and counted); `api-noredis` = answered from the "
+        "database while Redis was unreachable (fail-open: no RateLimit headers, not counted); `portal` = a "
+        "signed-in tenant page; `login` = GET + POST of the portal sign-in form (password hashing dominates).",
         "",
         "| outcome | count |",
         "|---|---|",
         *[f"| {label} | {count} |" for label, count in sorted(by_status.items())],
         "",
-        "| window | API requests | API p50 ms | API p99 ms | API non-2xx/304 | portal p50 ms | portal p99 ms | portal errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| window | API requests | API p50 ms | API p99 ms | API not 200 | portal pages | portal p50 ms | "
+        "portal p99 ms | sign-ins | sign-in p50 ms | portal/sign-in 5xx or transport errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, lo, hi in phases(faults, start, end):
-        api = [r for r in records if lo <= r[0] < hi and r[1] == "api"]
-        portal = [r for r in records if lo <= r[0] < hi and r[1] != "api"]
+        window = [r for r in records if lo <= r[0] < hi]
+        api = [r for r in window if r[1].startswith("api")]
+        pages = [r for r in window if r[1].startswith("portal")]
+        logins = [r for r in window if r[1] == "login"]
         api_ms = [r[3] for r in api]
-        portal_ms = [r[3] for r in portal]
+        page_ms = [r[3] for r in pages]
         api_bad = sum(1 for r in api if r[2] not in (200, 304))
-        portal_bad = sum(1 for r in portal if r[2] == 0 or r[2] >= 500)
+        portal_bad = sum(1 for r in pages + logins if r[2] == 0 or r[2] >= 500)
         lines.append(
             f"| {name} ({lo - start:.0f}–{hi - start:.0f}s) | {len(api)} | {percentile(api_ms, 50):.1f} | "
-            f"{percentile(api_ms, 99):.1f} | {api_bad} | {percentile(portal_ms, 50):.1f} | "
-            f"{percentile(portal_ms, 99):.1f} | {portal_bad} |"
+            f"{percentile(api_ms, 99):.1f} | {api_bad} | {len(pages)} | {percentile(page_ms, 50):.1f} | "
+            f"{percentile(page_ms, 99):.1f} | {len(logins)} | {percentile([r[3] for r in logins], 50):.1f} | "
+            f"{portal_bad} |"
         )
     usage_counted = after["usage"] - before["usage"]
+    login_rows = after["logins"] - before["logins"]
+    other_audit = (after["audit"] - after["logins"]) - (before["audit"] - before["logins"])
+    checks = {
+        # A worker killed mid-request may have counted a request whose answer never arrived.
+        # So may a request re-sent after its connection dropped (a killed worker, a closed keep-alive).
+        "usage": counted_served <= usage_counted <= counted_served + api_transport_errors + api_retries,
+        # A sign-in whose session save then failed (503) may already have written its audit row.
+        "audit": logins_ok <= login_rows <= logins_ok + logins_503 and other_audit == 0,
+        "flags": before["overrides"] == after["overrides"],
+        "no 500": five_xx == 0,
+    }
     lines += [
         "",
         "Checks:",
-        f"- audit rows before/after: {before['audit']} / {after['audit']} "
-        f"({'unchanged' if before['audit'] == after['audit'] else 'CHANGED'}; the soak writes none)",
-        f"- flag overrides unchanged: {before['overrides'] == after['overrides']}",
-        f"- API requests answered 200/304: {api_served}; usage flushed to UsageDaily: {usage_counted} "
-        f"(difference {api_served - usage_counted}: requests served while Redis was unreachable are admitted "
-        "by the fail-open limiter but cannot be counted in Redis)",
-        f"- 5xx responses: {sum(1 for r in records if r[2] >= 500)}",
+        f"- usage: API requests answered 200 through Redis: {counted_served}; `requests` flushed to UsageDaily: "
+        f"{usage_counted} (allowed surplus: {api_transport_errors} API transport errors + {api_retries} requests "
+        "re-sent after a dropped connection) — "
+        f"{'OK' if checks['usage'] else 'FAILED'}. Another {uncounted_served} requests were answered from the "
+        "database while Redis was unreachable (fail-open) and could not be counted in Redis.",
+        f"- audit: successful sign-ins {logins_ok} (+{logins_503} answered 503 by the session store); "
+        f"`auth.login` rows written {login_rows}; other audit rows written {other_audit} — "
+        f"{'OK' if checks['audit'] else 'FAILED'}",
+        f"- flag overrides unchanged: {'OK' if checks['flags'] else 'FAILED'}",
+        f"- 500-class answers other than 503: {five_xx}; 503s: {sum(1 for r in records if r[2] == 503)}; "
+        f"transport errors: {transport_errors} — {'OK' if checks['no 500'] else 'FAILED'}",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", all(checks.values())
 
 
 if __name__ == "__main__":
