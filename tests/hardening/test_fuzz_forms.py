@@ -1,4 +1,4 @@
-"""Hostile values in every portal form and the tenant admin: a form error or a 4xx, never a 500, nothing half-written."""
+"""Hostile values in every portal form and the tenant admin: a form error or 4xx, never a 500, nothing half-written."""
 
 from __future__ import annotations
 
