@@ -22,8 +22,9 @@ class Command(OperationCommand):
         parser.add_argument("--batch-size", type=int, default=500, help="Keys per SCAN page and transaction.")
 
     def run(self, **options) -> dict:
-        if options["batch_size"] < 1:
-            raise CommandError("--batch-size must be a positive whole number, e.g. --batch-size 500.")
+        # Redis refuses a SCAN COUNT beyond a 64-bit integer; a bound keeps memory per batch sane too.
+        if not 1 <= options["batch_size"] <= 100_000:
+            raise CommandError("--batch-size must be a whole number from 1 to 100000, e.g. --batch-size 500.")
         report = FlushReport()
         try:
             for batch in self.progress(usage_scan_batches(options["batch_size"]), description="usage keys"):
