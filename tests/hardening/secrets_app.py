@@ -27,6 +27,9 @@ from tests.portal.conftest import PASSWORD, build_world  # noqa: E402
 
 world = build_world()
 tenant_set_upstream_credentials(tenant=world.a, secret=os.environ["UPSTREAM_SECRET"], actor=None)
+# An upstream that refuses connections: probe_upstreams then goes through the tenant's shared breaker.
+world.a.upstream_url = "http://127.0.0.1:9"
+world.a.save(update_fields=["upstream_url"])
 root = get_user_model().objects.create_superuser("root", "root@example.test", PASSWORD)
 
 admin_client, owner_client, api = Client(), Client(), Client()

@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 import pytest
+import redis
 
 from agentapi_admin.redis_process import RedisProcess
 from tests.conftest import BASE_DIR, clean_env
@@ -49,9 +50,13 @@ def exercised():
                 text=True,
                 timeout=300,
             )
+            client = redis.Redis(port=server.port, password=REDIS_PASSWORD, decode_responses=True)
+            keys = set(client.scan_iter(count=1000))
+            client.close()
         finally:
             server.stop()
     assert result.returncode == 0, result.stderr[-3000:]
+    result.keys = keys
     return result
 
 
@@ -61,7 +66,12 @@ def test_pages_were_really_served_by_a_password_protected_redis(exercised):
     # Rate-limit headers on the API answer: the limiter's script ran on the password-protected server.
     assert "RateLimit-Limit" in exercised.stdout.split("== bootstrap 200", 1)[1].split("== ", 1)[0]
     assert exercised.stdout.count("== ") > 40
-    assert "raised" not in exercised.stdout  # every operations command ran
+    # Every operations command ran; the probe of the refusing upstream fails as it should.
+    assert "raised CommandError('Upstream probe failed for: acme')" in exercised.stdout
+    assert exercised.stdout.count("raised") == 1
+    # Sessions, limiter state and the upstream breaker's shared state all live in that server.
+    families = {key.split(":")[1] for key in exercised.keys}
+    assert {"session", "sessidx", "rl", "cb"} <= families, families
 
 
 @pytest.mark.parametrize("name", ["REDIS_PASSWORD", "UPSTREAM_SECRET", "TOKEN_KEY"])
