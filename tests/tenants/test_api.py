@@ -262,6 +262,34 @@ def test_without_redis_the_fail_mode_decides(client, acme, redis_server, setting
         assert_error(response, 503, "service_unavailable")
 
 
+@pytest.mark.parametrize("redis_up", [True, False])
+def test_database_down_on_a_cold_request_answers_503_json(client, acme, redis_server, monkeypatch, redis_up):
+    from django.db import OperationalError, connection
+
+    _, secret = acme
+    if not redis_up:
+        redis_server.kill()
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(connection, "cursor", unreachable)
+    assert_error(get(client, "/api/v1/bootstrap", secret), 503, "service_unavailable")
+
+
+def test_warm_requests_survive_a_database_outage(client, acme, monkeypatch):
+    from django.db import OperationalError, connection
+
+    _, secret = acme
+    assert get(client, "/api/v1/bootstrap", secret).status_code == 200  # warms the cache
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(connection, "cursor", unreachable)
+    assert get(client, "/api/v1/bootstrap", secret).status_code == 200
+
+
 def test_openapi_document_describes_the_api(client):
     doc = client.get("/api/v1/openapi.json").json()
     assert {"/api/v1/bootstrap", "/api/v1/flags/{key}"} <= set(doc["paths"])
