@@ -269,6 +269,11 @@ if not DEBUG and (_token_key is None or _token_key == bytes.fromhex(DEV_TOKEN_EN
 TENANTS_TOKEN_ENCRYPTION_KEY = _token_key
 TENANTS_TOKEN_ENCRYPTION_KEYS_OLD = cfg.hex_key_list("TOKEN_ENCRYPTION_KEYS_OLD")
 
+# ----------------------------------------------------------------------- tenants
+# How long an API-key lookup and a tenant's evaluated flags stay in Redis; writes
+# invalidate them on commit, so this only bounds staleness when Redis missed a publish.
+TENANTS_CACHE_TTL = cfg.duration("TENANTS_CACHE_TTL", "300s", minimum=1)
+
 # -------------------------------------------------------- rate limits / breakers
 RESILIENCE_RATE_LIMIT_ENABLED = cfg.boolean("RATE_LIMIT_ENABLED", default=True)
 RESILIENCE_RATE_LIMIT_PER_MINUTE = cfg.integer("RATE_LIMIT_REQUESTS_PER_MINUTE", 60, minimum=1, maximum=1_000_000)

@@ -1,10 +1,11 @@
 """Root URL configuration."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
 
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
+from tenants.api.views import api_not_found, api_urls
 
 urlpatterns = [
     path("healthz", resilience_views.healthz, name="healthz"),
@@ -17,4 +18,6 @@ urlpatterns = [
         name="admin_password_change_throttled",
     ),
     path("admin/", admin.site.urls),
+    path("api/v1/", api_urls()),
+    re_path(r"^api/v1/", api_not_found),
 ]

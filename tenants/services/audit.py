@@ -47,3 +47,16 @@ def audit_record(
         reason=reason[:500],
         ip=ip,
     )
+
+
+def audit_snapshot(obj: models.Model, fields: list[str]) -> dict:
+    """Return a JSON-safe dict of `fields` of `obj` for an audit before/after."""
+    snap = {}
+    for name in fields:
+        field = obj._meta.get_field(name)
+        value = getattr(obj, field.attname)
+        if value is None or isinstance(value, bool | int | float | str | list | dict):
+            snap[name] = value
+        else:
+            snap[name] = str(value)
+    return snap

@@ -1,0 +1,264 @@
+"""Measure warm /api/v1/bootstrap against a bare Django JSON view under the same gunicorn, in one run.
+
+    .venv/bin/python -m bench.bootstrap.run [--duration 10] [--connections 16] [--rounds 2]
+
+Starts its own redis-server and gunicorn (gthread, 2 workers) on free ports with a
+temporary SQLite database seeded by `seed_demo`, then loads each endpoint from a
+second process (wrk when installed, else a Python load generator), alternating
+bare/bootstrap for `--rounds` rounds. Prints a JSON summary: req/s of each, the ratio,
+and Redis commands per bootstrap request from the INFO commandstats delta.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.client import HTTPConnection
+from pathlib import Path
+
+import redis
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(BASE_DIR))
+
+from agentapi_admin.redis_process import RedisProcess, free_port  # noqa: E402
+
+
+def bench_env(redis_url: str, db_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "RATE_LIMIT_", "DJANGO_"))}
+    env.update(
+        {
+            "READ_ENV_FILE": "false",
+            "DJANGO_SETTINGS_MODULE": "bench.bootstrap.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-" + "x" * 60,
+            "TOKEN_ENCRYPTION_KEY": "ab" * 32,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "false",
+            "SECURE_HSTS_SECONDS": "0",
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "REDIS_URL": redis_url,
+            "LOG_LEVEL": "warning",
+            # The limiter runs on every request; the limit is high so the bench measures admitted requests.
+            "RATE_LIMIT_REQUESTS_PER_MINUTE": "1000000",
+            "RATE_LIMIT_BURST_SIZE": "100000",
+        }
+    )
+    return env
+
+
+def manage(env: dict, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - fixed local URL
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"gunicorn did not answer {url}")
+
+
+def run_wrk(url: str, headers: dict, duration: int, connections: int) -> dict:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    p99 = re.search(r"99%\s+([\d.]+\w+)", out)
+    return {
+        "rps": rps,
+        "requests": total,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "p99": p99.group(1) if p99 else None,
+        "tool": "wrk",
+    }
+
+
+def run_python_load(url: str, headers: dict, duration: int, connections: int) -> dict:
+    """Keep-alive HTTP/1.1 load from threads; used only when wrk is not installed."""
+    host, port = url.split("/")[2].split(":")
+    path = "/" + url.split("/", 3)[3]
+    counts, bad = [0] * connections, [0] * connections
+    stop = time.monotonic() + duration
+
+    def worker(index: int) -> None:
+        conn = HTTPConnection(host, int(port), timeout=10)
+        while time.monotonic() < stop:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            counts[index] += 1
+            bad[index] += response.status >= 400
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    return {"rps": sum(counts) / elapsed, "requests": sum(counts), "non_2xx": sum(bad), "p99": None, "tool": "python"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return user+system CPU seconds of a process and its live children (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(child) for child in (task / "children").read_text().split()]
+    total = 0
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def commandstats(client: redis.Redis) -> dict:
+    return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in client.info("commandstats").items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per load run (max 30)")
+    parser.add_argument("--connections", type=int, default=16)
+    # Rounds alternate bare / cache_get / bootstrap so each ratio compares neighbours in time:
+    # on a shared machine the load from other processes drifts by more than the effect measured.
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gunicorn's default: 1)")
+    parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto", help="load generator")
+    options = parser.parse_args()
+    duration = min(options.duration, 30)
+    use_wrk = options.load == "wrk" or (options.load == "auto" and shutil.which("wrk"))
+    load = run_wrk if use_wrk else run_python_load
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-bootstrap-"))
+    server = RedisProcess(directory=workdir / "redis").start()
+    env = bench_env(server.url, workdir / "db.sqlite3")
+    gunicorn = None
+    try:
+        manage(env, "migrate", "--noinput")
+        keys = json.loads(manage(env, "seed_demo", "--json").strip().splitlines()[-1])["api_keys"]
+        port = free_port()
+        gunicorn = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "agentapi_admin.wsgi:application",
+                "-k",
+                "gthread",
+                "--workers",
+                "2",
+                "--threads",
+                str(options.threads),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthz")
+        auth = {"Authorization": f"Bearer {keys['acme']}"}
+        targets = {
+            "bare": (f"{base}/bench/bare", {}),
+            "cache_get": (f"{base}/bench/cache-get", {}),
+            "bootstrap": (f"{base}/api/v1/bootstrap", auth),
+        }
+        for url, headers in targets.values():  # warm both workers' caches and connections
+            for _ in range(8):
+                urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5).read()  # noqa: S310
+        client = redis.Redis(port=server.port)
+        results = {name: [] for name in targets}
+        redis_per_request = []
+        for _ in range(options.rounds):
+            for name, (url, headers) in targets.items():
+                before = commandstats(client)
+                cpu_before = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
+                outcome = load(url, headers, duration, options.connections)
+                cpu_after = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
+                after = commandstats(client)
+                # CPU per request barely depends on what else the machine runs, unlike req/s.
+                outcome["app_cpu_us"] = (cpu_after[0] - cpu_before[0]) / outcome["requests"] * 1e6
+                outcome["redis_cpu_us"] = (cpu_after[1] - cpu_before[1]) / outcome["requests"] * 1e6
+                delta = {cmd: after.get(cmd, 0) - before.get(cmd, 0) for cmd in after}
+                delta = {cmd: n for cmd, n in delta.items() if n and cmd != "info"}
+                outcome["redis_commands"] = delta
+                results[name].append(outcome)
+                if name == "bootstrap":
+                    redis_per_request.append(
+                        {cmd: round(n / outcome["requests"], 3) for cmd, n in sorted(delta.items())}
+                    )
+        best = {name: max(run["rps"] for run in runs) for name, runs in results.items()}
+        summary = {
+            "tool": results["bare"][0]["tool"],
+            "duration_s": duration,
+            "connections": options.connections,
+            "gunicorn": f"gthread, 2 workers x {options.threads} threads",
+            "rps": {name: [round(run["rps"], 1) for run in runs] for name, runs in results.items()},
+            "non_2xx": {name: sum(run["non_2xx"] for run in runs) for name, runs in results.items()},
+            "ratio_best": {name: round(best[name] / best["bare"], 3) for name in ("cache_get", "bootstrap")},
+            "ratio_per_round": {
+                name: [round(b["rps"] / a["rps"], 3) for a, b in zip(results["bare"], results[name], strict=True)]
+                for name in ("cache_get", "bootstrap")
+            },
+            "ratio_median": {
+                name: statistics.median(
+                    b["rps"] / a["rps"] for a, b in zip(results["bare"], results[name], strict=True)
+                )
+                for name in ("cache_get", "bootstrap")
+            },
+            "cpu_us_per_request": {
+                name: {
+                    "app": [round(run["app_cpu_us"]) for run in runs],
+                    "redis": [round(run["redis_cpu_us"]) for run in runs],
+                }
+                for name, runs in results.items()
+            },
+            "cpu_ratio_median": {
+                name: round(
+                    statistics.median(
+                        a["app_cpu_us"] / (b["app_cpu_us"] + b["redis_cpu_us"])
+                        for a, b in zip(results["bare"], results[name], strict=True)
+                    ),
+                    3,
+                )
+                for name in ("cache_get", "bootstrap")
+            },
+            "redis_commands_per_bootstrap": redis_per_request,
+            "p99": {name: [run["p99"] for run in runs] for name, runs in results.items()},
+        }
+        print(json.dumps(summary, indent=2))
+        return 0 if not any(summary["non_2xx"].values()) else 1
+    finally:
+        if gunicorn is not None:
+            gunicorn.terminate()
+            gunicorn.wait(10)
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,514 @@
+"""Django admin for tenants, plans, flags, API keys, audit and usage; every write goes through a service."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from tenants.charts import usage_svg
+from tenants.exceptions import TenantsError
+from tenants.models import ApiKey, AuditEvent, Flag, Membership, Plan, Tenant, TenantFlag, UsageDaily
+from tenants.selectors import usage_daily
+from tenants.services.apikeys import SCOPES, apikey_issue, apikey_revoke
+from tenants.services.flags import flag_clear_override, flag_create, flag_set_override, flag_update
+from tenants.services.memberships import membership_add, membership_change_role, membership_remove
+from tenants.services.plans import plan_create, plan_update
+from tenants.services.tenants import (
+    EDITABLE_FIELDS,
+    tenant_create,
+    tenant_resume,
+    tenant_set_upstream_credentials,
+    tenant_suspend,
+    tenant_update,
+)
+from tenants.settings_schema import settings_validate
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _adopt(target, source) -> None:
+    """Make the admin's unsaved instance the row the service created, so inlines attach to it."""
+    for field in type(source)._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+    target._state.adding = False
+    target._state.db = source._state.db
+
+
+# ----------------------------------------------------------------------- plans
+class PlanForm(forms.ModelForm):
+    class Meta:
+        model = Plan
+        fields = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "default_flags"]
+
+    def clean_default_flags(self):
+        value = self.cleaned_data["default_flags"] or {}
+        if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
+            raise ValidationError('Map flag keys to true/false, e.g. {"beta": true}.')
+        unknown = sorted(set(value) - set(Flag.objects.filter(key__in=list(value)).values_list("key", flat=True)))
+        if unknown:
+            raise ValidationError(f"Unknown flags: {', '.join(unknown)}.")
+        return value
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    form = PlanForm
+    list_display = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "tenant_count"]
+    search_fields = ["code", "name"]
+
+    @admin.display(description="tenants")
+    def tenant_count(self, obj):
+        return obj.tenants.count()
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["code"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in form.changed_data if name != "code"}
+        if change:
+            plan_update(plan=obj, actor=request.user, ip=client_ip(request), **data)
+        else:
+            fields = {k: form.cleaned_data[k] for k in PlanForm.Meta.fields if k not in ("code", "name")}
+            created = plan_create(
+                code=form.cleaned_data["code"],
+                name=form.cleaned_data["name"],
+                actor=request.user,
+                ip=client_ip(request),
+                **fields,
+            )
+            _adopt(obj, created)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --------------------------------------------------------------------- tenants
+class MembershipFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        had_owner = self.instance.pk and Membership.objects.filter(tenant=self.instance, role="owner").exists()
+        owners = [
+            f
+            for f in self.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("role") == "owner"
+        ]
+        if had_owner and not owners:
+            raise ValidationError("A tenant must keep at least one owner: make another member owner first.")
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    formset = MembershipFormSet
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+    autocomplete_fields = ["user"]
+    extra = 0
+
+
+class OverrideInline(admin.TabularInline):
+    model = TenantFlag
+    fields = ["flag", "enabled", "rollout_percent", "source", "updated_by", "updated_at"]
+    readonly_fields = ["source", "updated_by", "updated_at"]
+    extra = 0
+    verbose_name = "flag override"
+
+
+class TenantForm(forms.ModelForm):
+    new_upstream_credentials = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted (AES-256-GCM). Leave empty to keep the current value.",
+    )
+    clear_upstream_credentials = forms.BooleanField(required=False)
+    upstream_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="AgentAPI base URL; health is GET <url>/status."
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["slug", "name", "plan", "settings", "upstream_url"]
+
+    def clean_settings(self):
+        try:
+            return settings_validate(self.cleaned_data["settings"])
+        except TenantsError as exc:
+            raise ValidationError(exc.message) from None
+
+
+class TenantActionForm(ActionForm):
+    reason = forms.CharField(required=False, max_length=500, help_text="Required to suspend.")
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
+    action_form = TenantActionForm
+    list_display = ["slug", "name", "status", "plan", "created_at"]
+    list_filter = ["status", "plan"]
+    search_fields = ["slug", "name"]
+    inlines = [MembershipInline, OverrideInline]
+    actions = ["suspend", "resume"]
+    readonly_fields = [
+        "status",
+        "status_reason",
+        "status_changed_at",
+        "cache_version",
+        "credentials",
+        "usage_chart",
+        "recent_audit",
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        main = ["slug", "name", "plan", "settings", "upstream_url"]
+        creds = ["new_upstream_credentials", "clear_upstream_credentials"]
+        if obj is None:
+            return [(None, {"fields": main}), ("Upstream credentials", {"fields": creds})]
+        return [
+            (None, {"fields": main}),
+            ("Status", {"fields": ["status", "status_reason", "status_changed_at", "cache_version"]}),
+            ("Upstream credentials", {"fields": ["credentials", *creds]}),
+            ("Usage (last 30 days)", {"fields": ["usage_chart"]}),
+            ("Audit", {"fields": ["recent_audit"]}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "slug"] if obj else []
+
+    @admin.display(description="credentials")
+    def credentials(self, obj):
+        return "set (encrypted)" if obj.upstream_credentials else "not set"
+
+    @admin.display(description="requests per day")
+    def usage_chart(self, obj):
+        return usage_svg(usage_daily(obj, days=30))
+
+    @admin.display(description="latest changes")
+    def recent_audit(self, obj):
+        events = AuditEvent.objects.filter(tenant=obj).order_by("-created_at", "-id")[:10]
+        if not events:
+            return "none"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li><a href="{}">{} {} {}</a></li>',
+                (
+                    (
+                        reverse("admin:tenants_auditevent_change", args=[e.pk]),
+                        e.created_at.strftime("%Y-%m-%d %H:%M"),
+                        e.actor_label,
+                        e.action,
+                    )
+                    for e in events
+                ),
+            ),
+        )
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        ip = client_ip(request)
+        if change:
+            data = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+            if data:
+                tenant_update(tenant=obj, actor=request.user, ip=ip, **data)
+        else:
+            created = tenant_create(
+                slug=form.cleaned_data["slug"],
+                name=form.cleaned_data["name"],
+                plan=form.cleaned_data["plan"],
+                settings=form.cleaned_data["settings"],
+                upstream_url=form.cleaned_data["upstream_url"],
+                actor=request.user,
+                ip=ip,
+            )
+            _adopt(obj, created)
+        secret = form.cleaned_data.get("new_upstream_credentials")
+        if secret or form.cleaned_data.get("clear_upstream_credentials"):
+            tenant_set_upstream_credentials(tenant=obj, secret=secret or "", actor=request.user, ip=ip)
+
+    def save_formset(self, request, form, formset, change):
+        tenant, ip = form.instance, client_ip(request)
+        # The admin's change message reads these; the services do the saving.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if formset.model is Membership:
+            self._save_memberships(request, tenant, formset, ip)
+        elif formset.model is TenantFlag:
+            self._save_overrides(request, tenant, formset, ip)
+
+    def _save_memberships(self, request, tenant, formset, ip):
+        # Promotions first, then demotions and removals, so the owner check sees the new owners.
+        forms_in_order = sorted(
+            formset.forms,
+            key=lambda f: 0 if f.cleaned_data.get("role") == "owner" and not f.cleaned_data.get("DELETE") else 1,
+        )
+        for f in forms_in_order:
+            if not f.cleaned_data or (not f.has_changed() and not f.cleaned_data.get("DELETE")):
+                continue
+            try:
+                if f.instance.pk is None:
+                    if not f.cleaned_data.get("DELETE"):
+                        formset.new_objects.append(f.instance)
+                        membership_add(
+                            tenant=tenant,
+                            user=f.cleaned_data["user"],
+                            role=f.cleaned_data["role"],
+                            actor=request.user,
+                            ip=ip,
+                        )
+                elif f.cleaned_data.get("DELETE"):
+                    formset.deleted_objects.append(f.instance)
+                    membership_remove(membership=f.instance, actor=request.user, ip=ip)
+                else:
+                    formset.changed_objects.append((f.instance, f.changed_data))
+                    membership_change_role(
+                        membership=f.instance, role=f.cleaned_data["role"], actor=request.user, ip=ip
+                    )
+            except TenantsError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+
+    def _save_overrides(self, request, tenant, formset, ip):
+        for f in formset.forms:
+            if not f.cleaned_data or (not f.has_changed() and not f.cleaned_data.get("DELETE")):
+                continue
+            flag = f.cleaned_data.get("flag") or f.instance.flag
+            if f.cleaned_data.get("DELETE"):
+                if f.instance.pk is not None:
+                    formset.deleted_objects.append(f.instance)
+                    flag_clear_override(tenant=tenant, flag=flag, actor=request.user, ip=ip)
+                continue
+            if f.instance.pk is None:
+                formset.new_objects.append(f.instance)
+            else:
+                formset.changed_objects.append((f.instance, f.changed_data))
+            flag_set_override(
+                tenant=tenant,
+                flag=flag,
+                enabled=f.cleaned_data["enabled"],
+                rollout_percent=f.cleaned_data["rollout_percent"],
+                actor=request.user,
+                ip=ip,
+            )
+
+    @admin.action(description="Suspend selected tenants (reason required)")
+    def suspend(self, request, queryset):
+        reason = request.POST.get("reason", "").strip()
+        if not reason:
+            self.message_user(request, "Give a reason in the Reason box to suspend.", messages.ERROR)
+            return
+        done = 0
+        for tenant in queryset:
+            try:
+                tenant_suspend(tenant=tenant, reason=reason, actor=request.user, ip=client_ip(request))
+                done += 1
+            except TenantsError as exc:
+                self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"Suspended {done} tenant(s); their API keys are refused from now on.")
+
+    @admin.action(description="Resume selected tenants")
+    def resume(self, request, queryset):
+        done = 0
+        for tenant in queryset:
+            try:
+                tenant_resume(tenant=tenant, actor=request.user, ip=client_ip(request))
+                done += 1
+            except TenantsError as exc:
+                self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"Resumed {done} tenant(s).")
+
+    def has_delete_permission(self, request, obj=None):
+        # Rows stay for the audit trail; suspend instead.
+        return False
+
+
+# ----------------------------------------------------------------------- flags
+@admin.register(Flag)
+class FlagAdmin(admin.ModelAdmin):
+    list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
+    list_filter = ["archived", "tenant_editable", "risky", "default"]
+    search_fields = ["key", "description"]
+    fields = ["key", "description", "default", "tenant_editable", "risky", "archived"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["key"] if obj else ["archived"]
+
+    def save_model(self, request, obj, form, change):
+        ip = client_ip(request)
+        if change:
+            data = {name: form.cleaned_data[name] for name in form.changed_data if name != "key"}
+            if data:
+                flag_update(flag=obj, actor=request.user, ip=ip, **data)
+        else:
+            created = flag_create(
+                key=form.cleaned_data["key"],
+                description=form.cleaned_data["description"],
+                default=form.cleaned_data["default"],
+                tenant_editable=form.cleaned_data["tenant_editable"],
+                risky=form.cleaned_data["risky"],
+                actor=request.user,
+                ip=ip,
+            )
+            _adopt(obj, created)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive instead: clients see reason "archived"
+
+
+# --------------------------------------------------------------------- API keys
+class ApiKeyIssueForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple, initial=list(SCOPES)
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["tenant", "name", "scopes", "expires_at"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "name", "tenant", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "name", "tenant__slug"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyIssueForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["tenant", "name", "scopes", "expires_at"]
+        return [
+            "tenant",
+            "name",
+            "prefix",
+            "scopes",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj) if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        created, secret = apikey_issue(
+            tenant=form.cleaned_data["tenant"],
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=form.cleaned_data["expires_at"],
+            actor=request.user,
+            ip=client_ip(request),
+        )
+        _adopt(obj, created)
+        # Shown once by response_add; never stored anywhere but in this response.
+        request._issued_api_key_secret = secret
+
+    def response_add(self, request, obj, post_url_continue=None):
+        secret = getattr(request, "_issued_api_key_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(
+            request,
+            "admin/tenants/apikey/issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "api_key": obj,
+                "secret": secret,
+                "title": "API key issued",
+            },
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset):
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            apikey_revoke(api_key=api_key, actor=request.user, ip=client_ip(request))
+        self.message_user(request, "Revoked; the keys are refused from the next request.")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# ------------------------------------------------------------------------ audit
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_label", "action", "tenant", "object_type", "object_id", "ip"]
+    list_filter = ["action", "tenant"]
+    search_fields = ["actor_label", "action", "object_id", "reason"]
+    date_hierarchy = "created_at"
+    fields = ["created_at", "actor_label", "action", "tenant", "object_type", "object_id", "reason", "ip", "diff"]
+    readonly_fields = fields
+
+    @admin.display(description="before → after")
+    def diff(self, obj):
+        before, after = obj.before or {}, obj.after or {}
+        keys = sorted(set(before) | set(after))
+        if not keys:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<tr{}><th scope="row">{}</th><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    _CHANGED_ROW if before.get(k) != after.get(k) else "",
+                    k,
+                    _show(before, k),
+                    _show(after, k),
+                )
+                for k in keys
+            ),
+        )
+        return format_html(
+            '<table class="audit-diff"><thead><tr><th>field</th><th>before</th><th>after</th></tr></thead>'
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+_CHANGED_ROW = mark_safe(' class="changed" style="background:#fff3cd"')
+
+
+def _show(snapshot: dict, key: str) -> str:
+    return repr(snapshot[key]) if key in snapshot else "—"
+
+
+@admin.register(UsageDaily)
+class UsageDailyAdmin(admin.ModelAdmin):
+    list_display = ["day", "tenant", "metric", "count"]
+    list_filter = ["metric", "tenant"]
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,104 @@
+-- The service API's one round trip: authenticate the API key from its cached entry,
+-- check the tenant serves, apply the tenant rate limit and daily quota, count usage,
+-- and return the cached bootstrap body (or flag rules).
+--
+-- `rate_limit` and `rate_limit_index` are defined above this text: tenants/api/gateway.py
+-- prepends resilience/ratelimit/lua/rate_limit.lua, the limiter's own file, unchanged.
+--
+-- KEYS[1]  agentapi:apikey:<sha256 of the key>
+-- ARGV     1 key prefix, 2 now_ms ('' = Redis TIME: one clock for every replica),
+--          3 document field to return (body|rules), 4 If-None-Match, 5 day YYYYMMDD,
+--          6 usage ttl s, 7 rate limiting on (1|0), 8 window ms, 9 global rate-limit index key,
+--          10 fill: 0 none, 1 entry, 2 deny
+-- fill=1   11 ttl s, 12 tenant, 13 version, 14 body, 15 etag, 16 rules, 17.. entry field/value pairs
+-- fill=2   11 ttl s, 12 deny reason
+-- Keys other than KEYS[1] are derived from the entry: fine on one Redis or a primary with
+-- replicas (this app's deployments), not on Redis Cluster.
+-- Count one request; the day's hash gets its lifetime when a metric first appears, not on every call.
+local function count(usage, metric, ttl)
+  if redis.call('HINCRBY', usage, metric, 1) == 1 then
+    redis.call('EXPIRE', usage, ttl)
+  end
+end
+
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+if not now then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+end
+local fill = ARGV[10]
+
+if fill == '2' then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'deny', ARGV[12])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[11]))
+elseif fill == '1' then
+  local ttl = tonumber(ARGV[11])
+  local tenant = ARGV[12]
+  local version = tonumber(ARGV[13])
+  local verkey = prefix .. ':flags:' .. tenant .. ':ver'
+  local published = tonumber(redis.call('GET', verkey) or '0')
+  -- A newer version is already published: this fill read the database before a commit.
+  if version < published then return {'stale'} end
+  if version > published then redis.call('SET', verkey, version) end
+  local doc = prefix .. ':flags:' .. tenant .. ':' .. version
+  redis.call('HSET', doc, 'body', ARGV[14], 'etag', ARGV[15], 'rules', ARGV[16])
+  redis.call('EXPIRE', doc, ttl)
+  local fields = {}
+  for i = 17, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], unpack(fields))
+  redis.call('EXPIRE', KEYS[1], ttl)
+end
+
+local e = redis.call('HMGET', KEYS[1], 'tenant', 'ver', 'exp', 'serving', 'status', 'limit', 'burst', 'quota',
+  'lu', 'key_id', 'scopes', 'deny', 'rl_key', 'rl_idx', 'rl_member_all', 'rl_member')
+if e[12] then return {'deny', e[12]} end
+if not e[1] then return {'miss'} end
+local tenant = e[1]
+-- The entry was built for one cache version; any committed write publishes a newer one.
+if redis.call('GET', prefix .. ':flags:' .. tenant .. ':ver') ~= e[2] then return {'miss'} end
+local exp = tonumber(e[3])
+if exp > 0 and now >= exp then return {'expired'} end
+
+local usage = prefix .. ':usage:' .. tenant .. ':' .. ARGV[5]
+local usage_ttl = tonumber(ARGV[6])
+if e[4] ~= '1' then
+  count(usage, 'refused_not_serving', usage_ttl)
+  return {'not_serving', e[5], tenant}
+end
+
+local field = ARGV[3]
+local doc = redis.call('HMGET', prefix .. ':flags:' .. tenant .. ':' .. e[2], 'etag', field)
+if not doc[1] then return {'miss'} end
+
+-- rl = {allowed, remaining, reset_after_ms, retry_after_ms, ttl_ms}
+local rl = {1, 0, 0, 0, 0}
+if ARGV[7] == '1' then
+  rl = rate_limit(e[13], now, e[6], e[7], ARGV[8], 1)
+  if rl[1] == 0 then
+    count(usage, 'rate_limited', usage_ttl)
+    return {'limited', tenant, rl[2], rl[3], rl[4], e[6]}
+  end
+  rate_limit_index(ARGV[9], e[14], e[15], e[16], now, rl[5])
+end
+
+local quota = tonumber(e[8])
+if quota > 0 and tonumber(redis.call('HGET', usage, 'requests') or '0') >= quota then
+  count(usage, 'quota_exceeded', usage_ttl)
+  return {'quota', tenant, quota}
+end
+count(usage, 'requests', usage_ttl)
+
+-- Last-used reaches the database at most once a minute per key (the caller writes it).
+local touch = 0
+if now - tonumber(e[9] or '0') >= 60000 then
+  redis.call('HSET', KEYS[1], 'lu', now)
+  touch = 1
+end
+local body = doc[2]
+if field == 'body' and ARGV[4] ~= '' and (ARGV[4] == '*' or string.find(ARGV[4], doc[1], 1, true)) then
+  body = ''
+end
+return {'ok', tenant, e[10], e[11], doc[1], body, touch, rl[2], rl[3], rl[4], now, e[6]}

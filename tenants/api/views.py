@@ -1,0 +1,228 @@
+"""The service API (`/api/v1/`) on django-ninja: bootstrap, single flags, the OpenAPI document.
+
+Handlers stay thin: the auth callable runs the one-round-trip gate
+(`tenants.api.gateway`) and maps every refusal to a JSON error; handlers only shape
+the answer. Bodies come from Redis already serialised, so the hot path never
+re-validates a payload it built itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from ninja import NinjaAPI, Path, Query
+from ninja.errors import AuthenticationError, ValidationError
+from ninja.security.http import HttpAuthBase
+
+from resilience.ratelimit import ratelimit_response
+from tenants.api.gateway import GatewayResult, gateway_call
+from tenants.api.schemas import BootstrapOut, ErrorOut, FlagOut
+from tenants.models import FLAG_KEY_PATTERN
+from tenants.selectors import flag_evaluate_from_rules
+from tenants.services.apikeys import KEY_PATTERN
+
+ERRORS = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+
+
+class ApiError(Exception):
+    """An API refusal rendered as `{"error", "detail", "field"?}` JSON."""
+
+    def __init__(self, status: int, error: str, detail: str, *, field: str | None = None, headers=None, response=None):
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.field = status, error, detail, field
+        self.headers = headers or {}
+        self.response = response
+
+
+def error_response(status: int, error: str, detail: str, *, field: str | None = None, headers=None) -> JsonResponse:
+    body = {"error": error, "detail": detail}
+    if field:
+        body["field"] = field
+    response = JsonResponse(body, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+_UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="agentapi", error="invalid_token"'}
+_KEY_ERRORS = {
+    "unknown": ("invalid_api_key", "Unknown API key."),
+    "revoked": ("revoked_api_key", "This API key was revoked; ask the tenant owner for a new one."),
+    "expired": ("expired_api_key", "This API key has expired; ask the tenant owner for a new one."),
+}
+
+
+def _seconds_to_midnight_utc() -> int:
+    now = timezone.now()
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, int((midnight - now).total_seconds()))
+
+
+class TenantKey(HttpAuthBase):
+    """Bearer tenant API key (`aak_<prefix>_<secret>`), checked, limited and counted in one Redis call."""
+
+    openapi_type = "http"
+    openapi_scheme = "bearer"
+    openapi_bearerFormat = "aak_<prefix>_<secret>"
+
+    def __init__(self, *, field: str, scope: str):
+        super().__init__()
+        self.field = field
+        self.scope = scope
+
+    def __call__(self, request: HttpRequest) -> GatewayResult:
+        header = request.headers.get("Authorization", "")
+        if not header:
+            raise ApiError(
+                401,
+                "missing_api_key",
+                "Send the tenant API key as `Authorization: Bearer aak_...`.",
+                headers=_UNAUTHORIZED,
+            )
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not KEY_PATTERN.match(token):
+            raise ApiError(
+                401,
+                "invalid_api_key",
+                "Malformed credentials: expected `Authorization: Bearer aak_<8 hex>_<43 characters>`.",
+                headers=_UNAUTHORIZED,
+            )
+        inm = request.headers.get("If-None-Match", "") if self.field == "body" else ""
+        result = gateway_call(token, field_name=self.field, if_none_match=inm)
+        outcome = result.outcome
+        if outcome in _KEY_ERRORS:
+            raise ApiError(401, *_KEY_ERRORS[outcome], headers=_UNAUTHORIZED)
+        if outcome == "not_serving":
+            error = "tenant_deleted" if result.tenant_status == "deleted" else "tenant_suspended"
+            raise ApiError(403, error, f"The tenant is {result.tenant_status}; API access is stopped.")
+        if outcome == "limited":
+            raise ApiError(429, "rate_limited", "", response=ratelimit_response(result.decision))
+        if outcome == "quota":
+            raise ApiError(
+                429,
+                "quota_exceeded",
+                f"The tenant's daily quota of {result.quota} requests is used up; it resets at 00:00 UTC.",
+                headers={"Retry-After": str(_seconds_to_midnight_utc())},
+            )
+        if outcome != "ok":
+            raise ApiError(
+                503,
+                "service_unavailable",
+                "The API cannot serve this request right now; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        if self.scope not in result.scopes:
+            raise ApiError(403, "insufficient_scope", f"This API key lacks the {self.scope!r} scope.")
+        return result
+
+
+api = NinjaAPI(
+    title="agentapi-admin service API",
+    version="1",
+    description="Tenant configuration and evaluated feature flags for AgentAPI replicas.",
+    urls_namespace="api-v1",
+    # Swagger UI loads from a CDN, which the CSP forbids; the JSON document is what clients use.
+    docs_url=None,
+)
+
+
+@api.exception_handler(ApiError)
+def _api_error(request, exc: ApiError):
+    if exc.response is not None:
+        return exc.response
+    return error_response(exc.status, exc.error, exc.detail, field=exc.field, headers=exc.headers)
+
+
+@api.exception_handler(AuthenticationError)
+def _auth_error(request, exc):
+    return error_response(401, "missing_api_key", "Send `Authorization: Bearer aak_...`.", headers=_UNAUTHORIZED)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request, exc: ValidationError):
+    first = exc.errors[0]
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body")]
+    name = ".".join(loc) or "request"
+    return error_response(422, "invalid_request", f"{name}: {first.get('msg', 'invalid value')}", field=name)
+
+
+def _with_limits(response: HttpResponse, result: GatewayResult) -> HttpResponse:
+    if result.decision is not None:
+        for name, value in result.decision.headers().items():
+            response[name] = value
+    return response
+
+
+@api.get(
+    "/bootstrap",
+    auth=TenantKey(field="body", scope="config:read"),
+    response={200: BootstrapOut, 304: None, **ERRORS},
+    summary="Tenant configuration, limits and every evaluated flag",
+    description="Send the ETag back in If-None-Match: an unchanged document answers 304 with no body.",
+)
+def bootstrap(request):
+    result: GatewayResult = request.auth
+    if result.not_modified:
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(result.payload, content_type="application/json")
+    response["ETag"] = result.etag
+    # Clients may keep the document but must revalidate: a suspension applies at once.
+    response["Cache-Control"] = "private, no-cache"
+    return _with_limits(response, result)
+
+
+@api.get(
+    "/flags/{key}",
+    auth=TenantKey(field="rules", scope="flags:read"),
+    response={200: FlagOut, 404: ErrorOut, **ERRORS},
+    summary="Evaluate one flag for a subject (user, session, …)",
+)
+def flag(
+    request,
+    key: str = Path(..., pattern=FLAG_KEY_PATTERN, description="Flag key"),
+    subject: str | None = Query(None, min_length=1, max_length=200, description="Stable id used for rollouts"),
+):
+    result: GatewayResult = request.auth
+    subject = subject or result.tenant_id
+    evaluated = flag_evaluate_from_rules(json.loads(result.payload), key, subject)
+    if evaluated is None:
+        response = error_response(404, "unknown_flag", f"No flag with key {key!r}.", field="key")
+    else:
+        response = JsonResponse({"key": key, "subject": subject, **evaluated.__dict__})
+    return _with_limits(response, result)
+
+
+def _json_method_not_allowed(view):
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and response.get("Content-Type", "").startswith("text/"):
+            allowed = response.get("Allow", "")
+            return error_response(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; use {allowed}.",
+                headers={"Allow": allowed},
+            )
+        return response
+
+    return wrapped
+
+
+def api_not_found(request, *args, **kwargs):
+    """Answer unknown /api/v1/ paths with JSON, like every other API error."""
+    return error_response(404, "not_found", f"No API endpoint at {request.path}; see /api/v1/openapi.json.")
+
+
+def api_urls():
+    """Return the API's URL patterns with JSON 405 answers."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        pattern.callback = _json_method_not_allowed(pattern.callback)
+    return patterns, app_name, namespace

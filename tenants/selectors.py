@@ -1,0 +1,276 @@
+"""Reads for the tenants app: flag evaluation (cached per tenant in Redis), memberships, usage, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import redis
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from resilience.connection import get_redis
+from resilience.exceptions import RedisDisabled
+from tenants.cache import cache_ttl, flags_key, usage_key
+from tenants.models import AuditEvent, Flag, Membership, Tenant, TenantFlag, UsageDaily
+from tenants.settings_schema import settings_effective
+
+log = logging.getLogger(__name__)
+
+REASONS = ("default", "plan", "admin_override", "owner_toggle", "rollout", "archived")
+_OVERRIDE_REASON = {TenantFlag.Source.ADMIN: "admin_override", TenantFlag.Source.OWNER: "owner_toggle"}
+# Rollout buckets have 0.01 % resolution; percent p admits buckets [0, p * 100).
+_BUCKETS = 10_000
+
+
+@dataclass(frozen=True)
+class EvaluatedFlag:
+    enabled: bool
+    reason: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ExplainedFlag:
+    key: str
+    description: str
+    enabled: bool
+    reason: str
+    version: int
+    editable: bool
+    risky: bool
+    rollout_percent: int
+
+
+@dataclass(frozen=True)
+class TenantDocument:
+    """A tenant's evaluation inputs and its bootstrap body at one cache version."""
+
+    tenant_id: str
+    version: int
+    rules: dict
+    body: bytes
+    etag: str
+    slug: str = ""
+    status: str = ""
+    serving: bool = True
+    limits: tuple = (0, 0, None)
+
+
+def rollout_bucket(flag_key: str, subject: str) -> int:
+    """Return the subject's stable bucket (0-9999) for a flag."""
+    digest = hashlib.sha256(f"{flag_key}\x00{subject}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % _BUCKETS
+
+
+def rollout_admits(flag_key: str, subject: str, percent: int) -> bool:
+    """Return True if a `percent` rollout of the flag includes the subject; monotonic in percent."""
+    return rollout_bucket(flag_key, subject) < percent * (_BUCKETS // 100)
+
+
+def _ms(moment) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def tenant_limits(tenant: Tenant) -> tuple[int, int, int | None]:
+    """Return (per_minute, burst, daily_quota) of the tenant's plan; empty plan limits use RATE_LIMIT_* defaults."""
+    plan = tenant.plan
+    per_minute = plan.rate_limit_per_minute or settings.RESILIENCE_RATE_LIMIT_PER_MINUTE
+    burst = plan.burst if plan.burst is not None else settings.RESILIENCE_RATE_LIMIT_BURST
+    return per_minute, burst, plan.daily_quota or None
+
+
+def _build_document(tenant_id: object) -> TenantDocument:
+    tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
+    plan = tenant.plan
+    overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
+    rules = {}
+    for flag in Flag.objects.all():
+        override = overrides.get(flag.pk)
+        version = flag.updated_at
+        percent = 100
+        if flag.archived:
+            enabled, reason = False, "archived"
+        elif override is not None:
+            enabled, reason = override.enabled, _OVERRIDE_REASON[override.source]
+            percent = override.rollout_percent if override.enabled else 100
+            version = max(version, override.updated_at)
+        elif flag.key in plan.default_flags:
+            enabled, reason = bool(plan.default_flags[flag.key]), "plan"
+            version = max(version, plan.updated_at)
+        else:
+            enabled, reason = flag.default, "default"
+        rules[flag.key] = {
+            "enabled": enabled,
+            "reason": reason,
+            "percent": percent,
+            "version": _ms(version),
+            "editable": flag.tenant_editable and not flag.archived,
+            "risky": flag.risky,
+            "archived": flag.archived,
+            "description": flag.description,
+        }
+    per_minute, burst, quota = tenant_limits(tenant)
+    subject = str(tenant.pk)
+    payload = {
+        "tenant": {
+            "id": str(tenant.pk),
+            "slug": tenant.slug,
+            "name": tenant.name,
+            "status": tenant.status,
+            "upstream_url": tenant.upstream_url,
+        },
+        "plan": {"code": plan.code, "name": plan.name},
+        "limits": {"requests_per_minute": per_minute, "burst": burst, "daily_quota": quota},
+        "settings": settings_effective(tenant.settings),
+        "flags": {key: _evaluate(key, rule, subject).__dict__ for key, rule in rules.items()},
+        "cache_version": tenant.cache_version,
+    }
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    return TenantDocument(
+        str(tenant.pk),
+        tenant.cache_version,
+        rules,
+        body,
+        etag,
+        slug=tenant.slug,
+        status=tenant.status,
+        serving=tenant.is_serving,
+        limits=(per_minute, burst, quota),
+    )
+
+
+def _evaluate(key: str, rule: dict, subject: str) -> EvaluatedFlag:
+    if rule["enabled"] and rule["percent"] < 100:
+        return EvaluatedFlag(rollout_admits(key, subject, rule["percent"]), "rollout", rule["version"])
+    return EvaluatedFlag(rule["enabled"], rule["reason"], rule["version"])
+
+
+def tenant_document_build(tenant_id: object) -> TenantDocument:
+    """Build a tenant's document from the database (the cold path; no Redis)."""
+    return _build_document(tenant_id)
+
+
+def document_fields(doc: TenantDocument) -> dict:
+    """Return the Redis hash fields a document is stored as."""
+    return {"rules": json.dumps(doc.rules, separators=(",", ":")), "body": doc.body, "etag": doc.etag}
+
+
+def tenant_rules(tenant: Tenant) -> dict:
+    """Return the tenant's flag rules: from Redis when warm (no SQL), else built and cached."""
+    cache_key = flags_key(tenant.pk, tenant.cache_version)
+    try:
+        client = get_redis()
+        raw = client.hget(cache_key, "rules")
+        if raw is not None:
+            return json.loads(raw)
+    except (redis.RedisError, RedisDisabled) as exc:
+        log.warning("flag cache unavailable, evaluating from the database: %s", exc)
+        return _build_document(tenant.pk).rules
+    doc = _build_document(tenant.pk)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            # Stored under the version just read from the database, not the caller's possibly stale one.
+            stored_key = flags_key(doc.tenant_id, doc.version)
+            pipe.hset(stored_key, mapping=document_fields(doc))
+            pipe.expire(stored_key, cache_ttl())
+            pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("could not cache tenant flags: %s", exc)
+    return doc.rules
+
+
+def flags_evaluate(tenant: Tenant, subject: str | None = None) -> dict[str, EvaluatedFlag]:
+    """Return every flag evaluated for the tenant (and subject; the tenant itself when None)."""
+    subject = str(tenant.pk) if subject is None else str(subject)
+    return {key: _evaluate(key, rule, subject) for key, rule in tenant_rules(tenant).items()}
+
+
+def flag_evaluate_from_rules(rules: dict, key: str, subject: str) -> EvaluatedFlag | None:
+    """Evaluate one flag from cached rules; None if the flag does not exist."""
+    rule = rules.get(key)
+    return None if rule is None else _evaluate(key, rule, subject)
+
+
+def flag_is_enabled(tenant: Tenant, key: str, subject: str | None = None) -> bool:
+    """Return True if the flag is on for the tenant (and subject); unknown flags are off."""
+    subject = str(tenant.pk) if subject is None else str(subject)
+    result = flag_evaluate_from_rules(tenant_rules(tenant), key, subject)
+    return bool(result and result.enabled)
+
+
+def flags_explain(tenant: Tenant) -> list[ExplainedFlag]:
+    """Return every visible (not archived) flag with its effective value, reason and editability."""
+    subject = str(tenant.pk)
+    explained = []
+    for key, rule in sorted(tenant_rules(tenant).items()):
+        if rule["archived"]:
+            continue
+        result = _evaluate(key, rule, subject)
+        explained.append(
+            ExplainedFlag(
+                key=key,
+                description=rule["description"],
+                enabled=result.enabled,
+                reason=result.reason,
+                version=result.version,
+                editable=rule["editable"],
+                risky=rule["risky"],
+                rollout_percent=rule["percent"],
+            )
+        )
+    return explained
+
+
+def tenants_for_user(user) -> QuerySet[Membership]:
+    """Return the user's memberships (with tenant and role), tenants marked deleted left out."""
+    if not getattr(user, "is_authenticated", False):
+        return Membership.objects.none()
+    return (
+        Membership.objects.filter(user=user)
+        .exclude(tenant__status=Tenant.Status.DELETED)
+        .select_related("tenant", "tenant__plan")
+        .order_by("tenant__slug")
+    )
+
+
+def membership_role(user, tenant: Tenant) -> str | None:
+    """Return the user's role in the tenant, or None."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
+
+
+def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
+    """Return one row per UTC day (oldest first): {"day", "requests", ...}, zero-filled, live counters included."""
+    today = timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    rows: dict[date, dict] = {first + timedelta(days=n): {} for n in range(days)}
+    for day, metric, count in UsageDaily.objects.filter(tenant=tenant, day__gte=first).values_list(
+        "day", "metric", "count"
+    ):
+        rows[day][metric] = count
+    try:
+        client = get_redis()
+        with client.pipeline(transaction=False) as pipe:
+            # Only the last few days can still have unflushed counters.
+            recent = [d for d in rows if d >= today - timedelta(days=2)]
+            for day in recent:
+                pipe.hgetall(usage_key(tenant.pk, day.strftime("%Y%m%d")))
+            for day, counters in zip(recent, pipe.execute(), strict=True):
+                for metric, count in counters.items():
+                    metric = metric.decode() if isinstance(metric, bytes) else metric
+                    rows[day][metric] = max(rows[day].get(metric, 0), int(count))
+    except (redis.RedisError, RedisDisabled) as exc:
+        log.warning("live usage counters unavailable: %s", exc)
+    return [{"day": day, "requests": 0, **counters} for day, counters in sorted(rows.items())]
+
+
+def audit_for_tenant(tenant: Tenant, limit: int = 50) -> QuerySet[AuditEvent]:
+    """Return the tenant's latest audit events, newest first."""
+    return AuditEvent.objects.filter(tenant=tenant).select_related("actor_user").order_by("-created_at", "-id")[:limit]

@@ -1,0 +1,169 @@
+"""Writes for flag definitions and per-tenant overrides."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import transaction
+
+from tenants.cache import versions_bump
+from tenants.exceptions import FlagNotEditable, PermissionDenied, TenantsError
+from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, Tenant, TenantFlag
+from tenants.services.audit import audit_record, audit_snapshot
+
+FLAG_FIELDS = ["key", "description", "default", "tenant_editable", "risky", "archived"]
+UPDATABLE_FLAG_FIELDS = {"description", "default", "tenant_editable", "risky", "archived"}
+OVERRIDE_FIELDS = ["enabled", "rollout_percent", "source"]
+
+
+def _all_tenants() -> list:
+    return list(Tenant.objects.values_list("pk", flat=True))
+
+
+@transaction.atomic
+def flag_create(
+    *,
+    key: str,
+    description: str,
+    default: bool,
+    tenant_editable: bool,
+    actor: Any,
+    risky: bool = False,
+    ip: str | None = None,
+) -> Flag:
+    """Define a flag; every tenant's evaluation is re-stamped."""
+    if not re.match(FLAG_KEY_PATTERN, key or ""):
+        raise TenantsError("key: use 1-64 characters: a-z, 0-9, '_', '.', '-'.", field="key")
+    if Flag.objects.filter(key=key).exists():
+        raise TenantsError(f"A flag with key {key!r} already exists.", field="key")
+    flag = Flag.objects.create(
+        key=key, description=description, default=default, tenant_editable=tenant_editable, risky=risky
+    )
+    versions_bump(_all_tenants())
+    audit_record(actor=actor, action="flag.create", obj=flag, after=audit_snapshot(flag, FLAG_FIELDS), ip=ip)
+    return flag
+
+
+@transaction.atomic
+def flag_update(*, flag: Flag, actor: Any, ip: str | None = None, **fields: Any) -> Flag:
+    """Change a flag definition (description, default, editability, risk, archived)."""
+    unknown = set(fields) - UPDATABLE_FLAG_FIELDS
+    if unknown:
+        raise TenantsError(f"flag_update cannot change {', '.join(sorted(unknown))}; a key is permanent.")
+    locked = Flag.objects.select_for_update().get(pk=flag.pk)
+    before = audit_snapshot(locked, FLAG_FIELDS)
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.save()
+    after = audit_snapshot(locked, FLAG_FIELDS)
+    if after != before:
+        versions_bump(_all_tenants())
+    audit_record(actor=actor, action="flag.update", obj=locked, before=before, after=after, ip=ip)
+    for name in fields:
+        setattr(flag, name, getattr(locked, name))
+    return flag
+
+
+def _override_snapshot(override: TenantFlag | None) -> dict | None:
+    return None if override is None else audit_snapshot(override, OVERRIDE_FIELDS)
+
+
+def _save_override(
+    *, tenant: Tenant, flag: Flag, enabled: bool, rollout_percent: int, source: str, actor: Any, action: str, ip
+) -> TenantFlag:
+    if not isinstance(rollout_percent, int) or not 0 <= rollout_percent <= 100:
+        raise TenantsError("rollout_percent must be a whole number from 0 to 100.", field="rollout_percent")
+    if source not in TenantFlag.Source.values:
+        raise TenantsError(f"source must be one of {', '.join(TenantFlag.Source.values)}.", field="source")
+    override = TenantFlag.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
+    before = _override_snapshot(override)
+    if override is None:
+        override = TenantFlag(tenant=tenant, flag=flag)
+    override.enabled = bool(enabled)
+    override.rollout_percent = rollout_percent
+    override.source = source
+    override.updated_by = actor if getattr(actor, "is_authenticated", False) else None
+    override.save()
+    versions_bump([tenant.pk])
+    audit_record(
+        actor=actor,
+        action=action,
+        tenant=tenant,
+        obj=override,
+        object_type="tenants.tenantflag",
+        object_id=flag.key,
+        before=before,
+        after=_override_snapshot(override),
+        ip=ip,
+    )
+    return override
+
+
+@transaction.atomic
+def flag_set_override(
+    *,
+    tenant: Tenant,
+    flag: Flag,
+    enabled: bool,
+    actor: Any,
+    rollout_percent: int = 100,
+    source: str = TenantFlag.Source.ADMIN,
+    ip: str | None = None,
+) -> TenantFlag:
+    """Set a tenant's override of a flag (platform admin)."""
+    return _save_override(
+        tenant=tenant,
+        flag=flag,
+        enabled=enabled,
+        rollout_percent=rollout_percent,
+        source=source,
+        actor=actor,
+        action="flag.set_override",
+        ip=ip,
+    )
+
+
+@transaction.atomic
+def flag_clear_override(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | None = None) -> bool:
+    """Remove a tenant's override so the plan or flag default applies; return True if one existed."""
+    override = TenantFlag.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
+    if override is None:
+        return False
+    before = _override_snapshot(override)
+    override.delete()
+    versions_bump([tenant.pk])
+    audit_record(
+        actor=actor,
+        action="flag.clear_override",
+        tenant=tenant,
+        object_type="tenants.tenantflag",
+        object_id=flag.key,
+        before=before,
+        ip=ip,
+    )
+    return True
+
+
+@transaction.atomic
+def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip: str | None = None) -> TenantFlag:
+    """Let a tenant owner or admin switch a tenant-editable flag for their tenant."""
+    role = (
+        Membership.objects.filter(tenant=tenant, user_id=getattr(actor, "pk", None))
+        .values_list("role", flat=True)
+        .first()
+    )
+    if role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
+        raise PermissionDenied("Only an owner or admin of this tenant can toggle its flags.")
+    if not flag.tenant_editable or flag.archived:
+        raise FlagNotEditable()
+    return _save_override(
+        tenant=tenant,
+        flag=flag,
+        enabled=enabled,
+        rollout_percent=100,
+        source=TenantFlag.Source.OWNER,
+        actor=actor,
+        action="flag.owner_toggle",
+        ip=ip,
+    )

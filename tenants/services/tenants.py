@@ -1,0 +1,193 @@
+"""Writes for tenants: lifecycle, configuration and encrypted upstream credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from tenants import crypto
+from tenants.cache import versions_bump
+from tenants.exceptions import TenantsError
+from tenants.models import Plan, Tenant
+from tenants.services.audit import audit_record, audit_snapshot
+from tenants.settings_schema import settings_validate
+
+TENANT_FIELDS = ["slug", "name", "status", "status_reason", "plan", "settings", "upstream_url", "cache_version"]
+EDITABLE_FIELDS = {"name", "plan", "settings", "upstream_url"}
+
+
+def _clean(tenant: Tenant) -> None:
+    try:
+        tenant.full_clean(exclude=["plan", "upstream_credentials"])
+    except ValidationError as exc:
+        name, messages = next(iter(exc.message_dict.items()))
+        raise TenantsError(f"{name}: {' '.join(messages)}", field=name) from None
+
+
+def _snapshot(tenant: Tenant) -> dict:
+    snap = audit_snapshot(tenant, TENANT_FIELDS)
+    snap["upstream_credentials"] = "set" if tenant.upstream_credentials else ""
+    return snap
+
+
+def _locked(tenant: Tenant) -> Tenant:
+    return Tenant.objects.select_for_update().get(pk=tenant.pk)
+
+
+def _refresh(tenant: Tenant, source: Tenant) -> Tenant:
+    # Callers keep their instance: copy the committed state onto it.
+    for field in Tenant._meta.concrete_fields:
+        setattr(tenant, field.attname, getattr(source, field.attname))
+    return tenant
+
+
+@transaction.atomic
+def tenant_create(
+    *,
+    slug: str,
+    name: str,
+    plan: Plan,
+    actor: Any,
+    settings: dict | None = None,
+    upstream_url: str = "",
+    status: str = Tenant.Status.TRIAL,
+    ip: str | None = None,
+) -> Tenant:
+    """Create a tenant with validated settings."""
+    if status not in (Tenant.Status.TRIAL, Tenant.Status.ACTIVE):
+        raise TenantsError("A new tenant starts as trial or active.", field="status")
+    if Tenant.objects.filter(slug=slug).exists():
+        raise TenantsError(f"A tenant with slug {slug!r} already exists.", field="slug")
+    tenant = Tenant(
+        slug=slug,
+        name=name,
+        plan=plan,
+        settings=settings_validate(settings),
+        upstream_url=upstream_url,
+        status=status,
+        status_changed_at=timezone.now(),
+    )
+    _clean(tenant)
+    tenant.save()
+    audit_record(actor=actor, action="tenant.create", tenant=tenant, obj=tenant, after=_snapshot(tenant), ip=ip)
+    return tenant
+
+
+@transaction.atomic
+def tenant_update(*, tenant: Tenant, actor: Any, ip: str | None = None, **fields: Any) -> Tenant:
+    """Change a tenant's name, plan, settings or upstream URL."""
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise TenantsError(
+            f"tenant_update cannot change {', '.join(sorted(unknown))}: use tenant_suspend/tenant_resume "
+            "for status and tenant_set_upstream_credentials for credentials."
+        )
+    locked = _locked(tenant)
+    before = _snapshot(locked)
+    if "settings" in fields:
+        fields["settings"] = settings_validate(fields["settings"])
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    _clean(locked)
+    locked.save()
+    changed = _snapshot(locked) != before
+    if changed:
+        locked.cache_version = versions_bump([locked.pk])[locked.pk]
+    audit_record(
+        actor=actor, action="tenant.update", tenant=locked, obj=locked, before=before, after=_snapshot(locked), ip=ip
+    )
+    return _refresh(tenant, locked)
+
+
+def _set_status(*, tenant: Tenant, status: str, reason: str, action: str, actor: Any, ip: str | None) -> Tenant:
+    locked = _locked(tenant)
+    before = _snapshot(locked)
+    locked.status = status
+    locked.status_reason = reason[:500]
+    locked.status_changed_at = timezone.now()
+    locked.save(update_fields=["status", "status_reason", "status_changed_at", "updated_at"])
+    # The version bump is what stops cached API-key entries from serving the tenant.
+    locked.cache_version = versions_bump([locked.pk])[locked.pk]
+    audit_record(
+        actor=actor,
+        action=action,
+        tenant=locked,
+        obj=locked,
+        before=before,
+        after=_snapshot(locked),
+        reason=reason,
+        ip=ip,
+    )
+    return _refresh(tenant, locked)
+
+
+@transaction.atomic
+def tenant_suspend(*, tenant: Tenant, reason: str, actor: Any, ip: str | None = None) -> Tenant:
+    """Suspend a tenant: its API keys get 403 from the next request after commit."""
+    if not reason.strip():
+        raise TenantsError("Give a reason for the suspension.", field="reason")
+    if tenant.status == Tenant.Status.DELETED:
+        raise TenantsError("A deleted tenant cannot be suspended.")
+    return _set_status(
+        tenant=tenant, status=Tenant.Status.SUSPENDED, reason=reason, action="tenant.suspend", actor=actor, ip=ip
+    )
+
+
+@transaction.atomic
+def tenant_resume(*, tenant: Tenant, actor: Any, ip: str | None = None) -> Tenant:
+    """Return a suspended tenant to active service."""
+    if tenant.status == Tenant.Status.DELETED:
+        raise TenantsError("A deleted tenant cannot be resumed.")
+    return _set_status(
+        tenant=tenant, status=Tenant.Status.ACTIVE, reason="", action="tenant.resume", actor=actor, ip=ip
+    )
+
+
+@transaction.atomic
+def tenant_mark_deleted(*, tenant: Tenant, reason: str, actor: Any, ip: str | None = None) -> Tenant:
+    """Mark a tenant deleted (rows are kept for the audit trail); its API access stops."""
+    return _set_status(
+        tenant=tenant, status=Tenant.Status.DELETED, reason=reason, action="tenant.delete", actor=actor, ip=ip
+    )
+
+
+@transaction.atomic
+def tenant_set_upstream_credentials(*, tenant: Tenant, secret: str, actor: Any, ip: str | None = None) -> Tenant:
+    """Store the tenant's upstream credentials encrypted; an empty secret clears them."""
+    locked = _locked(tenant)
+    before = _snapshot(locked)
+    locked.upstream_credentials = crypto.encrypt(secret) if secret else ""
+    locked.save(update_fields=["upstream_credentials", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="tenant.set_upstream_credentials",
+        tenant=locked,
+        obj=locked,
+        before=before,
+        after=_snapshot(locked),
+        ip=ip,
+    )
+    return _refresh(tenant, locked)
+
+
+@transaction.atomic
+def tenant_reencrypt_credentials(*, tenant: Tenant, actor: Any, ip: str | None = None) -> bool:
+    """Re-seal the tenant's credentials with the current key; return True if they needed it."""
+    locked = _locked(tenant)
+    if not locked.upstream_credentials or not crypto.needs_rotation(locked.upstream_credentials):
+        return False
+    locked.upstream_credentials = crypto.encrypt(crypto.decrypt(locked.upstream_credentials))
+    locked.save(update_fields=["upstream_credentials", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="tenant.reencrypt_credentials",
+        tenant=locked,
+        obj=locked,
+        after={"key_id": crypto.current_key_id()},
+        ip=ip,
+    )
+    _refresh(tenant, locked)
+    return True

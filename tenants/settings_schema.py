@@ -1,0 +1,46 @@
+"""The documented schema of `Tenant.settings` (docs/tenants.md lists it); validation names the bad field."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+from tenants.exceptions import InvalidSettings
+
+
+class TenantSettings(BaseModel):
+    """Per-tenant configuration handed to AgentAPI replicas in the bootstrap document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_type: Literal["claude", "goose", "aider", "codex", "custom"] = "claude"
+    max_concurrent_agents: int = Field(5, ge=1, le=1000)
+    session_timeout_seconds: int = Field(3600, ge=60, le=86_400)
+    allowed_origins: list[HttpUrl] = Field(default_factory=list, max_length=50)
+    webhook_url: HttpUrl | None = None
+    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+def settings_validate(value: object) -> dict:
+    """Return the settings as stored (only the keys given, normalised) or raise InvalidSettings naming the field."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidSettings("settings must be a JSON object.", field="settings")
+    try:
+        model = TenantSettings.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise InvalidSettings(f"settings.{where}: {first['msg']}", field=f"settings.{where}") from None
+    return model.model_dump(mode="json", exclude_unset=True)
+
+
+def settings_effective(stored: dict) -> dict:
+    """Return the stored settings with every default filled in."""
+    try:
+        return TenantSettings.model_validate(stored or {}).model_dump(mode="json")
+    except ValidationError:
+        # Rows written before a schema change stay readable; defaults cover what no longer parses.
+        return TenantSettings().model_dump(mode="json")
