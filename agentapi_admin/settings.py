@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "resilience.sessions.middleware.SessionActivityMiddleware",
     "resilience.ratelimit.middleware.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -122,6 +123,11 @@ if RESILIENCE_REDIS_PROTOCOL == "rest":
             "need the native protocol. Set UPSTASH_REDIS_URL (rediss://default:<password>@<host>:6379) "
             "or REDIS_URL, or set REDIS_ENABLE=false."
         )
+
+# The ops page's "keys per app area" reads at most this many keys with SCAN (then extrapolates).
+RESILIENCE_HEALTH_SCAN_SAMPLE = cfg.integer("REDIS_HEALTH_SCAN_SAMPLE", 10_000, minimum=100, maximum=1_000_000)
+# Admin ops pages refresh themselves this often (htmx polling; 0 turns it off).
+RESILIENCE_OPS_REFRESH_SECONDS = cfg.integer("OPS_REFRESH_SECONDS", 10, minimum=0, maximum=3600)
 
 # Connection-level options shared by every Redis client the app builds (cache,
 # sessions, limiter, breakers), so a password or timeout is honoured everywhere.
@@ -247,11 +253,14 @@ if SESSION_STORAGE == "redis" and not RESILIENCE_REDIS_ENABLED:
     SESSION_EFFECTIVE_STORAGE = "db"
 else:
     SESSION_EFFECTIVE_STORAGE = SESSION_STORAGE
+# Django's engines plus a per-user index, so the admin can list and revoke a user's sessions.
 SESSION_ENGINE = {
-    "redis": "django.contrib.sessions.backends.cache",
-    "cached_db": "django.contrib.sessions.backends.cached_db",
-    "db": "django.contrib.sessions.backends.db",
+    "redis": "resilience.sessions.backend",
+    "cached_db": "resilience.sessions.backends.cached_db",
+    "db": "resilience.sessions.backends.db",
 }[SESSION_EFFECTIVE_STORAGE]
+# An active user's IP / user agent / last seen are rewritten at most this often, not on every request.
+RESILIENCE_SESSION_ACTIVITY_INTERVAL = cfg.duration("SESSION_ACTIVITY_INTERVAL", "60s", minimum=1)
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = int(SESSION_TTL)
 SESSION_COOKIE_HTTPONLY = True

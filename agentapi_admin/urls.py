@@ -1,7 +1,7 @@
 """Root URL configuration."""
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
@@ -10,6 +10,8 @@ from tenants.api.views import api_not_found, api_urls
 urlpatterns = [
     path("healthz", resilience_views.healthz, name="healthz"),
     path("readyz", resilience_views.readyz, name="readyz"),
+    # Before admin.site.urls, whose catch-all would answer these paths with a 404.
+    path("admin/ops/", include("resilience.ops.urls")),
     # Before admin.site.urls so sign-in attempts are throttled per IP and per username.
     path("admin/login/", throttle_login(admin.site.login), name="admin_login_throttled"),
     path(

@@ -7,5 +7,9 @@ class RedisDisabled(RuntimeError):
     """Redis was requested while REDIS_ENABLE=false."""
 
 
+class SessionNotFound(LookupError):
+    """The session to act on does not exist (expired or already revoked)."""
+
+
 class RedisUnavailable(redis.exceptions.ConnectionError):
     """The Redis breaker is open: the command was refused without touching the network."""

@@ -118,7 +118,7 @@ def test_seed_env_example_values_load(load_settings):
     assert values == {
         "RESILIENCE_REDIS_URL": "redis://redis:6379",
         "SESSION_COOKIE_AGE": 3600,
-        "SESSION_ENGINE": "django.contrib.sessions.backends.cache",
+        "SESSION_ENGINE": "resilience.sessions.backend",
         "SESSION_CLEANUP_INTERVAL": 300.0,
         "RESILIENCE_BREAKER_TIMEOUT": 30.0,
         "RESILIENCE_RATE_LIMIT_ENABLED": True,
@@ -155,7 +155,7 @@ def test_redis_disabled_falls_back_in_process_and_to_db_sessions(load_settings):
     values, err = load_settings(["CACHES", "SESSION_ENGINE"], DEBUG="true", REDIS_ENABLE="false")
     assert values is not None, err
     assert values["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
-    assert values["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
+    assert values["SESSION_ENGINE"] == "resilience.sessions.backends.db"
 
 
 @pytest.mark.parametrize(

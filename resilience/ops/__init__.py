@@ -1,0 +1,1 @@
+"""Admin operations pages: Redis health, rate-limit counters, circuit breakers, sessions."""

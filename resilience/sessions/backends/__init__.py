@@ -1,0 +1,1 @@
+"""Session engines with a per-user index; SESSION_STORAGE picks one in settings."""

@@ -1,0 +1,72 @@
+"""Database sessions (SESSION_STORAGE=db) listed per user by decoding live session rows.
+
+The session table has no user column, so listing reads every unexpired row; fine
+for the small deployments that run without Redis, documented as the trade-off.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.utils import timezone
+
+from resilience.sessions.backends.base import IndexedSessionMixin, SessionInfo, session_info
+
+
+class DatabaseIndexMixin(IndexedSessionMixin):
+    """The per-user listing for engines whose sessions are rows of the session table."""
+
+    @classmethod
+    def _live_rows(cls) -> Iterator[tuple[str, dict, float]]:
+        store = cls()
+        rows = cls.get_model_class().objects.filter(expire_date__gt=timezone.now())
+        for session_key, raw, expire_date in rows.values_list("session_key", "session_data", "expire_date").iterator(
+            chunk_size=500
+        ):
+            yield session_key, store.decode(raw), expire_date.timestamp()
+
+    @classmethod
+    def sessions_for_user_id(cls, user_id: str) -> list[SessionInfo]:
+        infos = [
+            session_info(session_key, data, expires)
+            for session_key, data, expires in cls._live_rows()
+            if str(data.get(SESSION_KEY)) == str(user_id)
+        ]
+        return sorted(infos, key=lambda i: (i.last_seen or i.created or i.expires).timestamp(), reverse=True)
+
+    @classmethod
+    def users_with_sessions(cls, *, cursor: int = 0, count: int = 50) -> tuple[dict[str, int], int]:
+        counts = Counter(str(data[SESSION_KEY]) for _, data, _ in cls._live_rows() if SESSION_KEY in data)
+        users = sorted(counts)
+        page = users[cursor : cursor + count]
+        next_cursor = cursor + count if cursor + count < len(users) else 0
+        return {user_id: counts[user_id] for user_id in page}, next_cursor
+
+    @classmethod
+    def delete_for_user_id(cls, user_id: str, *, except_key: str | None = None) -> list[str]:
+        doomed = [
+            session_key
+            for session_key, data, _ in cls._live_rows()
+            if str(data.get(SESSION_KEY)) == str(user_id) and session_key != except_key
+        ]
+        store = cls()
+        for session_key in doomed:
+            store.delete(session_key)
+        return doomed
+
+    def session_owner(self, session_key: str) -> str | None:
+        raw = (
+            self.get_model_class()
+            .objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+            .values_list("session_data", flat=True)
+            .first()
+        )
+        user_id = self.decode(raw).get(SESSION_KEY) if raw else None
+        return None if user_id is None else str(user_id)
+
+
+class SessionStore(DatabaseIndexMixin, DbSessionStore):
+    """Django's database session store plus per-user listing."""
