@@ -29,6 +29,14 @@ EXIT_CODES_HELP = (
 )
 
 
+def redis_down(exc: BaseException, hint: str = "") -> CommandError:
+    """Return the CommandError (exit 2) for an unreachable Redis."""
+    return CommandError(
+        f"Redis is unreachable ({exc}); check REDIS_URL and that the server is running.{' ' + hint if hint else ''}",
+        returncode=EXIT_REDIS_DOWN,
+    )
+
+
 class OperationCommand(BaseCommand):
     """A management command with the operations conventions; subclasses implement run()."""
 
@@ -64,8 +72,12 @@ class OperationCommand(BaseCommand):
         self.as_json = bool(options.get("json"))
         self._lock = None
         started = time.monotonic()
-        with self.locked():
-            summary = self.run(**options)
+        try:
+            with self.locked():
+                summary = self.run(**options)
+        except redis.RedisError as exc:
+            # Redis went away mid-run: what was done is done (batches commit one by one); rerun later.
+            raise redis_down(exc, "Work finished so far is kept; run the command again.") from exc
         summary = {"command": self.command_name, "dry_run": self.dry_run, **summary}
         summary["seconds"] = round(time.monotonic() - started, 3)
         self.emit(summary)
@@ -97,16 +109,19 @@ class OperationCommand(BaseCommand):
             yield
             return
         from resilience.connection import get_redis, key
+        from resilience.exceptions import RedisDisabled
 
-        client = get_redis()
+        try:
+            client = get_redis()
+        except RedisDisabled:
+            # Without Redis only database work remains, and its services lock the rows they change.
+            yield
+            return
         lock = client.lock(key("lock", self.lock_name), timeout=self.lock_timeout, blocking=False)
         try:
             acquired = lock.acquire()
         except redis.RedisError as exc:
-            raise CommandError(
-                f"Redis is unreachable ({exc}); check REDIS_URL and that the server is running.",
-                returncode=EXIT_REDIS_DOWN,
-            ) from exc
+            raise redis_down(exc) from exc
         if not acquired:
             raise CommandError(
                 f"Another {self.command_name} is running (lock {key('lock', self.lock_name)}); "
