@@ -105,7 +105,14 @@ def _zscan_batches(client, index: str, pattern: str, batch_size: int):
 
 
 def ratelimit_reset_matching(
-    *, scope: str | None = None, tenant=None, actor, reason: str, dry_run: bool = False, batch_size: int = 500, tick=None
+    *,
+    scope: str | None = None,
+    tenant=None,
+    actor,
+    reason: str,
+    dry_run: bool = False,
+    batch_size: int = 500,
+    tick=None,
 ) -> ResetReport:
     """Delete every limiter state of a scope and/or tenant (None: any) with SCAN, and its index entries; audited."""
     if scope is not None and scope not in SCOPES:

@@ -135,7 +135,9 @@ def sessions_cleanup(*, batch_size: int = 1000, dry_run: bool = False, tick=None
                 break
             # One short transaction per batch: a huge backlog never holds a long lock on the table.
             with transaction.atomic():
-                report.expired_rows += model.objects.filter(session_key__in=keys, expire_date__lt=timezone.now()).delete()[0]
+                report.expired_rows += model.objects.filter(
+                    session_key__in=keys, expire_date__lt=timezone.now()
+                ).delete()[0]
             report.batches += 1
             tick(report)
     if hasattr(store_class, "_redis") and settings.RESILIENCE_REDIS_ENABLED:

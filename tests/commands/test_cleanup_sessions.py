@@ -90,7 +90,10 @@ def test_database_engines_delete_expired_rows_in_batches(settings, engine):
     now = timezone.now()
     Session.objects.bulk_create(
         [Session(session_key=f"old{i:037d}", session_data="x", expire_date=now - timedelta(hours=1)) for i in range(5)]
-        + [Session(session_key=f"new{i:037d}", session_data="x", expire_date=now + timedelta(hours=1)) for i in range(2)]
+        + [
+            Session(session_key=f"new{i:037d}", session_data="x", expire_date=now + timedelta(hours=1))
+            for i in range(2)
+        ]
     )
     dry = run_json("cleanup_sessions", "--dry-run")
     assert dry["expired_rows"] == 5 and Session.objects.count() == 7
