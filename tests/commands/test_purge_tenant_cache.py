@@ -73,7 +73,7 @@ def test_dry_run_counts_and_changes_nothing(warm, redis_client):
 def test_tenant_or_all_is_required_and_unknown_slugs_are_named(warm):
     with pytest.raises(CommandError, match="one of the arguments --tenant --all is required"):
         run_json("purge_tenant_cache")
-    with pytest.raises(CommandError, match="Unknown tenant 'acmee'. Did you mean: acme"):
+    with pytest.raises(CommandError, match=r"Unknown tenant 'acmee'. Did you mean: acme"):
         run_json("purge_tenant_cache", "--tenant", "acmee")
 
 

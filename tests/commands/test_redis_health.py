@@ -51,7 +51,7 @@ def test_allkeys_eviction_is_degraded_exit_1(redis_client):
 
 
 def test_slow_ping_is_degraded():
-    with pytest.raises(CommandError, match="PING takes .* ms \\(median\\), over 0.0001 ms") as excinfo:
+    with pytest.raises(CommandError, match=r"PING takes .* ms \(median\), over 0.0001 ms") as excinfo:
         run_json("redis_health", "--max-latency-ms", "0.0001")
     assert excinfo.value.returncode == EXIT_FAILED
 
