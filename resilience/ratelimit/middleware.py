@@ -6,6 +6,11 @@ from django.conf import settings
 
 from resilience.ratelimit.enforce import add_headers, ratelimit_enforce
 
+# Requests carrying a tenant API key are limited per IP (same key, same limits) and per
+# tenant inside the service API's one-round-trip script (tenants/api/gateway.py);
+# counting them here too would double the IP count and add a Redis round trip.
+GATEWAY_BEARER = "Bearer aak_"
+
 
 class RateLimitMiddleware:
     """Limit requests under RATE_LIMIT_PATHS per IP and per signed-in user; add RateLimit-* headers.
@@ -19,8 +24,10 @@ class RateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if settings.RESILIENCE_RATE_LIMIT_ENABLED and request.path_info.startswith(
-            tuple(settings.RESILIENCE_RATE_LIMIT_PATHS)
+        if (
+            settings.RESILIENCE_RATE_LIMIT_ENABLED
+            and request.path_info.startswith(tuple(settings.RESILIENCE_RATE_LIMIT_PATHS))
+            and not request.META.get("HTTP_AUTHORIZATION", "").startswith(GATEWAY_BEARER)
         ):
             denied = ratelimit_enforce(request, scopes=("ip", "user"))
             if denied is not None:

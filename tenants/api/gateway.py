@@ -23,7 +23,9 @@ from django.utils import timezone
 
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
-from resilience.ratelimit import Decision, index_all_key, index_tenant_key, lua_library, state_key
+from resilience.ratelimit import Decision, index_all_key, index_tenant_key, lua_library, state_key, tenant_label
+from resilience.ratelimit.limiter import most_restrictive
+from resilience.ratelimit.policy import limits_for
 from tenants.cache import USAGE_TTL_SECONDS, apikey_key, cache_ttl
 from tenants.models import ApiKey
 from tenants.selectors import TenantDocument, document_fields, tenant_document_build
@@ -91,19 +93,19 @@ def _entry(api_key: ApiKey, doc: TenantDocument) -> list:
     return [item for pair in fields.items() for item in pair]
 
 
-def _fill(secret_hash: str) -> list:
+def _fill(secret_hash: str) -> tuple[str, list]:
     api_key = ApiKey.objects.filter(secret_hash=secret_hash).first()
     # A hash that is unknown or revoked now can never become valid: cache the refusal too.
     # Unknown hashes are attacker-chosen, so their refusals live briefly: memory stays
     # bounded by request rate x UNKNOWN_KEY_TTL even under a flood of random keys.
     if api_key is None:
-        return ["2", min(UNKNOWN_KEY_TTL, cache_ttl()), "unknown"]
+        return "2", [min(UNKNOWN_KEY_TTL, cache_ttl()), "unknown"]
     if api_key.revoked_at is not None:
-        return ["2", cache_ttl(), "revoked"]
+        return "2", [cache_ttl(), "revoked"]
     doc = tenant_document_build(api_key.tenant_id)
     stored = document_fields(doc)
-    head = ["1", cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"]]
-    return [*head, *_entry(api_key, doc)]
+    head = [cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"]]
+    return "1", [*head, *_entry(api_key, doc)]
 
 
 def _decision(allowed: bool, limit: int, remaining, reset_ms, retry_ms) -> Decision:
@@ -117,8 +119,32 @@ def _decision(allowed: bool, limit: int, remaining, reset_ms, retry_ms) -> Decis
     )
 
 
-def gateway_call(secret: str, *, field_name: str = "body", if_none_match: str = "", now_ms: int | None = None):
-    """Authenticate `secret`, apply the tenant's limits, count usage; return a GatewayResult."""
+def _ip_args(client_ip: str | None) -> list:
+    if client_ip is None or not settings.RESILIENCE_RATE_LIMIT_ENABLED:
+        return ["0", "", "", "", "", 0, 0]
+    # The same key, index and limits as RateLimitMiddleware's "ip" scope, so both count one budget.
+    limits = limits_for(None)
+    member = f"ip:{tenant_label(None)}:{client_ip}"
+    return [
+        "1",
+        state_key("ip", None, client_ip),
+        index_tenant_key(None),
+        member,
+        f"ip:{client_ip}",
+        limits.per_minute,
+        limits.burst,
+    ]
+
+
+def gateway_call(
+    secret: str,
+    *,
+    field_name: str = "body",
+    if_none_match: str = "",
+    client_ip: str | None = None,
+    now_ms: int | None = None,
+) -> GatewayResult:
+    """Limit the client IP, authenticate `secret`, apply the tenant's limits, count usage; return a GatewayResult."""
     secret_hash = apikey_hash(secret)
     source, sha = gateway_script()
     day = time.strftime("%Y%m%d", time.gmtime(now_ms / 1000 if now_ms else None))
@@ -136,12 +162,14 @@ def gateway_call(secret: str, *, field_name: str = "body", if_none_match: str = 
     keys = [apikey_key(secret_hash)]
     try:
         client = get_redis()
-        reply = _run(client, source, sha, keys, [*base, "0"])
+        reply = _run(client, source, sha, keys, [*base, "0", *_ip_args(client_ip)])
         # A miss builds the entry from the database; 'stale' means a commit landed meanwhile: rebuild.
+        # The first call already counted the IP, so the fill calls do not.
         for _ in range(3):
             if _text(reply[0]) not in ("miss", "stale"):
                 break
-            reply = _run(client, source, sha, keys, [*base, *_fill(secret_hash)])
+            code, data = _fill(secret_hash)
+            reply = _run(client, source, sha, keys, [*base, code, *_ip_args(None), *data])
     except (redis.RedisError, RedisDisabled, OSError) as exc:
         return _without_redis(secret_hash, field_name, if_none_match, exc)
     return _result(reply)
@@ -158,7 +186,7 @@ def _run(client, source: str, sha: str, keys: list, args: list):
 def _result(reply: list) -> GatewayResult:
     outcome = _text(reply[0])
     if outcome == "ok":
-        _, tenant, key_id, scopes, etag, payload, touch, remaining, reset_ms, retry_ms, now, limit = reply
+        (_, tenant, key_id, scopes, etag, payload, touch, remaining, reset_ms, retry_ms, now, limit, *ip) = reply
         result = GatewayResult(
             "ok",
             tenant_id=_text(tenant),
@@ -168,7 +196,10 @@ def _result(reply: list) -> GatewayResult:
             payload=payload,
         )
         if settings.RESILIENCE_RATE_LIMIT_ENABLED:
-            result.decision = _decision(True, limit, remaining, reset_ms, retry_ms)
+            decisions = [_decision(True, limit, remaining, reset_ms, retry_ms)]
+            if int(ip[3]):
+                decisions.append(_decision(True, ip[3], ip[0], ip[1], ip[2]))
+            result.decision = most_restrictive(decisions)
         if int(touch):
             apikey_mark_used(api_key_id=result.api_key_id, at=datetime.fromtimestamp(int(now) / 1000, UTC))
         return result
@@ -178,6 +209,9 @@ def _result(reply: list) -> GatewayResult:
         return GatewayResult("expired")
     if outcome == "not_serving":
         return GatewayResult("not_serving", tenant_status=_text(reply[1]), tenant_id=_text(reply[2]))
+    if outcome == "limited_ip":
+        _, remaining, reset_ms, retry_ms, limit = reply
+        return GatewayResult("limited", decision=_decision(False, limit, remaining, reset_ms, retry_ms))
     if outcome == "limited":
         _, tenant, remaining, reset_ms, retry_ms, limit = reply
         return GatewayResult(

@@ -19,6 +19,7 @@ from ninja.errors import AuthenticationError, ValidationError
 from ninja.security.http import HttpAuthBase
 
 from resilience.ratelimit import ratelimit_response
+from resilience.ratelimit.policy import client_ip
 from tenants.api.gateway import GatewayResult, gateway_call
 from tenants.api.schemas import BootstrapOut, ErrorOut, FlagOut
 from tenants.models import FLAG_KEY_PATTERN
@@ -93,7 +94,7 @@ class TenantKey(HttpAuthBase):
                 headers=_UNAUTHORIZED,
             )
         inm = request.headers.get("If-None-Match", "") if self.field == "body" else ""
-        result = gateway_call(token, field_name=self.field, if_none_match=inm)
+        result = gateway_call(token, field_name=self.field, if_none_match=inm, client_ip=client_ip(request))
         outcome = result.outcome
         if outcome in _KEY_ERRORS:
             raise ApiError(401, *_KEY_ERRORS[outcome], headers=_UNAUTHORIZED)

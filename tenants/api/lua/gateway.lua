@@ -9,9 +9,11 @@
 -- ARGV     1 key prefix, 2 now_ms ('' = Redis TIME: one clock for every replica),
 --          3 document field to return (body|rules), 4 If-None-Match, 5 day YYYYMMDD,
 --          6 usage ttl s, 7 rate limiting on (1|0), 8 window ms, 9 global rate-limit index key,
---          10 fill: 0 none, 1 entry, 2 deny
--- fill=1   11 ttl s, 12 tenant, 13 version, 14 body, 15 etag, 16 rules, 17.. entry field/value pairs
--- fill=2   11 ttl s, 12 deny reason
+--          10 fill: 0 none, 1 entry, 2 deny,
+--          11 per-IP limit on (1|0), 12 IP state key, 13 IP tenant-index key, 14 IP member in the
+--          global index, 15 IP member in the tenant index, 16 IP limit, 17 IP burst
+-- fill=1   18 ttl s, 19 tenant, 20 version, 21 body, 22 etag, 23 rules, 24.. entry field/value pairs
+-- fill=2   18 ttl s, 19 deny reason
 -- Keys other than KEYS[1] are derived from the entry: fine on one Redis or a primary with
 -- replicas (this app's deployments), not on Redis Cluster.
 -- Count one request; the day's hash gets its lifetime when a metric first appears, not on every call.
@@ -29,24 +31,33 @@ if not now then
 end
 local fill = ARGV[10]
 
+-- The client's IP first, before any lookup: a flood of made-up keys is limited like any other.
+-- (A fill call follows a miss that already counted the IP, so it passes 0 here.)
+local ip = {1, 0, 0, 0, 0, 0, 0}
+if ARGV[11] == '1' then
+  ip = rate_limit(ARGV[12], now, ARGV[16], ARGV[17], ARGV[8], 1)
+  if ip[1] == 0 then return {'limited_ip', ip[2], ip[3], ip[4], ARGV[16]} end
+  if ip[6] == 1 then rate_limit_index(ARGV[9], ARGV[13], ARGV[14], ARGV[15], now, ip[7]) end
+end
+
 if fill == '2' then
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'deny', ARGV[12])
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[11]))
+  redis.call('HSET', KEYS[1], 'deny', ARGV[19])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[18]))
 elseif fill == '1' then
-  local ttl = tonumber(ARGV[11])
-  local tenant = ARGV[12]
-  local version = tonumber(ARGV[13])
+  local ttl = tonumber(ARGV[18])
+  local tenant = ARGV[19]
+  local version = tonumber(ARGV[20])
   local verkey = prefix .. ':flags:' .. tenant .. ':ver'
   local published = tonumber(redis.call('GET', verkey) or '0')
   -- A newer version is already published: this fill read the database before a commit.
   if version < published then return {'stale'} end
   if version > published then redis.call('SET', verkey, version) end
   local doc = prefix .. ':flags:' .. tenant .. ':' .. version
-  redis.call('HSET', doc, 'body', ARGV[14], 'etag', ARGV[15], 'rules', ARGV[16])
+  redis.call('HSET', doc, 'body', ARGV[21], 'etag', ARGV[22], 'rules', ARGV[23])
   redis.call('EXPIRE', doc, ttl)
   local fields = {}
-  for i = 17, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 24, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('EXPIRE', KEYS[1], ttl)
@@ -73,15 +84,15 @@ local field = ARGV[3]
 local doc = redis.call('HMGET', prefix .. ':flags:' .. tenant .. ':' .. e[2], 'etag', field)
 if not doc[1] then return {'miss'} end
 
--- rl = {allowed, remaining, reset_after_ms, retry_after_ms, ttl_ms}
-local rl = {1, 0, 0, 0, 0}
+-- rl = {allowed, remaining, reset_after_ms, retry_after_ms, ttl_ms, index_due, index_ttl_ms}
+local rl = {1, 0, 0, 0, 0, 0, 0}
 if ARGV[7] == '1' then
   rl = rate_limit(e[13], now, e[6], e[7], ARGV[8], 1)
   if rl[1] == 0 then
     count(usage, 'rate_limited', usage_ttl)
     return {'limited', tenant, rl[2], rl[3], rl[4], e[6]}
   end
-  rate_limit_index(ARGV[9], e[14], e[15], e[16], now, rl[5])
+  if rl[6] == 1 then rate_limit_index(ARGV[9], e[14], e[15], e[16], now, rl[7]) end
 end
 
 local quota = tonumber(e[8])
@@ -101,4 +112,5 @@ local body = doc[2]
 if field == 'body' and ARGV[4] ~= '' and (ARGV[4] == '*' or string.find(ARGV[4], doc[1], 1, true)) then
   body = ''
 end
-return {'ok', tenant, e[10], e[11], doc[1], body, touch, rl[2], rl[3], rl[4], now, e[6]}
+return {'ok', tenant, e[10], e[11], doc[1], body, touch, rl[2], rl[3], rl[4], now, e[6], ip[2], ip[3], ip[4],
+  ARGV[16]}
