@@ -336,7 +336,14 @@ def _areas(probe: Probe, target: str) -> dict:
         for family, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     ]
     families.sort(key=lambda f: (order.index(f["family"]) if f["family"] in order else len(order), -f["sampled"]))
-    result = {"sampled": sampled, "dbsize": total, "complete": complete, "cap": cap, "families": families}
+    result = {
+        "sampled": sampled,
+        "dbsize": total,
+        "complete": complete,
+        "cap": cap,
+        "sampled_at": _iso(time.time()),
+        "families": families,
+    }
     with _lock:
         _areas_cache[target] = (time.monotonic(), result)
     return result

@@ -66,6 +66,22 @@ def test_redis_health_page(admin_page, live_server, redis_client, screenshot, co
     # htmx replaces the live region on its own (refresh set to 1 s for the test).
     expect(page.locator(".ops-updated time")).not_to_have_attribute("datetime", first, timeout=5000)
     screenshot("redis-health")
+
+    # An allkeys-* policy is flagged, and the slowlog shows commands without their values.
+    redis_client.config_set("maxmemory", "64mb")
+    redis_client.config_set("maxmemory-policy", "allkeys-lru")
+    redis_client.config_set("slowlog-log-slower-than", 0)
+    try:
+        redis_client.set("agentapi:rl:user:-:secret", "value-never-shown")
+        page.reload()
+        expect(page.locator(".ops-warn")).to_contain_text("allkeys-lru can evict sessions")
+        expect(page.locator("body")).not_to_contain_text("value-never-shown")
+        screenshot("redis-health-allkeys-warning")
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+        redis_client.config_set("maxmemory", "0")
+        redis_client.config_set("slowlog-log-slower-than", 10000)
+        redis_client.slowlog_reset()
     assert console_errors == []
 
 
@@ -231,6 +247,31 @@ def test_breakers_page_force_and_reset(admin_page, live_server, screenshot, cons
     actions = list(AuditEvent.objects.values_list("action", flat=True))
     assert {"breaker.force_open", "breaker.force_close", "breaker.reset"} <= set(actions)
     assert console_errors == []
+
+
+OPS_PATHS = ["/admin/ops/redis/", "/admin/ops/ratelimits/", "/admin/ops/breakers/", "/admin/ops/sessions/"]
+
+
+def test_anonymous_and_non_staff_get_the_login_page_or_403(page, live_server, settings, screenshot):
+    for path in OPS_PATHS:
+        page.goto(f"{live_server.url}{path}")
+        expect(page).to_have_url(re.compile(r"/admin/login/\?next="))
+        twin = page.request.get(f"{live_server.url}{path}?format=json", max_redirects=0)
+        assert twin.status == 403 and twin.json()["error"] == "Staff login required."
+    # The admin login form refuses non-staff, so sign the customer in the way the portal
+    # would: a real session, handed to the browser as its cookie.
+    customer = get_user_model().objects.create_user("customer", password=PASSWORD)
+    signed_in = Client()
+    signed_in.force_login(customer)
+    cookie = signed_in.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+    for path in OPS_PATHS:
+        page.goto(f"{live_server.url}{path}")
+        expect(page).to_have_url(re.compile(r"/admin/login/\?next="))
+        expect(page.locator("body")).to_contain_text("not authorized to access this page")
+        twin = page.request.get(f"{live_server.url}{path}?format=json", max_redirects=0)
+        assert twin.status == 403
+    screenshot("non-staff-refused")
 
 
 @pytest.fixture
