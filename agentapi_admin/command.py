@@ -155,6 +155,25 @@ class OperationCommand(BaseCommand):
                 yield item
                 bar.advance(task)
 
+    @contextmanager
+    def ticking(self, description: str = "", *, pause: float = 0.0) -> Iterator:
+        """Yield a callback for services' batch loops: each call advances the progress bar and renews the lock.
+
+        `pause` seconds of sleep per batch leave a busy Redis room for its traffic.
+        """
+        ticks = self.progress(iter(int, 1), description=description)
+
+        def tick() -> None:
+            next(ticks)
+            self.heartbeat()
+            if pause:
+                time.sleep(pause)
+
+        try:
+            yield tick
+        finally:
+            ticks.close()
+
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def add_tenant_argument(parser, *, allow_all: bool = True, required: bool = False) -> None:

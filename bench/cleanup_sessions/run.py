@@ -1,6 +1,6 @@
 """Run cleanup_sessions over a million session-index keys while another process reads sessions.
 
-    .venv/bin/python -m bench.cleanup_sessions.run [--keys 1000000] [--batch-size 1000] [--baseline 10]
+    .venv/bin/python -m bench.cleanup_sessions.run [--keys 1000000] [--batch-size 1000] [--pause-ms 0] [--baseline 10]
 
 Starts its own redis-server on a free port and fills it with `--keys` per-user session
 indexes (`agentapi:sessidx:<n>`) in a server-side Lua loop: every index has one live
@@ -98,11 +98,20 @@ def start_reader(url: str, keys: int, seconds: float):
     return proc, parent, stop
 
 
-def run_cleanup(env: dict, batch_size: int) -> tuple[dict, float, int]:
+def run_cleanup(env: dict, batch_size: int, pause_ms: float) -> tuple[dict, float, int]:
     """Run the command; return (its JSON summary, wall seconds, peak RSS in kB)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, str(BASE_DIR / "manage.py"), "cleanup_sessions", "--json", "--batch-size", str(batch_size)],
+        [
+            sys.executable,
+            str(BASE_DIR / "manage.py"),
+            "cleanup_sessions",
+            "--json",
+            "--batch-size",
+            str(batch_size),
+            "--pause-ms",
+            str(pause_ms),
+        ],
         env=env,
         cwd=BASE_DIR,
         stdout=subprocess.PIPE,
@@ -121,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--pause-ms", type=float, default=0.0, help="cleanup_sessions --pause-ms.")
     parser.add_argument("--baseline", type=float, default=10.0, help="Seconds of reads without the cleanup.")
     args = parser.parse_args()
 
@@ -147,7 +157,7 @@ def main() -> None:
             proc, pipe, stop = start_reader(server.url, args.keys, 3600)
             time.sleep(0.5)
             window_start = time.time()
-            summary, seconds, peak_kb = run_cleanup(env, args.batch_size)
+            summary, seconds, peak_kb = run_cleanup(env, args.batch_size, args.pause_ms)
             window_end = time.time()
             stop.set()
             during = percentiles([ms for at, ms in pipe.recv() if window_start <= at <= window_end])
@@ -168,6 +178,7 @@ def main() -> None:
         "index_keys": summary["index_keys"],
         "entries_removed": summary["expired_entries"] + summary["orphaned_entries"],
         "batch_size": args.batch_size,
+        "pause_ms": args.pause_ms,
         "fill_seconds": round(fill_seconds, 1),
         "command_seconds": round(seconds, 2),
         "command_internal_seconds": summary["seconds"],
@@ -178,6 +189,7 @@ def main() -> None:
         "p99_ratio": round(during["p99_ms"] / baseline["p99_ms"], 2),
         "checks": checks,
         "cpu": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result, indent=2))
     if not all(checks.values()):

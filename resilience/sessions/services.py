@@ -122,7 +122,7 @@ def sessions_cleanup(*, batch_size: int = 1000, dry_run: bool = False, tick=None
     """Remove expired and orphaned session-index entries and expired session rows, batch by batch."""
     report = SessionCleanupReport()
     store_class = session_engine()
-    tick = tick or (lambda report: None)
+    tick = tick or (lambda: None)
     if issubclass(store_class, DatabaseIndexMixin):
         model = store_class.get_model_class()
         while True:
@@ -139,10 +139,10 @@ def sessions_cleanup(*, batch_size: int = 1000, dry_run: bool = False, tick=None
                     session_key__in=keys, expire_date__lt=timezone.now()
                 ).delete()[0]
             report.batches += 1
-            tick(report)
+            tick()
     if hasattr(store_class, "_redis") and settings.RESILIENCE_REDIS_ENABLED:
         client = store_class._redis()
         for names in _index_batches(client, batch_size):
             sessions_index_cleanup_batch(client, names, report=report, dry_run=dry_run)
-            tick(report)
+            tick()
     return report

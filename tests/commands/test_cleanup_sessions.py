@@ -106,3 +106,10 @@ def test_database_engines_delete_expired_rows_in_batches(settings, engine):
 def test_batch_size_is_validated():
     with pytest.raises(CommandError, match="--batch-size must be a whole number from 1 to 100000"):
         run_json("cleanup_sessions", "--batch-size", "0")
+
+
+def test_pause_between_batches(indexed):
+    summary = run_json("cleanup_sessions", "--batch-size", "1", "--pause-ms", "100")
+    assert summary["batches"] == 3 and summary["seconds"] >= 0.3
+    with pytest.raises(CommandError, match="--pause-ms must be from 0 to 10000"):
+        run_json("cleanup_sessions", "--pause-ms", "-1")

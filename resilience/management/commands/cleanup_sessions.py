@@ -20,18 +20,20 @@ class Command(OperationCommand):
         parser.add_argument(
             "--batch-size", type=int, default=1000, help="Index keys per SCAN page, rows per delete (default 1000)."
         )
+        parser.add_argument(
+            "--pause-ms",
+            type=float,
+            default=0.0,
+            help="Sleep this long after each batch, to spare a busy Redis (default 0).",
+        )
 
     def run(self, **options) -> dict:
         if not 1 <= options["batch_size"] <= 100_000:
             raise CommandError("--batch-size must be a whole number from 1 to 100000, e.g. --batch-size 1000.")
-        ticks = self.progress(iter(int, 1), description="session index batches")
-
-        def tick(report) -> None:
-            next(ticks)
-            self.heartbeat()
-
-        report = sessions_cleanup(batch_size=options["batch_size"], dry_run=self.dry_run, tick=tick)
-        ticks.close()
+        if not 0 <= options["pause_ms"] <= 10_000:
+            raise CommandError("--pause-ms must be from 0 to 10000 milliseconds, e.g. --pause-ms 5.")
+        with self.ticking("session index batches", pause=options["pause_ms"] / 1000) as tick:
+            report = sessions_cleanup(batch_size=options["batch_size"], dry_run=self.dry_run, tick=tick)
         return {
             "index_keys": report.index_keys,
             "expired_entries": report.expired_entries,

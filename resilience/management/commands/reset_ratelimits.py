@@ -50,14 +50,8 @@ class Command(OperationCommand):
                     scope=scope, tenant=tenant, identity=identity, actor=None, reason=reason
                 )
             return {"state_keys": int(had_state)}
-        ticks = self.progress(iter(int, 1), description="rate-limit keys")
-
-        def tick() -> None:
-            next(ticks)
-            self.heartbeat()
-
-        report = ratelimit_reset_matching(
-            scope=scope, tenant=tenant, actor=None, reason=reason, dry_run=self.dry_run, tick=tick
-        )
-        ticks.close()
+        with self.ticking("rate-limit keys") as tick:
+            report = ratelimit_reset_matching(
+                scope=scope, tenant=tenant, actor=None, reason=reason, dry_run=self.dry_run, tick=tick
+            )
         return {"state_keys": report.state_keys, "index_entries": report.index_entries}

@@ -20,15 +20,9 @@ class Command(OperationCommand):
 
     def run(self, **options) -> dict:
         tenants = None if options["all"] else [self.resolve_tenant(options["tenant"])]
-        ticks = self.progress(iter(int, 1), description="purging")
-
-        def tick() -> None:
-            next(ticks)
-            self.heartbeat()
-
         reason = options["reason"] or "purge_tenant_cache command"
-        report = tenant_cache_purge(tenants=tenants, actor=None, reason=reason, dry_run=self.dry_run, tick=tick)
-        ticks.close()
+        with self.ticking("purging") as tick:
+            report = tenant_cache_purge(tenants=tenants, actor=None, reason=reason, dry_run=self.dry_run, tick=tick)
         return {
             "tenants": report.tenants,
             "flag_documents": report.flag_documents,

@@ -24,14 +24,8 @@ class Command(OperationCommand):
     def run(self, **options) -> dict:
         if not 1 <= options["batch_size"] <= 10_000:
             raise CommandError("--batch-size must be a whole number from 1 to 10000, e.g. --batch-size 100.")
-        ticks = self.progress(iter(int, 1), description="secret batches")
-
-        def tick() -> None:
-            next(ticks)
-            self.heartbeat()
-
-        report = secrets_rotate(actor=None, batch_size=options["batch_size"], dry_run=self.dry_run, tick=tick)
-        ticks.close()
+        with self.ticking("secret batches") as tick:
+            report = secrets_rotate(actor=None, batch_size=options["batch_size"], dry_run=self.dry_run, tick=tick)
         summary = {
             "key_id": crypto.current_key_id(),
             "rotated": report.rotated,
