@@ -113,3 +113,12 @@ def test_pause_between_batches(indexed):
     assert summary["batches"] == 3 and summary["seconds"] >= 0.3
     with pytest.raises(CommandError, match="--pause-ms must be from 0 to 10000"):
         run_json("cleanup_sessions", "--pause-ms", "-1")
+
+
+def test_without_redis_only_database_rows_are_cleaned(settings):
+    settings.RESILIENCE_REDIS_ENABLED = False
+    settings.SESSION_ENGINE = "resilience.sessions.backends.db"
+    Session.objects.create(session_key="o" * 40, session_data="x", expire_date=timezone.now() - timedelta(seconds=1))
+    summary = run_json("cleanup_sessions")
+    assert (summary["expired_rows"], summary["index_keys"]) == (1, 0)
+    assert not Session.objects.exists()

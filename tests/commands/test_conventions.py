@@ -72,7 +72,7 @@ def test_probe_upstreams_one_tenant_plain_output(upstream_url):
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("acme: ok, ") and lines[-1].startswith("probe_upstreams: probed=1, ok=1, failed=0")
     with pytest.raises(CommandError, match="Upstream probe failed for: globex") as excinfo:
-        run_json("probe_upstreams", "--timeout", "0.5")
+        run_json("probe_upstreams", "--all", "--timeout", "0.5")
     assert excinfo.value.returncode == EXIT_FAILED
     assert Tenant.objects.count() == 2
 

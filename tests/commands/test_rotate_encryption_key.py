@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management.base import CommandError
 
-from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED
+from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, EXIT_REDIS_DOWN
 from resilience.connection import key
 from tenants import crypto
 from tenants.models import AuditEvent, Tenant
@@ -104,3 +104,12 @@ def test_lock_refuses_a_second_run_and_batch_size_is_validated(sealed, redis_cli
     held.release()
     with pytest.raises(CommandError, match="--batch-size must be a whole number from 1 to 10000"):
         run_json("rotate_encryption_key", "--batch-size", "0")
+
+
+def test_redis_down_exits_2_before_touching_a_row(sealed, redis_server):
+    before = tokens()
+    redis_server.kill()
+    with pytest.raises(CommandError, match="Redis is unreachable") as excinfo:
+        run_json("rotate_encryption_key")
+    assert excinfo.value.returncode == EXIT_REDIS_DOWN
+    assert tokens() == before
