@@ -18,6 +18,8 @@ from typing import Any
 import redis
 from django.core.management.base import BaseCommand, CommandError
 
+from resilience.exceptions import RedisDisabled
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REDIS_DOWN = 2
@@ -75,6 +77,11 @@ class OperationCommand(BaseCommand):
         try:
             with self.locked():
                 summary = self.run(**options)
+        except RedisDisabled as exc:
+            raise CommandError(
+                f"{self.command_name} needs Redis, and REDIS_ENABLE=false: run it where Redis is configured.",
+                returncode=EXIT_REDIS_DOWN,
+            ) from exc
         except redis.RedisError as exc:
             # Redis went away mid-run: what was done is done (batches commit one by one); rerun later.
             raise redis_down(exc, "Work finished so far is kept; run the command again.") from exc
@@ -109,7 +116,6 @@ class OperationCommand(BaseCommand):
             yield
             return
         from resilience.connection import get_redis, key
-        from resilience.exceptions import RedisDisabled
 
         try:
             client = get_redis()

@@ -90,7 +90,10 @@ def sessions_index_cleanup_batch(client, names: list[bytes], *, report: SessionC
     now = int(time.time() * 1000)
     with client.pipeline(transaction=False) as pipe:
         for name in names:
-            pipe.zcount(name, "-inf", now) if dry_run else pipe.zremrangebyscore(name, "-inf", now)
+            if dry_run:
+                pipe.zcount(name, "-inf", now)
+            else:
+                pipe.zremrangebyscore(name, "-inf", now)
             pipe.zrangebyscore(name, now + 1, "+inf", start=0, num=MAX_MEMBERS_PER_INDEX)
         replies = pipe.execute()
     members_of = {}

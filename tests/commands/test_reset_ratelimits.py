@@ -119,3 +119,10 @@ def test_lock_and_redis_down(limited, redis_client, redis_server):
     with pytest.raises(CommandError, match="Redis is unreachable") as excinfo:
         run_json("reset_ratelimits", "--all")
     assert excinfo.value.returncode == EXIT_REDIS_DOWN
+
+
+def test_without_redis_the_error_says_so(settings):
+    settings.RESILIENCE_REDIS_ENABLED = False
+    with pytest.raises(CommandError, match="reset_ratelimits needs Redis, and REDIS_ENABLE=false") as excinfo:
+        run_json("reset_ratelimits", "--all")
+    assert excinfo.value.returncode == EXIT_REDIS_DOWN
