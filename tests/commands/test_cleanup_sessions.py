@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -15,6 +17,7 @@ from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN
 from resilience.connection import key
 from resilience.sessions.backends.redis import SessionStore, index_key
 from tests.commands.conftest import db_state, redis_state, run_json
+from tests.conftest import BASE_DIR, clean_env
 
 pytestmark = pytest.mark.django_db
 
@@ -122,3 +125,27 @@ def test_without_redis_only_database_rows_are_cleaned(settings):
     summary = run_json("cleanup_sessions")
     assert (summary["expired_rows"], summary["index_keys"]) == (1, 0)
     assert not Session.objects.exists()
+
+
+def test_a_second_process_is_refused_while_the_first_runs(indexed, redis_client, redis_server, tmp_path):
+    env = clean_env(DEBUG="true", REDIS_URL=redis_server.url, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    first = subprocess.Popen(
+        [sys.executable, str(BASE_DIR / "manage.py"), "cleanup_sessions", "--batch-size", "1", "--pause-ms", "1500"],
+        env=env,
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not redis_client.exists(key("lock", "cleanup_sessions")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(CommandError, match="Another cleanup_sessions is running") as excinfo:
+            run_json("cleanup_sessions")
+        assert excinfo.value.returncode == EXIT_LOCKED
+        out, err = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err.decode()
+    assert out.decode().startswith("cleanup_sessions: index_keys=3, expired_entries=2, orphaned_entries=1")
