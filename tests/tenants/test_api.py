@@ -288,3 +288,10 @@ def test_the_client_ip_is_limited_in_the_same_script(client, redis_client, setti
     made_up = "aak_11111111_" + "B" * 43
     assert_error(get(client, "/api/v1/bootstrap", made_up), 429, "rate_limited")
     assert not redis_client.exists(apikey_key(apikey_hash(made_up)))
+
+
+def test_requests_without_a_tenant_key_keep_the_middleware_ip_limit(client, settings):
+    settings.RESILIENCE_RATE_LIMIT_PER_MINUTE = 1
+    settings.RESILIENCE_RATE_LIMIT_BURST = 0
+    assert_error(client.get("/api/v1/bootstrap"), 401, "missing_api_key")
+    assert_error(client.get("/api/v1/bootstrap"), 429, "rate_limited")
