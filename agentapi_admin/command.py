@@ -18,6 +18,8 @@ from typing import Any
 import redis
 from django.core.management.base import BaseCommand, CommandError
 
+from resilience.exceptions import RedisDisabled
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REDIS_DOWN = 2
@@ -27,6 +29,14 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 done (or, for health checks, healthy); 1 failed or degraded; "
     "2 Redis unreachable; 3 another copy of this command holds its lock."
 )
+
+
+def redis_down(exc: BaseException, hint: str = "") -> CommandError:
+    """Return the CommandError (exit 2) for an unreachable Redis."""
+    return CommandError(
+        f"Redis is unreachable ({exc}); check REDIS_URL and that the server is running.{' ' + hint if hint else ''}",
+        returncode=EXIT_REDIS_DOWN,
+    )
 
 
 class OperationCommand(BaseCommand):
@@ -64,8 +74,17 @@ class OperationCommand(BaseCommand):
         self.as_json = bool(options.get("json"))
         self._lock = None
         started = time.monotonic()
-        with self.locked():
-            summary = self.run(**options)
+        try:
+            with self.locked():
+                summary = self.run(**options)
+        except RedisDisabled as exc:
+            raise CommandError(
+                f"{self.command_name} needs Redis, and REDIS_ENABLE=false: run it where Redis is configured.",
+                returncode=EXIT_REDIS_DOWN,
+            ) from exc
+        except redis.RedisError as exc:
+            # Redis went away mid-run: what was done is done (batches commit one by one); rerun later.
+            raise redis_down(exc, "Work finished so far is kept; run the command again.") from exc
         summary = {"command": self.command_name, "dry_run": self.dry_run, **summary}
         summary["seconds"] = round(time.monotonic() - started, 3)
         self.emit(summary)
@@ -98,15 +117,17 @@ class OperationCommand(BaseCommand):
             return
         from resilience.connection import get_redis, key
 
-        client = get_redis()
+        try:
+            client = get_redis()
+        except RedisDisabled:
+            # Without Redis only database work remains, and its services lock the rows they change.
+            yield
+            return
         lock = client.lock(key("lock", self.lock_name), timeout=self.lock_timeout, blocking=False)
         try:
             acquired = lock.acquire()
         except redis.RedisError as exc:
-            raise CommandError(
-                f"Redis is unreachable ({exc}); check REDIS_URL and that the server is running.",
-                returncode=EXIT_REDIS_DOWN,
-            ) from exc
+            raise redis_down(exc) from exc
         if not acquired:
             raise CommandError(
                 f"Another {self.command_name} is running (lock {key('lock', self.lock_name)}); "
@@ -139,6 +160,25 @@ class OperationCommand(BaseCommand):
             for item in items:
                 yield item
                 bar.advance(task)
+
+    @contextmanager
+    def ticking(self, description: str = "", *, pause: float = 0.0) -> Iterator:
+        """Yield a callback for services' batch loops: each call advances the progress bar and renews the lock.
+
+        `pause` seconds of sleep per batch leave a busy Redis room for its traffic.
+        """
+        ticks = self.progress(iter(int, 1), description=description)
+
+        def tick() -> None:
+            next(ticks)
+            self.heartbeat()
+            if pause:
+                time.sleep(pause)
+
+        try:
+            yield tick
+        finally:
+            ticks.close()
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -174,6 +174,8 @@ def main() -> int:
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "warning",
+                "--config",
+                str(Path(__file__).with_name("gunicorn_bench.py")),
             ],
             cwd=BASE_DIR,
             env=env,

@@ -57,8 +57,12 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def redis_health_snapshot(probe: Probe | None = None) -> dict:
-    """Return the health of the app's Redis as a JSON-ready dict (never raises for Redis failures)."""
+def redis_health_snapshot(probe: Probe | None = None, *, quick: bool = False) -> dict:
+    """Return the health of the app's Redis as a JSON-ready dict (never raises for Redis failures).
+
+    `quick` (the `redis_health` command, a healthcheck) skips the parts that wait or
+    scan: throughput (two samples), slowlog and keys per area.
+    """
     now = time.time()
     snapshot: dict = {
         "checked_at": _iso(now),
@@ -107,15 +111,15 @@ def redis_health_snapshot(probe: Probe | None = None) -> dict:
         "blocked": info.get("blocked_clients"),
         "max": _int(config["maxclients"]),
     }
-    snapshot["throughput"] = part("throughput", _throughput, probe, info, target) or {}
+    snapshot["throughput"] = {} if quick else part("throughput", _throughput, probe, info, target) or {}
     snapshot["keys"] = {
         "evicted": info.get("evicted_keys"),
         "expired": info.get("expired_keys"),
         "keyspace": {name: value for name, value in info.items() if name.startswith("db") and isinstance(value, dict)},
     }
     snapshot["persistence"] = _persistence(info, now)
-    snapshot["slowlog"] = part("slowlog", _slowlog, probe)
-    snapshot["areas"] = part("keys per area", _areas, probe, target)
+    snapshot["slowlog"] = None if quick else part("slowlog", _slowlog, probe)
+    snapshot["areas"] = None if quick else part("keys per area", _areas, probe, target)
     snapshot["pools"] = part("connection pools", probe.pools)
     return snapshot
 
@@ -360,3 +364,21 @@ def redis_failure_since(*, failed: bool) -> str | None:
             _failing_since.pop(target, None)
             return None
         return _iso(_failing_since.setdefault(target, time.time()))
+
+
+def redis_health_verdict(snapshot: dict, *, max_latency_ms: float = 250.0) -> tuple[str, list[str]]:
+    """Return ("healthy" | "degraded" | "down", reasons) for a snapshot."""
+    if not snapshot["ok"]:
+        return "down", [snapshot["error"] or "Redis did not answer PING."]
+    reasons = list(snapshot["warnings"])
+    p50 = snapshot.get("latency", {}).get("p50_ms")
+    if p50 is not None and p50 > max_latency_ms:
+        reasons.append(f"PING takes {p50} ms (median), over {max_latency_ms:g} ms.")
+    persistence = snapshot.get("persistence") or {}
+    for name in ("rdb_last_save_status", "aof_last_write_status"):
+        if persistence.get(name) == "err":
+            reasons.append(f"Persistence is failing ({name}=err): check the server's disk and log.")
+    primary = (snapshot.get("server") or {}).get("primary")
+    if primary and primary.get("link_status") not in (None, "up"):
+        reasons.append(f"This replica's link to its primary is {primary['link_status']}.")
+    return ("degraded" if reasons else "healthy"), reasons

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 
-from resilience.connection import get_redis
+from resilience.connection import get_redis, key
 from resilience.ratelimit.limiter import SCOPES, index_all_key, index_tenant_key, state_key, tenant_label
+from resilience.ratelimit.selectors import _glob_escape
 from tenants.models import Tenant
 from tenants.services.audit import audit_record
 
@@ -71,3 +74,83 @@ def ratelimit_reset_tenant(*, tenant, actor, reason: str, ip=None) -> int:
             ip=ip,
         )
     return reset
+
+
+@dataclass
+class ResetReport:
+    """What a pattern reset deleted (or, in a dry run, would delete)."""
+
+    state_keys: int = 0
+    index_entries: int = 0
+
+
+def _scan_batches(client, pattern: str, batch_size: int):
+    cursor = 0
+    while True:
+        cursor, names = client.scan(cursor=cursor, match=pattern, count=batch_size)
+        for start in range(0, len(names), batch_size):
+            yield names[start : start + batch_size]
+        if not cursor:
+            return
+
+
+def _zscan_batches(client, index: str, pattern: str, batch_size: int):
+    cursor = 0
+    while True:
+        cursor, members = client.zscan(index, cursor=cursor, match=pattern, count=batch_size)
+        if members:
+            yield [m for m, _ in members]
+        if not cursor:
+            return
+
+
+def ratelimit_reset_matching(
+    *,
+    scope: str | None = None,
+    tenant=None,
+    actor,
+    reason: str,
+    dry_run: bool = False,
+    batch_size: int = 500,
+    tick=None,
+) -> ResetReport:
+    """Delete every limiter state of a scope and/or tenant (None: any) with SCAN, and its index entries; audited."""
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    client = get_redis()
+    tick = tick or (lambda: None)
+    label = None if tenant is None else tenant_label(tenant)
+    scope_glob, label_glob = scope or "*", "*" if label is None else _glob_escape(label)
+    index_prefix = key("rl", "idx") + ":"
+    report = ResetReport()
+    complete = False
+    try:
+        # State keys themselves, indexed or not: an index entry can be missing, the key cannot hide from SCAN.
+        for names in _scan_batches(client, key("rl", scope_glob, label_glob, "*"), batch_size):
+            names = [n for n in names if not n.decode().startswith(index_prefix)]
+            if names:
+                report.state_keys += client.exists(*names) if dry_run else client.delete(*names)
+            tick()
+        indexes = [(index_all_key(), f"{scope_glob}:{label_glob}:*")]
+        if label is not None:
+            indexes.append((index_tenant_key(label), f"{scope_glob}:*"))
+        else:
+            tenant_indexes = _scan_batches(client, index_tenant_key("*"), batch_size)
+            indexes += [(name.decode(), f"{scope_glob}:*") for batch in tenant_indexes for name in batch]
+        for index, pattern in indexes:
+            for members in _zscan_batches(client, index, pattern, batch_size):
+                report.index_entries += len(members) if dry_run else client.zrem(index, *members)
+                tick()
+        complete = True
+    finally:
+        if not dry_run:
+            audit_record(
+                actor=actor,
+                action="ratelimit.reset_matching",
+                tenant=_tenant_row(tenant),
+                object_type="ratelimit.pattern",
+                object_id=f"{scope_glob}:{label or '*'}"[:64],
+                after={"state_keys": report.state_keys, "index_entries": report.index_entries, "complete": complete},
+                reason=reason,
+            )
+    return report

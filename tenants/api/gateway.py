@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from resilience.connection import get_redis
@@ -136,7 +137,17 @@ def _ip_args(client_ip: str | None) -> list:
     ]
 
 
-def gateway_call(
+def gateway_call(secret: str, **kwargs) -> GatewayResult:
+    """Limit the client IP, authenticate `secret`, apply the tenant's limits, count usage; return a GatewayResult."""
+    try:
+        return _gateway_call(secret, **kwargs)
+    except DatabaseError as exc:
+        # Only a cache miss (or Redis being down) needs the database: answer 503, not 500.
+        log.warning("service API: database unavailable (%s)", exc)
+        return GatewayResult("unavailable")
+
+
+def _gateway_call(
     secret: str,
     *,
     field_name: str = "body",
@@ -144,7 +155,6 @@ def gateway_call(
     client_ip: str | None = None,
     now_ms: int | None = None,
 ) -> GatewayResult:
-    """Limit the client IP, authenticate `secret`, apply the tenant's limits, count usage; return a GatewayResult."""
     secret_hash = apikey_hash(secret)
     source, sha = gateway_script()
     day = time.strftime("%Y%m%d", time.gmtime(now_ms / 1000 if now_ms else None))
@@ -201,7 +211,11 @@ def _result(reply: list) -> GatewayResult:
                 decisions.append(_decision(True, ip[3], ip[0], ip[1], ip[2]))
             result.decision = most_restrictive(decisions)
         if int(touch):
-            apikey_mark_used(api_key_id=result.api_key_id, at=datetime.fromtimestamp(int(now) / 1000, UTC))
+            try:
+                apikey_mark_used(api_key_id=result.api_key_id, at=datetime.fromtimestamp(int(now) / 1000, UTC))
+            except DatabaseError as exc:
+                # "Last used" is advisory: a database hiccup must not fail a request served from Redis.
+                log.warning("could not record API key %s as used: %s", result.api_key_id, exc)
         return result
     if outcome == "deny":
         return GatewayResult(_text(reply[1]))

@@ -10,7 +10,17 @@ PROJECT_COMMANDS = sorted(name for name, app in get_commands().items() if app in
 
 
 def test_project_commands_are_found():
-    assert {"seed_demo", "run_maintenance"} <= set(PROJECT_COMMANDS)
+    assert {
+        "cleanup_sessions",
+        "flush_usage",
+        "probe_upstreams",
+        "purge_tenant_cache",
+        "redis_health",
+        "reset_ratelimits",
+        "rotate_encryption_key",
+        "run_maintenance",
+        "seed_demo",
+    } <= set(PROJECT_COMMANDS)
 
 
 @pytest.mark.parametrize("name", PROJECT_COMMANDS)

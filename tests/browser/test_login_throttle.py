@@ -8,7 +8,7 @@ from tests.browser.conftest import login
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(RESILIENCE_FORM_RATE_USERNAME="2/m", RESILIENCE_FORM_RATE_IP="100/m")
+@override_settings(RESILIENCE_FORM_RATE_USERNAME="2/h", RESILIENCE_FORM_RATE_IP="100/h")
 def test_throttled_sign_in_shows_the_429_page(page, live_server, screenshot, console_errors):
     get_user_model().objects.create_superuser("root", "root@example.com", "a-long-test-password-1")
     for _ in range(2):

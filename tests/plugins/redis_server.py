@@ -54,13 +54,27 @@ def redis_client() -> redis.Redis:
     client.close()
 
 
+def _forget_process_state() -> None:
+    # Outage tests open the in-process Redis breaker and cache breaker objects; a test
+    # that inherited them would see "Redis down" for CIRCUIT_BREAKER_TIMEOUT.
+    from resilience.breakers.process import redis_breaker
+    from resilience.breakers.registry import forget_breakers
+
+    redis_breaker.reset()
+    redis_breaker._overrides.clear()
+    redis_breaker.transitions.clear()
+    forget_breakers()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_redis():
-    """Start every test with a running, empty Redis, whatever the previous test did to it."""
+    """Start every test with a running, empty Redis and a closed Redis breaker, whatever the previous test did."""
     if not _server.running():
         _server.start()
     with redis.Redis(port=_server.port) as client:
         client.flushall()
+    _forget_process_state()
     yield
     if not _server.running():
         _server.start()
+    _forget_process_state()

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 
-from resilience.breakers.process import redis_breaker
 from tenants.models import ApiKey, Flag, Membership, Tenant
 from tenants.services.flags import flag_create
 from tenants.services.memberships import membership_add
@@ -34,14 +33,6 @@ class World:
     editable: Flag
     risky: Flag
     locked: Flag
-
-
-@pytest.fixture(autouse=True)
-def _closed_redis_breaker():
-    # Outage tests open the in-process Redis breaker; no other test should inherit it.
-    redis_breaker.reset()
-    yield
-    redis_breaker.reset()
 
 
 @pytest.fixture

@@ -262,6 +262,34 @@ def test_without_redis_the_fail_mode_decides(client, acme, redis_server, setting
         assert_error(response, 503, "service_unavailable")
 
 
+@pytest.mark.parametrize("redis_up", [True, False])
+def test_database_down_on_a_cold_request_answers_503_json(client, acme, redis_server, monkeypatch, redis_up):
+    from django.db import OperationalError, connection
+
+    _, secret = acme
+    if not redis_up:
+        redis_server.kill()
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(connection, "cursor", unreachable)
+    assert_error(get(client, "/api/v1/bootstrap", secret), 503, "service_unavailable")
+
+
+def test_warm_requests_survive_a_database_outage(client, acme, monkeypatch):
+    from django.db import OperationalError, connection
+
+    _, secret = acme
+    assert get(client, "/api/v1/bootstrap", secret).status_code == 200  # warms the cache
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(connection, "cursor", unreachable)
+    assert get(client, "/api/v1/bootstrap", secret).status_code == 200
+
+
 def test_openapi_document_describes_the_api(client):
     doc = client.get("/api/v1/openapi.json").json()
     assert {"/api/v1/bootstrap", "/api/v1/flags/{key}"} <= set(doc["paths"])
@@ -288,3 +316,10 @@ def test_the_client_ip_is_limited_in_the_same_script(client, redis_client, setti
     made_up = "aak_11111111_" + "B" * 43
     assert_error(get(client, "/api/v1/bootstrap", made_up), 429, "rate_limited")
     assert not redis_client.exists(apikey_key(apikey_hash(made_up)))
+
+
+def test_requests_without_a_tenant_key_keep_the_middleware_ip_limit(client, settings):
+    settings.RESILIENCE_RATE_LIMIT_PER_MINUTE = 1
+    settings.RESILIENCE_RATE_LIMIT_BURST = 0
+    assert_error(client.get("/api/v1/bootstrap"), 401, "missing_api_key")
+    assert_error(client.get("/api/v1/bootstrap"), 429, "rate_limited")

@@ -1,34 +1,35 @@
 """Create the demo users, tenants, flags and API keys (idempotent); see PRODUCT.md for the contract."""
 
-import json
+from django.core.management.base import CommandError
 
-from django.core.management.base import BaseCommand, CommandError
-
+from agentapi_admin.command import OperationCommand
 from tenants.exceptions import TenantsError
 from tenants.services.demo import demo_seed
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = (
         "Create demo users admin, acme-owner and globex-owner (password from DEMO_PASSWORD), plan 'standard', "
         "tenants acme and globex with their owners, demo flags and one API key per tenant. Safe to run twice: "
         "existing rows are kept and the same working API keys are printed again."
     )
+    # Idempotent database writes only: no dry run, and no Redis lock (it runs before Redis is needed).
+    supports_dry_run = False
 
-    def add_arguments(self, parser):
-        parser.add_argument("--json", action="store_true", help="Print logins and API keys as JSON.")
-
-    def handle(self, *args, **options):
+    def run(self, **options) -> dict:
         try:
-            result = demo_seed()
+            return demo_seed()
         except (TenantsError, RuntimeError) as exc:
             raise CommandError(f"seed_demo failed: {exc}") from exc
-        if options["json"]:
-            self.stdout.write(json.dumps(result))
-            return
+
+    def emit(self, summary: dict) -> None:
+        """Print the logins and API keys (JSON with --json)."""
+        if self.as_json:
+            return super().emit(summary)
         self.stdout.write("Demo logins (password from DEMO_PASSWORD):")
-        for username, info in result["users"].items():
+        for username, info in summary["users"].items():
             self.stdout.write(f"  {username:<14} {info['role']}")
         self.stdout.write("Demo API keys (curl -H 'Authorization: Bearer <key>' /api/v1/bootstrap):")
-        for slug, secret in result["api_keys"].items():
+        for slug, secret in summary["api_keys"].items():
             self.stdout.write(f"  {slug:<14} {secret}")
+        return None
