@@ -68,7 +68,13 @@ show(
 show("bootstrap", api.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {world.a_secret}"))
 show("flag", api.get(f"/api/v1/flags/{world.editable.key}", HTTP_AUTHORIZATION=f"Bearer {world.a_secret}"))
 show("openapi", api.get("/api/v1/openapi.json"))
-for command in (["flush_usage", "--json"], ["probe_upstreams", "--all", "--json"]):
+for command in (
+    ["flush_usage", "--json"],
+    ["probe_upstreams", "--all", "--json"],
+    ["redis_health", "--json"],
+    ["rotate_encryption_key", "--dry-run", "--json"],
+    ["cleanup_sessions", "--dry-run", "--json"],
+):
     try:
         call_command(*command)
     except Exception as exc:  # a command's failure is output too: it must not name a secret either

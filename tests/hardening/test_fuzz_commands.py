@@ -73,3 +73,46 @@ def test_flush_usage_batch_size(world, redis_client, batch):
         # Refused: nothing flushed, nothing deleted.
         assert db_state()["tenants.UsageDaily"] == before_rows
         assert redis_state() == before_keys
+
+
+# (command, fixed arguments, the option fuzzed, values it accepts) for every operations command.
+COMMAND_OPTIONS = [
+    ("redis_health", [], "--timeout", numbers),
+    ("redis_health", [], "--max-latency-ms", numbers),
+    ("cleanup_sessions", ["--dry-run"], "--batch-size", numbers),
+    ("cleanup_sessions", ["--dry-run"], "--pause-ms", numbers),
+    ("rotate_encryption_key", ["--dry-run"], "--batch-size", numbers),
+    ("run_maintenance", ["--once", "--dry-run"], "--interval", numbers),
+    ("purge_tenant_cache", ["--dry-run"], "--tenant", text),
+    ("reset_ratelimits", ["--dry-run"], "--tenant", text),
+    ("reset_ratelimits", ["--dry-run"], "--scope", text),
+    ("reset_ratelimits", ["--dry-run", "--scope", "ip"], "--identity", text),
+]
+
+
+def _accepts_dry_run(name: str) -> bool:
+    from django.core.management import get_commands, load_command_class
+
+    command = load_command_class(get_commands()[name], name)
+    return "--dry-run" in command.create_parser("manage.py", name).format_help()
+
+
+@settings(FUZZ, max_examples=80)  # ten command options: about eight values each
+@given(case=st.sampled_from(COMMAND_OPTIONS), data=st.data())
+def test_every_command_option_refuses_hostile_values_cleanly(world, case, data):
+    name, fixed, option, strategy = case
+    value = data.draw(strategy, label=option)
+    if "\x00" in value:
+        value = value.replace("\x00", "")  # argv cannot carry NUL; call_command mirrors argv
+    fixed = [arg for arg in fixed if arg != "--dry-run" or _accepts_dry_run(name)]
+    before = db_state()
+    keys_before = redis_state()
+    try:
+        call_command(name, *fixed, f"{option}={value}", stdout=io.StringIO(), stderr=io.StringIO())
+    except CommandError as exc:
+        assert str(exc) and "Traceback" not in str(exc)
+        # Refused (or failed with a reason): nothing half-written.
+        assert db_state() == before
+        assert redis_state() == keys_before
+    except SystemExit as exc:
+        pytest.fail(f"{name} {option}={value!r} exited with {exc.code} instead of raising CommandError")
