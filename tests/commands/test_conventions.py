@@ -39,7 +39,7 @@ def test_flush_usage_dry_run_changes_nothing(redis_client):
     assert (redis_state(redis_client), db_state()) == before
     assert run_json("flush_usage")["rows_written"] == 2
     assert UsageDaily.objects.count() == 2
-    with pytest.raises(CommandError, match="--batch-size must be a positive whole number"):
+    with pytest.raises(CommandError, match="--batch-size must be a whole number from 1 to 100000"):
         run_json("flush_usage", "--batch-size", "0")
 
 
