@@ -425,12 +425,17 @@ def render(records, faults, start, end, before, after, args, duration, api_retri
             f"{portal_bad} |"
         )
     usage_counted = after["usage"] - before["usage"]
+    in_flight_at_kills = args.api_clients * sum(1 for fault in faults if fault.name.startswith("Redis"))
     login_rows = after["logins"] - before["logins"]
     other_audit = (after["audit"] - after["logins"]) - (before["audit"] - before["logins"])
     checks = {
         # A worker killed mid-request may have counted a request whose answer never arrived.
-        # So may a request re-sent after its connection dropped (a killed worker, a closed keep-alive).
-        "usage": counted_served <= usage_counted <= counted_served + api_transport_errors + api_retries,
+        # So may a request re-sent after its connection dropped (a killed worker, a closed keep-alive),
+        # and one in flight when Redis was SIGKILLed: the script counted it (AOF kept it) but the reply
+        # was lost, so the gateway answered it from the database; at most one per API client per kill.
+        "usage": counted_served
+        <= usage_counted
+        <= counted_served + api_transport_errors + api_retries + in_flight_at_kills,
         # A sign-in whose session save then failed (503) may already have written its audit row.
         "audit": logins_ok <= login_rows <= logins_ok + logins_503 and other_audit == 0,
         "flags": before["overrides"] == after["overrides"],
@@ -440,8 +445,9 @@ def render(records, faults, start, end, before, after, args, duration, api_retri
         "",
         "Checks:",
         f"- usage: API requests answered 200 through Redis: {counted_served}; `requests` flushed to UsageDaily: "
-        f"{usage_counted} (allowed surplus: {api_transport_errors} API transport errors + {api_retries} requests "
-        "re-sent after a dropped connection) — "
+        f"{usage_counted} (surplus {usage_counted - counted_served}; allowed: {api_transport_errors} API transport "
+        f"errors + {api_retries} requests re-sent after a dropped connection + at most {in_flight_at_kills} "
+        "in flight when Redis was killed) — "
         f"{'OK' if checks['usage'] else 'FAILED'}. Another {uncounted_served} requests were answered from the "
         "database while Redis was unreachable (fail-open) and could not be counted in Redis.",
         f"- audit: successful sign-ins {logins_ok} (+{logins_503} answered 503 by the session store); "
