@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,25 @@ def load_settings():
         return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
     return load
+
+
+class _AgentApiStatus(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"status": "stable"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def upstream_url():
+    """Serve an AgentAPI stand-in answering GET /status with 200 on 127.0.0.1; yield its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AgentApiStatus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

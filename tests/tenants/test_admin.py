@@ -5,6 +5,7 @@ import re
 import pytest
 from django.test import Client
 
+from agentapi_admin.redis_process import free_port
 from tenants.models import ApiKey, AuditEvent, Flag, Membership, Plan, Tenant, TenantFlag
 from tenants.services.apikeys import KEY_PATTERN, apikey_hash
 from tenants.services.flags import flag_set_override
@@ -193,3 +194,28 @@ def test_tenant_page_shows_the_usage_chart(staff_client, redis_client):
     assert "cdn" not in html.lower()
     listing = staff_client.get("/admin/tenants/tenant/?status__exact=trial&q=acm").content.decode()
     assert "acme" in listing
+
+
+def test_test_upstream_action_probes_through_the_tenant_breaker(staff_client):
+    import http.server
+    import threading
+
+    from tests.resilience.test_probe_upstreams import Status
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        up = make_tenant("acme")
+        Tenant.objects.filter(pk=up.pk).update(upstream_url=f"http://127.0.0.1:{server.server_address[1]}")
+        down = make_tenant("gone")
+        Tenant.objects.filter(pk=down.pk).update(upstream_url=f"http://127.0.0.1:{free_port()}")
+        page = staff_client.post(
+            "/admin/tenants/tenant/",
+            {"action": "test_upstream", "_selected_action": [up.pk, down.pk]},
+            follow=True,
+        ).content.decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "acme: HTTP 200 in" in page and "breaker upstream.acme closed" in page
+    assert "gone: upstream check failed:" in page and "breaker upstream.gone" in page
