@@ -332,7 +332,7 @@ class TenantAdmin(admin.ModelAdmin):
             if result.ok:
                 self.message_user(
                     request,
-                    f"{tenant.slug}: HTTP {result.status_code} in {result.latency_ms:g} ms "
+                    f"Upstream of {tenant.slug}: HTTP {result.status_code} in {result.latency_ms:g} ms "
                     f"(breaker {result.breaker} {result.breaker_state}).",
                     messages.SUCCESS,
                 )
@@ -340,8 +340,7 @@ class TenantAdmin(admin.ModelAdmin):
                 detail = f"HTTP {result.status_code}" if result.status_code else result.error
                 self.message_user(
                     request,
-                    f"{tenant.slug}: upstream check failed: {detail} "
-                    f"(breaker {result.breaker} {result.breaker_state}).",
+                    f"Upstream of {tenant.slug} failed: {detail} (breaker {result.breaker} {result.breaker_state}).",
                     messages.ERROR,
                 )
 

@@ -196,26 +196,15 @@ def test_tenant_page_shows_the_usage_chart(staff_client, redis_client):
     assert "acme" in listing
 
 
-def test_test_upstream_action_probes_through_the_tenant_breaker(staff_client):
-    import http.server
-    import threading
-
-    from tests.resilience.test_probe_upstreams import Status
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Status)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        up = make_tenant("acme")
-        Tenant.objects.filter(pk=up.pk).update(upstream_url=f"http://127.0.0.1:{server.server_address[1]}")
-        down = make_tenant("gone")
-        Tenant.objects.filter(pk=down.pk).update(upstream_url=f"http://127.0.0.1:{free_port()}")
-        page = staff_client.post(
-            "/admin/tenants/tenant/",
-            {"action": "test_upstream", "_selected_action": [up.pk, down.pk]},
-            follow=True,
-        ).content.decode()
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert "acme: HTTP 200 in" in page and "breaker upstream.acme closed" in page
-    assert "gone: upstream check failed:" in page and "breaker upstream.gone" in page
+def test_test_upstream_action_probes_through_the_tenant_breaker(staff_client, upstream_url):
+    up = make_tenant("acme")
+    Tenant.objects.filter(pk=up.pk).update(upstream_url=upstream_url)
+    down = make_tenant("gone")
+    Tenant.objects.filter(pk=down.pk).update(upstream_url=f"http://127.0.0.1:{free_port()}")
+    page = staff_client.post(
+        "/admin/tenants/tenant/",
+        {"action": "test_upstream", "_selected_action": [up.pk, down.pk]},
+        follow=True,
+    ).content.decode()
+    assert "Upstream of acme: HTTP 200 in" in page and "breaker upstream.acme closed" in page
+    assert "Upstream of gone failed:" in page and "breaker upstream.gone" in page
