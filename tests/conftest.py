@@ -68,10 +68,17 @@ def load_settings():
     return load
 
 
-class _AgentApiStatus(http.server.BaseHTTPRequestHandler):
+class StandIn(http.server.BaseHTTPRequestHandler):
+    """AgentAPI's GET /status, answering whatever status the test sets."""
+
+    status = 200
+    hits = 0
+
     def do_GET(self):
-        body = b'{"status": "stable"}'
-        self.send_response(200)
+        type(self).hits += 1
+        body = json.dumps({"status": "stable", "agent_type": "claude"}).encode()
+        self.send_response(type(self).status if self.path == "/status" else 404)
+        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -81,10 +88,19 @@ class _AgentApiStatus(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def upstream_url():
-    """Serve an AgentAPI stand-in answering GET /status with 200 on 127.0.0.1; yield its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AgentApiStatus)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+def upstream():
+    """Serve an AgentAPI stand-in on 127.0.0.1; yield (server, handler class with .status and .hits)."""
+    handler = type("Handler", (StandIn,), {"status": 200, "hits": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def upstream_url(upstream) -> str:
+    """The base URL of the AgentAPI stand-in (its GET /status answers 200 unless a test changes it)."""
+    server, _ = upstream
+    return f"http://127.0.0.1:{server.server_address[1]}"
