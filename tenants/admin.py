@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from resilience.breakers.upstream import upstream_check
 from tenants.charts import usage_svg
 from tenants.exceptions import TenantsError
 from tenants.models import ApiKey, AuditEvent, Flag, Membership, Plan, Tenant, TenantFlag, UsageDaily
@@ -156,7 +157,7 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["status", "plan"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline, OverrideInline]
-    actions = ["suspend", "resume"]
+    actions = ["suspend", "resume", "test_upstream"]
     readonly_fields = [
         "status",
         "status_reason",
@@ -323,6 +324,25 @@ class TenantAdmin(admin.ModelAdmin):
             except TenantsError as exc:
                 self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
         self.message_user(request, f"Resumed {done} tenant(s).")
+
+    @admin.action(description="Test upstream connection (GET <upstream URL>/status through its breaker)")
+    def test_upstream(self, request, queryset):
+        for tenant in queryset[:20]:  # each probe may wait for a timeout: keep the request bounded
+            result = upstream_check(tenant)
+            if result.ok:
+                self.message_user(
+                    request,
+                    f"Upstream of {tenant.slug}: HTTP {result.status_code} in {result.latency_ms:g} ms "
+                    f"(breaker {result.breaker} {result.breaker_state}).",
+                    messages.SUCCESS,
+                )
+            else:
+                detail = f"HTTP {result.status_code}" if result.status_code else result.error
+                self.message_user(
+                    request,
+                    f"Upstream of {tenant.slug} failed: {detail} (breaker {result.breaker} {result.breaker_state}).",
+                    messages.ERROR,
+                )
 
     def has_delete_permission(self, request, obj=None):
         # Rows stay for the audit trail; suspend instead.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,41 @@ def load_settings():
         return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
     return load
+
+
+class StandIn(http.server.BaseHTTPRequestHandler):
+    """AgentAPI's GET /status, answering whatever status the test sets."""
+
+    status = 200
+    hits = 0
+
+    def do_GET(self):
+        type(self).hits += 1
+        body = json.dumps({"status": "stable", "agent_type": "claude"}).encode()
+        self.send_response(type(self).status if self.path == "/status" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def upstream():
+    """Serve an AgentAPI stand-in on 127.0.0.1; yield (server, handler class with .status and .hits)."""
+    handler = type("Handler", (StandIn,), {"status": 200, "hits": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def upstream_url(upstream) -> str:
+    """The base URL of the AgentAPI stand-in (its GET /status answers 200 unless a test changes it)."""
+    server, _ = upstream
+    return f"http://127.0.0.1:{server.server_address[1]}"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
-import threading
 
 import pytest
 from django.core.management import call_command
@@ -13,27 +11,6 @@ from django.core.management.base import CommandError
 
 from agentapi_admin.redis_process import free_port
 from tenants.models import Plan, Tenant
-
-
-class Status(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'{"status": "stable"}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def upstream_url():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Status)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import re
 import pytest
 from django.test import Client
 
+from agentapi_admin.redis_process import free_port
 from tenants.models import ApiKey, AuditEvent, Flag, Membership, Plan, Tenant, TenantFlag
 from tenants.services.apikeys import KEY_PATTERN, apikey_hash
 from tenants.services.flags import flag_set_override
@@ -195,3 +196,17 @@ def test_tenant_page_shows_the_usage_chart(staff_client, redis_client):
     assert "cdn" not in html.lower()
     listing = staff_client.get("/admin/tenants/tenant/?status__exact=trial&q=acm").content.decode()
     assert "acme" in listing
+
+
+def test_test_upstream_action_probes_through_the_tenant_breaker(staff_client, upstream_url):
+    up = make_tenant("acme")
+    Tenant.objects.filter(pk=up.pk).update(upstream_url=upstream_url)
+    down = make_tenant("gone")
+    Tenant.objects.filter(pk=down.pk).update(upstream_url=f"http://127.0.0.1:{free_port()}")
+    page = staff_client.post(
+        "/admin/tenants/tenant/",
+        {"action": "test_upstream", "_selected_action": [up.pk, down.pk]},
+        follow=True,
+    ).content.decode()
+    assert "Upstream of acme: HTTP 200 in" in page and "breaker upstream.acme closed" in page
+    assert "Upstream of gone failed:" in page and "breaker upstream.gone" in page

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-
 import pytest
 from django.contrib.auth import get_user_model
 from pybreaker import CircuitBreakerError
@@ -14,36 +10,6 @@ from resilience.breakers import breaker, upstream_check
 from resilience.breakers.selectors import breaker_events, breaker_state
 from resilience.breakers.services import breaker_force_close, breaker_force_open, breaker_reset
 from tenants.models import AuditEvent, Plan, Tenant
-
-
-class StandIn(http.server.BaseHTTPRequestHandler):
-    """AgentAPI's GET /status, answering whatever status the test sets."""
-
-    status = 200
-    hits = 0
-
-    def do_GET(self):
-        type(self).hits += 1
-        body = json.dumps({"status": "stable", "agent_type": "claude"}).encode()
-        self.send_response(type(self).status if self.path == "/status" else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def upstream():
-    handler = type("Handler", (StandIn,), {"status": 200, "hits": 0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, handler
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
