@@ -39,9 +39,11 @@ class ProcessBreaker:
 
     failure_types: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
-    def __init__(self, name: str, **overrides) -> None:
+    def __init__(self, name: str, *, defaults: dict | None = None, **overrides) -> None:
         self.name = name
         self._overrides = dict(overrides)
+        # Used instead of the CIRCUIT_BREAKER_* settings, below any CIRCUIT_BREAKER_OVERRIDES entry.
+        self._defaults = dict(defaults or {})
         self._lock = threading.Lock()
         self._state = CLOSED
         self._failures = 0
@@ -64,7 +66,9 @@ class ProcessBreaker:
         if name in self._overrides:
             return self._overrides[name]
         per_breaker = getattr(settings, "RESILIENCE_BREAKER_OVERRIDES", {}).get(self.name, {})  # exact name only
-        return per_breaker.get(name, getattr(settings, setting))
+        if name in per_breaker:
+            return per_breaker[name]
+        return self._defaults.get(name, getattr(settings, setting))
 
     @property
     def enabled(self) -> bool:
@@ -165,4 +169,9 @@ class ProcessBreaker:
                     self._set(CLOSED, f"{self._successes} successful trial calls")
 
 
-redis_breaker = ProcessBreaker("redis")
+# CIRCUIT_BREAKER_TIMEOUT (30s by default) suits slow upstreams; a Redis restart is
+# over in seconds, and while this breaker stays open every request is served without
+# Redis (fail mode, no sessions). 5s keeps outages cheap and recovery quick; set
+# CIRCUIT_BREAKER_OVERRIDES=redis:reset_timeout=... to change it.
+REDIS_BREAKER_RESET_TIMEOUT = 5.0
+redis_breaker = ProcessBreaker("redis", defaults={"reset_timeout": REDIS_BREAKER_RESET_TIMEOUT})

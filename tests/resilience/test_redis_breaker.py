@@ -89,3 +89,15 @@ def test_disabled_breaker_lets_every_call_through(redis_server, settings):
         with pytest.raises(Exception):  # noqa: B017
             client.ping()
     assert redis_breaker.rejected == 0
+
+
+def test_reset_timeout_defaults_to_5s_not_the_upstream_timeout(settings):
+    from resilience.breakers.process import ProcessBreaker
+
+    settings.RESILIENCE_BREAKER_TIMEOUT = 30.0
+    settings.RESILIENCE_BREAKER_OVERRIDES = {}
+    assert redis_breaker.reset_timeout == 5.0
+    assert ProcessBreaker("other").reset_timeout == 30.0  # other breakers follow CIRCUIT_BREAKER_TIMEOUT
+    settings.RESILIENCE_BREAKER_OVERRIDES = {"redis": {"reset_timeout": 2.0}}
+    assert redis_breaker.reset_timeout == 2.0  # CIRCUIT_BREAKER_OVERRIDES still wins
+    assert redis_breaker.fail_max == settings.RESILIENCE_BREAKER_FAILURE_THRESHOLD
