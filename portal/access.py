@@ -19,6 +19,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from portal.selectors import user_memberships
+from resilience.ratelimit.policy import audit_ip
 from tenants.models import Membership, Tenant
 
 Role = Membership.Role
@@ -132,5 +133,5 @@ def tenant_view(
 
 
 def request_ip(request: HttpRequest) -> str | None:
-    """Return the client address Django saw, for the audit trail."""
-    return request.META.get("REMOTE_ADDR") or None
+    """Return the client address for the audit trail (X-Forwarded-For only from trusted proxies)."""
+    return audit_ip(request)

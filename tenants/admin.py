@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from resilience.breakers.upstream import upstream_check
+from resilience.ratelimit.policy import audit_ip as client_ip
 from tenants.charts import usage_svg
 from tenants.exceptions import TenantsError
 from tenants.models import ApiKey, AuditEvent, Flag, Membership, Plan, Tenant, TenantFlag, UsageDaily
@@ -30,10 +31,6 @@ from tenants.services.tenants import (
     tenant_update,
 )
 from tenants.settings_schema import settings_validate
-
-
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _adopt(target, source) -> None:

@@ -5,13 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from resilience.ratelimit.policy import audit_ip
 from tenants.services.audit import audit_record
-
-
-def _client_ip(request) -> str | None:
-    # The rate limiter resolves X-Forwarded-For with the trusted-proxy setting; the
-    # audit trail records the socket peer, which is never spoofable.
-    return request.META.get("REMOTE_ADDR") if request is not None else None
 
 
 def _where(request) -> str:
@@ -20,13 +15,13 @@ def _where(request) -> str:
 
 @receiver(user_logged_in, dispatch_uid="audit_user_logged_in")
 def audit_logged_in(sender, request, user, **kwargs) -> None:
-    audit_record(actor=user, action="auth.login", obj=user, after={"via": _where(request)}, ip=_client_ip(request))
+    audit_record(actor=user, action="auth.login", obj=user, after={"via": _where(request)}, ip=audit_ip(request))
 
 
 @receiver(user_logged_out, dispatch_uid="audit_user_logged_out")
 def audit_logged_out(sender, request, user, **kwargs) -> None:
     if user is not None:
-        audit_record(actor=user, action="auth.logout", obj=user, after={"via": _where(request)}, ip=_client_ip(request))
+        audit_record(actor=user, action="auth.logout", obj=user, after={"via": _where(request)}, ip=audit_ip(request))
 
 
 @receiver(user_login_failed, dispatch_uid="audit_user_login_failed")
@@ -39,5 +34,5 @@ def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
         object_type="auth.user",
         object_id=username[:64],
         after={"username": username, "via": _where(request)},
-        ip=_client_ip(request),
+        ip=audit_ip(request),
     )

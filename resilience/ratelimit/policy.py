@@ -46,6 +46,22 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 def client_ip(request) -> str:
     """Return the client address per RATE_LIMIT_TRUSTED_PROXIES (IPv6 grouped by /64, one host's usual share)."""
+    chosen = client_address(request)
+    if chosen is None:
+        return "unknown"
+    if chosen.version == 6:
+        return str(ipaddress.ip_network(f"{chosen}/64", strict=False).network_address) + "/64"
+    return str(chosen)
+
+
+def audit_ip(request) -> str | None:
+    """Return the exact client address for the audit trail (trusted proxies resolved), or None."""
+    chosen = client_address(request) if request is not None else None
+    return str(chosen) if chosen is not None else None
+
+
+def client_address(request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Return the client's address: X-Forwarded-For is believed only as far as RATE_LIMIT_TRUSTED_PROXIES allows."""
     trusted = settings.RESILIENCE_RATE_LIMIT_TRUSTED_PROXIES
     remote = _parse_ip(request.META.get("REMOTE_ADDR", "") or "")
     forwarded = [part for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
@@ -64,11 +80,7 @@ def client_ip(request) -> str:
             chosen = address
             if not _in(address, trusted):
                 break
-    if chosen is None:
-        return "unknown"
-    if chosen.version == 6:
-        return str(ipaddress.ip_network(f"{chosen}/64", strict=False).network_address) + "/64"
-    return str(chosen)
+    return chosen
 
 
 def _in(address, networks: list[str]) -> bool:

@@ -27,3 +27,16 @@ def test_admin_login_logout_and_failure_are_audited(client, staff):
     assert failed.after == {"username": "ops", "via": "admin"}
     dumped = str(list(AuditEvent.objects.values()))
     assert "wrong-password-xyz" not in dumped and PASSWORD not in dumped
+
+
+@pytest.mark.parametrize(("trusted", "recorded"), [(0, "10.0.0.1"), (1, "203.0.113.9")])
+def test_audit_records_the_client_behind_trusted_proxies_only(client, staff, settings, trusted, recorded):
+    # A spoofed X-Forwarded-For must not be believed unless RATE_LIMIT_TRUSTED_PROXIES says a proxy set it.
+    settings.RESILIENCE_RATE_LIMIT_TRUSTED_PROXIES = trusted
+    client.post(
+        "/admin/login/",
+        {"username": "ops", "password": PASSWORD},
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_X_FORWARDED_FOR="203.0.113.9",
+    )
+    assert AuditEvent.objects.get(action="auth.login").ip == recorded

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from resilience.exceptions import RedisDisabled
 from resilience.health.selectors import redis_failure_since
 from resilience.models import OPERATE_PERMISSION
+from resilience.ratelimit.policy import audit_ip as client_ip  # noqa: F401 - the ops views' audit address
 
 # What a page catches when Redis (or the storage behind it) fails, to say so instead of a 500.
 STORAGE_ERRORS = (RedisError, ConnectionInterrupted, RedisDisabled, ConnectionError, OSError)
@@ -49,10 +50,6 @@ def require_operate(request) -> None:
     """Refuse an action to staff without the resilience.operate permission."""
     if not request.user.has_perm(OPERATE_PERMISSION):
         raise PermissionDenied("Acting from the ops pages needs the 'Can act from the ops pages' permission.")
-
-
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def render_ops(request, page: str, context: dict, data: dict, *, json_status: int = 200):
