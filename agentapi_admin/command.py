@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import slug_re
 
 from resilience.exceptions import RedisDisabled
 
@@ -24,6 +25,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REDIS_DOWN = 2
 EXIT_LOCKED = 3
+
+SLUG_MAX_LENGTH = 50  # Tenant.slug's max_length
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done (or, for health checks, healthy); 1 failed or degraded; "
@@ -193,11 +196,18 @@ class OperationCommand(BaseCommand):
         """Return the tenant with this slug or raise a CommandError listing close matches."""
         from tenants.models import Tenant
 
-        tenant = Tenant.objects.filter(slug=slug).first()
+        # Only a well-formed slug reaches the database (PostgreSQL refuses NUL bytes in text).
+        well_formed = len(slug) <= SLUG_MAX_LENGTH and slug_re.match(slug) is not None
+        tenant = Tenant.objects.filter(slug=slug).first() if well_formed else None
         if tenant is not None:
             return tenant
         slugs = list(Tenant.objects.order_by("slug").values_list("slug", flat=True)[:1000])
         close = difflib.get_close_matches(slug, slugs, n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         known = ", ".join(slugs[:10]) + (" …" if len(slugs) > 10 else "") if slugs else "none yet"
+        if not well_formed:
+            raise CommandError(
+                f"--tenant {slug[:80]!r} is not a tenant slug (letters, digits, '-' and '_', "
+                f"at most {SLUG_MAX_LENGTH} characters).{hint} Known tenants: {known}."
+            )
         raise CommandError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")

@@ -69,3 +69,12 @@ def test_unknown_tenant_names_close_matches():
     assert json.loads(run("--json", "--tenant", "acme"))["tenant"] == "acme"
     with pytest.raises(CommandError, match=r"Unknown tenant 'acmee'. Did you mean: acme\? Known tenants: acme."):
         run("--tenant", "acmee")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("slug", ["acme\x00", "a" * 51, "acme; DROP TABLE", "ácme"])
+def test_malformed_tenant_slug_is_refused_before_the_database(slug):
+    plan = Plan.objects.create(code="std", name="Standard")
+    Tenant.objects.create(slug="acme", name="Acme", plan=plan)
+    with pytest.raises(CommandError, match=r"is not a tenant slug \(letters, digits, '-' and '_', at most 50"):
+        run("--tenant", slug)
