@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, ValidationError
 
 from tenants.exceptions import InvalidSettings
+
+
+# Printable text only: control characters (NUL above all, which PostgreSQL's jsonb
+# refuses) have no place in a label and would fail the write instead of the form.
+def _printable(value: str) -> str:
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError("must not contain control characters (such as NUL or newlines)")
+    return value
+
+
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_printable)]
+LabelValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_printable)]
 
 
 class TenantSettings(BaseModel):
@@ -19,7 +31,7 @@ class TenantSettings(BaseModel):
     session_timeout_seconds: int = Field(3600, ge=60, le=86_400)
     allowed_origins: list[HttpUrl] = Field(default_factory=list, max_length=50)
     webhook_url: HttpUrl | None = None
-    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=20)
 
 
 def settings_validate(value: object) -> dict:

@@ -187,3 +187,13 @@ def test_plan_update_bumps_its_tenants_only():
     assert last_event("plan.update").after["default_flags"] == {flag.key: True}
     with pytest.raises(TenantsError, match="unknown flags"):
         plan_update(plan=gold, actor=None, default_flags={"nope": True})
+
+
+def test_settings_labels_refuse_control_characters():
+    # PostgreSQL's jsonb refuses NUL: the schema must, so the write fails as a form error, not a 500.
+    tenant = make_tenant("acme")
+    with pytest.raises(InvalidSettings, match=r"settings\.labels\.env: .*control characters"):
+        tenant_update(tenant=tenant, actor=None, settings={"labels": {"env": "pr\x00d"}})
+    tenant_update(tenant=tenant, actor=None, settings={"labels": {"env": "prod"}})
+    tenant.refresh_from_db()
+    assert tenant.settings["labels"] == {"env": "prod"}

@@ -1,0 +1,31 @@
+"""Request hygiene shared by every view."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse, JsonResponse
+
+MESSAGE = "The query string contains a NUL character, which no parameter accepts; remove it and try again."
+
+
+class RejectNulBytesMiddleware:
+    """Answer 400 when the query string carries a NUL character.
+
+    PostgreSQL refuses NUL in text, and Django's own admin list filters pass query
+    values straight to the database, so `?status=%00` was a 500. Forms already refuse
+    NUL with a field error (Django's ProhibitNullCharactersValidator) and paths with a
+    NUL match no route, so only the query string needs this.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _has_nul(request):
+            if request.path.startswith("/api/") or "json" in request.headers.get("Accept", ""):
+                return JsonResponse({"error": "bad_request", "detail": MESSAGE}, status=400)
+            return HttpResponse(MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+
+def _has_nul(request) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())

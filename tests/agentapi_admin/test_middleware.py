@@ -1,0 +1,39 @@
+"""A NUL character in a query string is a clear 400, before any view or database sees it."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+
+@pytest.fixture
+def staff_client(client, db):
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    return client
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/tenants/tenant/?status=%00", "/admin/tenants/tenant/?q=a%00b", "/admin/ops/sessions/?user=%00"],
+)
+def test_nul_in_a_query_is_a_400_page(staff_client, path):
+    response = staff_client.get(path)
+    assert response.status_code == 400
+    assert "NUL character" in response.content.decode()
+
+
+def test_nul_in_an_api_query_is_a_400_json(client):
+    response = client.get("/api/v1/flags/beta?subject=a%00")
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+
+
+def test_nul_in_a_form_field_stays_a_form_error(staff_client):
+    from tenants.models import Plan
+
+    response = staff_client.post("/admin/tenants/plan/add/", {"code": "gold", "name": "Gold\x00"})
+    assert response.status_code == 200
+    assert "Null characters are not allowed" in response.content.decode()
+    assert not Plan.objects.exists()
+
+
+def test_ordinary_requests_pass(staff_client):
+    assert staff_client.get("/admin/tenants/tenant/?q=acme").status_code == 200
