@@ -28,4 +28,7 @@ class RejectNulBytesMiddleware:
 
 
 def _has_nul(request) -> bool:
-    return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())
+    # On the raw string, so the service API's hot path parses nothing: a NUL can only
+    # arrive as "%00" (or a raw byte), and "%2500" is a literal "%00", not a NUL.
+    query = request.META.get("QUERY_STRING", "")
+    return bool(query) and ("%00" in query or "\x00" in query)

@@ -37,3 +37,7 @@ def test_nul_in_a_form_field_stays_a_form_error(staff_client):
 
 def test_ordinary_requests_pass(staff_client):
     assert staff_client.get("/admin/tenants/tenant/?q=acme").status_code == 200
+
+
+def test_an_encoded_percent_sign_followed_by_zeros_is_not_a_nul(staff_client):
+    assert staff_client.get("/admin/tenants/tenant/?q=%2500").status_code == 200
