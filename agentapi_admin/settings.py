@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "agentapi_admin.middleware.RejectNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "resilience.sessions.middleware.ResilientSessionMiddleware",
+    "resilience.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

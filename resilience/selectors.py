@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import ssl
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -9,6 +12,14 @@ from django.conf import settings
 from django.db import connection
 
 from resilience.connection import get_redis
+from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS
+from resilience.health.writes import refusal_reason, write_refusal
+
+logger = logging.getLogger(__name__)
+
+# /readyz is polled by every load balancer and orchestrator: one write probe per process
+# per interval answers them all.
+WRITE_PROBE_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -19,13 +30,18 @@ class CheckResult:
     ok: bool
     ms: float
     detail: dict = field(default_factory=dict)
+    # The exception class only: driver messages carry hosts, ports and database names.
     error: str = ""
+    # Answers, but cannot do everything the app needs (Redis refusing writes): reason says why.
+    degraded: bool = False
+    reason: str = ""
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        data["status"] = "ok" if self.ok else "fail"
-        if not self.error:
-            del data["error"]
+        data["status"] = "degraded" if self.degraded else "ok" if self.ok else "fail"
+        for name in ("error", "reason", "degraded"):
+            if not data[name]:
+                del data[name]
         return data
 
 
@@ -34,8 +50,22 @@ def _timed(name: str, probe) -> CheckResult:
     try:
         detail = probe() or {}
     except Exception as exc:  # any failure of a dependency is a failed check, not a 500
-        return CheckResult(name, False, _ms(started), error=f"{type(exc).__name__}: {exc}")
+        logger.warning("readiness: %s failed: %s: %s", name, type(exc).__name__, exc)
+        return CheckResult(name, False, _ms(started), error=error_name(exc))
     return CheckResult(name, True, _ms(started), detail=detail)
+
+
+def error_name(exc: BaseException) -> str:
+    """Return the exception's class, plus a TLS verification failure's code and kind (never an address)."""
+    name = type(exc).__name__
+    cause, seen = exc, 0
+    while cause is not None and seen < 5:
+        if isinstance(cause, ssl.SSLError) and cause.reason:
+            # e.g. "IP address mismatch, certificate is not valid for '10.0.0.5'": keep the kind only.
+            kind = str(getattr(cause, "verify_message", "") or "").split(",")[0]
+            return f"{name} ({cause.reason}{': ' + kind if kind else ''})"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return name
 
 
 def _ms(started: float) -> float:
@@ -54,11 +84,57 @@ def database_check() -> CheckResult:
     return _timed("database", probe)
 
 
+_probe_lock = threading.Lock()
+_last_probe: dict = {"at": None, "refusal": None}
+
+
+def write_probe_forget() -> None:
+    """Forget this process's last write probe, so the next check writes again (tests use it)."""
+    with _probe_lock:
+        _last_probe.update(at=None, refusal=None)
+
+
+def _write_refusal(client) -> BaseException | None:
+    now = time.monotonic()
+    with _probe_lock:
+        at = _last_probe["at"]
+        if at is not None and now - at < WRITE_PROBE_INTERVAL:
+            return _last_probe["refusal"]
+    refusal = write_refusal(client.execute_command)
+    with _probe_lock:
+        _last_probe.update(at=now, refusal=refusal)
+    return refusal
+
+
 def redis_check() -> CheckResult:
-    """PING the Redis server behind the cache (reports 'disabled' when REDIS_ENABLE=false)."""
+    """PING Redis and check that it accepts writes (reports 'disabled' when REDIS_ENABLE=false)."""
     if not settings.RESILIENCE_REDIS_ENABLED:
         return CheckResult("redis", True, 0.0, detail={"mode": "disabled (REDIS_ENABLE=false)"})
-    return _timed("redis", lambda: {"pong": bool(get_redis().ping())})
+    started = time.perf_counter()
+
+    def probe() -> dict:
+        client = get_redis()
+        try:
+            client.ping()
+        except REDIS_WRITE_REFUSED_ERRORS as exc:
+            # MISCONF refuses even PING; the server answered, so it is a refusal, not an outage.
+            return {"pong": True, "refusal": exc}
+        return {"pong": True, "refusal": _write_refusal(client)}
+
+    result = _timed("redis", probe)
+    refusal = result.detail.pop("refusal", None)
+    if refusal is None:
+        return result
+    logger.warning("readiness: %s", refusal_reason(refusal))
+    return CheckResult(
+        "redis",
+        True,
+        _ms(started),
+        detail=result.detail,
+        error=type(refusal).__name__,
+        degraded=True,
+        reason=refusal_reason(refusal),
+    )
 
 
 def readiness() -> list[CheckResult]:

@@ -13,18 +13,17 @@ import logging
 from dataclasses import dataclass
 from functools import wraps
 
-import redis
 from django.conf import settings
 from django.template.response import TemplateResponse
 from django_ratelimit.core import get_usage
-from django_redis.exceptions import ConnectionInterrupted
 
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.policy import client_ip
 
 logger = logging.getLogger(__name__)
 
 _METHODS = ["POST"]
-_STORE_ERRORS = (ConnectionInterrupted, redis.exceptions.RedisError, OSError)
+_STORE_ERRORS = REDIS_UNAVAILABLE_ERRORS
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,18 @@ def healthz(request):
 @never_cache
 @require_GET
 def readyz(request):
-    """Answer 200 when the database and Redis answer, else 503 naming what failed."""
+    """Answer 200 when the database and Redis answer (degraded: answering, not writing), else 503 naming what failed.
+
+    Redis refusing writes is reported but stays 200: every replica shares that Redis, so
+    failing readiness would take them all out of the load balancer for a partial fault.
+    """
     checks = readiness()
     failed = [check.name for check in checks if not check.ok]
+    degraded = [check.name for check in checks if check.degraded]
     body = {
-        "status": "fail" if failed else "ok",
+        "status": "fail" if failed else "degraded" if degraded else "ok",
         "failed": failed,
+        "degraded": degraded,
         "checks": {check.name: check.as_dict() for check in checks},
     }
     return JsonResponse(body, status=503 if failed else 200)

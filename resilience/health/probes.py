@@ -7,6 +7,7 @@ that into "n/a" for the fields it would have filled.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from django.conf import settings
 from redis._parsers.helpers import parse_info
 
 from resilience.connection import get_redis, redacted_url
+from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS
 from resilience.health.rest import UpstashRestClient
 
 
@@ -42,7 +44,9 @@ class Probe:
     def ping_ms(self) -> float:
         """Return one PING round trip in milliseconds, measured here."""
         started = time.perf_counter()
-        self.execute("PING")
+        # MISCONF refuses even PING: the server answered, and the write check reports why.
+        with contextlib.suppress(REDIS_WRITE_REFUSED_ERRORS):
+            self.execute("PING")
         return (time.perf_counter() - started) * 1000
 
     def info(self) -> dict:

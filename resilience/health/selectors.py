@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from resilience.health.probes import Probe, default_probe
+from resilience.health.writes import refusal_reason, write_refusal
 
 PING_SAMPLES = 5
 SLOWLOG_FETCH = 128
@@ -102,6 +103,7 @@ def redis_health_snapshot(probe: Probe | None = None, *, quick: bool = False) ->
         "max_ms": round(max(pings), 3),
     }
     part = _PartRunner(snapshot)
+    snapshot["writes"] = _writes(probe, snapshot["warnings"])
     info = part("info", probe.info) or {}
     config = {name: part(f"config {name}", probe.config, name) for name in ("maxmemory-policy", "maxclients")}
     snapshot["server"] = _server(info, probe, part)
@@ -122,6 +124,18 @@ def redis_health_snapshot(probe: Probe | None = None, *, quick: bool = False) ->
     snapshot["areas"] = None if quick else part("keys per area", _areas, probe, target)
     snapshot["pools"] = part("connection pools", probe.pools)
     return snapshot
+
+
+def _writes(probe: Probe, warnings: list[str]) -> dict:
+    """Return whether Redis accepts a write; a refusal is also a warning (degraded, not down)."""
+    try:
+        refusal = write_refusal(probe.execute)
+    except Exception as exc:  # not a refusal (e.g. a provider hiding SET): say so, do not guess
+        return {"ok": None, "error": type(exc).__name__, "reason": _error_text(exc)}
+    if refusal is None:
+        return {"ok": True, "error": None, "reason": None}
+    warnings.append(refusal_reason(refusal))
+    return {"ok": False, "error": type(refusal).__name__, "reason": refusal_reason(refusal)}
 
 
 class _PartRunner:

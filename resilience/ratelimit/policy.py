@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
-from django_redis.exceptions import ConnectionInterrupted
 
-_SESSION_STORE_ERRORS = (ConnectionInterrupted, redis.exceptions.RedisError)
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
+
+_SESSION_STORE_ERRORS = REDIS_UNAVAILABLE_ERRORS
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import redis
-
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.limiter import NO_TENANT, SCOPES, index_all_key, index_tenant_key, state_key, tenant_label
 
 
@@ -133,4 +131,4 @@ __all__ = [
 ]
 
 # Errors the admin pages should show as "Redis unavailable" rather than a 500.
-UNAVAILABLE_ERRORS = (redis.exceptions.RedisError, RedisDisabled)
+UNAVAILABLE_ERRORS = REDIS_UNAVAILABLE_ERRORS

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from django_redis.exceptions import ConnectionInterrupted
+
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
-# What a Redis outage looks like from a session store or a view: refused, timed out,
-# refused by the open Redis breaker (a ConnectionError too), or wrapped by django-redis.
-STORE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionInterrupted)
+# What a Redis outage looks like from a session store or a view, including a Redis that
+# answers but refuses the write (full, read-only, MISCONF): see resilience/exceptions.py.
+STORE_ERRORS = REDIS_UNAVAILABLE_ERRORS
 RETRY_AFTER = "5"
 
 
@@ -31,6 +31,11 @@ def store_unavailable_response(request, *, what: str) -> HttpResponse:
     """Answer 503 saying which store is unavailable: JSON for JSON clients, a small HTML page otherwise."""
     if what == "session":
         error, detail = "session_store_unavailable", "The session store (Redis) is unavailable; retry shortly."
+    elif what == "database":
+        error, detail = (
+            "database_unavailable",
+            "The database is unavailable, so this page cannot be served; retry shortly.",
+        )
     else:
         error, detail = "storage_unavailable", "Redis is unavailable, so this page cannot be served; retry shortly."
     if wants_json(request):

@@ -106,3 +106,17 @@ def test_disabled_redis_is_down(settings):
 def test_bad_flags(args, message):
     with pytest.raises(CommandError, match=message):
         run_json("redis_health", *args)
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("oom", r"Redis refuses writes \(OutOfMemoryError\).*maxmemory"),
+        ("readonly", r"Redis refuses writes \(ReadOnlyError\).*read-only replica"),
+        ("misconf", r"Redis refuses writes \(RedisWritesStopped\).*background save"),
+    ],
+)
+def test_redis_refusing_writes_is_degraded_exit_1(redis_refusing_writes, mode, reason):
+    with redis_refusing_writes(mode), pytest.raises(CommandError, match=reason) as excinfo:
+        run_json("redis_health")
+    assert excinfo.value.returncode == EXIT_FAILED

@@ -110,6 +110,21 @@ def _portal_urls(world) -> list[str]:
     ]
 
 
+def sweep_every_page(admin_client, owner_client, world, urls: list[str]) -> dict:
+    """GET every admin URL as staff and every portal URL as the owner, call the API, /readyz and one portal write."""
+    answers = {url: (owner_client if url.startswith("/portal/") else admin_client).get(url) for url in urls}
+    api = Client()
+    for url in ["/api/v1/bootstrap", f"/api/v1/flags/{world.editable.key}", "/api/v1/openapi.json"]:
+        answers[url] = api.get(url, HTTP_AUTHORIZATION=f"Bearer {world.a_secret}")
+    answers["/readyz"] = api.get("/readyz")
+    # A write: an owner toggles a feature.
+    answers["toggle"] = owner_client.post(
+        reverse("portal:feature_toggle", kwargs={"tenant": world.a.slug, "flag_key": world.editable.key}),
+        {"enabled": "on", "confirm": "on"},
+    )
+    return answers
+
+
 def test_every_page_answers_without_a_500_while_redis_is_down(settings, staff, world, redis_server):
     """Database sessions keep the visitor signed in, so every page itself is exercised without Redis."""
     settings.SESSION_ENGINE = "resilience.sessions.backends.db"
@@ -120,20 +135,7 @@ def test_every_page_answers_without_a_500_while_redis_is_down(settings, staff, w
     portal_urls = _portal_urls(world)
     audit_before = AuditEvent.objects.count()
     redis_server.kill()
-    answers = {}
-    for url in admin_urls:
-        answers[url] = admin_client.get(url)
-    for url in portal_urls:
-        answers[url] = owner_client.get(url)
-    api = Client()
-    for url in ["/api/v1/bootstrap", f"/api/v1/flags/{world.editable.key}", "/api/v1/openapi.json"]:
-        answers[url] = api.get(url, HTTP_AUTHORIZATION=f"Bearer {world.a_secret}")
-    answers["/readyz"] = api.get("/readyz")
-    # Writes while Redis is down: an owner toggles a feature, an admin suspends nothing but saves a flag.
-    answers["toggle"] = owner_client.post(
-        reverse("portal:feature_toggle", kwargs={"tenant": world.a.slug, "flag_key": world.editable.key}),
-        {"enabled": "on", "confirm": "on"},
-    )
+    answers = sweep_every_page(admin_client, owner_client, world, admin_urls + portal_urls)
     failures = {url: r.status_code for url, r in answers.items() if r.status_code >= 500 and r.status_code != 503}
     assert not failures
     for url, response in answers.items():

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from agentapi_admin.redis_process import RedisProcess, free_port
+from tests.faults.redis_faults import PROTECTED_CONFIGS_ARGS, writes_refused
 
 _PORT = free_port()
 _TEST_ENV = {
@@ -29,7 +30,7 @@ _TEST_ENV = {
 os.environ.update(_TEST_ENV)
 os.environ["DEBUG"] = "true"  # settings refuse dev secrets otherwise; Django still runs tests with DEBUG off
 
-_server = RedisProcess(port=_PORT)
+_server = RedisProcess(port=_PORT, extra_args=PROTECTED_CONFIGS_ARGS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,12 +55,24 @@ def redis_client() -> redis.Redis:
     client.close()
 
 
+@pytest.fixture
+def redis_refusing_writes(redis_server):
+    """Make the test server refuse writes: `with redis_refusing_writes("oom" | "readonly" | "misconf"): ...`."""
+
+    def refuse(mode: str):
+        return writes_refused(redis_server, mode)
+
+    return refuse
+
+
 def _forget_process_state() -> None:
     # Outage tests open the in-process Redis breaker and cache breaker objects; a test
     # that inherited them would see "Redis down" for CIRCUIT_BREAKER_TIMEOUT.
     from resilience.breakers.process import redis_breaker
     from resilience.breakers.registry import forget_breakers
+    from resilience.selectors import write_probe_forget
 
+    write_probe_forget()
     redis_breaker.reset()
     redis_breaker._overrides.clear()
     redis_breaker.transitions.clear()

@@ -14,16 +14,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
 
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.health.selectors import redis_failure_since
 from resilience.models import OPERATE_PERMISSION
 from resilience.ratelimit.policy import audit_ip as client_ip  # noqa: F401 - the ops views' audit address
 
 # What a page catches when Redis (or the storage behind it) fails, to say so instead of a 500.
-STORAGE_ERRORS = (RedisError, ConnectionInterrupted, RedisDisabled, ConnectionError, OSError)
+STORAGE_ERRORS = REDIS_UNAVAILABLE_ERRORS
 SEARCH_LIMIT = 20
 
 

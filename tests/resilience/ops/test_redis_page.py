@@ -68,3 +68,19 @@ def test_rest_provider_hidden_fields_show_na(client, viewer, redis_server, setti
         html = client.get("/admin/ops/redis/").content.decode()
     assert "Not available from this server" in html and "n/a" in html and "rest" in html
     assert "No pool: probing through the REST API." in html
+
+
+@pytest.mark.parametrize(("mode", "error"), [("oom", "OutOfMemoryError"), ("misconf", "RedisWritesStopped")])
+def test_redis_refusing_writes_is_shown_on_the_page_and_its_twin(
+    client, viewer, settings, redis_refusing_writes, mode, error
+):
+    settings.SESSION_ENGINE = "resilience.sessions.backends.db"  # the session itself is not what is tested
+    client.force_login(viewer)
+    with redis_refusing_writes(mode):
+        response = client.get("/admin/ops/redis/")
+        twin = client.get("/admin/ops/redis/", {"format": "json"}).json()
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Redis refuses writes" in html and error in html
+    assert twin["writes"]["ok"] is False and twin["writes"]["error"] == error
+    assert any("Redis refuses writes" in warning for warning in twin["warnings"])
