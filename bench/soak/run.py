@@ -78,6 +78,21 @@ class Client:
             return response.status, dict(response.getheaders()), data
         raise RuntimeError("unreachable")
 
+    def sign_in(self, path: str, username: str, password: str) -> int:
+        """GET the sign-in form for its CSRF cookie, POST the credentials; return the POST's status (302 = in)."""
+        self.cookies.clear()
+        self.request("GET", path)
+        form = urlencode(
+            {"username": username, "password": password, "csrfmiddlewaretoken": self.cookies.get("csrftoken", "")}
+        ).encode()
+        status, _, _ = self.request(
+            "POST",
+            path,
+            body=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Referer": f"https://127.0.0.1{path}"},
+        )
+        return status
+
 
 def api_client(port: int, keys: list[str], deadline: float, out: str) -> None:
     client = Client(port)
@@ -109,24 +124,7 @@ def portal_client(port: int, username: str, password: str, slug: str, deadline: 
             started = time.time()
             try:
                 if not logged_in:
-                    client.cookies.clear()
-                    client.request("GET", "/portal/login/")
-                    form = urlencode(
-                        {
-                            "username": username,
-                            "password": password,
-                            "csrfmiddlewaretoken": client.cookies.get("csrftoken", ""),
-                        }
-                    ).encode()
-                    status, _, _ = client.request(
-                        "POST",
-                        "/portal/login/",
-                        body=form,
-                        headers={
-                            "Content-Type": "application/x-www-form-urlencoded",
-                            "Referer": "https://127.0.0.1/portal/login/",
-                        },
-                    )
+                    status = client.sign_in("/portal/login/", username, password)
                     logged_in = status == 302
                     kind = "login"
                 else:
