@@ -23,7 +23,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS, RedisDisabled
 from resilience.ratelimit import Decision, index_all_key, index_tenant_key, lua_library, state_key, tenant_label
 from resilience.ratelimit.limiter import most_restrictive
 from resilience.ratelimit.policy import limits_for
@@ -239,11 +239,20 @@ def _result(reply: list) -> GatewayResult:
 
 def _without_redis(secret_hash: str, field_name: str, if_none_match: str, exc: Exception) -> GatewayResult:
     """Answer from the database while Redis is down; RATE_LIMIT_FAIL_MODE decides whether to serve unlimited."""
-    log.warning(
-        "service API without Redis (%s): RATE_LIMIT_FAIL_MODE=%s", exc, settings.RESILIENCE_RATE_LIMIT_FAIL_MODE
-    )
+    # A full or read-only Redis cannot count either: the same fail mode as an outage, said as such.
+    state = "refuses writes" if isinstance(exc, REDIS_WRITE_REFUSED_ERRORS) else "is unavailable"
     if settings.RESILIENCE_RATE_LIMIT_ENABLED and settings.RESILIENCE_RATE_LIMIT_FAIL_MODE == "closed":
+        log.warning(
+            "service API: Redis %s (%s: %s); RATE_LIMIT_FAIL_MODE=closed: answering 503", state, type(exc).__name__, exc
+        )
         return GatewayResult("unavailable")
+    log.warning(
+        "service API: Redis %s (%s: %s); RATE_LIMIT_FAIL_MODE=open: answering from the database, "
+        "not rate limited and not counted",
+        state,
+        type(exc).__name__,
+        exc,
+    )
     api_key = ApiKey.objects.filter(secret_hash=secret_hash).first()
     if api_key is None:
         return GatewayResult("unknown")

@@ -64,6 +64,17 @@ def _restore(client: redis.Redis, mode: str, original_dir: str | None) -> None:
     else:
         client.config_set("dir", original_dir)
         client.config_set("save", "")  # without save points a failed BGSAVE no longer stops writes
+        # A good save clears rdb_last_bgsave_status=err, which health checks report on their own.
+        _wait(lambda: _bgsave_started(client), "BGSAVE to start")
+        _wait(lambda: client.info("persistence")["rdb_last_bgsave_status"] == "ok", "BGSAVE to succeed")
+
+
+def _bgsave_started(client: redis.Redis) -> bool:
+    try:
+        client.bgsave()
+    except redis.exceptions.ResponseError:  # a save already in progress
+        return False
+    return True
 
 
 def _wait(condition, what: str, timeout: float = 10.0) -> None:
