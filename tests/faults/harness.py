@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from agentapi_admin.redis_process import RedisProcess
-from bench.soak.run import Client
+from bench.soak.client import Client
 from tests.conftest import BASE_DIR, clean_env
 from tests.deploy.appserver import AppServer
 from tests.faults.redis_faults import PROTECTED_CONFIGS_ARGS, writes_refused

