@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
+from resilience.exceptions import DATABASE_UNAVAILABLE_ERRORS, REDIS_UNAVAILABLE_ERRORS
 
-_SESSION_STORE_ERRORS = REDIS_UNAVAILABLE_ERRORS
+# Who is signed in needs the session (Redis) and the user row (the database).
+_SESSION_STORE_ERRORS = (*REDIS_UNAVAILABLE_ERRORS, *DATABASE_UNAVAILABLE_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def request_user_identity(request) -> str | None:
     try:
         authenticated = user is not None and user.is_authenticated
     except _SESSION_STORE_ERRORS:
-        # The session store (Redis) is down: limit by IP only rather than fail the request.
+        # The session store (Redis) or the database is down: limit by IP only rather than fail
+        # here, in a middleware, where no 503 page can be chosen; the view says what failed.
         return None
     return str(user.pk) if authenticated else None
 
