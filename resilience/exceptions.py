@@ -58,11 +58,6 @@ REDIS_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
 
-def redis_unavailable(exc: BaseException) -> bool:
-    """Return True if `exc`, or an error it was raised from (`raise ... from`), means Redis is unavailable."""
-    return _in_chain(exc, REDIS_UNAVAILABLE_ERRORS)
-
-
 def database_unavailable(exc: BaseException) -> bool:
     """Return True if `exc`, or an error it was raised from (`raise ... from`), means the database is unavailable."""
     return _in_chain(exc, DATABASE_UNAVAILABLE_ERRORS)
