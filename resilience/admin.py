@@ -12,6 +12,7 @@ class OpsPageAdmin(GuardedModelAdmin):
     """Lists an ops page for every staff user and sends the changelist link to it."""
 
     page_url_name = ""
+    actions = None  # the changelist is a redirect: nothing to select, nothing to run
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff
