@@ -10,6 +10,7 @@ from django.test import Client
 from tenants.models import ApiKey, Tenant
 from tenants.services.tenants import tenant_suspend, tenant_update
 from tests.portal.sweep import world_state
+from tests.tenants.factories import make_staff
 
 from .conftest import PASSWORD, staff_with
 
@@ -130,3 +131,51 @@ def test_staff_still_change_their_password(world, view_only_staff):
 
 def test_the_default_login_url_is_a_page_that_exists(client, world):
     assert client.get(resolve_url(django_settings.LOGIN_URL)).status_code == 200
+
+
+# ------------------------------------------------------------------ inlines on the tenant page
+def _tenant_post(world, **extra):
+    owner = world.a.memberships.get(user=world.a_owner)
+    return {
+        "name": world.a.name,
+        "plan": world.a.plan_id,
+        "settings": "{}",
+        "upstream_url": "",
+        "memberships-TOTAL_FORMS": "2",
+        "memberships-INITIAL_FORMS": "1",
+        "memberships-0-id": owner.pk,
+        "memberships-0-tenant": world.a.pk,
+        "memberships-0-user": world.a_owner.pk,
+        "memberships-0-role": "owner",
+        "memberships-1-tenant": world.a.pk,
+        "memberships-1-user": world.outsider.pk,
+        "memberships-1-role": "owner",
+        "flag_overrides-TOTAL_FORMS": "1",
+        "flag_overrides-INITIAL_FORMS": "0",
+        "flag_overrides-0-flag": world.locked.pk,
+        "flag_overrides-0-enabled": "on",
+        "flag_overrides-0-rollout_percent": "100",
+        **extra,
+    }
+
+
+def test_change_rights_on_tenants_do_not_add_members_or_overrides(world, change_staff):
+    # change_tenant without add_membership / add_tenantflag: the inline rows are ignored, not saved.
+    client = _signed_in(change_staff)
+    response = client.post(f"/admin/tenants/tenant/{world.a.pk}/change/", _tenant_post(world, name="Acme Renamed"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Tenant.objects.get(pk=world.a.pk).name == "Acme Renamed"
+    assert not world.a.memberships.filter(user=world.outsider).exists()
+    assert not world.a.flag_overrides.exists()
+    # The same form from a superuser adds both, so the data would have written had the check been missing.
+    root = _signed_in(make_staff("root"))
+    assert root.post(f"/admin/tenants/tenant/{world.a.pk}/change/", _tenant_post(world)).status_code == 302
+    assert world.a.memberships.filter(user=world.outsider).exists() and world.a.flag_overrides.exists()
+
+
+def test_view_only_staff_cannot_post_the_tenant_form(world, view_only_staff):
+    client = _signed_in(view_only_staff)
+    before = world_state()
+    response = client.post(f"/admin/tenants/tenant/{world.a.pk}/change/", _tenant_post(world, name="Hijacked"))
+    assert response.status_code == 403
+    assert world_state() == before
