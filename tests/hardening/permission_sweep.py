@@ -102,10 +102,17 @@ def admin_urls(objects: dict) -> list[AdminUrl]:
             _site_url(found, name, route, objects)
             continue
         suffix = suffix or "object"  # the unnamed <object_id>/ redirect to the change page
-        obj = objects.get(model_admin.model)
+        obj = sweep_object(model_admin.model, objects)
         path = _fill(route, obj, model_admin)
         found.setdefault(path, AdminUrl(path, f"model:{suffix}", model_admin=model_admin, obj=obj))
     return sorted(found.values(), key=lambda url: (url.path == "/admin/logout/", url.label))
+
+
+def sweep_object(model, objects: dict):
+    """The row the sweep uses for `model`: the one chosen in `objects`, else any existing row."""
+    if model in objects:
+        return objects[model]
+    return None if isinstance(admin.site._registry[model], OpsPageAdmin) else model._default_manager.first()
 
 
 def _site_url(found, name, route, objects) -> None:

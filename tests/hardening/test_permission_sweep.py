@@ -20,6 +20,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.test import Client
 
+from agentapi_admin.admin_base import GuardedModelAdmin
 from resilience.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
@@ -39,6 +40,7 @@ from .permission_sweep import (
     is_staff,
     permission_table,
     registry,
+    sweep_object,
     url_allowed,
     writes_recorded,
 )
@@ -161,7 +163,8 @@ def test_every_admin_url_as_every_role(world, users, clients, objects):
                     if url.kind == "ops-page":
                         assert not writes["sql"], f"{method} {url.label} wrote to the database: {writes['sql']}"
                     if url.kind == "ops-action" and method == "POST":
-                        assert audited, f"{role} POST {url.label} did nothing: the sweep's data proves no refusal"
+                        # Else the sweep's data proves no refusal: give ops_action_data the action's fields.
+                        assert audited, f"{role} POST {url.label} did nothing with ops_action_data()"
                     allowed += 1
                 else:
                     assert_refused(
@@ -183,9 +186,19 @@ def _query(url: AdminUrl) -> str:
 
 
 def action_targets(world, objects) -> dict:
-    targets = {model: [obj.pk] for model, obj in objects.items()}
+    targets = {}
+    for model, model_admin in registry():
+        if actions_of(model_admin):
+            obj = sweep_object(model, objects)
+            assert obj is not None, f"the permission sweep needs a {model._meta.label} row (add one to objects)"
+            targets[model] = [obj.pk]
     targets[Tenant] = [world.a.pk, world.b.pk]  # acme to suspend and probe, globex to resume
     return targets
+
+
+def test_every_model_admin_is_guarded():
+    for model, model_admin in registry():
+        assert isinstance(model_admin, GuardedModelAdmin), f"{model._meta.label}'s admin must extend GuardedModelAdmin"
 
 
 def test_every_action_declares_a_permission_beyond_view():
