@@ -320,6 +320,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 DEMO_PASSWORD = cfg.string("DEMO_PASSWORD", "demo-pass-123")
+# Where `login_required` sends anonymous visitors (Django's default, /accounts/login/, does not exist here);
+# admin pages send them to the admin login themselves.
+LOGIN_URL = "portal:login"
 
 # ------------------------------------------------------------------ i18n / static
 LANGUAGE_CODE = "en-us"

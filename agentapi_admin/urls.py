@@ -14,9 +14,10 @@ urlpatterns = [
     path("admin/ops/", include("resilience.ops.urls")),
     # Before admin.site.urls so sign-in attempts are throttled per IP and per username.
     path("admin/login/", throttle_login(admin.site.login), name="admin_login_throttled"),
+    # admin_view first: only active staff reach the form (others get the admin login), as in the admin itself.
     path(
         "admin/password_change/",
-        throttle_form("password")(admin.site.password_change),
+        admin.site.admin_view(throttle_form("password")(admin.site.password_change)),
         name="admin_password_change_throttled",
     ),
     path("admin/", admin.site.urls),

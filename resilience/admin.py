@@ -2,14 +2,17 @@
 
 from django.contrib import admin
 from django.shortcuts import redirect
+from django.urls import path
 
+from agentapi_admin.admin_base import GuardedModelAdmin
 from resilience.models import BreakersPage, RateLimitsPage, RedisHealthPage, SessionsPage
 
 
-class OpsPageAdmin(admin.ModelAdmin):
+class OpsPageAdmin(GuardedModelAdmin):
     """Lists an ops page for every staff user and sends the changelist link to it."""
 
     page_url_name = ""
+    actions = None  # the changelist is a redirect: nothing to select, nothing to run
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff
@@ -28,6 +31,11 @@ class OpsPageAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         return redirect(self.page_url_name)
+
+    def get_urls(self):
+        # Only the index link: there is no table behind these models, so no object URLs (they answer 404).
+        name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        return [path("", self.admin_site.admin_view(self.changelist_view), name=name)]
 
 
 @admin.register(RedisHealthPage)

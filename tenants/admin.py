@@ -5,6 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.response import TemplateResponse
@@ -12,11 +15,22 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from agentapi_admin.admin_base import GuardedModelAdmin
 from resilience.breakers.upstream import upstream_check
 from resilience.ratelimit.policy import audit_ip as client_ip
 from tenants.charts import usage_svg
 from tenants.exceptions import TenantsError
-from tenants.models import ApiKey, AuditEvent, Flag, Membership, Plan, Tenant, TenantFlag, UsageDaily
+from tenants.models import (
+    PROBE_UPSTREAM_PERMISSION,
+    ApiKey,
+    AuditEvent,
+    Flag,
+    Membership,
+    Plan,
+    Tenant,
+    TenantFlag,
+    UsageDaily,
+)
 from tenants.selectors import usage_daily
 from tenants.services.apikeys import SCOPES, apikey_issue, apikey_revoke
 from tenants.services.flags import flag_clear_override, flag_create, flag_set_override, flag_update
@@ -58,7 +72,7 @@ class PlanForm(forms.ModelForm):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(GuardedModelAdmin):
     form = PlanForm
     list_display = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "tenant_count"]
     search_fields = ["code", "name"]
@@ -147,7 +161,7 @@ class TenantActionForm(ActionForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(GuardedModelAdmin):
     form = TenantForm
     action_form = TenantActionForm
     list_display = ["slug", "name", "status", "plan", "created_at"]
@@ -296,7 +310,7 @@ class TenantAdmin(admin.ModelAdmin):
                 ip=ip,
             )
 
-    @admin.action(description="Suspend selected tenants (reason required)")
+    @admin.action(description="Suspend selected tenants (reason required)", permissions=["change"])
     def suspend(self, request, queryset):
         reason = request.POST.get("reason", "").strip()
         if not reason:
@@ -311,7 +325,7 @@ class TenantAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
         self.message_user(request, f"Suspended {done} tenant(s); their API keys are refused from now on.")
 
-    @admin.action(description="Resume selected tenants")
+    @admin.action(description="Resume selected tenants", permissions=["change"])
     def resume(self, request, queryset):
         done = 0
         for tenant in queryset:
@@ -322,7 +336,10 @@ class TenantAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
         self.message_user(request, f"Resumed {done} tenant(s).")
 
-    @admin.action(description="Test upstream connection (GET <upstream URL>/status through its breaker)")
+    @admin.action(
+        description="Test upstream connection (GET <upstream URL>/status through its breaker)",
+        permissions=["probe_upstream"],
+    )
     def test_upstream(self, request, queryset):
         for tenant in queryset[:20]:  # each probe may wait for a timeout: keep the request bounded
             result = upstream_check(tenant)
@@ -341,6 +358,10 @@ class TenantAdmin(admin.ModelAdmin):
                     messages.ERROR,
                 )
 
+    def has_probe_upstream_permission(self, request):
+        # Probing makes an outbound call with the tenant's decrypted credentials: not part of "change".
+        return request.user.has_perm(PROBE_UPSTREAM_PERMISSION)
+
     def has_delete_permission(self, request, obj=None):
         # Rows stay for the audit trail; suspend instead.
         return False
@@ -348,7 +369,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 # ----------------------------------------------------------------------- flags
 @admin.register(Flag)
-class FlagAdmin(admin.ModelAdmin):
+class FlagAdmin(GuardedModelAdmin):
     list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
     list_filter = ["archived", "tenant_editable", "risky", "default"]
     search_fields = ["key", "description"]
@@ -391,7 +412,7 @@ class ApiKeyIssueForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(GuardedModelAdmin):
     list_display = ["prefix", "name", "tenant", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
     list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "tenant__slug"]
@@ -453,7 +474,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset):
         for api_key in queryset.filter(revoked_at__isnull=True):
             apikey_revoke(api_key=api_key, actor=request.user, ip=client_ip(request))
@@ -465,7 +486,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 # ------------------------------------------------------------------------ audit
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(GuardedModelAdmin):
     list_display = ["created_at", "actor_label", "action", "tenant", "object_type", "object_id", "ip"]
     list_filter = ["action", "tenant"]
     search_fields = ["actor_label", "action", "object_id", "reason"]
@@ -516,7 +537,7 @@ def _show(snapshot: dict, key: str) -> str:
 
 
 @admin.register(UsageDaily)
-class UsageDailyAdmin(admin.ModelAdmin):
+class UsageDailyAdmin(GuardedModelAdmin):
     list_display = ["day", "tenant", "metric", "count"]
     list_filter = ["metric", "tenant"]
     date_hierarchy = "day"
@@ -529,3 +550,19 @@ class UsageDailyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# ------------------------------------------------------------------------- auth
+# Django's own user and group admins, on the project's guarded base (bad selections are a message).
+class UserAdmin(GuardedModelAdmin, auth_admin.UserAdmin):
+    pass
+
+
+class GroupAdmin(GuardedModelAdmin, auth_admin.GroupAdmin):
+    pass
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 FLAG_KEY_PATTERN = r"^[a-z0-9_.-]{1,64}$"
+PROBE_UPSTREAM_PERMISSION = "tenants.probe_upstream"
 
 
 class Plan(models.Model):
@@ -64,6 +65,7 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        permissions = [("probe_upstream", "Can test the upstream connection of a tenant (with its credentials)")]
 
     def __str__(self) -> str:
         return self.slug

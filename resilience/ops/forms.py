@@ -2,6 +2,19 @@
 
 from django import forms
 
+# SCAN / ZSCAN cursors are unsigned 64-bit integers: anything larger is bad input (400), not a Redis failure.
+SCAN_CURSOR_MAX = 2**64 - 1
+
+
+def scan_cursor_field() -> forms.IntegerField:
+    return forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=SCAN_CURSOR_MAX,
+        widget=forms.HiddenInput,
+        error_messages={"max_value": "cursor must be a SCAN cursor (0 to 2^64 - 1): use the page's own links."},
+    )
+
 
 class ReasonForm(forms.Form):
     """The confirmation every ops action asks for: why, in words, for the audit trail."""
@@ -17,7 +30,7 @@ class ReasonForm(forms.Form):
 class SessionSearchForm(forms.Form):
     q = forms.CharField(required=False, max_length=150, label="User", help_text="Username or e-mail contains.")
     user = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-    cursor = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    cursor = scan_cursor_field()
 
 
 class SessionTargetForm(forms.Form):
@@ -45,7 +58,7 @@ class RateLimitFilterForm(forms.Form):
     tenant = forms.ChoiceField(required=False)
     scope = forms.ChoiceField(required=False, choices=[("", "All scopes"), *SCOPE_CHOICES])
     q = forms.CharField(required=False, max_length=200, label="Identity contains")
-    cursor = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    cursor = scan_cursor_field()
     count = forms.IntegerField(required=False, min_value=1, max_value=500, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
