@@ -25,7 +25,6 @@ from django.utils import timezone
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
 from resilience.ratelimit import Decision, index_all_key, index_tenant_key, lua_library, state_key, tenant_label
-from resilience.ratelimit.limiter import most_restrictive
 from resilience.ratelimit.policy import limits_for
 from tenants.cache import USAGE_TTL_SECONDS, apikey_key, cache_ttl
 from tenants.models import ApiKey
@@ -50,7 +49,7 @@ def gateway_script() -> tuple[str, str]:
 class GatewayResult:
     """What the gate decided for one request."""
 
-    outcome: str  # ok | unknown | revoked | expired | not_serving | limited | quota | unavailable
+    outcome: str  # ok | unknown | revoked | expired | not_serving | scope | limited | quota | unavailable
     tenant_id: str = ""
     api_key_id: int | None = None
     scopes: list[str] = field(default_factory=list)
@@ -105,7 +104,7 @@ def _fill(secret_hash: str) -> tuple[str, list]:
         return "2", [cache_ttl(), "revoked"]
     doc = tenant_document_build(api_key.tenant_id)
     stored = document_fields(doc)
-    head = [cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"]]
+    head = [cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"], stored["keys"]]
     return "1", [*head, *_entry(api_key, doc)]
 
 
@@ -123,7 +122,8 @@ def _decision(allowed: bool, limit: int, remaining, reset_ms, retry_ms) -> Decis
 def _ip_args(client_ip: str | None) -> list:
     if client_ip is None or not settings.RESILIENCE_RATE_LIMIT_ENABLED:
         return ["0", "", "", "", "", 0, 0]
-    # The same key, index and limits as RateLimitMiddleware's "ip" scope, so both count one budget.
+    # The same key, index and limits as RateLimitMiddleware's "ip" scope, so both count one budget:
+    # what a refused request spends (see lua/gateway.lua).
     limits = limits_for(None)
     member = f"ip:{tenant_label(None)}:{client_ip}"
     return [
@@ -138,7 +138,7 @@ def _ip_args(client_ip: str | None) -> list:
 
 
 def gateway_call(secret: str, **kwargs) -> GatewayResult:
-    """Limit the client IP, authenticate `secret`, apply the tenant's limits, count usage; return a GatewayResult."""
+    """Authenticate `secret` for `scope`, limit by tenant (valid) or client IP (refused), count usage."""
     try:
         return _gateway_call(secret, **kwargs)
     except DatabaseError as exc:
@@ -150,6 +150,8 @@ def gateway_call(secret: str, **kwargs) -> GatewayResult:
 def _gateway_call(
     secret: str,
     *,
+    scope: str = "config:read",
+    flag_key: str = "",
     field_name: str = "body",
     if_none_match: str = "",
     client_ip: str | None = None,
@@ -172,14 +174,15 @@ def _gateway_call(
     keys = [apikey_key(secret_hash)]
     try:
         client = get_redis()
-        reply = _run(client, source, sha, keys, [*base, "0", *_ip_args(client_ip)])
+        ip = _ip_args(client_ip)
+        reply = _run(client, source, sha, keys, [*base, "0", scope, flag_key, *ip])
         # A miss builds the entry from the database; 'stale' means a commit landed meanwhile: rebuild.
-        # The first call already counted the IP, so the fill calls do not.
+        # A miss counts nothing, so the fill call decides (and counts) exactly once.
         for _ in range(3):
             if _text(reply[0]) not in ("miss", "stale"):
                 break
             code, data = _fill(secret_hash)
-            reply = _run(client, source, sha, keys, [*base, code, *_ip_args(None), *data])
+            reply = _run(client, source, sha, keys, [*base, code, scope, flag_key, *ip, *data])
     except (redis.RedisError, RedisDisabled, OSError) as exc:
         return _without_redis(secret_hash, field_name, if_none_match, exc)
     return _result(reply)
@@ -196,7 +199,7 @@ def _run(client, source: str, sha: str, keys: list, args: list):
 def _result(reply: list) -> GatewayResult:
     outcome = _text(reply[0])
     if outcome == "ok":
-        (_, tenant, key_id, scopes, etag, payload, touch, remaining, reset_ms, retry_ms, now, limit, *ip) = reply
+        (_, tenant, key_id, scopes, etag, payload, touch, remaining, reset_ms, retry_ms, now, limit) = reply
         result = GatewayResult(
             "ok",
             tenant_id=_text(tenant),
@@ -206,10 +209,7 @@ def _result(reply: list) -> GatewayResult:
             payload=payload,
         )
         if settings.RESILIENCE_RATE_LIMIT_ENABLED:
-            decisions = [_decision(True, limit, remaining, reset_ms, retry_ms)]
-            if int(ip[3]):
-                decisions.append(_decision(True, ip[3], ip[0], ip[1], ip[2]))
-            result.decision = most_restrictive(decisions)
+            result.decision = _decision(True, limit, remaining, reset_ms, retry_ms)
         if int(touch):
             try:
                 apikey_mark_used(api_key_id=result.api_key_id, at=datetime.fromtimestamp(int(now) / 1000, UTC))
@@ -223,6 +223,8 @@ def _result(reply: list) -> GatewayResult:
         return GatewayResult("expired")
     if outcome == "not_serving":
         return GatewayResult("not_serving", tenant_status=_text(reply[1]), tenant_id=_text(reply[2]))
+    if outcome == "scope":
+        return GatewayResult("scope", tenant_id=_text(reply[1]))
     if outcome == "limited_ip":
         _, remaining, reset_ms, retry_ms, limit = reply
         return GatewayResult("limited", decision=_decision(False, limit, remaining, reset_ms, retry_ms))
