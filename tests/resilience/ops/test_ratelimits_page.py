@@ -125,7 +125,7 @@ def test_form_throttle_lookup(client, viewer, customer):
     data = client.get("/admin/ops/ratelimits/", {"ip": "192.0.2.50", "username": "customer", "format": "json"}).json()
     assert data["form_throttles"]["ip"]["count"] == 3 and data["form_throttles"]["username"]["count"] == 3
     html = client.get("/admin/ops/ratelimits/", {"ip": "192.0.2.50"}).content.decode()
-    assert "Form throttles (django-ratelimit, sign-in)" in html
+    assert "Form throttles (failed sign-ins)" in html
     bad = client.get("/admin/ops/ratelimits/", {"ip": "not-an-ip", "format": "json"})
     assert bad.status_code == 400 and "ip" in bad.json()["errors"]
 
