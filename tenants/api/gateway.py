@@ -24,7 +24,15 @@ from django.utils import timezone
 
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
-from resilience.ratelimit import Decision, index_all_key, index_tenant_key, lua_library, state_key, tenant_label
+from resilience.ratelimit import (
+    Decision,
+    default_limiter,
+    index_all_key,
+    index_tenant_key,
+    lua_library,
+    state_key,
+    tenant_label,
+)
 from resilience.ratelimit.policy import limits_for
 from tenants.cache import USAGE_TTL_SECONDS, apikey_key, cache_ttl
 from tenants.models import ApiKey
@@ -184,7 +192,14 @@ def _gateway_call(
             code, data = _fill(secret_hash)
             reply = _run(client, source, sha, keys, [*base, code, scope, flag_key, *ip, *data])
     except (redis.RedisError, RedisDisabled, OSError) as exc:
-        return _without_redis(secret_hash, field_name, if_none_match, exc)
+        return _without_redis(
+            secret_hash,
+            exc,
+            scope=scope,
+            field_name=field_name,
+            if_none_match=if_none_match,
+            client_ip=client_ip,
+        )
     return _result(reply)
 
 
@@ -239,28 +254,68 @@ def _result(reply: list) -> GatewayResult:
     return GatewayResult("unavailable")
 
 
-def _without_redis(secret_hash: str, field_name: str, if_none_match: str, exc: Exception) -> GatewayResult:
-    """Answer from the database while Redis is down; RATE_LIMIT_FAIL_MODE decides whether to serve unlimited."""
-    log.warning(
-        "service API without Redis (%s): RATE_LIMIT_FAIL_MODE=%s", exc, settings.RESILIENCE_RATE_LIMIT_FAIL_MODE
-    )
-    if settings.RESILIENCE_RATE_LIMIT_ENABLED and settings.RESILIENCE_RATE_LIMIT_FAIL_MODE == "closed":
-        return GatewayResult("unavailable")
+def _without_redis(
+    secret_hash: str,
+    exc: Exception,
+    *,
+    scope: str,
+    field_name: str,
+    if_none_match: str,
+    client_ip: str | None,
+) -> GatewayResult:
+    """Answer from the database without Redis.
+
+    REDIS_ENABLE=false: limits hold in process, per worker, with the same rules as the
+    script (a valid key spends its tenant's plan, anything refused the client address);
+    the fail mode has nothing to decide. Redis down: RATE_LIMIT_FAIL_MODE decides whether
+    to serve unlimited or refuse.
+    """
+    disabled = isinstance(exc, RedisDisabled)
+    if not disabled:
+        log.warning(
+            "service API without Redis (%s): RATE_LIMIT_FAIL_MODE=%s", exc, settings.RESILIENCE_RATE_LIMIT_FAIL_MODE
+        )
+        if settings.RESILIENCE_RATE_LIMIT_ENABLED and settings.RESILIENCE_RATE_LIMIT_FAIL_MODE == "closed":
+            return GatewayResult("unavailable")
+    limit_here = disabled and settings.RESILIENCE_RATE_LIMIT_ENABLED
+
+    def refused(result: GatewayResult) -> GatewayResult:
+        if limit_here and client_ip is not None:
+            limits = limits_for(None)
+            decision = default_limiter().hit("ip", None, client_ip, limit=limits.per_minute, burst=limits.burst)
+            if not decision.allowed:
+                return GatewayResult("limited", decision=decision)
+        return result
+
     api_key = ApiKey.objects.filter(secret_hash=secret_hash).first()
     if api_key is None:
-        return GatewayResult("unknown")
+        return refused(GatewayResult("unknown"))
     if api_key.revoked_at is not None:
-        return GatewayResult("revoked")
+        return refused(GatewayResult("revoked"))
     if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
-        return GatewayResult("expired")
+        return refused(GatewayResult("expired"))
     doc = tenant_document_build(api_key.tenant_id)
     if not doc.serving:
-        return GatewayResult("not_serving", tenant_status=doc.status, tenant_id=doc.tenant_id)
+        return refused(GatewayResult("not_serving", tenant_status=doc.status, tenant_id=doc.tenant_id))
+    if scope not in api_key.scopes:
+        return refused(GatewayResult("scope", tenant_id=doc.tenant_id))
+    decision = None
+    if limit_here:
+        per_minute, burst, _quota = doc.limits
+        decision = default_limiter().hit("tenant", doc.slug, doc.slug, limit=per_minute, burst=burst)
+        if not decision.allowed:
+            return GatewayResult("limited", tenant_id=doc.tenant_id, decision=decision)
     payload = document_fields(doc)[field_name]
     if isinstance(payload, str):
         payload = payload.encode()
     if field_name == "body" and if_none_match and (if_none_match == "*" or doc.etag in if_none_match):
         payload = b""
     return GatewayResult(
-        "ok", tenant_id=doc.tenant_id, api_key_id=api_key.pk, scopes=api_key.scopes, etag=doc.etag, payload=payload
+        "ok",
+        tenant_id=doc.tenant_id,
+        api_key_id=api_key.pk,
+        scopes=api_key.scopes,
+        etag=doc.etag,
+        payload=payload,
+        decision=decision,
     )

@@ -143,3 +143,25 @@ def test_gateway_routes_are_exactly_the_tenant_key_operations():
         if operation.auth_callbacks and all(isinstance(auth, TenantKey) for auth in operation.auth_callbacks)
     }
     assert tenant_key_routes == set(GATEWAY_ROUTES)
+
+
+@pytest.mark.parametrize("fail_mode", ["open", "closed"])
+def test_redis_disabled_limits_the_api_in_process(client, settings, redis_client, caplog, fail_mode):
+    settings.RESILIENCE_REDIS_ENABLED = False
+    settings.RESILIENCE_RATE_LIMIT_FAIL_MODE = fail_mode  # nothing to fail over: the limits are in process
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    settings.RESILIENCE_RATE_LIMIT_PER_MINUTE = 5  # the `ip` scope
+    settings.RESILIENCE_RATE_LIMIT_BURST = 2
+    slug = f"nored-{fail_mode}"
+    tenant = make_tenant(slug, plan=make_plan(rate_limit_per_minute=10, burst=4))
+    _, secret = make_key(tenant)
+    answers = [client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {secret}") for _ in range(25)]
+    codes = [a.status_code for a in answers]
+    assert codes[:5] == [200] * 5 and codes[-1] == 429 and codes.count(200) <= 6, codes
+    assert answers[0]["RateLimit-Limit"] == "10" and answers[-1].json()["error"] == "rate_limited"
+    # Without a valid key the client address is limited, in process too.
+    made_up = f"Bearer aak_33333333_{'D' * 43}"
+    refused = statuses(client, "/api/v1/bootstrap", 6, made_up, REMOTE_ADDR=f"10.77.0.{len(fail_mode)}")
+    assert refused == [401, 401, 401, 429, 429, 429]
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "without Redis" in r.getMessage()]
+    assert redis_client.dbsize() == 0
