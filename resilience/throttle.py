@@ -11,6 +11,7 @@ authentication sees it, so every spelling that signs in as one account shares on
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ def form_throttle_hit(request, *, group: str = "login", username_field: str = "u
         # What the refused check took nothing; give the others back so a refusal costs nothing more.
         default_limiter().refund_many([c for c, d in zip(checks, decisions, strict=True) if d.allowed and c != check])
         return ThrottleResult(
-            limited=True, by_username=":user:" in check[2], retry_after=max(1, round(decision.retry_after + 0.5))
+            limited=True, by_username=":user:" in check[2], retry_after=max(1, math.ceil(decision.retry_after))
         )
     counted = tuple(c for c, d in zip(checks, decisions, strict=True) if not d.degraded)
     return ThrottleResult(limited=False, checks=counted)

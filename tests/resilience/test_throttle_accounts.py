@@ -91,6 +91,7 @@ def test_successful_sign_ins_are_not_counted(db, fast_hasher, settings):
     get_user_model().objects.create_superuser("admin", "admin@example.com", PASSWORD)
     assert [sign_in("admin", PASSWORD) for _ in range(25)] == [302] * 25
     assert [sign_in("admin", PASSWORD, path="/portal/login/") for _ in range(3)] == [302] * 3
+    assert limited_identities(scope="form")[0] == []  # a full allowance is not listed
     # Failures still count, and the budget they spend is listed on the counters page.
     assert [sign_in("admin") for _ in range(6)] == [200] * 5 + [429]
     states, _ = limited_identities(scope="form")

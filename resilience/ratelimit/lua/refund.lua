@@ -12,6 +12,10 @@ local tat = tonumber(redis.call('HGET', KEYS[1], 't'))
 if tat == nil or tat <= now then return 0 end
 local interval = math.ceil(tonumber(ARGV[2]) * 1000 / tonumber(ARGV[1]))
 local new_tat = tat - tonumber(ARGV[3]) * interval
-if new_tat < now then new_tat = now end
-redis.call('HSET', KEYS[1], 't', new_tat)
+if new_tat <= now then
+  -- Back to a full allowance: nothing left to list (the index entry is skipped until it expires).
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 't', new_tat)
+end
 return 1
