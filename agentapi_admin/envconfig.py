@@ -230,7 +230,7 @@ def trusted_proxies(name: str, default: str = "0") -> int | list[str]:
 
 
 def rate(name: str, default: str) -> str:
-    """Return a django-ratelimit rate such as `5/m`, `20/5m` or `100/h`."""
+    """Return a rate such as `5/m`, `20/5m` or `100/h` (count per [multiplier] unit)."""
     raw = string(name) or default
     if not re.match(r"^\d+/\d*[smhd]$", raw):
         raise _fail(name, raw, "a rate such as 5/m, 20/5m, 100/h (count/[multiplier]unit, unit one of s, m, h, d)")

@@ -296,9 +296,10 @@ RESILIENCE_RATE_LIMIT_FAIL_MODE = cfg.choice("RATE_LIMIT_FAIL_MODE", "open", ("o
 RESILIENCE_RATE_LIMIT_TRUSTED_PROXIES = cfg.trusted_proxies("RATE_LIMIT_TRUSTED_PROXIES", "0")
 # Path prefixes the rate-limit middleware guards (per IP, per user, per tenant).
 RESILIENCE_RATE_LIMIT_PATHS = cfg.string_list("RATE_LIMIT_PATHS", ["/api/"])
-# django-ratelimit throttles of the login/password/API-key forms.
+# Failed sign-in / password-form attempts per IP and per account (resilience.throttle, scope `form`).
 RESILIENCE_FORM_RATE_IP = cfg.rate("RATE_LIMIT_FORM_IP_RATE", "20/m")
 RESILIENCE_FORM_RATE_USERNAME = cfg.rate("RATE_LIMIT_FORM_USERNAME_RATE", "5/m")
+# django-ratelimit itself is only bench/ratelimit's point of comparison now.
 RATELIMIT_ENABLE = RESILIENCE_RATE_LIMIT_ENABLED
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = RESILIENCE_RATE_LIMIT_FAIL_MODE == "open"

@@ -1,105 +1,126 @@
-"""django-ratelimit throttles for sign-in and other sensitive forms, per IP and per username.
+"""Throttles for sign-in and other sensitive forms: failed attempts per IP and per account.
 
-Why not `@ratelimit(...)` directly: it answers 403 (a PermissionDenied), and with
-django-redis a Redis outage raises from `cache.add()` before RATELIMIT_FAIL_OPEN is
-ever consulted (jsocol/django-ratelimit#333), turning every sign-in into a 500. Here
-the check is wrapped: any error, or a count that comes back empty, is decided by
-RATE_LIMIT_FAIL_MODE, and a limited request gets a friendly 429 page.
+They run on the project's own limiter (GCRA, scope `form`, docs/rate-limiting.md), so
+the counters are listed on the rate-limit counters page and reset there like any other
+identity, and RATE_LIMIT_FAIL_MODE decides when the limiter cannot be asked. A
+submission reserves one unit of each budget before the view runs (so parallel guesses
+cannot slip past a check) and a submission the view accepts (it redirects) gets its
+units back: only failures count. The account budget is keyed on the username exactly as
+authentication sees it, so every spelling that signs in as one account shares one budget.
 """
 
 from __future__ import annotations
 
-import logging
+import math
+import re
+import unicodedata
 from dataclasses import dataclass
 from functools import wraps
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UsernameField
 from django.template.response import TemplateResponse
-from django_ratelimit.core import get_usage
 
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
+from resilience.ratelimit.limiter import default_limiter
 from resilience.ratelimit.policy import client_ip
+from resilience.ratelimit.selectors import identity_state
 
-logger = logging.getLogger(__name__)
-
-_METHODS = ["POST"]
+SCOPE = "form"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
+_ACCEPTED = (301, 302, 303)
 _STORE_ERRORS = REDIS_UNAVAILABLE_ERRORS
 
 
-@dataclass(frozen=True)
-class _Probe:
-    """The request-shaped object get_usage needs to read a counter without a request."""
-
-    method: str = "POST"
+def _rate(kind: str) -> str:
+    return settings.RESILIENCE_FORM_RATE_IP if kind == "ip" else settings.RESILIENCE_FORM_RATE_USERNAME
 
 
-def _rates() -> dict[str, str]:
-    return {"ip": settings.RESILIENCE_FORM_RATE_IP, "username": settings.RESILIENCE_FORM_RATE_USERNAME}
+def rate_limits(rate: str) -> tuple[int, int, int]:
+    """Return (limit, burst, window seconds) for a rate `N/[k]unit`: N at once, refilled at N per window."""
+    count, multiplier, unit = _RATE.match(rate).groups()
+    return int(count), int(count) - 1, int(multiplier or 1) * _UNITS[unit]
 
 
-def _usage(group: str, kind: str, value: str, *, request=None, increment: bool):
-    """Return django-ratelimit's usage dict for one counter; raise the store's error unchanged."""
-    return get_usage(
-        request or _Probe(),
-        group=f"{group}:{kind}",
-        key=lambda _group, _request: value,
-        rate=_rates()[kind],
-        method=_METHODS,
-        increment=increment,
-    )
+def username_key(raw: str) -> str:
+    """Return the account a submitted username signs in as, for throttling: Django's cleaning, folded.
+
+    `AuthenticationForm` strips the value and NFKC-normalises it, and ModelBackend looks the
+    result up; case folding on top makes spellings that differ only in case share a budget too.
+    """
+    cleaned = UsernameField().to_python(raw) or ""
+    normalised = get_user_model().normalize_username(cleaned)
+    return unicodedata.normalize("NFKC", normalised.casefold())
+
+
+def identity(group: str, kind: str, value: str) -> str:
+    """Return the limiter identity of one throttle counter (`<group>:ip:<address>`, `<group>:user:<account>`)."""
+    return f"{group}:{'ip' if kind == 'ip' else 'user'}:{value}"
 
 
 def _username(request, field: str) -> str:
-    # Sign-in forms name the account in the POST; password and API-key forms act for the signed-in user.
-    submitted = request.POST.get(field, "").strip().lower()
+    # Sign-in forms name the account in the POST; password forms act for the signed-in user.
+    submitted = username_key(request.POST.get(field, ""))
     if submitted:
         return submitted
     user = getattr(request, "user", None)
     try:
-        return user.get_username().lower() if user is not None and user.is_authenticated else ""
-    except _STORE_ERRORS:
+        return username_key(user.get_username()) if user is not None and user.is_authenticated else ""
+    except _STORE_ERRORS:  # the session store is down: throttle by IP only
         return ""
 
 
 @dataclass(frozen=True)
 class ThrottleResult:
-    """The outcome of one throttled submission."""
+    """The outcome of one throttled submission; `checks` is what was reserved (refunded on success)."""
 
     limited: bool
     unavailable: bool = False
     by_username: bool = False
     retry_after: int = 0
+    checks: tuple = ()
+
+
+def _checks(request, group: str, username_field: str) -> list[tuple]:
+    values = [("ip", client_ip(request))]
+    username = _username(request, username_field)
+    if username:
+        values.append(("username", username))
+    checks = []
+    for kind, value in values:
+        limit, burst, window = rate_limits(_rate(kind))
+        checks.append((SCOPE, None, identity(group, kind, value), limit, burst, window, 1))
+    return checks
 
 
 def form_throttle_hit(request, *, group: str = "login", username_field: str = "username") -> ThrottleResult:
-    """Count a form submission per IP and per username; decide by RATE_LIMIT_FAIL_MODE when the store fails."""
-    counters = [("ip", client_ip(request))]
-    username = _username(request, username_field)
-    if username:
-        counters.append(("username", username))
-    for kind, value in counters:
-        try:
-            usage = _usage(group, kind, value, request=request, increment=True)
-        except _STORE_ERRORS as exc:
-            logger.warning("form throttle cannot reach its store (%s); RATE_LIMIT_FAIL_MODE=%s", exc, _fail_mode())
-            usage = {"limit": 0, "should_limit": True, "time_left": -1}
-        if usage is None:  # RATELIMIT_ENABLE=false, or the store failed and RATELIMIT_FAIL_OPEN
+    """Reserve one attempt per IP and per account; decide by RATE_LIMIT_FAIL_MODE when the limiter is away."""
+    checks = _checks(request, group, username_field)
+    decisions = default_limiter().hit_many(checks)
+    for check, decision in zip(checks, decisions, strict=True):
+        if decision.allowed:
             continue
-        if usage["limit"] == 0:  # the store failed: django-ratelimit's fail-closed marker, or ours above
-            if _fail_mode() == "open":
-                continue
+        if decision.degraded:
             return ThrottleResult(limited=True, unavailable=True, retry_after=30)
-        if usage["should_limit"]:
-            return ThrottleResult(limited=True, by_username=kind == "username", retry_after=max(1, usage["time_left"]))
-    return ThrottleResult(limited=False)
+        # What the refused check took nothing; give the others back so a refusal costs nothing more.
+        default_limiter().refund_many([c for c, d in zip(checks, decisions, strict=True) if d.allowed and c != check])
+        return ThrottleResult(
+            limited=True, by_username=":user:" in check[2], retry_after=max(1, math.ceil(decision.retry_after))
+        )
+    counted = tuple(c for c, d in zip(checks, decisions, strict=True) if not d.degraded)
+    return ThrottleResult(limited=False, checks=counted)
 
 
-def _fail_mode() -> str:
-    return settings.RESILIENCE_RATE_LIMIT_FAIL_MODE
+def form_throttle_accepted(result: ThrottleResult) -> None:
+    """Give back the attempt a submission reserved: the form accepted it, so it is not a failure."""
+    if result.checks:
+        default_limiter().refund_many(list(result.checks))
 
 
 def throttled_response(request, result: ThrottleResult) -> TemplateResponse:
-    """Render the friendly 429 page (503 when the throttle store is down and the fail mode is closed)."""
+    """Render the friendly 429 page (503 when the limiter is down and the fail mode is closed)."""
     response = TemplateResponse(
         request,
         "resilience/throttled.html",
@@ -116,16 +137,21 @@ def throttled_response(request, result: ThrottleResult) -> TemplateResponse:
 
 
 def throttle_form(group: str, *, username_field: str = "username"):
-    """Throttle POSTs to a form view per IP and per username (django-ratelimit), answering a 429 page."""
+    """Throttle failed POSTs to a form view per IP and per account, answering a 429 page."""
 
     def decorator(view):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
-            if request.method == "POST" and settings.RESILIENCE_RATE_LIMIT_ENABLED:
-                result = form_throttle_hit(request, group=group, username_field=username_field)
-                if result.limited:
-                    return throttled_response(request, result)
-            return view(request, *args, **kwargs)
+            if request.method != "POST" or not settings.RESILIENCE_RATE_LIMIT_ENABLED:
+                return view(request, *args, **kwargs)
+            result = form_throttle_hit(request, group=group, username_field=username_field)
+            if result.limited:
+                return throttled_response(request, result)
+            response = view(request, *args, **kwargs)
+            # A form that accepts a POST redirects; anything else (errors shown again, 403) is a failure.
+            if response.status_code in _ACCEPTED:
+                form_throttle_accepted(result)
+            return response
 
         return wrapped
 
@@ -138,18 +164,23 @@ def throttle_login(view):
 
 
 def form_throttle_lookup(*, group: str = "login", ip: str | None = None, username: str | None = None) -> dict:
-    """Return {"ip": usage, "username": usage} for the given values (usage None when unknown or unavailable)."""
+    """Return {"ip": usage, "username": usage} for the given values; usage None when nothing is counted."""
     found = {}
-    for kind, value in (("ip", ip), ("username", (username or "").strip().lower() or None)):
+    for kind, value in (("ip", ip), ("username", username_key(username or "") or None)):
         if value is None:
             continue
-        try:
-            usage = _usage(group, kind, value, increment=False)
-        except _STORE_ERRORS:
-            usage = None
-        if usage is not None and usage["limit"]:
-            usage = usage | {"remaining": max(0, usage["limit"] - usage["count"]), "rate": _rates()[kind]}
-        else:
-            usage = None
-        found[kind] = usage
+        state = identity_state(SCOPE, None, identity(group, kind, value))
+        if state is None:
+            found[kind] = None
+            continue
+        found[kind] = {
+            "identity": state.identity,
+            "count": state.used,
+            "limit": state.burst + 1,
+            "remaining": state.remaining,
+            "time_left": round(state.reset_after),
+            "retry_after": state.retry_after,
+            "should_limit": state.limited,
+            "rate": _rate(kind),
+        }
     return found

@@ -158,7 +158,13 @@ def tenant_document_build(tenant_id: object) -> TenantDocument:
 
 def document_fields(doc: TenantDocument) -> dict:
     """Return the Redis hash fields a document is stored as."""
-    return {"rules": json.dumps(doc.rules, separators=(",", ":")), "body": doc.body, "etag": doc.etag}
+    return {
+        "rules": json.dumps(doc.rules, separators=(",", ":")),
+        "body": doc.body,
+        "etag": doc.etag,
+        # One flag key per line, so the API's script tells a known flag from a 404 without parsing JSON.
+        "keys": "\n" + "\n".join(sorted(doc.rules)) + "\n",
+    }
 
 
 def tenant_rules(tenant: Tenant) -> dict:

@@ -67,7 +67,7 @@ class RateLimitFilterForm(forms.Form):
 
 
 class ThrottleLookupForm(forms.Form):
-    """Which django-ratelimit form-throttle counters to look up."""
+    """Which form-throttle counters (failed sign-ins per IP and per account) to look up."""
 
     ip = forms.GenericIPAddressField(required=False, label="IP address")
     username = forms.CharField(required=False, max_length=150)

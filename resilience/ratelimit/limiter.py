@@ -45,6 +45,13 @@ def hit_script() -> tuple[str, str]:
     return source, hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - SHA1 is how Redis names scripts
 
 
+@cache
+def refund_script() -> tuple[str, str]:
+    """Return (source, sha1) of the script that gives back a counted request (`refund.lua`)."""
+    source = (LUA_DIR / "refund.lua").read_text()
+    return source, hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - SHA1 is how Redis names scripts
+
+
 def tenant_label(tenant) -> str:
     """Return the tenant segment of a key: the tenant's slug, the given string, or '-' for none."""
     if tenant is None or tenant == "":
@@ -159,6 +166,27 @@ class RateLimiter:
             return [self._degraded(c[-1], f"{type(exc).__name__}: {exc}") for c in calls]
         return [self._decision(reply, call[-1]) for reply, call in zip(replies, calls, strict=True)]
 
+    def refund_many(self, checks: list[tuple]) -> None:
+        """Give back what hit_many() counted for the same checks (one pipelined round trip; errors are logged)."""
+        calls = [self._call_args(*check) for check in checks]
+        if not settings.RESILIENCE_REDIS_ENABLED and self._client_factory is get_redis:
+            for keys, args, _ in calls:
+                _local.refund(keys[0], args)
+            return
+        source, sha = refund_script()
+        # KEYS[1] only; ARGV limit, window_ms, cost[, now_ms] (hit's args without the burst).
+        refunds = [((keys[0],), (args[0], *args[2:]), None) for keys, args, _ in calls]
+        try:
+            client = self._redis()
+            try:
+                self._send(client, sha, refunds)
+            except redis.exceptions.NoScriptError:
+                client.script_load(source)
+                self._send(client, sha, refunds)
+        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+            # A lost refund only makes the limiter stricter for a while: never fail the request for it.
+            logger.warning("rate limiter could not refund (%s: %s)", type(exc).__name__, exc)
+
     @staticmethod
     def _send(client, sha: str, calls: list[tuple]) -> list:
         if len(calls) == 1:
@@ -228,6 +256,15 @@ class _ProcessGCRA:
             self._tat[key] = new_tat
         remaining = (tolerance - (new_tat - now)) // interval
         return Decision(True, limit, remaining, (new_tat - now) / 1e6, 0.0, False, window_ms / 1000)
+
+    def refund(self, key: str, args: tuple) -> None:
+        limit, _burst, window_ms, cost = (int(part) for part in args[:4])
+        now = round(float(args[4]) * 1000) if len(args) > 4 else time.time_ns() // 1000
+        interval = -(-window_ms * 1000 // limit)
+        with self._lock:
+            tat = self._tat.get(key)
+            if tat is not None and tat > now:
+                self._tat[key] = max(now, tat - cost * interval)
 
 
 _local = _ProcessGCRA()

@@ -24,8 +24,15 @@ from django.utils import timezone
 
 from resilience.connection import get_redis
 from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS, RedisDisabled
-from resilience.ratelimit import Decision, index_all_key, index_tenant_key, lua_library, state_key, tenant_label
-from resilience.ratelimit.limiter import most_restrictive
+from resilience.ratelimit import (
+    Decision,
+    default_limiter,
+    index_all_key,
+    index_tenant_key,
+    lua_library,
+    state_key,
+    tenant_label,
+)
 from resilience.ratelimit.policy import limits_for
 from tenants.cache import USAGE_TTL_SECONDS, apikey_key, cache_ttl
 from tenants.models import ApiKey
@@ -50,7 +57,7 @@ def gateway_script() -> tuple[str, str]:
 class GatewayResult:
     """What the gate decided for one request."""
 
-    outcome: str  # ok | unknown | revoked | expired | not_serving | limited | quota | unavailable
+    outcome: str  # ok | unknown | revoked | expired | not_serving | scope | limited | quota | unavailable
     tenant_id: str = ""
     api_key_id: int | None = None
     scopes: list[str] = field(default_factory=list)
@@ -105,7 +112,7 @@ def _fill(secret_hash: str) -> tuple[str, list]:
         return "2", [cache_ttl(), "revoked"]
     doc = tenant_document_build(api_key.tenant_id)
     stored = document_fields(doc)
-    head = [cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"]]
+    head = [cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"], stored["keys"]]
     return "1", [*head, *_entry(api_key, doc)]
 
 
@@ -123,7 +130,8 @@ def _decision(allowed: bool, limit: int, remaining, reset_ms, retry_ms) -> Decis
 def _ip_args(client_ip: str | None) -> list:
     if client_ip is None or not settings.RESILIENCE_RATE_LIMIT_ENABLED:
         return ["0", "", "", "", "", 0, 0]
-    # The same key, index and limits as RateLimitMiddleware's "ip" scope, so both count one budget.
+    # The same key, index and limits as RateLimitMiddleware's "ip" scope, so both count one budget:
+    # what a refused request spends (see lua/gateway.lua).
     limits = limits_for(None)
     member = f"ip:{tenant_label(None)}:{client_ip}"
     return [
@@ -138,7 +146,7 @@ def _ip_args(client_ip: str | None) -> list:
 
 
 def gateway_call(secret: str, **kwargs) -> GatewayResult:
-    """Limit the client IP, authenticate `secret`, apply the tenant's limits, count usage; return a GatewayResult."""
+    """Authenticate `secret` for `scope`, limit by tenant (valid) or client IP (refused), count usage."""
     try:
         return _gateway_call(secret, **kwargs)
     except DatabaseError as exc:
@@ -150,6 +158,8 @@ def gateway_call(secret: str, **kwargs) -> GatewayResult:
 def _gateway_call(
     secret: str,
     *,
+    scope: str = "config:read",
+    flag_key: str = "",
     field_name: str = "body",
     if_none_match: str = "",
     client_ip: str | None = None,
@@ -172,16 +182,24 @@ def _gateway_call(
     keys = [apikey_key(secret_hash)]
     try:
         client = get_redis()
-        reply = _run(client, source, sha, keys, [*base, "0", *_ip_args(client_ip)])
+        ip = _ip_args(client_ip)
+        reply = _run(client, source, sha, keys, [*base, "0", scope, flag_key, *ip])
         # A miss builds the entry from the database; 'stale' means a commit landed meanwhile: rebuild.
-        # The first call already counted the IP, so the fill calls do not.
+        # A miss counts nothing, so the fill call decides (and counts) exactly once.
         for _ in range(3):
             if _text(reply[0]) not in ("miss", "stale"):
                 break
             code, data = _fill(secret_hash)
-            reply = _run(client, source, sha, keys, [*base, code, *_ip_args(None), *data])
+            reply = _run(client, source, sha, keys, [*base, code, scope, flag_key, *ip, *data])
     except (redis.RedisError, RedisDisabled, OSError) as exc:
-        return _without_redis(secret_hash, field_name, if_none_match, exc)
+        return _without_redis(
+            secret_hash,
+            exc,
+            scope=scope,
+            field_name=field_name,
+            if_none_match=if_none_match,
+            client_ip=client_ip,
+        )
     return _result(reply)
 
 
@@ -196,7 +214,7 @@ def _run(client, source: str, sha: str, keys: list, args: list):
 def _result(reply: list) -> GatewayResult:
     outcome = _text(reply[0])
     if outcome == "ok":
-        (_, tenant, key_id, scopes, etag, payload, touch, remaining, reset_ms, retry_ms, now, limit, *ip) = reply
+        (_, tenant, key_id, scopes, etag, payload, touch, remaining, reset_ms, retry_ms, now, limit) = reply
         result = GatewayResult(
             "ok",
             tenant_id=_text(tenant),
@@ -206,10 +224,7 @@ def _result(reply: list) -> GatewayResult:
             payload=payload,
         )
         if settings.RESILIENCE_RATE_LIMIT_ENABLED:
-            decisions = [_decision(True, limit, remaining, reset_ms, retry_ms)]
-            if int(ip[3]):
-                decisions.append(_decision(True, ip[3], ip[0], ip[1], ip[2]))
-            result.decision = most_restrictive(decisions)
+            result.decision = _decision(True, limit, remaining, reset_ms, retry_ms)
         if int(touch):
             try:
                 apikey_mark_used(api_key_id=result.api_key_id, at=datetime.fromtimestamp(int(now) / 1000, UTC))
@@ -223,6 +238,8 @@ def _result(reply: list) -> GatewayResult:
         return GatewayResult("expired")
     if outcome == "not_serving":
         return GatewayResult("not_serving", tenant_status=_text(reply[1]), tenant_id=_text(reply[2]))
+    if outcome == "scope":
+        return GatewayResult("scope", tenant_id=_text(reply[1]))
     if outcome == "limited_ip":
         _, remaining, reset_ms, retry_ms, limit = reply
         return GatewayResult("limited", decision=_decision(False, limit, remaining, reset_ms, retry_ms))
@@ -237,37 +254,80 @@ def _result(reply: list) -> GatewayResult:
     return GatewayResult("unavailable")
 
 
-def _without_redis(secret_hash: str, field_name: str, if_none_match: str, exc: Exception) -> GatewayResult:
-    """Answer from the database while Redis is down; RATE_LIMIT_FAIL_MODE decides whether to serve unlimited."""
-    # A full or read-only Redis cannot count either: the same fail mode as an outage, said as such.
-    state = "refuses writes" if isinstance(exc, REDIS_WRITE_REFUSED_ERRORS) else "is unavailable"
-    if settings.RESILIENCE_RATE_LIMIT_ENABLED and settings.RESILIENCE_RATE_LIMIT_FAIL_MODE == "closed":
+def _without_redis(
+    secret_hash: str,
+    exc: Exception,
+    *,
+    scope: str,
+    field_name: str,
+    if_none_match: str,
+    client_ip: str | None,
+) -> GatewayResult:
+    """Answer from the database without Redis.
+
+    REDIS_ENABLE=false: limits hold in process, per worker, with the same rules as the
+    script (a valid key spends its tenant's plan, anything refused the client address);
+    the fail mode has nothing to decide. Redis down: RATE_LIMIT_FAIL_MODE decides whether
+    to serve unlimited or refuse.
+    """
+    disabled = isinstance(exc, RedisDisabled)
+    if not disabled:
+        # A full or read-only Redis cannot count either: the same fail mode as an outage, said as such.
+        state = "refuses writes" if isinstance(exc, REDIS_WRITE_REFUSED_ERRORS) else "is unavailable"
+        if settings.RESILIENCE_RATE_LIMIT_ENABLED and settings.RESILIENCE_RATE_LIMIT_FAIL_MODE == "closed":
+            log.warning(
+                "service API: Redis %s (%s: %s); RATE_LIMIT_FAIL_MODE=closed: answering 503",
+                state,
+                type(exc).__name__,
+                exc,
+            )
+            return GatewayResult("unavailable")
         log.warning(
-            "service API: Redis %s (%s: %s); RATE_LIMIT_FAIL_MODE=closed: answering 503", state, type(exc).__name__, exc
+            "service API: Redis %s (%s: %s); RATE_LIMIT_FAIL_MODE=open: answering from the database, "
+            "not rate limited and not counted",
+            state,
+            type(exc).__name__,
+            exc,
         )
-        return GatewayResult("unavailable")
-    log.warning(
-        "service API: Redis %s (%s: %s); RATE_LIMIT_FAIL_MODE=open: answering from the database, "
-        "not rate limited and not counted",
-        state,
-        type(exc).__name__,
-        exc,
-    )
+    limit_here = disabled and settings.RESILIENCE_RATE_LIMIT_ENABLED
+
+    def refused(result: GatewayResult) -> GatewayResult:
+        if limit_here and client_ip is not None:
+            limits = limits_for(None)
+            decision = default_limiter().hit("ip", None, client_ip, limit=limits.per_minute, burst=limits.burst)
+            if not decision.allowed:
+                return GatewayResult("limited", decision=decision)
+        return result
+
     api_key = ApiKey.objects.filter(secret_hash=secret_hash).first()
     if api_key is None:
-        return GatewayResult("unknown")
+        return refused(GatewayResult("unknown"))
     if api_key.revoked_at is not None:
-        return GatewayResult("revoked")
+        return refused(GatewayResult("revoked"))
     if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
-        return GatewayResult("expired")
+        return refused(GatewayResult("expired"))
     doc = tenant_document_build(api_key.tenant_id)
     if not doc.serving:
-        return GatewayResult("not_serving", tenant_status=doc.status, tenant_id=doc.tenant_id)
+        return refused(GatewayResult("not_serving", tenant_status=doc.status, tenant_id=doc.tenant_id))
+    if scope not in api_key.scopes:
+        return refused(GatewayResult("scope", tenant_id=doc.tenant_id))
+    decision = None
+    if limit_here:
+        per_minute, burst, _quota = doc.limits
+        decision = default_limiter().hit("tenant", doc.slug, doc.slug, limit=per_minute, burst=burst)
+        if not decision.allowed:
+            return GatewayResult("limited", tenant_id=doc.tenant_id, decision=decision)
     payload = document_fields(doc)[field_name]
     if isinstance(payload, str):
         payload = payload.encode()
     if field_name == "body" and if_none_match and (if_none_match == "*" or doc.etag in if_none_match):
         payload = b""
     return GatewayResult(
-        "ok", tenant_id=doc.tenant_id, api_key_id=api_key.pk, scopes=api_key.scopes, etag=doc.etag, payload=payload
+        "ok",
+        tenant_id=doc.tenant_id,
+        api_key_id=api_key.pk,
+        scopes=api_key.scopes,
+        etag=doc.etag,
+        payload=payload,
+        decision=decision,
     )

@@ -9,6 +9,7 @@ re-validates a payload it built itself.
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from functools import wraps
 
@@ -19,6 +20,8 @@ from ninja.errors import AuthenticationError, ValidationError
 from ninja.security.http import HttpAuthBase
 
 from resilience.ratelimit import ratelimit_response
+from resilience.ratelimit.enforce import ratelimit_enforce
+from resilience.ratelimit.middleware import limits_itself
 from resilience.ratelimit.policy import client_ip
 from tenants.api.gateway import GatewayResult, gateway_call
 from tenants.api.schemas import BootstrapOut, ErrorOut, FlagOut
@@ -27,6 +30,10 @@ from tenants.selectors import flag_evaluate_from_rules
 from tenants.services.apikeys import KEY_PATTERN
 
 ERRORS = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+SUBJECT_MAX_LENGTH = 200
+# Sent to the gateway instead of a flag key that cannot exist: such a request is answered 422, never billed.
+_NO_SUCH_FLAG = "!"
+_FLAG_KEY = re.compile(FLAG_KEY_PATTERN)
 
 
 class ApiError(Exception):
@@ -78,6 +85,7 @@ class TenantKey(HttpAuthBase):
     def __call__(self, request: HttpRequest) -> GatewayResult:
         header = request.headers.get("Authorization", "")
         if not header:
+            self._refuse_per_ip(request)
             raise ApiError(
                 401,
                 "missing_api_key",
@@ -87,6 +95,7 @@ class TenantKey(HttpAuthBase):
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not KEY_PATTERN.match(token):
+            self._refuse_per_ip(request)
             raise ApiError(
                 401,
                 "invalid_api_key",
@@ -94,7 +103,14 @@ class TenantKey(HttpAuthBase):
                 headers=_UNAUTHORIZED,
             )
         inm = request.headers.get("If-None-Match", "") if self.field == "body" else ""
-        result = gateway_call(token, field_name=self.field, if_none_match=inm, client_ip=client_ip(request))
+        result = gateway_call(
+            token,
+            scope=self.scope,
+            flag_key=self._flag_key(request),
+            field_name=self.field,
+            if_none_match=inm,
+            client_ip=client_ip(request),
+        )
         outcome = result.outcome
         if outcome in _KEY_ERRORS:
             raise ApiError(401, *_KEY_ERRORS[outcome], headers=_UNAUTHORIZED)
@@ -110,6 +126,8 @@ class TenantKey(HttpAuthBase):
                 f"The tenant's daily quota of {result.quota} requests is used up; it resets at 00:00 UTC.",
                 headers={"Retry-After": str(_seconds_to_midnight_utc())},
             )
+        if outcome == "scope":
+            raise ApiError(403, "insufficient_scope", f"This API key lacks the {self.scope!r} scope.")
         if outcome != "ok":
             raise ApiError(
                 503,
@@ -117,9 +135,25 @@ class TenantKey(HttpAuthBase):
                 "The API cannot serve this request right now; retry shortly.",
                 headers={"Retry-After": "1"},
             )
-        if self.scope not in result.scopes:
+        if self.scope not in result.scopes:  # answered from the database while Redis is away
             raise ApiError(403, "insufficient_scope", f"This API key lacks the {self.scope!r} scope.")
         return result
+
+    @staticmethod
+    def _refuse_per_ip(request: HttpRequest) -> None:
+        """Spend the client address's budget on a request without usable credentials; raise when it is spent."""
+        denied = ratelimit_enforce(request, scopes=("ip",))
+        if denied is not None:
+            raise ApiError(denied.status_code, "rate_limited", "", response=denied)
+
+    def _flag_key(self, request: HttpRequest) -> str:
+        """Return the flag key the gateway checks before billing ('' for the whole document)."""
+        if self.field != "rules":
+            return ""
+        key = (request.resolver_match.kwargs if request.resolver_match else {}).get("key", "")
+        subject = request.GET.get("subject")
+        valid_subject = subject is None or 1 <= len(subject) <= SUBJECT_MAX_LENGTH
+        return key if valid_subject and _FLAG_KEY.match(key) else _NO_SUCH_FLAG
 
 
 api = NinjaAPI(
@@ -187,7 +221,9 @@ def bootstrap(request):
 def flag(
     request,
     key: str = Path(..., pattern=FLAG_KEY_PATTERN, description="Flag key"),
-    subject: str | None = Query(None, min_length=1, max_length=200, description="Stable id used for rollouts"),
+    subject: str | None = Query(
+        None, min_length=1, max_length=SUBJECT_MAX_LENGTH, description="Stable id used for rollouts"
+    ),
 ):
     result: GatewayResult = request.auth
     subject = subject or result.tenant_id
@@ -216,6 +252,10 @@ def _json_method_not_allowed(view):
     return wrapped
 
 
+# The operations whose auth is TenantKey (their URL names); a test checks the list against the API.
+GATEWAY_ROUTES = ("bootstrap", "flag")
+
+
 def api_not_found(request, *args, **kwargs):
     """Answer unknown /api/v1/ paths with JSON, like every other API error."""
     return error_response(404, "not_found", f"No API endpoint at {request.path}; see /api/v1/openapi.json.")
@@ -226,4 +266,7 @@ def api_urls():
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
         pattern.callback = _json_method_not_allowed(pattern.callback)
+        if pattern.name in GATEWAY_ROUTES:
+            # TenantKey limits these: per tenant for a valid key, per client address otherwise.
+            limits_itself(pattern.callback)
     return patterns, app_name, namespace

@@ -16,8 +16,7 @@ class Command(OperationCommand):
     help = (
         "Reset rate-limit state (agentapi:rl:*), audited: --scope S --identity ID for one identity (with --tenant "
         "SLUG if it is a tenant's), --scope and/or --tenant for every identity they match (SCAN in batches), or "
-        f"--all. Scopes: {', '.join(SCOPES)}. Django's form throttle counters are not touched; they expire "
-        "within their window."
+        f"--all. Scopes: {', '.join(SCOPES)} (form = the sign-in and password-form throttles)."
     )
     lock_name = "reset_ratelimits"
 

@@ -12,6 +12,7 @@
 -- key lived, ix = when (µs) the key and its index entries expire: at least the time
 -- the identity is back to a full allowance, at most twice the tolerance after a renewal.
 -- Reply: {allowed 0|1, remaining, reset_after_ms, retry_after_ms, ttl_ms, index_due 0|1, index_ttl_ms}.
+-- rate_limit_peek(...) answers the same question without counting (for a lookup that may be refused).
 
 local function rate_limit(key, now_ms, limit, burst, window_ms, cost)
   limit = tonumber(limit)
@@ -70,4 +71,20 @@ local function rate_limit_index(idx_all, idx_tenant, member_all, member_tenant, 
       redis.call('PEXPIRE', pair[1], ttl_ms)
     end
   end
+end
+
+-- Would rate_limit(key, now_ms, limit, burst, window_ms, 1) admit a request? Reads, never writes.
+-- Reply: {allowed 0|1, reset_after_ms, retry_after_ms}.
+local function rate_limit_peek(key, now_ms, limit, burst, window_ms)
+  local now = math.floor(tonumber(now_ms) * 1000 + 0.5)
+  local interval = math.ceil(tonumber(window_ms) * 1000 / tonumber(limit))
+  local tolerance = interval * (tonumber(burst) + 1)
+  local tat = tonumber(redis.call('HGET', key, 't'))
+  if tat == nil or tat < now then
+    tat = now
+  end
+  if tat + interval - now > tolerance then
+    return {0, math.ceil((tat - now) / 1000), math.ceil((tat + interval - tolerance - now) / 1000)}
+  end
+  return {1, math.ceil((tat - now) / 1000), 0}
 end
