@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from django_redis.exceptions import ConnectionInterrupted
+
+from resilience.sessions.backends.redis import REDIS_DOWN
 
 logger = logging.getLogger(__name__)
 
-# What a Redis outage looks like from a session store or a view: refused, timed out,
-# refused by the open Redis breaker (a ConnectionError too), or wrapped by django-redis.
-STORE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionInterrupted)
+# What a Redis outage looks like from a session store or a view, including a Redis
+# that refuses writes (maxmemory with noeviction, read-only): a 503, never a 500.
+STORE_ERRORS = REDIS_DOWN
 RETRY_AFTER = "5"
 
 
@@ -56,6 +56,8 @@ class ResilientSessionMiddleware(SessionMiddleware):
             return super().process_response(request, response)
         except STORE_ERRORS as exc:
             logger.warning("session store unavailable while saving a session: %s", type(exc).__name__)
+            if getattr(getattr(request, "session", None), "activity_only", False):
+                return response  # only the last-seen metadata was lost; the page itself is fine
             return store_unavailable_response(request, what="session")
 
     def process_exception(self, request, exception):
@@ -87,5 +89,8 @@ class SessionActivityMiddleware:
         session = getattr(request, "session", None)
         note = getattr(session, "note_activity", None)
         if note is not None:
-            note(ip=request.META.get("REMOTE_ADDR", ""), user_agent=request.META.get("HTTP_USER_AGENT", ""))
+            modified = session.modified
+            if note(ip=request.META.get("REMOTE_ADDR", ""), user_agent=request.META.get("HTTP_USER_AGENT", "")):
+                # A Redis that cannot take this write (down, full) must not turn the page into a 503.
+                session.activity_only = not modified
         return response
