@@ -177,6 +177,9 @@ def test_a_session_revoked_during_the_outage_stays_revoked(how, staff, redis_ser
         page = admin_client.get(f"/admin/ops/sessions/?user={victim.pk}&format=json")
         assert page.status_code == 200, page.content[:300]
         assert [s["ref"] for s in page.json()["sessions"]] == [info.ref]
+        assert page.json()["unreachable"] == ["Redis"]
+        html = admin_client.get(f"/admin/ops/sessions/?user={victim.pk}").content
+        assert b"cannot be listed or revoked right now" in html
         response = admin_client.post(
             f"/admin/ops/sessions/revoke/?user={victim.pk}&ref={info.ref}",
             {"user": victim.pk, "ref": info.ref, "reason": "stolen laptop"},
@@ -225,6 +228,25 @@ def test_owner_logout_during_the_outage_is_a_503_and_changes_nothing(world, redi
     assert client.get(tenant_page).status_code == 200  # intact
     assert client.post("/portal/logout/").status_code == 302
     assert client.get(tenant_page).status_code == 302
+
+
+def test_cached_db_logout_during_the_outage_leaves_both_copies_or_neither(staff, redis_server, request, settings):
+    from django.contrib.sessions.backends.cached_db import KEY_PREFIX
+    from django.contrib.sessions.models import Session
+    from django.core.cache import caches
+
+    settings.SESSION_ENGINE = "resilience.sessions.backends.cached_db"
+    client = signed_in_staff()
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    with outage(redis_server, "pause", request):
+        assert client.post("/admin/logout/").status_code == 503
+    # Django deleted the row first, leaving the cached copy to sign the user in again later.
+    assert Session.objects.filter(session_key=key).exists()
+    assert caches[settings.SESSION_CACHE_ALIAS].get(KEY_PREFIX + key) is not None
+    assert client.get("/admin/").status_code == 200
+    assert client.post("/admin/logout/").status_code == 200
+    assert not Session.objects.filter(session_key=key).exists()
+    assert caches[settings.SESSION_CACHE_ALIAS].get(KEY_PREFIX + key) is None
 
 
 def test_session_revoke_of_a_database_session_works_during_the_outage(staff, redis_server, request):

@@ -208,6 +208,11 @@ class IndexedSessionMixin:
     async def aclear_expired(cls):
         return await sync_to_async(cls.clear_expired)()
 
+    @classmethod
+    def unreachable_stores(cls) -> list[str]:
+        """Return the names of the stores whose sessions cannot be listed right now."""
+        return []
+
     # ---------------------------------------------------------- maintenance
     @classmethod
     def clean_up(

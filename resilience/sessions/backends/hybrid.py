@@ -177,6 +177,14 @@ class SessionStore(RedisSessionStore):
         return page, next_cursor
 
     @classmethod
+    def unreachable_stores(cls) -> list[str]:
+        try:
+            cls._redis().ping()
+        except REDIS_DOWN:
+            return ["Redis"]
+        return []
+
+    @classmethod
     def _redis_counts(cls, user_ids: list[str]) -> dict[str, int]:
         if not user_ids:
             return {}
