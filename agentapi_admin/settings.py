@@ -250,6 +250,13 @@ else:
 SESSION_STORAGE = cfg.choice("SESSION_STORAGE", "redis", ("redis", "cached_db", "db"))
 SESSION_TTL = cfg.duration("SESSION_TTL", "3600s", minimum=60)
 SESSION_CLEANUP_INTERVAL = cfg.duration("SESSION_CLEANUP_INTERVAL", "300s", minimum=1)
+# Activity slides SESSION_TTL; this ends a session this long after sign-in however active it is.
+RESILIENCE_SESSION_MAX_AGE_ABSOLUTE = cfg.duration("SESSION_MAX_AGE_ABSOLUTE", "12h", minimum=60)
+if RESILIENCE_SESSION_MAX_AGE_ABSOLUTE < SESSION_TTL:
+    raise ImproperlyConfigured(
+        f"SESSION_MAX_AGE_ABSOLUTE ({RESILIENCE_SESSION_MAX_AGE_ABSOLUTE:g}s) must be at least SESSION_TTL "
+        f"({SESSION_TTL:g}s): the absolute lifetime caps the sliding one, e.g. SESSION_MAX_AGE_ABSOLUTE=12h."
+    )
 if SESSION_STORAGE == "redis" and not RESILIENCE_REDIS_ENABLED:
     # An in-process cache would log users out on every restart and split sessions
     # between workers; the database is the honest fallback.
@@ -257,6 +264,7 @@ if SESSION_STORAGE == "redis" and not RESILIENCE_REDIS_ENABLED:
 else:
     SESSION_EFFECTIVE_STORAGE = SESSION_STORAGE
 # Django's engines plus a per-user index, so the admin can list and revoke a user's sessions.
+# "redis" keeps staff sessions in the database, so the console works during a Redis outage.
 SESSION_ENGINE = {
     "redis": "resilience.sessions.backend",
     "cached_db": "resilience.sessions.backends.cached_db",

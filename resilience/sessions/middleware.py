@@ -61,6 +61,8 @@ class ResilientSessionMiddleware(SessionMiddleware):
             return super().process_response(request, response)
         except STORE_ERRORS as exc:
             logger.warning("session store unavailable while saving a session: %s", type(exc).__name__)
+            if getattr(getattr(request, "session", None), "activity_only", False):
+                return response  # only the last-seen metadata was lost; the page itself is fine
             return store_unavailable_response(request, what="session")
 
     def process_exception(self, request, exception):
@@ -92,5 +94,8 @@ class SessionActivityMiddleware:
         session = getattr(request, "session", None)
         note = getattr(session, "note_activity", None)
         if note is not None:
-            note(ip=request.META.get("REMOTE_ADDR", ""), user_agent=request.META.get("HTTP_USER_AGENT", ""))
+            modified = session.modified
+            if note(ip=request.META.get("REMOTE_ADDR", ""), user_agent=request.META.get("HTTP_USER_AGENT", "")):
+                # A Redis that cannot take this write (down, full) must not turn the page into a 503.
+                session.activity_only = not modified
         return response

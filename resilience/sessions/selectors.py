@@ -33,6 +33,11 @@ def session_for_ref(user, ref: str) -> SessionInfo | None:
     return next((info for info in sessions_for_user(user) if info.ref == ref), None)
 
 
+def unreachable_session_stores() -> list[str]:
+    """Return the stores whose sessions the listings above could not include (e.g. Redis during an outage)."""
+    return session_engine().unreachable_stores()
+
+
 def session_users(*, cursor: int = 0, count: int = 50) -> tuple[list[tuple[object, int]], int]:
     """Return ([(user, live session count)], next cursor) for users that have sessions."""
     counts, next_cursor = session_engine().users_with_sessions(cursor=cursor, count=count)
@@ -42,4 +47,12 @@ def session_users(*, cursor: int = 0, count: int = 50) -> tuple[list[tuple[objec
     return rows, next_cursor
 
 
-__all__ = ["SessionInfo", "session_engine", "session_for_ref", "session_ref", "session_users", "sessions_for_user"]
+__all__ = [
+    "SessionInfo",
+    "session_engine",
+    "session_for_ref",
+    "session_ref",
+    "session_users",
+    "sessions_for_user",
+    "unreachable_session_stores",
+]

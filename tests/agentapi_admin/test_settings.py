@@ -211,3 +211,14 @@ def test_production_settings_pass_check_deploy(tmp_path):
         env,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_session_max_age_absolute_defaults_to_12h_and_must_cover_session_ttl(load_settings):
+    values, _ = load_settings(["RESILIENCE_SESSION_MAX_AGE_ABSOLUTE"], DEBUG="true")
+    assert values["RESILIENCE_SESSION_MAX_AGE_ABSOLUTE"] == 12 * 3600
+    values, _ = load_settings(["RESILIENCE_SESSION_MAX_AGE_ABSOLUTE"], DEBUG="true", SESSION_MAX_AGE_ABSOLUTE="8h")
+    assert values["RESILIENCE_SESSION_MAX_AGE_ABSOLUTE"] == 8 * 3600
+    values, err = load_settings(["SESSION_TTL"], DEBUG="true", SESSION_MAX_AGE_ABSOLUTE="soon")
+    assert values is None and "SESSION_MAX_AGE_ABSOLUTE" in err
+    values, err = load_settings(["SESSION_TTL"], DEBUG="true", SESSION_TTL="2h", SESSION_MAX_AGE_ABSOLUTE="1h")
+    assert values is None and "SESSION_MAX_AGE_ABSOLUTE" in err and "SESSION_TTL" in err

@@ -68,7 +68,9 @@ def sessions(request):
                 rows, next_cursor = session_selectors.session_users(cursor=cursor, count=50)
             context.update(user_rows=rows, next_cursor=next_cursor)
             data.update(users=[_user_row(user, n) for user, n in rows], next_cursor=next_cursor)
-        redis_failure_since(failed=False)
+        context["unreachable"] = data["unreachable"] = session_selectors.unreachable_session_stores()
+        if not context["unreachable"]:
+            redis_failure_since(failed=False)
     except STORAGE_ERRORS as exc:
         context["failure"] = data["failure"] = storage_failure(exc)
     if form.errors:

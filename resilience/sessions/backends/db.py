@@ -11,9 +11,16 @@ from collections.abc import Iterator
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.db import transaction
 from django.utils import timezone
 
-from resilience.sessions.backends.base import IndexedSessionMixin, SessionInfo, session_info
+from resilience.sessions.backends.base import (
+    IndexedSessionMixin,
+    SessionCleanupReport,
+    SessionInfo,
+    most_recent_first,
+    session_info,
+)
 
 
 class DatabaseIndexMixin(IndexedSessionMixin):
@@ -35,7 +42,7 @@ class DatabaseIndexMixin(IndexedSessionMixin):
             for session_key, data, expires in cls._live_rows()
             if str(data.get(SESSION_KEY)) == str(user_id)
         ]
-        return sorted(infos, key=lambda i: (i.last_seen or i.created or i.expires).timestamp(), reverse=True)
+        return most_recent_first(infos)
 
     @classmethod
     def users_with_sessions(cls, *, cursor: int = 0, count: int = 50) -> tuple[dict[str, int], int]:
@@ -56,6 +63,32 @@ class DatabaseIndexMixin(IndexedSessionMixin):
         for session_key in doomed:
             store.delete(session_key)
         return doomed
+
+    @classmethod
+    def clean_up(cls, *, batch_size=1000, dry_run=False, tick=None) -> SessionCleanupReport:
+        report = SessionCleanupReport()
+        cls.clean_up_rows(report, batch_size=batch_size, dry_run=dry_run, tick=tick or (lambda: None))
+        return report
+
+    @classmethod
+    def clean_up_rows(cls, report: SessionCleanupReport, *, batch_size: int, dry_run: bool, tick) -> None:
+        """Delete expired session rows, `batch_size` per transaction."""
+        model = cls.get_model_class()
+        while True:
+            expired = model.objects.filter(expire_date__lt=timezone.now())
+            if dry_run:
+                report.expired_rows = expired.count()
+                return
+            keys = list(expired.values_list("session_key", flat=True)[:batch_size])
+            if not keys:
+                return
+            # One short transaction per batch: a huge backlog never holds a long lock on the table.
+            with transaction.atomic():
+                report.expired_rows += model.objects.filter(
+                    session_key__in=keys, expire_date__lt=timezone.now()
+                ).delete()[0]
+            report.batches += 1
+            tick()
 
     def session_owner(self, session_key: str) -> str | None:
         raw = (

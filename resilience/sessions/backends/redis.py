@@ -11,6 +11,7 @@ are read or `clearsessions` runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -18,7 +19,14 @@ from django.contrib.sessions.backends.cache import SessionStore as CacheSessionS
 from django_redis import get_redis_connection
 
 from resilience.connection import key
-from resilience.sessions.backends.base import IndexedSessionMixin, SessionInfo, session_info
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
+from resilience.sessions.backends.base import (
+    IndexedSessionMixin,
+    SessionCleanupReport,
+    SessionInfo,
+    most_recent_first,
+    session_info,
+)
 
 # Add/refresh one member, drop expired ones, and let the key expire with its last session.
 _INDEX_UPSERT = """
@@ -32,6 +40,8 @@ return 1
 """
 _SCAN_BATCH = 1000
 _SCAN_ROUNDS = 20
+# Memory bound: only this many live members of one user's index are checked for orphans per run.
+MAX_MEMBERS_PER_INDEX = 10_000
 
 
 def index_key(user_id: object) -> str:
@@ -39,7 +49,8 @@ def index_key(user_id: object) -> str:
     return key("sessidx", user_id)
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
+    """Return the time in epoch milliseconds (the index scores)."""
     return int(time.time() * 1000)
 
 
@@ -67,7 +78,7 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
         super().save(must_create=must_create)
         user_id = self._get_session(no_load=True).get(SESSION_KEY)
         if user_id is not None:
-            now = _now_ms()
+            now = now_ms()
             expires = now + self.get_expiry_age() * 1000
             self._upsert_script()(keys=[index_key(user_id)], args=[self.session_key, expires, now])
 
@@ -76,14 +87,19 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
             if self.session_key is None:
                 return
             session_key = self.session_key
-        owner = self.session_owner(session_key)
+        owner = self._owner_in_redis(session_key)
         super().delete(session_key)
         if owner is not None:
             self._redis().zrem(index_key(owner), session_key)
 
     def session_owner(self, session_key: str) -> str | None:
+        return self._owner_in_redis(session_key)
+
+    def _owner_in_redis(self, session_key: str) -> str | None:
         try:
             data = self._cache.get(self.cache_key_prefix + session_key)
+        except REDIS_UNAVAILABLE_ERRORS:
+            raise  # "unknown", not "no such session": a revoke must not report success
         except Exception:  # an invalid key is simply not a session (as CacheSessionStore.load does)
             return None
         user_id = (data or {}).get(SESSION_KEY)
@@ -93,7 +109,7 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
     def sessions_for_user_id(cls, user_id: str) -> list[SessionInfo]:
         client = cls._redis()
         idx = index_key(user_id)
-        pairs = [(m.decode(), score) for m, score in client.zrangebyscore(idx, _now_ms(), "+inf", withscores=True)]
+        pairs = [(m.decode(), score) for m, score in client.zrangebyscore(idx, now_ms(), "+inf", withscores=True)]
         store = cls()
         stored = store._cache.get_many([cls.cache_key_prefix + k for k, _ in pairs]) if pairs else {}
         infos, ghosts = [], []
@@ -106,7 +122,7 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
                 infos.append(info)
         if ghosts:
             client.zrem(idx, *ghosts)
-        return sorted(infos, key=lambda i: (i.last_seen or i.created or i.expires).timestamp(), reverse=True)
+        return most_recent_first(infos)
 
     @classmethod
     def users_with_sessions(cls, *, cursor: int = 0, count: int = 50) -> tuple[dict[str, int], int]:
@@ -120,7 +136,7 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
             names.extend(batch)
             if cursor == 0 or len(names) >= count:
                 break
-        now = _now_ms()
+        now = now_ms()
         with client.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.zcount(name, now, "+inf")
@@ -139,20 +155,65 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
         return doomed
 
     @classmethod
-    def clear_expired(cls):
-        """Drop expired and orphaned members from every user index (Redis expires the sessions themselves)."""
+    def clean_up(cls, *, batch_size=1000, dry_run=False, tick=None) -> SessionCleanupReport:
+        report = SessionCleanupReport()
+        cls.clean_up_index(report, batch_size=batch_size, dry_run=dry_run, tick=tick or (lambda: None))
+        return report
+
+    @classmethod
+    def clean_up_index(cls, report: SessionCleanupReport, *, batch_size: int, dry_run: bool, tick) -> None:
+        """Drop expired members and members whose session data is gone from every user index."""
         client = cls._redis()
+        for names in _index_batches(client, batch_size):
+            cls._clean_up_index_batch(client, names, report=report, dry_run=dry_run)
+            tick()
+
+    @classmethod
+    def _clean_up_index_batch(cls, client, names: list[bytes], *, report: SessionCleanupReport, dry_run: bool) -> None:
+        # Three pipelined round trips per batch: trim (or count) + read live members, EXISTS each, ZREM orphans.
         cache = cls()._cache
-        now = _now_ms()
-        for name in client.scan_iter(match=index_key("") + "*", count=_SCAN_BATCH):
-            client.zremrangebyscore(name, "-inf", now)
-            members = [m.decode() for m in client.zrange(name, 0, -1)]
-            if not members:
-                continue
+        now = now_ms()
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                if dry_run:
+                    pipe.zcount(name, "-inf", now)
+                else:
+                    pipe.zremrangebyscore(name, "-inf", now)
+                pipe.zrangebyscore(name, now + 1, "+inf", start=0, num=MAX_MEMBERS_PER_INDEX)
+            replies = pipe.execute()
+        members_of = {}
+        for name, expired, members in zip(names, replies[::2], replies[1::2], strict=True):
+            report.expired_entries += expired
+            if members:
+                members_of[name] = [m.decode() for m in members]
+        checks = [(name, member) for name, members in members_of.items() for member in members]
+        if checks:
             with client.pipeline(transaction=False) as pipe:
-                for member in members:
+                for _, member in checks:
                     pipe.exists(cache.make_key(cls.cache_key_prefix + member))
                 alive = pipe.execute()
-            orphans = [m for m, ok in zip(members, alive, strict=True) if not ok]
-            if orphans:
-                client.zrem(name, *orphans)
+            orphans: dict[bytes, list[str]] = {}
+            for (name, member), ok in zip(checks, alive, strict=True):
+                if not ok:
+                    orphans.setdefault(name, []).append(member)
+            report.orphaned_entries += sum(len(m) for m in orphans.values())
+            if orphans and not dry_run:
+                with client.pipeline(transaction=False) as pipe:
+                    for name, members in orphans.items():
+                        pipe.zrem(name, *members)
+                    pipe.execute()
+        report.index_keys += len(names)
+        report.batches += 1
+
+
+def _index_batches(client, batch_size: int) -> Iterator[list[bytes]]:
+    """Yield the names of session-index keys, at most `batch_size` per SCAN page."""
+    cursor = 0
+    pattern = index_key("") + "*"
+    while True:
+        cursor, names = client.scan(cursor=cursor, match=pattern, count=batch_size)
+        # COUNT is only a hint (a small keyspace comes back whole): cut pages to the batch size.
+        for start in range(0, len(names), batch_size):
+            yield names[start : start + batch_size]
+        if not cursor:
+            return

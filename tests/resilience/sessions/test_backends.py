@@ -62,6 +62,7 @@ class SessionEngineContract:
         store.cycle_key()
         assert store.session_key != old
         assert not store.exists(old)
+        store.save()  # Django promises the new key on save; an engine may place the session only then
         assert self.store_class(store.session_key)["colour"] == "blue"
 
     def test_anonymous_session_is_not_listed(self, user):
@@ -166,8 +167,75 @@ class SessionEngineContract:
         assert info.created is not None
 
 
+    # --- lifetimes ---------------------------------------------------------------
+    def test_absolute_lifetime_ends_a_session_that_activity_keeps_sliding(self, client, user, settings):
+        settings.RESILIENCE_SESSION_MAX_AGE_ABSOLUTE = 2
+        settings.RESILIENCE_SESSION_ACTIVITY_INTERVAL = 0.01
+        self.login(client)
+        response = client.get("/admin/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT=UA)
+        assert response.status_code == 200
+        # The cookie and the stored session never outlive the absolute deadline, however active.
+        assert int(response.cookies[settings.SESSION_COOKIE_NAME]["max-age"]) <= 2
+        [info] = selectors.sessions_for_user(user)
+        assert info.expires.timestamp() <= time.time() + 2.1
+        for _ in range(3):
+            time.sleep(0.5)
+            assert client.get("/admin/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT=UA).status_code == 200
+        time.sleep(0.7)
+        assert client.get("/admin/").status_code == 302  # ended although it was used every half second
+        assert selectors.sessions_for_user(user) == []
+
+    def test_signing_in_again_after_the_absolute_end_starts_a_new_lifetime(self, client, user, settings):
+        settings.RESILIENCE_SESSION_MAX_AGE_ABSOLUTE = 1
+        first = self.login(client)
+        time.sleep(1.1)
+        assert client.get("/admin/").status_code == 302
+        second = self.login(client)
+        assert second != first
+        assert client.get("/admin/").status_code == 200
+
+    # --- Django's async API keeps the index --------------------------------------
+    def test_asave_and_acycle_key_keep_the_index(self, user):
+        from asgiref.sync import async_to_sync
+        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+        store = self.store_class()
+        store[SESSION_KEY] = str(user.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        async_to_sync(store.asave)()
+        assert [info.session_key for info in selectors.sessions_for_user(user)] == [store.session_key]
+        old = store.session_key
+        async_to_sync(store.acycle_key)()
+        async_to_sync(store.asave)()
+        assert [info.session_key for info in selectors.sessions_for_user(user)] == [store.session_key] != [old]
+        assert sessions_revoke_all(user=user, actor=user) == 1
+        assert not self.store_class().exists(store.session_key)
+
+    def test_alogin_session_is_listed_and_revoked_everywhere(self, user):
+        from asgiref.sync import async_to_sync
+        from django.contrib.auth import alogin
+        from django.contrib.auth.models import AnonymousUser
+        from django.test import RequestFactory
+
+        request = RequestFactory().post("/admin/login/")
+        request.session = self.store_class()
+        request.user = AnonymousUser()
+
+        async def sign_in():
+            await alogin(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            await request.session.asave()
+
+        async_to_sync(sign_in)()
+        key = request.session.session_key
+        assert [info.session_key for info in selectors.sessions_for_user(user)] == [key]
+        assert selectors.session_users()[0] == [(user, 1)]
+        assert sessions_revoke_all(user=user, actor=user) == 1
+        assert self.store_class(key).load() == {}
+
+
 class TestRedisEngine(SessionEngineContract):
-    engine = "resilience.sessions.backend"
+    engine = "resilience.sessions.backends.redis"
 
     def index(self, user):
         return f"{settings.RESILIENCE_KEY_PREFIX}:sessidx:{user.pk}"
@@ -200,6 +268,12 @@ class TestRedisEngine(SessionEngineContract):
             pipe.execute()
         users, cursor = selectors.session_users(count=10)
         assert users == [(user, 1)] and cursor == 0
+
+
+class TestHybridEngine(SessionEngineContract):
+    """The default engine; the contract's user is staff, so its sessions are database rows."""
+
+    engine = "resilience.sessions.backend"
 
 
 class TestDbEngine(SessionEngineContract):
