@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -54,7 +54,12 @@ class Tenant(models.Model):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
     settings = models.JSONField(default=dict, blank=True)
-    upstream_url = models.URLField(blank=True, help_text="AgentAPI base URL; health is GET <url>/status.")
+    # http(s) only: the probe refuses other schemes, so saving one would only hide the mistake.
+    upstream_url = models.URLField(
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="AgentAPI base URL; health is GET <url>/status.",
+    )
     # Ciphertext from tenants.crypto (AES-256-GCM with a key id); never the plain secret.
     upstream_credentials = models.TextField(blank=True, editable=False)
     # Part of every flag-cache key: bumping it orphans the tenant's cached evaluation.
