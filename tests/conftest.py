@@ -26,6 +26,8 @@ _CONFIG_NAMES = {
     "DATABASE_URL",
     "LOG_LEVEL",
     "DEMO_PASSWORD",
+    "EMAIL_URL",
+    "DEFAULT_FROM_EMAIL",
 }
 
 

@@ -47,9 +47,7 @@ def authorizations(handler) -> list[str]:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_a_redirect_is_a_failed_probe_naming_the_location_and_the_credential_stays(
-    upstream, second_upstream, host
-):
+def test_a_redirect_is_a_failed_probe_naming_the_location_and_the_credential_stays(upstream, second_upstream, host):
     first, first_handler = upstream
     second, second_handler = second_upstream
     location = f"http://{host}:{port_of(second)}/status"
