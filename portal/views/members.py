@@ -37,6 +37,10 @@ def member_list(request, membership):
     if request.method == "GET":
         return _list(request, membership, MemberInviteForm())
     form = MemberInviteForm(request.POST)
+
+    def link_for(token: str) -> str:
+        return request.build_absolute_uri(reverse("portal:invitation", args=[token]))
+
     if form.is_valid():
         try:
             invitation, token = invitation_create(
@@ -44,15 +48,15 @@ def member_list(request, membership):
                 identifier=form.cleaned_data["identifier"],
                 role=form.cleaned_data["role"],
                 actor=request.user,
-                link_for=lambda token: request.build_absolute_uri(reverse("portal:invitation", args=[token])),
+                link_for=link_for,
                 ip=request_ip(request),
             )
         except TenantsError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             # The link is rendered once, never stored in plain: the same reasoning as an API key's secret.
-            link = request.build_absolute_uri(reverse("portal:invitation", args=[token]))
-            response = _list(request, membership, MemberInviteForm(), created={"invitation": invitation, "link": link})
+            created = {"invitation": invitation, "link": link_for(token)}
+            response = _list(request, membership, MemberInviteForm(), created=created)
             add_never_cache_headers(response)
             return response
     return _list(request, membership, form, status=400)
