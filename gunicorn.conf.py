@@ -6,6 +6,13 @@ computes. Gunicorn reads the variables itself; they are listed in README.md.
 """
 
 import os
+from pathlib import Path
+
+from agentapi_admin import envconfig as cfg
+
+# The same .env the Django settings read, so both sides agree on SECURE_PROXY_SSL_HEADER.
+if cfg.boolean("READ_ENV_FILE", default=True):
+    cfg.read_env_file(Path(__file__).resolve().parent / ".env")
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
@@ -25,3 +32,11 @@ errorlog = "-"
 _SHM = "/dev/shm"  # noqa: S108 - gunicorn's documented heartbeat directory, not a temp file
 worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's default turns X-Forwarded-Proto/-Ssl/-Protocol from a trusted peer into
+# wsgi.url_scheme=https, which Django believes when SECURE_PROXY_SSL_HEADER is off: a
+# client on the host could pose as HTTPS. Trust the one header Django reads, and only
+# when a TLS proxy is declared to set it.
+if cfg.boolean("SECURE_PROXY_SSL_HEADER", default=False):
+    secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+else:
+    secure_scheme_headers = {}

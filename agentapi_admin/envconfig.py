@@ -158,6 +158,19 @@ def database_url(name: str, default: str) -> dict:
     return config
 
 
+def email_url(name: str) -> dict | None:
+    """Return Django's EMAIL_* settings parsed from an email URL, or None when unset."""
+    raw = string(name)
+    if not raw:
+        return None
+    try:
+        parsed = environ.Env.email_url_config(raw)
+    except (ImproperlyConfigured, KeyError, ValueError) as exc:
+        expected = "an email URL such as smtp+tls://user:password@smtp.example.com:587 or consolemail://"
+        raise _fail(name, redact_url(raw), expected) from exc
+    return {key: value for key, value in parsed.items() if key.startswith("EMAIL_") and value not in (None, "")}
+
+
 def redact_url(raw: str) -> str:
     """Hide the password part of a URL so configuration errors never leak it."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)

@@ -293,6 +293,19 @@ TENANTS_TOKEN_ENCRYPTION_KEYS_OLD = cfg.hex_key_list("TOKEN_ENCRYPTION_KEYS_OLD"
 # How long an API-key lookup and a tenant's evaluated flags stay in Redis; writes
 # invalidate them on commit, so this only bounds staleness when Redis missed a publish.
 TENANTS_CACHE_TTL = cfg.duration("TENANTS_CACHE_TTL", "300s", minimum=1)
+# How long a portal invitation link stays usable.
+TENANTS_INVITATION_TTL = cfg.duration("TENANTS_INVITATION_TTL", "7d", minimum=60)
+
+# Invitation links are emailed when EMAIL_URL names a server (smtp://, smtp+tls://, ...);
+# in development the console backend prints them; in production without EMAIL_URL they are
+# only shown to the inviting owner.
+_email = cfg.email_url("EMAIL_URL")
+if _email:
+    vars().update(_email)
+elif DEBUG:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+TENANTS_INVITATION_EMAIL = bool(_email) or DEBUG
+DEFAULT_FROM_EMAIL = cfg.string("DEFAULT_FROM_EMAIL", "agentapi-admin@localhost")
 
 # -------------------------------------------------------- rate limits / breakers
 RESILIENCE_RATE_LIMIT_ENABLED = cfg.boolean("RATE_LIMIT_ENABLED", default=True)

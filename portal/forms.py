@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
-from django.contrib.auth import get_user_model
-from django.db.models import Q
 from django.utils import timezone
 
-from tenants.models import Membership, Tenant
+from tenants.models import Membership
 
 ROLE_CHOICES = Membership.Role.choices
 MAX_KEY_LIFETIME_DAYS = 5 * 365
@@ -80,12 +78,12 @@ class ApiKeyCreateForm(forms.Form):
 
 
 class MemberInviteForm(forms.Form):
-    """Add an existing user to the tenant by username or email."""
+    """Invite someone to the tenant by username or email; nothing here reveals whether an account exists."""
 
     identifier = forms.CharField(
         label="Username or email",
         max_length=254,
-        error_messages={"required": "Enter the username or email address of an existing user."},
+        error_messages={"required": "Enter the username or email address of the person to invite."},
     )
     role = forms.ChoiceField(
         choices=ROLE_CHOICES,
@@ -93,28 +91,17 @@ class MemberInviteForm(forms.Form):
         error_messages={"invalid_choice": "Choose owner, admin or member."},
     )
 
-    def __init__(self, *args, tenant: Tenant, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.tenant = tenant
-
     def clean_identifier(self):
-        identifier = self.cleaned_data["identifier"].strip()
-        User = get_user_model()
-        matches = list(User.objects.filter(Q(username=identifier) | Q(email__iexact=identifier), is_active=True)[:2])
-        exact = [user for user in matches if user.username == identifier]
-        if exact:
-            user = exact[0]
-        elif len(matches) == 1:
-            user = matches[0]
-        elif matches:
-            raise forms.ValidationError("Several accounts use this email address; enter the username instead.")
-        else:
-            raise forms.ValidationError(
-                "No active user has this username or email. They need an account before you can add them."
-            )
-        if Membership.objects.filter(tenant=self.tenant, user=user).exists():
-            raise forms.ValidationError(f"{user.get_username()} is already a member of {self.tenant.name}.")
-        return user
+        return self.cleaned_data["identifier"].strip()
+
+
+class InvitationResponseForm(forms.Form):
+    """The invitee's answer to an invitation."""
+
+    answer = forms.ChoiceField(
+        choices=[("accept", "Accept"), ("decline", "Decline")],
+        error_messages={"required": "Choose accept or decline.", "invalid_choice": "Choose accept or decline."},
+    )
 
 
 class MemberRoleForm(forms.Form):

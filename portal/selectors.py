@@ -9,7 +9,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from resilience.ratelimit.selectors import UNAVAILABLE_ERRORS, IdentityState, identity_state, top_limited
-from tenants.models import ApiKey, AuditEvent, Flag, Membership, Tenant
+from tenants.models import ApiKey, AuditEvent, Flag, Invitation, Membership, Tenant
 from tenants.selectors import tenants_for_user
 
 
@@ -37,6 +37,19 @@ def tenant_membership(tenant: Tenant, membership_id: str) -> Membership:
     if membership is None:
         raise Http404("No such member.")
     return membership
+
+
+def tenant_pending_invitations(tenant: Tenant) -> QuerySet[Invitation]:
+    """Return the tenant's invitations still waiting for an answer, newest first (expired ones included)."""
+    return Invitation.objects.filter(tenant=tenant, state=Invitation.State.PENDING).select_related("invited_by")
+
+
+def tenant_invitation(tenant: Tenant, invitation_id: str) -> Invitation:
+    """Return the tenant's invitation `invitation_id`, or raise Http404."""
+    invitation = Invitation.objects.filter(tenant=tenant, pk=int(invitation_id)).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
 
 
 def tenant_flag(tenant: Tenant, flag_key: str) -> Flag:

@@ -2,7 +2,7 @@
 
 from django.urls import include, path, register_converter
 
-from portal.views import account, auth, features, home, keys, members, usage
+from portal.views import account, auth, features, home, invitations, keys, members, usage
 
 
 class IdConverter:
@@ -29,7 +29,14 @@ class TenantSlugConverter(IdConverter):
     regex = "[-a-zA-Z0-9_]{1,50}"
 
 
+class InvitationTokenConverter(IdConverter):
+    """An invitation token (secrets.token_urlsafe(32): 43 URL-safe characters)."""
+
+    regex = "[A-Za-z0-9_-]{20,100}"
+
+
 register_converter(IdConverter, "portal_id")
+register_converter(InvitationTokenConverter, "invitation_token")
 register_converter(FlagKeyConverter, "flag_key")
 register_converter(TenantSlugConverter, "tenant_slug")
 
@@ -44,6 +51,9 @@ tenant_patterns = [
     path("members/", members.member_list, name="members"),
     path("members/<portal_id:membership_id>/role/", members.member_role, name="member_role"),
     path("members/<portal_id:membership_id>/remove/", members.member_remove, name="member_remove"),
+    path(
+        "invitations/<portal_id:invitation_id>/revoke/", members.invitation_revoke_view, name="invitation_revoke"
+    ),
     path("usage/", usage.usage, name="usage"),
 ]
 
@@ -52,5 +62,6 @@ urlpatterns = [
     path("login/", auth.login, name="login"),
     path("logout/", auth.logout, name="logout"),
     path("account/", account.account, name="account"),
+    path("invitations/<invitation_token:token>/", invitations.invitation, name="invitation"),
     path("t/<tenant_slug:tenant>/", include(tenant_patterns)),
 ]

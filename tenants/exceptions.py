@@ -34,3 +34,15 @@ class DecryptionError(TenantsError):
 
 class TenantNotServing(TenantsError):
     default_message = "The tenant is suspended."
+
+
+class InvitationInvalid(TenantsError):
+    default_message = "This invitation link is not valid: it was used, declined, revoked or never existed."
+
+
+class InvitationExpired(InvitationInvalid):
+    default_message = "This invitation has expired; ask the tenant's owner for a new one."
+
+
+class InvitationNotForYou(TenantsError):
+    default_message = "This invitation is for another account. Sign in with the username or email it was sent to."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -55,7 +55,12 @@ class Tenant(models.Model):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
     settings = models.JSONField(default=dict, blank=True)
-    upstream_url = models.URLField(blank=True, help_text="AgentAPI base URL; health is GET <url>/status.")
+    # http(s) only: the probe refuses other schemes, so saving one would only hide the mistake.
+    upstream_url = models.URLField(
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="AgentAPI base URL; health is GET <url>/status.",
+    )
     # Ciphertext from tenants.crypto (AES-256-GCM with a key id); never the plain secret.
     upstream_credentials = models.TextField(blank=True, editable=False)
     # Part of every flag-cache key: bumping it orphans the tenant's cached evaluation.
@@ -94,6 +99,38 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class Invitation(models.Model):
+    """An owner's invitation to join a tenant; only a SHA-256 hash of its link token is stored."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        REVOKED = "revoked", "Revoked"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    # What the owner typed (a username or an email), matched case-insensitively on accept.
+    identifier = models.CharField(max_length=254)
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    expires_at = models.DateTimeField()
+    responded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    responded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} to {self.tenant} ({self.state})"
 
 
 class Flag(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -25,6 +26,8 @@ _CONFIG_NAMES = {
     "DATABASE_URL",
     "LOG_LEVEL",
     "DEMO_PASSWORD",
+    "EMAIL_URL",
+    "DEFAULT_FROM_EMAIL",
 }
 
 
@@ -69,13 +72,23 @@ def load_settings():
 
 
 class StandIn(http.server.BaseHTTPRequestHandler):
-    """AgentAPI's GET /status, answering whatever status the test sets."""
+    """AgentAPI's GET /status, answering whatever status the test sets; it records each request's headers."""
 
     status = 200
     hits = 0
+    # When set, GET /status answers 302 to this URL instead.
+    redirect_to = ""
+    seen: list
 
     def do_GET(self):
         type(self).hits += 1
+        type(self).seen.append(dict(self.headers))
+        if type(self).redirect_to:
+            self.send_response(302)
+            self.send_header("Location", type(self).redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = json.dumps({"status": "stable", "agent_type": "claude"}).encode()
         self.send_response(type(self).status if self.path == "/status" else 404)
         self.send_header("Content-Type", "application/json")
@@ -87,16 +100,25 @@ class StandIn(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def upstream():
-    """Serve an AgentAPI stand-in on 127.0.0.1; yield (server, handler class with .status and .hits)."""
-    handler = type("Handler", (StandIn,), {"status": 200, "hits": 0})
+@contextlib.contextmanager
+def serve_stand_in():
+    """Serve a fresh StandIn subclass on 127.0.0.1; yield (server, handler class)."""
+    handler = type("Handler", (StandIn,), {"status": 200, "hits": 0, "redirect_to": "", "seen": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server, handler
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server, handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def upstream():
+    """Serve an AgentAPI stand-in on 127.0.0.1; yield (server, handler class with .status, .hits, .seen)."""
+    with serve_stand_in() as served:
+        yield served
 
 
 @pytest.fixture
@@ -104,3 +126,10 @@ def upstream_url(upstream) -> str:
     """The base URL of the AgentAPI stand-in (its GET /status answers 200 unless a test changes it)."""
     server, _ = upstream
     return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture
+def second_upstream():
+    """Another stand-in on its own port: where a hostile redirect points."""
+    with serve_stand_in() as served:
+        yield served

@@ -1,42 +1,88 @@
-"""Members: owners add existing users, change roles and remove members; the last owner stays."""
+"""Members: owners invite people, change roles and remove members; the last owner stays."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
 from portal.access import ROLE_RANK, Role, request_ip, tenant_view
 from portal.forms import MemberInviteForm, MemberRoleForm
-from portal.selectors import tenant_members, tenant_membership
+from portal.selectors import tenant_invitation, tenant_members, tenant_membership, tenant_pending_invitations
 from portal.views.layout import render_tenant
 from tenants.exceptions import LastOwnerError, TenantsError
-from tenants.services.memberships import membership_add, membership_change_role, membership_remove
+from tenants.services.invitations import invitation_create, invitation_revoke
+from tenants.services.memberships import membership_change_role, membership_remove
 
 
-def _list(request, membership, form, *, status=200):
+def _list(request, membership, form, *, status=200, created=None):
     members = sorted(tenant_members(membership.tenant), key=lambda m: (-ROLE_RANK[m.role], m.user.get_username()))
-    context = {"members": members, "form": form, "roles": Role.choices}
+    context = {
+        "members": members,
+        "form": form,
+        "roles": Role.choices,
+        "invitations": tenant_pending_invitations(membership.tenant) if membership.role == Role.OWNER else [],
+        "now": timezone.now(),
+        "created": created,
+        "emails_sent": settings.TENANTS_INVITATION_EMAIL,
+    }
     return render_tenant(request, membership, "portal/members.html", context, section="members", status=status)
 
 
 @tenant_view(methods=("GET", "POST"), write_role=Role.OWNER)
 def member_list(request, membership):
-    """List the members; owners add an existing user with a role here."""
+    """List the members; owners invite someone by username or email here."""
     tenant = membership.tenant
     if request.method == "GET":
-        return _list(request, membership, MemberInviteForm(tenant=tenant))
-    form = MemberInviteForm(request.POST, tenant=tenant)
+        return _list(request, membership, MemberInviteForm())
+    form = MemberInviteForm(request.POST)
+
+    def link_for(token: str) -> str:
+        return request.build_absolute_uri(reverse("portal:invitation", args=[token]))
+
     if form.is_valid():
-        user = form.cleaned_data["identifier"]
         try:
-            membership_add(
-                tenant=tenant, user=user, role=form.cleaned_data["role"], actor=request.user, ip=request_ip(request)
+            invitation, token = invitation_create(
+                tenant=tenant,
+                identifier=form.cleaned_data["identifier"],
+                role=form.cleaned_data["role"],
+                actor=request.user,
+                link_for=link_for,
+                ip=request_ip(request),
             )
         except TenantsError as exc:
-            form.add_error(None, exc.message)
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            role = Role(form.cleaned_data["role"]).label.lower()
-            messages.success(request, f"{user.get_username()} joined {tenant.name} as {role}.")
-            return redirect("portal:members", tenant=tenant.slug)
+            # The link is rendered once, never stored in plain: the same reasoning as an API key's secret.
+            created = {"invitation": invitation, "link": link_for(token)}
+            response = _list(request, membership, MemberInviteForm(), created=created)
+            add_never_cache_headers(response)
+            return response
     return _list(request, membership, form, status=400)
+
+
+@tenant_view(
+    methods=("GET", "POST"),
+    read_role=Role.OWNER,
+    write_role=Role.OWNER,
+    objects={"invitation_id": tenant_invitation},
+)
+def invitation_revoke_view(request, membership, invitation_id):
+    """Confirm (GET) or perform (POST) withdrawing a pending invitation."""
+    target = invitation_id
+    context = {"target": target}
+    if request.method == "GET":
+        return render_tenant(request, membership, "portal/invitation_revoke.html", context, section="members")
+    try:
+        invitation_revoke(invitation=target, actor=request.user, ip=request_ip(request))
+    except TenantsError as exc:
+        context["error"] = exc.message
+        return render_tenant(
+            request, membership, "portal/invitation_revoke.html", context, section="members", status=400
+        )
+    messages.success(request, f"The invitation for {target.identifier} is revoked; its link no longer works.")
+    return redirect("portal:members", tenant=membership.tenant.slug)
 
 
 @tenant_view(

@@ -1,18 +1,21 @@
-"""Probe a tenant's AgentAPI upstream (`GET <upstream_url>/status`) through the tenant's breaker."""
+"""Probe a tenant's AgentAPI upstream (`GET <upstream_url>/status`) through the tenant's breaker.
+
+The request goes through `resilience.outbound`: the decrypted credential is sent to the
+configured origin only, since no redirect is followed.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from pybreaker import CircuitBreakerError
 
 from resilience.breakers.registry import breaker
+from resilience.outbound import DEFAULT_TIMEOUT, OutboundFailure, outbound_request, outbound_url_check
 
-DEFAULT_TIMEOUT = 5.0
+MAX_BODY_BYTES = 64 * 1024
 
 
 class UpstreamUnavailable(Exception):
@@ -47,22 +50,28 @@ def _credentials_header(tenant) -> dict:
     return {"Authorization": f"Bearer {decrypt(token)}"}
 
 
-def _get_status(url: str, headers: dict, timeout: float) -> tuple[int, dict | None]:
-    request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})  # noqa: S310 - http(s) only, validated by URLField
+def _get_status(url: str, headers: dict, timeout: float) -> tuple[int | None, dict | None, str]:
+    """Return (status, JSON body, error); raise UpstreamUnavailable only when the upstream did not answer."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            status, raw = response.status, response.read(65536)
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500:
-            raise UpstreamUnavailable(f"HTTP {exc.code}") from exc
-        return exc.code, None  # a 4xx is a misconfiguration, not an outage: it does not trip the breaker
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise UpstreamUnavailable(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
+        response = outbound_request(
+            url, headers={"Accept": "application/json", **headers}, timeout=timeout, max_bytes=MAX_BODY_BYTES
+        )
+    except OutboundFailure as exc:
+        if exc.is_outage:
+            raise UpstreamUnavailable(exc.message) from exc
+        # Refused URL, redirect, oversized answer: a misconfiguration, not an outage.
+        return exc.status, None, exc.message
+    if response.status >= 500:
+        raise UpstreamUnavailable(f"HTTP {response.status}")
+    if response.truncated:
+        return response.status, None, f"The answer is larger than {MAX_BODY_BYTES} bytes; not read further."
+    if response.status >= 400:
+        return response.status, None, f"HTTP {response.status}"
     try:
-        body = json.loads(raw) if raw else None
+        body = json.loads(response.excerpt) if response.excerpt else None
     except ValueError:
         body = None
-    return status, body if isinstance(body, dict) else None
+    return response.status, body if isinstance(body, dict) else None, ""
 
 
 def upstream_check(tenant, *, timeout: float = DEFAULT_TIMEOUT) -> UpstreamResult:
@@ -70,8 +79,12 @@ def upstream_check(tenant, *, timeout: float = DEFAULT_TIMEOUT) -> UpstreamResul
     name = upstream_breaker_name(tenant)
     if not tenant.upstream_url:
         return UpstreamResult(False, None, 0.0, name, "n/a", error="No upstream URL is configured for this tenant.")
-    cb = breaker(name)
     url = tenant.upstream_url.rstrip("/") + "/status"
+    try:
+        outbound_url_check(url)
+    except OutboundFailure as exc:  # refused before the breaker: nothing was called, nothing to count
+        return UpstreamResult(False, None, 0.0, name, "n/a", error=exc.message)
+    cb = breaker(name)
     try:
         headers = _credentials_header(tenant)
     except Exception as exc:  # a key rotated away or a corrupt token: report it, do not 500 the admin
@@ -80,7 +93,7 @@ def upstream_check(tenant, *, timeout: float = DEFAULT_TIMEOUT) -> UpstreamResul
     started = time.perf_counter()
     status, body, error = None, None, ""
     try:
-        status, body = cb.call(_get_status, url, headers, timeout)
+        status, body, error = cb.call(_get_status, url, headers, timeout)
     except CircuitBreakerError as exc:
         cause = exc.__context__
         if isinstance(cause, UpstreamUnavailable):  # this very failure tripped the breaker
@@ -90,7 +103,5 @@ def upstream_check(tenant, *, timeout: float = DEFAULT_TIMEOUT) -> UpstreamResul
     except UpstreamUnavailable as exc:
         error = str(exc)
     latency = round((time.perf_counter() - started) * 1000, 2)
-    ok = status is not None and 200 <= status < 300
-    if status is not None and not ok:
-        error = f"HTTP {status}"
+    ok = not error and status is not None and 200 <= status < 300
     return UpstreamResult(ok, status, latency, name, cb.current_state, error=error, body=body)

@@ -222,3 +222,37 @@ def test_session_max_age_absolute_defaults_to_12h_and_must_cover_session_ttl(loa
     assert values is None and "SESSION_MAX_AGE_ABSOLUTE" in err
     values, err = load_settings(["SESSION_TTL"], DEBUG="true", SESSION_TTL="2h", SESSION_MAX_AGE_ABSOLUTE="1h")
     assert values is None and "SESSION_MAX_AGE_ABSOLUTE" in err and "SESSION_TTL" in err
+
+
+def test_email_url_configures_the_email_backend(load_settings):
+    names = ["EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_USE_TLS", "TENANTS_INVITATION_EMAIL"]
+    values, err = load_settings(names, DEBUG="true", EMAIL_URL="smtp+tls://mailer:pw@smtp.example.test:587")
+    assert values == {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "smtp.example.test",
+        "EMAIL_PORT": 587,
+        "EMAIL_USE_TLS": True,
+        "TENANTS_INVITATION_EMAIL": True,
+    }, err
+
+
+def test_without_email_url_development_prints_and_production_sends_nothing(load_settings):
+    values, err = load_settings(["EMAIL_BACKEND", "TENANTS_INVITATION_EMAIL"], DEBUG="true")
+    assert values == {
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        "TENANTS_INVITATION_EMAIL": True,
+    }
+    values, err = load_settings(
+        ["TENANTS_INVITATION_EMAIL", "TENANTS_INVITATION_TTL"],
+        DEBUG="false",
+        SECRET_KEY="x" * 60,
+        TOKEN_ENCRYPTION_KEY="1" * 64,
+        ALLOWED_HOSTS="admin.example.test",
+        TENANTS_INVITATION_TTL="2d",
+    )
+    assert values == {"TENANTS_INVITATION_EMAIL": False, "TENANTS_INVITATION_TTL": 172800.0}, err
+
+
+def test_a_bad_email_url_names_the_variable(load_settings):
+    values, err = load_settings(["EMAIL_BACKEND"], DEBUG="true", EMAIL_URL="carrier-pigeon://coop")
+    assert values is None and "EMAIL_URL=" in err and "smtp+tls://" in err

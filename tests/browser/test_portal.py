@@ -161,12 +161,13 @@ def test_keys_members_usage_and_account_pages(world, page, live_server, screensh
     page.get_by_role("button", name="Revoke key").click()
     assert "is revoked" in page.locator(".messages").inner_text()
 
-    # Members: add by email, change a role, the last owner is protected.
+    # Members: invite by email (the link is shown once), change a role, the last owner is protected.
     page.goto(f"{live_server.url}/portal/t/acme/members/")
     page.get_by_label("Username or email").fill("OUTSIDER@example.test")
     page.get_by_label("Role", exact=True).select_option("admin")
-    page.get_by_role("button", name="Add member").click()
-    assert "outsider joined" in page.locator(".messages").inner_text()
+    page.get_by_role("button", name="Invite", exact=True).click()
+    assert "Invitation created for OUTSIDER@example.test" in page.locator("main").inner_text()
+    assert "/portal/invitations/" in page.get_by_label("Invitation link").input_value()
     screenshot("members")
     page.get_by_label("Role of a-owner").select_option("member")
     page.get_by_role("button", name="Change role of a-owner").click()

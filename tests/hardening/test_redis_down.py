@@ -103,6 +103,8 @@ def _portal_urls(world) -> list[str]:
         "tenant": world.a.slug,
         "key_id": world.a_key.pk,
         "membership_id": world.a_member_membership.pk,
+        "invitation_id": world.a_invitation.pk,
+        "token": "not-a-real-invitation-token-0123456789abc",
         "flag_key": world.editable.key,
     }
     return [

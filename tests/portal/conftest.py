@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 
-from tenants.models import ApiKey, Flag, Membership, Tenant
+from tenants.models import ApiKey, Flag, Invitation, Membership, Tenant
 from tenants.services.flags import flag_create
+from tenants.services.invitations import invitation_create
 from tenants.services.memberships import membership_add
 from tests.tenants.factories import make_key, make_plan, make_tenant, make_user
 
@@ -30,6 +31,8 @@ class World:
     b_secret: str
     a_member_membership: Membership
     b_owner_membership: Membership
+    a_invitation: Invitation
+    b_invitation: Invitation
     editable: Flag
     risky: Flag
     locked: Flag
@@ -65,6 +68,12 @@ def build_world() -> World:
     editable = make_flag("new-ui", "The redesigned agent console.", editable=True)
     risky = make_flag("auto-merge", "Agents merge their own pull requests.", editable=True, risky=True)
     locked = make_flag("billing-v2", "Platform-managed billing pipeline.", editable=False)
+    a_invitation, _ = invitation_create(
+        tenant=a, identifier="later@acme.test", role="member", actor=a_owner, link_for=str
+    )
+    b_invitation, _ = invitation_create(
+        tenant=b, identifier="later@globex.test", role="member", actor=b_owner, link_for=str
+    )
     return World(
         a=a,
         b=b,
@@ -79,6 +88,8 @@ def build_world() -> World:
         b_secret=b_secret,
         a_member_membership=a_member_membership,
         b_owner_membership=Membership.objects.get(tenant=b, user=b_owner),
+        a_invitation=a_invitation,
+        b_invitation=b_invitation,
         editable=editable,
         risky=risky,
         locked=locked,

@@ -20,9 +20,9 @@ from .conftest import client_for
 from .sweep import METHODS, portal_routes, world_state
 
 # Pages outside any tenant; a new one must be added here on purpose (and get its own tests).
-UNSCOPED = {"index", "login", "logout", "account"}
+UNSCOPED = {"index", "login", "logout", "account", "invitation"}
 # URL kwargs naming an object that belongs to one tenant.
-OWNED_OBJECT_KWARGS = {"key_id", "membership_id"}
+OWNED_OBJECT_KWARGS = {"key_id", "membership_id", "invitation_id"}
 
 
 def foreign_kwargs(route, world, tenant_slug):
@@ -31,6 +31,8 @@ def foreign_kwargs(route, world, tenant_slug):
         "tenant": tenant_slug,
         "key_id": world.b_key.pk,
         "membership_id": world.b_owner_membership.pk,
+        "invitation_id": world.b_invitation.pk,
+        "token": "not-a-real-invitation-token-0123456789abc",
         # Flags are global definitions; an editable one is what B's owner could change.
         "flag_key": world.editable.key,
     }
@@ -45,6 +47,8 @@ def own_kwargs(route, world):
         "tenant": world.a.slug,
         "key_id": world.a_key.pk,
         "membership_id": world.a_member_membership.pk,
+        "invitation_id": world.a_invitation.pk,
+        "token": "not-a-real-invitation-token-0123456789abc",
         "flag_key": world.editable.key,
     }
     return {name: values[name] for name in route.kwargs}
@@ -154,6 +158,7 @@ def test_admins_cannot_manage_members(world, admin_client_a):
         ("members", {}),
         ("member_role", {"membership_id": world.a_member_membership.pk}),
         ("member_remove", {"membership_id": world.a_member_membership.pk}),
+        ("invitation_revoke", {"invitation_id": world.a_invitation.pk}),
     ]:
         url = reverse(f"portal:{name}", kwargs={"tenant": world.a.slug, **kwargs})
         response = admin_client_a.post(url, POST_DATA)
