@@ -59,7 +59,9 @@ def _forget_process_state() -> None:
     # that inherited them would see "Redis down" for CIRCUIT_BREAKER_TIMEOUT.
     from resilience.breakers.process import redis_breaker
     from resilience.breakers.registry import forget_breakers
+    from tenants.cache import cache_sync
 
+    cache_sync.behind, cache_sync.failures_seen = False, redis_breaker.failures_total
     redis_breaker.reset()
     redis_breaker._overrides.clear()
     redis_breaker.transitions.clear()
