@@ -254,3 +254,28 @@ class UsageDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.day} {self.metric}={self.count}"
+
+
+class OutboxMessage(models.Model):
+    """An effect that must follow a commit (cache invalidation now; webhooks, stream events later).
+
+    Written in the same transaction as the change it follows, delivered after commit
+    and retried until delivered, so an outage delays the effect but never loses it.
+    """
+
+    topic = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"], name="outbox_pending_idx", condition=Q(delivered_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} #{self.pk}"

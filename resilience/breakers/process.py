@@ -52,6 +52,9 @@ class ProcessBreaker:
         self._opened_mono = 0.0
         self.attempts = 0  # calls let through to Redis
         self.rejected = 0  # calls refused without touching Redis
+        # Every connection failure this process has seen, never reset: a change tells a reader
+        # whose cached data depends on deliveries that some of them may have been missed.
+        self.failures_total = 0
         self.transitions: deque[Transition] = deque(maxlen=20)
 
     # ------------------------------------------------------------ configuration
@@ -137,7 +140,11 @@ class ProcessBreaker:
     def call(self, func, *args, **kwargs):
         """Run func through the breaker; raise RedisUnavailable at once while open."""
         if not self.enabled:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except self.failure_types:
+                self.failures_total += 1
+                raise
         state = self.state
         if state == OPEN:
             self.rejected += 1
@@ -155,6 +162,7 @@ class ProcessBreaker:
     def _on_failure(self, exc: BaseException) -> None:
         with self._lock:
             self._failures += 1
+            self.failures_total += 1
             if self._state == HALF_OPEN:
                 self._set(OPEN, f"trial call failed: {type(exc).__name__}")
             elif self._state == CLOSED and self._failures >= self.fail_max:

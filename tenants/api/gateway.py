@@ -34,10 +34,11 @@ from resilience.ratelimit import (
     tenant_label,
 )
 from resilience.ratelimit.policy import limits_for
-from tenants.cache import USAGE_TTL_SECONDS, apikey_key, cache_ttl
+from tenants.cache import USAGE_TTL_SECONDS, apikey_key, cache_sync, cache_ttl
 from tenants.models import ApiKey
 from tenants.selectors import TenantDocument, document_fields, tenant_document_build
 from tenants.services.apikeys import apikey_hash, apikey_mark_used
+from tenants.services.outbox import OutboxUndelivered
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,8 @@ def _gateway_call(
     keys = [apikey_key(secret_hash)]
     try:
         client = get_redis()
+        if cache_sync.due():
+            cache_sync.catch_up()  # this process saw Redis fail: deliver what Redis missed first
         ip = _ip_args(client_ip)
         reply = _run(client, source, sha, keys, [*base, "0", scope, flag_key, *ip])
         # A miss builds the entry from the database; 'stale' means a commit landed meanwhile: rebuild.
@@ -191,7 +194,9 @@ def _gateway_call(
                 break
             code, data = _fill(secret_hash)
             reply = _run(client, source, sha, keys, [*base, code, scope, flag_key, *ip, *data])
-    except (redis.RedisError, RedisDisabled, OSError) as exc:
+    except (redis.RedisError, RedisDisabled, OSError, OutboxUndelivered) as exc:
+        if not isinstance(exc, RedisDisabled):
+            cache_sync.behind = True
         return _without_redis(
             secret_hash,
             exc,
@@ -207,7 +212,10 @@ def _run(client, source: str, sha: str, keys: list, args: list):
     try:
         return client.evalsha(sha, len(keys), *keys, *args)
     except redis.exceptions.NoScriptError:
-        # First call on this server (or after a restart / SCRIPT FLUSH): EVAL loads it.
+        # First call on this server, or Redis restarted / failed over (scripts are not persisted),
+        # possibly from an old AOF or RDB that lacks recent publications. Republish every version
+        # before EVAL loads the script: until it is loaded, every process lands here first.
+        cache_sync.catch_up(resync=True)
         return client.eval(source, len(keys), *keys, *args)
 
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants.cache import apikey_forget, versions_bump
+from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.models import ApiKey, Tenant
 from tenants.services.audit import audit_record, audit_snapshot
@@ -108,9 +108,7 @@ def apikey_revoke(*, api_key: ApiKey, actor: Any, ip: str | None = None) -> ApiK
     locked.revoked_at = timezone.now()
     locked.save(update_fields=["revoked_at"])
     # Both: the entry goes at once, and the version bump also defeats a racing refill.
-    versions_bump([locked.tenant_id])
-    secret_hash = locked.secret_hash
-    transaction.on_commit(lambda: apikey_forget(secret_hash))
+    versions_bump([locked.tenant_id], forget=[locked.secret_hash])
     audit_record(
         actor=actor,
         action="apikey.revoke",

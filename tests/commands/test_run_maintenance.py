@@ -24,11 +24,11 @@ def summaries(text: str) -> dict[str, dict]:
     return {s["command"]: s for s in map(json.loads, text.strip().splitlines())}
 
 
-def test_once_runs_cleanup_and_flush_then_exits():
+def test_once_runs_outbox_cleanup_and_flush_then_exits():
     out = StringIO()
     call_command("run_maintenance", "--once", "--json", stdout=out)
     done = summaries(out.getvalue())
-    assert set(done) == {"cleanup_sessions", "flush_usage", "run_maintenance"}
+    assert set(done) == {"deliver_outbox", "cleanup_sessions", "flush_usage", "run_maintenance"}
     assert done["run_maintenance"]["rounds"] == 1 and done["run_maintenance"]["task_failures"] == 0
 
 

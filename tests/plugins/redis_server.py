@@ -71,8 +71,10 @@ def _forget_process_state() -> None:
     from resilience.breakers.process import redis_breaker
     from resilience.breakers.registry import forget_breakers
     from resilience.selectors import write_probe_forget
+    from tenants.cache import cache_sync
 
     write_probe_forget()
+    cache_sync.behind, cache_sync.failures_seen = False, redis_breaker.failures_total
     redis_breaker.reset()
     redis_breaker._overrides.clear()
     redis_breaker.transitions.clear()

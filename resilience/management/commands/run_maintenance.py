@@ -1,4 +1,4 @@
-"""Run the periodic maintenance (session cleanup, usage flush) until SIGTERM."""
+"""Run the periodic maintenance (outbox delivery, session cleanup, usage flush) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, OperationCommand
 
-TASKS = ("cleanup_sessions", "flush_usage")
+# deliver_outbox first: an invalidation Redis missed matters more than a late usage count.
+TASKS = ("deliver_outbox", "cleanup_sessions", "flush_usage")
 
 
 class Command(OperationCommand):
     help = (
-        "Run cleanup_sessions and flush_usage every SESSION_CLEANUP_INTERVAL until SIGTERM/SIGINT, "
+        "Run deliver_outbox, cleanup_sessions and flush_usage every SESSION_CLEANUP_INTERVAL until SIGTERM/SIGINT, "
         "finishing the task in progress before exiting. A failing task is logged and retried next round; a task "
         "another copy is running is skipped. With --once, exits 1 if a task failed (for cron)."
     )
