@@ -6,6 +6,8 @@ computes. Gunicorn reads the variables itself; they are listed in README.md.
 """
 
 import os
+import shutil
+import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
@@ -19,9 +21,36 @@ keepalive = 75
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = 2000
 max_requests_jitter = 200
-accesslog = "-"
+# No gunicorn access log: the app writes one line per request (LOG_FORMAT), with request id and tenant.
+accesslog = None
 errorlog = "-"
 # Worker heartbeats go to a tmpfs: on a container's overlay /tmp they can stall the worker.
 _SHM = "/dev/shm"  # noqa: S108 - gunicorn's documented heartbeat directory, not a temp file
 worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# ------------------------------------------------------------- Prometheus metrics
+# Workers write their metric values to files in PROMETHEUS_MULTIPROC_DIR so /metrics,
+# answered by any worker, reports the sum over all of them. The directory is emptied
+# when the master starts (values from a previous run would be added to this one's) and
+# a dead worker's live gauges are dropped. The variable must be set before any worker
+# imports prometheus_client, hence here in the master.
+_METRICS_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(_SHM if os.path.isdir(_SHM) else tempfile.gettempdir(), f"agentapi-metrics-{os.getpid()}"),
+)
+
+
+def on_starting(server):
+    shutil.rmtree(_METRICS_DIR, ignore_errors=True)
+    os.makedirs(_METRICS_DIR, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _METRICS_DIR)
+
+
+def on_exit(server):
+    shutil.rmtree(_METRICS_DIR, ignore_errors=True)

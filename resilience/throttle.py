@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django_ratelimit.core import get_usage
 from django_redis.exceptions import ConnectionInterrupted
 
+from agentapi_admin import metrics
 from resilience.ratelimit.policy import client_ip
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def throttle_form(group: str, *, username_field: str = "username"):
             if request.method == "POST" and settings.RESILIENCE_RATE_LIMIT_ENABLED:
                 result = form_throttle_hit(request, group=group, username_field=username_field)
                 if result.limited:
+                    metrics.form_throttle_refusal(group, result)
                     return throttled_response(request, result)
             return view(request, *args, **kwargs)
 

@@ -10,6 +10,8 @@ from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django_redis.exceptions import ConnectionInterrupted
 
+from agentapi_admin import metrics
+
 logger = logging.getLogger(__name__)
 
 # What a Redis outage looks like from a session store or a view: refused, timed out,
@@ -56,12 +58,14 @@ class ResilientSessionMiddleware(SessionMiddleware):
             return super().process_response(request, response)
         except STORE_ERRORS as exc:
             logger.warning("session store unavailable while saving a session: %s", type(exc).__name__)
+            metrics.session_store_failure("save")
             return store_unavailable_response(request, what="session")
 
     def process_exception(self, request, exception):
         if isinstance(exception, STORE_ERRORS):
             logger.warning("Redis unavailable during %s %s: %s", request.method, request.path, type(exception).__name__)
             session = getattr(request, "session", None)
+            metrics.session_store_failure("request")
             what = "session" if session is not None and _session_touched(session) else "storage"
             return store_unavailable_response(request, what=what)
         return None

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from agentapi_admin import metrics
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
 from resilience.ratelimit import Decision, index_all_key, index_tenant_key, lua_library, state_key, tenant_label
@@ -104,6 +105,7 @@ def _fill(secret_hash: str) -> tuple[str, list]:
     if api_key.revoked_at is not None:
         return "2", [cache_ttl(), "revoked"]
     doc = tenant_document_build(api_key.tenant_id)
+    metrics.tenant_seen(doc.tenant_id, doc.slug)
     stored = document_fields(doc)
     head = [cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"]]
     return "1", [*head, *_entry(api_key, doc)]
@@ -140,11 +142,12 @@ def _ip_args(client_ip: str | None) -> list:
 def gateway_call(secret: str, **kwargs) -> GatewayResult:
     """Limit the client IP, authenticate `secret`, apply the tenant's limits, count usage; return a GatewayResult."""
     try:
-        return _gateway_call(secret, **kwargs)
+        result = _gateway_call(secret, **kwargs)
     except DatabaseError as exc:
         # Only a cache miss (or Redis being down) needs the database: answer 503, not 500.
         log.warning("service API: database unavailable (%s)", exc)
-        return GatewayResult("unavailable")
+        result = GatewayResult("unavailable")
+    return metrics.gateway_observe(result)
 
 
 def _gateway_call(
@@ -179,6 +182,7 @@ def _gateway_call(
             if _text(reply[0]) not in ("miss", "stale"):
                 break
             code, data = _fill(secret_hash)
+            metrics.gateway_cold_fill()
             reply = _run(client, source, sha, keys, [*base, code, *_ip_args(None), *data])
     except (redis.RedisError, RedisDisabled, OSError) as exc:
         return _without_redis(secret_hash, field_name, if_none_match, exc)
@@ -242,6 +246,7 @@ def _without_redis(secret_hash: str, field_name: str, if_none_match: str, exc: E
     log.warning(
         "service API without Redis (%s): RATE_LIMIT_FAIL_MODE=%s", exc, settings.RESILIENCE_RATE_LIMIT_FAIL_MODE
     )
+    metrics.limiter_degraded("tenant", enabled=settings.RESILIENCE_RATE_LIMIT_ENABLED)
     if settings.RESILIENCE_RATE_LIMIT_ENABLED and settings.RESILIENCE_RATE_LIMIT_FAIL_MODE == "closed":
         return GatewayResult("unavailable")
     api_key = ApiKey.objects.filter(secret_hash=secret_hash).first()
