@@ -28,8 +28,8 @@ tenant_var: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", defau
 tenant_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("tenant_id", default="")
 route_var: contextvars.ContextVar[str] = contextvars.ContextVar("route", default="")
 
-# Printable, no spaces or quotes, bounded: safe to echo and to index in a log pipeline.
-REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=-]{7,127}")
+# Printable, no spaces, quotes or underscores (so an API key, aak_..., is never taken for one), bounded.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:/+=-]{7,127}")
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 request_logger = logging.getLogger("agentapi.request")
 

@@ -130,6 +130,7 @@ def _refuse():
 
 def test_session_store_failures_are_counted(redis_server):
     user = get_user_model().objects.create_user("someone", "s@example.com", "right-pass-123")
+
     def failures():
         return sum(sample("agentapi_session_store_failures_total", operation=op) for op in ("save", "request"))
 
