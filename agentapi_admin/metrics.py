@@ -94,13 +94,18 @@ SESSION_FAILURES = Counter(
 TENANT_SLUG_CACHE = 10_000
 _tenant_slugs: dict[str, str] = {}
 _http_children: dict[tuple, tuple] = {}
+_children: dict[tuple, object] = {}
 _scrape_collectors: list = []
 _denial_listeners: list[Callable[[str], None]] = []
 _scrape_hooks: list[Callable[[], None]] = []
 
 
-def enabled() -> bool:
-    return settings.METRICS_ENABLED
+def _child(metric, *labels):
+    """Return metric.labels(*labels), cached: .labels() takes a lock and builds a key on every call."""
+    found = _children.get((metric, labels))
+    if found is None:
+        found = _children[(metric, labels)] = metric.labels(*labels)
+    return found
 
 
 # --------------------------------------------------------------------- recorders
@@ -128,11 +133,11 @@ def gateway_observe(result):
         _denied(scope)
     if not settings.METRICS_ENABLED:
         return result
-    GATEWAY.labels("not_modified" if result.not_modified else outcome).inc()
+    _child(GATEWAY, "not_modified" if result.not_modified else outcome).inc()
     if outcome == "limited":
-        LIMITER.labels(scope, "limited").inc()
+        _child(LIMITER, scope, "limited").inc()
     elif outcome == "ok" and result.decision is not None:
-        LIMITER.labels("tenant", "allowed").inc()
+        _child(LIMITER, "tenant", "allowed").inc()
     return result
 
 
@@ -150,7 +155,7 @@ def gateway_cold_fill() -> None:
 def limiter_decision(scope: str, result: str, count: int = 1) -> None:
     """Count limiter decisions: allowed, limited, fail_open or fail_closed."""
     if settings.METRICS_ENABLED:
-        LIMITER.labels(scope, result).inc(count)
+        _child(LIMITER, scope, result).inc(count)
 
 
 def limiter_decisions(scopes: list[str], decisions: list) -> None:
@@ -164,13 +169,13 @@ def limiter_decisions(scopes: list[str], decisions: list) -> None:
             result = "fail_open" if decision.allowed else "fail_closed"
         else:
             result = "allowed" if decision.allowed else "limited"
-        LIMITER.labels(scope, result).inc()
+        _child(LIMITER, scope, result).inc()
 
 
 def limiter_degraded(scope: str, *, enabled: bool) -> None:
     """Count a decision RATE_LIMIT_FAIL_MODE made because Redis could not be asked."""
     if settings.METRICS_ENABLED and enabled:
-        LIMITER.labels(scope, f"fail_{settings.RESILIENCE_RATE_LIMIT_FAIL_MODE}").inc()
+        _child(LIMITER, scope, f"fail_{settings.RESILIENCE_RATE_LIMIT_FAIL_MODE}").inc()
 
 
 def form_throttle_refusal(group: str, result) -> None:
@@ -178,7 +183,7 @@ def form_throttle_refusal(group: str, result) -> None:
     _denied("form")
     if settings.METRICS_ENABLED:
         reason = "unavailable" if result.unavailable else "username" if result.by_username else "ip"
-        FORM_THROTTLE.labels(group, reason).inc()
+        _child(FORM_THROTTLE, group, reason).inc()
 
 
 def breaker_state(name: str, state: str) -> None:
@@ -186,14 +191,14 @@ def breaker_state(name: str, state: str) -> None:
     if not settings.METRICS_ENABLED:
         return
     for each in BREAKER_STATES:
-        BREAKER_STATE.labels(name, each).set(1 if each == state else 0)
+        _child(BREAKER_STATE, name, each).set(1 if each == state else 0)
 
 
 def breaker_transition(name: str, new: str) -> None:
     """Count one state change and set the state gauge."""
     if not settings.METRICS_ENABLED:
         return
-    BREAKER_TRANSITIONS.labels(name, new).inc()
+    _child(BREAKER_TRANSITIONS, name, new).inc()
     breaker_state(name, new)
 
 
@@ -211,7 +216,7 @@ class _RedisErrorCounter:
             and isinstance(exc, redis.exceptions.RedisError)
             and not isinstance(exc, redis.exceptions.NoScriptError)
         ):
-            REDIS_ERRORS.labels(redis_error_kind(exc)).inc()
+            _child(REDIS_ERRORS, redis_error_kind(exc)).inc()
         return False
 
 
@@ -242,7 +247,7 @@ def redis_error_kind(exc: BaseException) -> str:
 
 def session_store_failure(operation: str) -> None:
     if settings.METRICS_ENABLED:
-        SESSION_FAILURES.labels(operation).inc()
+        _child(SESSION_FAILURES, operation).inc()
 
 
 def register_denial_listener(listener: Callable[[str], None]) -> None:

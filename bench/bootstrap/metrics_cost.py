@@ -7,6 +7,11 @@ workers each) that differ only in METRICS_ENABLED (the "on" one in multiprocess 
 as production runs), then loads them alternately, ABBA-ordered, so drift in what else
 the machine runs falls on both sides. Prints req/s and app CPU per request of each
 round and the on/off ratios.
+
+Then, because req/s on a shared machine swings by more than the effect measured, the
+same comparison in one process: the full middleware stack and view through Django's
+test client, metrics switched on and off between interleaved blocks, CPU time
+(`time.process_time`) per request — what the recorders add, without the network.
 """
 
 from __future__ import annotations
@@ -23,6 +28,30 @@ from pathlib import Path
 
 from agentapi_admin.redis_process import RedisProcess, free_port
 from bench.bootstrap.run import bench_env, cpu_seconds, manage, run_python_load, run_wrk, wait_http
+
+IN_PROCESS = """
+import json, statistics, sys, time
+import django
+django.setup()
+from django.conf import settings
+from django.test import Client
+secret, blocks = sys.argv[1], int(sys.argv[2])
+client, headers = Client(HTTP_HOST="127.0.0.1"), {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+def block(enabled):
+    settings.METRICS_ENABLED = enabled
+    started = time.process_time()
+    for _ in range(300):
+        assert client.get("/api/v1/bootstrap", **headers).status_code == 200
+    return (time.process_time() - started) / 300 * 1e6
+block(True), block(False)  # warm both paths
+cost = {True: [], False: []}
+for index in range(blocks):
+    for enabled in ((True, False) if index % 2 == 0 else (False, True)):
+        cost[enabled].append(block(enabled))
+on, off = statistics.median(cost[True]), statistics.median(cost[False])
+print(json.dumps({"cpu_us_on": round(on, 1), "cpu_us_off": round(off, 1), "added_us": round(on - off, 1),
+                  "ratio_off_on": round(off / on, 4), "blocks": blocks, "requests_per_block": 300}))
+"""
 
 
 def start_gunicorn(env: dict, threads: int) -> tuple[subprocess.Popen, int]:
@@ -61,6 +90,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="ABBA rounds: each loads both servers")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--blocks", type=int, default=20, help="in-process blocks of 300 requests per side")
     options = parser.parse_args()
     duration = min(options.duration, 30)
     use_wrk = options.load == "wrk" or (options.load == "auto" and shutil.which("wrk"))
@@ -94,6 +124,14 @@ def main() -> int:
                 outcome = load(f"http://127.0.0.1:{port}/api/v1/bootstrap", auth, duration, options.connections)
                 outcome["app_cpu_us"] = (cpu_seconds(process.pid) - before) / outcome["requests"] * 1e6
                 results[name].append(outcome)
+        in_process = subprocess.run(
+            [sys.executable, "-c", IN_PROCESS, keys["acme"], str(options.blocks)],
+            cwd=Path(__file__).resolve().parents[2],
+            env=variants["on"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         ratios = [on["rps"] / off["rps"] for on, off in zip(results["on"], results["off"], strict=True)]
         cpu = [off["app_cpu_us"] / on["app_cpu_us"] for on, off in zip(results["on"], results["off"], strict=True)]
         summary = {
@@ -109,6 +147,7 @@ def main() -> int:
             "rps_ratio_on_off_per_round": [round(r, 3) for r in ratios],
             "rps_ratio_on_off_median": round(statistics.median(ratios), 3),
             "cpu_ratio_off_on_median": round(statistics.median(cpu), 3),
+            "in_process": json.loads(in_process.stdout.strip().splitlines()[-1]),
         }
         print(json.dumps(summary, indent=2))
         return 0 if not any(summary["non_2xx"].values()) else 1
