@@ -40,6 +40,8 @@ from agentapi_admin import logs
 
 logger = logging.getLogger(__name__)
 
+# prometheus-client's own variable, read by the client itself when it is imported (before
+# settings exist), so it is read here the same way rather than through settings.py.
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 GATEWAY_OUTCOMES = (
