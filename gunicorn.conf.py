@@ -54,3 +54,22 @@ def child_exit(server, worker):
 
 def on_exit(server):
     shutil.rmtree(_METRICS_DIR, ignore_errors=True)
+
+
+# ----------------------------------------------------------------- JSON logs
+# With LOG_FORMAT=json gunicorn's own lines (booting, worker exits) are JSON objects
+# too, so the whole stream parses; the app's records use the same formatter.
+if os.environ.get("LOG_FORMAT") == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "agentapi_admin.logformat.JsonFormatter"}},
+        "handlers": {
+            "json_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+        },
+        "root": {"level": "INFO", "handlers": ["json_console"]},
+        "loggers": {
+            name: {"level": "INFO", "handlers": ["json_console"], "propagate": False, "qualname": name}
+            for name in ("gunicorn.error", "gunicorn.access")
+        },
+    }

@@ -36,7 +36,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from agentapi_admin import logs
+from agentapi_admin import logformat
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def gateway_observe(result):
     """Count a GatewayResult's outcome, name its tenant in the request's logs, and return it."""
     tenant_id, outcome = result.tenant_id, result.outcome
     if tenant_id:
-        logs.bind_tenant(slug=_tenant_slugs.get(tenant_id, ""), tenant_id=tenant_id)
+        logformat.bind_tenant(slug=_tenant_slugs.get(tenant_id, ""), tenant_id=tenant_id)
     # The gate's IP check refuses before the key is known, so only a tenant refusal names a tenant.
     scope = ("tenant" if tenant_id else "ip") if outcome == "limited" else "quota" if outcome == "quota" else ""
     if scope:

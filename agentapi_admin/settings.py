@@ -394,10 +394,10 @@ LOG_FORMAT = cfg.choice("LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request": {"()": "agentapi_admin.logs.RequestContextFilter"}},
+    "filters": {"request": {"()": "agentapi_admin.logformat.RequestContextFilter"}},
     "formatters": {
-        "plain": {"()": "agentapi_admin.logs.PlainFormatter"},
-        "json": {"()": "agentapi_admin.logs.JsonFormatter"},
+        "plain": {"()": "agentapi_admin.logformat.PlainFormatter"},
+        "json": {"()": "agentapi_admin.logformat.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request"]},

@@ -177,7 +177,8 @@ def test_prometheus_counts_exactly_what_was_sent_across_both_workers(tmp_path, g
         assert prometheus.query(ok) == 25.0
     finally:
         prometheus.stop()
-    # The request log is JSON, one line per request, with the request id.
+    # The request log is JSON, one line per request, with the request id; gunicorn's own lines too.
     lines = [json.loads(line) for line in server.log_tail(200_000).splitlines() if line.startswith("{")]
+    assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["message"] for line in lines)
     refused = [line for line in lines if line.get("status") == 429]
     assert len(refused) == 5 and all(line["request_id"] and line["tenant_id"] for line in refused)

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from agentapi_admin.logs import JsonFormatter, RequestContextFilter
+from agentapi_admin.logformat import JsonFormatter, RequestContextFilter
 from tenants.services.tenants import tenant_set_upstream_credentials
 
 from .conftest import PASSWORD

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from agentapi_admin.logs import JsonFormatter, PlainFormatter, RequestContextFilter
+from agentapi_admin.logformat import JsonFormatter, PlainFormatter, RequestContextFilter
 from tests.tenants.factories import make_key, make_plan, make_tenant
 
 pytestmark = pytest.mark.django_db
