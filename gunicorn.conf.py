@@ -33,15 +33,16 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Workers write their metric values to files in PROMETHEUS_MULTIPROC_DIR so /metrics,
 # answered by any worker, reports the sum over all of them. The directory is emptied
 # when the master starts (values from a previous run would be added to this one's) and
-# a dead worker's live gauges are dropped. The variable must be set before any worker
-# imports prometheus_client, hence here in the master.
-_METRICS_DIR = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR",
-    os.path.join(_SHM if os.path.isdir(_SHM) else tempfile.gettempdir(), f"agentapi-metrics-{os.getpid()}"),
+# a dead worker's live gauges are dropped. The variable is set in the master before any
+# worker exists (workers inherit it and import prometheus_client after the fork), and
+# only there: reading this file must not change the environment of whoever reads it.
+_METRICS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    _SHM if os.path.isdir(_SHM) else tempfile.gettempdir(), f"agentapi-metrics-{os.getpid()}"
 )
 
 
 def on_starting(server):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _METRICS_DIR
     shutil.rmtree(_METRICS_DIR, ignore_errors=True)
     os.makedirs(_METRICS_DIR, exist_ok=True)
 

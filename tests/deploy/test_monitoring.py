@@ -156,3 +156,15 @@ def test_every_family_the_rules_and_dashboard_use_is_documented():
     used = {name.removesuffix("_bucket") for name in used}
     assert used, "no family found: the check would prove nothing"
     assert used <= documented, sorted(used - documented)
+
+
+def test_reading_gunicorn_conf_leaves_the_environment_alone():
+    # The multiprocess directory is set by the master's on_starting hook, never on import:
+    # a process that merely reads the config (a test, a linter) must not inherit it.
+    import os
+    import runpy
+
+    before = dict(os.environ)
+    config = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
+    assert dict(os.environ) == before
+    assert callable(config["on_starting"]) and callable(config["child_exit"])
