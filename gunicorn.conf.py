@@ -6,6 +6,8 @@ computes. Gunicorn reads the variables itself; they are listed in README.md.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from agentapi_admin import envconfig as cfg
@@ -26,7 +28,8 @@ keepalive = 75
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = 2000
 max_requests_jitter = 200
-accesslog = "-"
+# No gunicorn access log: the app writes one line per request (LOG_FORMAT), with request id and tenant.
+accesslog = None
 errorlog = "-"
 # Worker heartbeats go to a tmpfs: on a container's overlay /tmp they can stall the worker.
 _SHM = "/dev/shm"  # noqa: S108 - gunicorn's documented heartbeat directory, not a temp file
@@ -40,3 +43,49 @@ if cfg.boolean("SECURE_PROXY_SSL_HEADER", default=False):
     secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 else:
     secure_scheme_headers = {}
+
+# ------------------------------------------------------------- Prometheus metrics
+# Workers write their metric values to files in PROMETHEUS_MULTIPROC_DIR so /metrics,
+# answered by any worker, reports the sum over all of them. The directory is emptied
+# when the master starts (values from a previous run would be added to this one's) and
+# a dead worker's live gauges are dropped. The variable is set in the master before any
+# worker exists (workers inherit it and import prometheus_client after the fork), and
+# only there: reading this file must not change the environment of whoever reads it.
+_METRICS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    _SHM if os.path.isdir(_SHM) else tempfile.gettempdir(), f"agentapi-metrics-{os.getpid()}"
+)
+
+
+def on_starting(server):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _METRICS_DIR
+    shutil.rmtree(_METRICS_DIR, ignore_errors=True)
+    os.makedirs(_METRICS_DIR, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _METRICS_DIR)
+
+
+def on_exit(server):
+    shutil.rmtree(_METRICS_DIR, ignore_errors=True)
+
+
+# ----------------------------------------------------------------- JSON logs
+# With LOG_FORMAT=json gunicorn's own lines (booting, worker exits) are JSON objects
+# too, so the whole stream parses; the app's records use the same formatter.
+if os.environ.get("LOG_FORMAT") == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "agentapi_admin.logformat.JsonFormatter"}},
+        "handlers": {
+            "json_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+        },
+        "root": {"level": "INFO", "handlers": ["json_console"]},
+        "loggers": {
+            name: {"level": "INFO", "handlers": ["json_console"], "propagate": False, "qualname": name}
+            for name in ("gunicorn.error", "gunicorn.access")
+        },
+    }

@@ -280,3 +280,18 @@ def breaker_overrides(name: str) -> dict[str, dict]:
             else:
                 raise _fail(name, raw, expected)
     return overrides
+
+
+def cidr_list(name: str) -> list:
+    """Return a list of networks from comma-separated CIDRs or addresses (`10.0.0.0/8,127.0.0.1`)."""
+    import ipaddress
+
+    networks = []
+    for item in string_list(name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise _fail(
+                name, string(name), "a comma-separated list of CIDRs or addresses, e.g. 10.0.0.0/8,127.0.0.1"
+            ) from None
+    return networks

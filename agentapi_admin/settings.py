@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "agentapi_admin.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "agentapi_admin.middleware.RejectNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -372,7 +373,7 @@ if cfg.boolean("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = cfg.boolean("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Health probes come from the orchestrator over plain HTTP inside the private network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = cfg.integer("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = cfg.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = cfg.boolean("SECURE_HSTS_PRELOAD", default=not DEBUG)
@@ -398,13 +399,35 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# ---------------------------------------------------------------- observability
+# GET /metrics (Prometheus). Scrapers authenticate with the bearer token or come from
+# an allowed network (the direct peer address, never X-Forwarded-For); neither set = refused.
+METRICS_ENABLED = cfg.boolean("METRICS_ENABLED", default=True)
+METRICS_TOKEN = cfg.string("METRICS_TOKEN")
+METRICS_ALLOWED_CIDRS = cfg.cidr_list("METRICS_ALLOWED_CIDRS")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 16 characters, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+    )
+# The ops pages' history: run_maintenance samples Redis, limiter and breakers this often.
+RESILIENCE_HISTORY_INTERVAL = cfg.duration("HISTORY_SAMPLE_INTERVAL", "60s", minimum=1)
+
 # ---------------------------------------------------------------------- logging
 LOG_LEVEL = cfg.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+# json: one object per line (time, level, logger, message, request_id, route, status, duration_ms, tenant).
+LOG_FORMAT = cfg.choice("LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request": {"()": "agentapi_admin.logformat.RequestContextFilter"}},
+    "formatters": {
+        "plain": {"()": "agentapi_admin.logformat.PlainFormatter"},
+        "json": {"()": "agentapi_admin.logformat.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
 }

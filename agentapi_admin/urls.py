@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from agentapi_admin.metrics import metrics_view
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
 from tenants.api.views import api_not_found, api_urls
@@ -10,6 +11,7 @@ from tenants.api.views import api_not_found, api_urls
 urlpatterns = [
     path("healthz", resilience_views.healthz, name="healthz"),
     path("readyz", resilience_views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     # Before admin.site.urls, whose catch-all would answer these paths with a 404.
     path("admin/ops/", include("resilience.ops.urls")),
     # Before admin.site.urls so sign-in attempts are throttled per IP and per username.

@@ -12,7 +12,10 @@ class ResilienceConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from resilience import scrape
         from resilience.connection import redacted_url
+
+        scrape.register()
 
         if not settings.RESILIENCE_REDIS_ENABLED:
             logger.warning(

@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UsernameField
 from django.template.response import TemplateResponse
 
+from agentapi_admin import metrics
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.limiter import default_limiter
 from resilience.ratelimit.policy import client_ip
@@ -146,6 +147,7 @@ def throttle_form(group: str, *, username_field: str = "username"):
                 return view(request, *args, **kwargs)
             result = form_throttle_hit(request, group=group, username_field=username_field)
             if result.limited:
+                metrics.form_throttle_refusal(group, result)
                 return throttled_response(request, result)
             response = view(request, *args, **kwargs)
             # A form that accepts a POST redirects; anything else (errors shown again, 403) is a failure.

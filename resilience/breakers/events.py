@@ -10,6 +10,7 @@ import time
 import redis
 from pybreaker import CircuitBreakerListener
 
+from agentapi_admin import metrics
 from resilience.connection import get_redis, key
 from resilience.exceptions import RedisDisabled
 
@@ -70,6 +71,7 @@ class TransitionRecorder(CircuitBreakerListener):
         new = new_state.name
         if old == new:
             return
+        metrics.breaker_transition(cb.name, new)
         if getattr(cb, "_operator_change", False):
             return  # the service records it with the actor and reason
         logger.log(logging.WARNING if new == "open" else logging.INFO, "breaker %s: %s -> %s", cb.name, old, new)

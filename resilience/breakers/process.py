@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
+from agentapi_admin import metrics
 from resilience.exceptions import RedisUnavailable
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class ProcessBreaker:
         if new == CLOSED:
             self._failures = 0
         self.transitions.appendleft(Transition(time.time(), old, new, reason))
+        metrics.breaker_transition(self.name, new)
         log = logger.warning if new == OPEN else logger.info
         log("breaker %s: %s -> %s (%s)", self.name, old, new, reason)
 

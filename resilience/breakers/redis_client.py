@@ -6,6 +6,7 @@ import redis
 from django_redis.client import DefaultClient, SentinelClient
 from redis.client import Pipeline
 
+from agentapi_admin import metrics
 from resilience.breakers.process import redis_breaker
 
 
@@ -13,14 +14,16 @@ class BreakerPipeline(Pipeline):
     """A pipeline that sends its batch through the Redis breaker."""
 
     def execute(self, raise_on_error: bool = True):
-        return redis_breaker.call(super().execute, raise_on_error)
+        with metrics.counting_redis_errors():
+            return redis_breaker.call(super().execute, raise_on_error)
 
 
 class BreakerRedis(redis.Redis):
     """A redis-py client that fails fast while the Redis breaker is open."""
 
     def execute_command(self, *args, **options):
-        return redis_breaker.call(super().execute_command, *args, **options)
+        with metrics.counting_redis_errors():
+            return redis_breaker.call(super().execute_command, *args, **options)
 
     def pipeline(self, transaction: bool = True, shard_hint=None) -> BreakerPipeline:
         return BreakerPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)

@@ -39,6 +39,7 @@ FAMILIES = {
     "usage": "Usage counters",
     "cache": "Django cache",
     "lock": "Command locks",
+    "hist": "Ops-page history",
 }
 
 _lock = threading.Lock()

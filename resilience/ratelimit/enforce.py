@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from agentapi_admin import metrics
 from resilience.ratelimit.limiter import Decision, default_limiter, most_restrictive
 from resilience.ratelimit.policy import limits_for, request_checks
 from resilience.ratelimit.responses import ratelimit_response
@@ -29,6 +30,7 @@ def ratelimit_enforce(request, *, scopes=DEFAULT_SCOPES, tenant=None, cost: int 
             for scope, owner, identity in checks
         ]
     )
+    metrics.limiter_decisions([check[0] for check in checks], decisions)
     decision = most_restrictive(decisions)
     request.ratelimit = _tighter(getattr(request, "ratelimit", None), decision)
     if decision.allowed:

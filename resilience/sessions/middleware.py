@@ -8,6 +8,7 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from agentapi_admin import metrics
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class ResilientSessionMiddleware(SessionMiddleware):
             return super().process_response(request, response)
         except STORE_ERRORS as exc:
             logger.warning("session store unavailable while saving a session: %s", type(exc).__name__)
+            metrics.session_store_failure("save")
             if getattr(getattr(request, "session", None), "activity_only", False):
                 return response  # only the last-seen metadata was lost; the page itself is fine
             return store_unavailable_response(request, what="session")
@@ -69,6 +71,7 @@ class ResilientSessionMiddleware(SessionMiddleware):
         if isinstance(exception, STORE_ERRORS):
             logger.warning("Redis unavailable during %s %s: %s", request.method, request.path, type(exception).__name__)
             session = getattr(request, "session", None)
+            metrics.session_store_failure("request")
             what = "session" if session is not None and _session_touched(session) else "storage"
             return store_unavailable_response(request, what=what)
         return None

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from agentapi_admin import metrics
 from resilience.connection import get_redis
 from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS, RedisDisabled
 from resilience.ratelimit import (
@@ -112,6 +113,7 @@ def _fill(secret_hash: str) -> tuple[str, list]:
     if api_key.revoked_at is not None:
         return "2", [cache_ttl(), "revoked"]
     doc = tenant_document_build(api_key.tenant_id)
+    metrics.tenant_seen(doc.tenant_id, doc.slug)
     stored = document_fields(doc)
     head = [cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"], stored["keys"]]
     return "1", [*head, *_entry(api_key, doc)]
@@ -149,11 +151,12 @@ def _ip_args(client_ip: str | None) -> list:
 def gateway_call(secret: str, **kwargs) -> GatewayResult:
     """Authenticate `secret` for `scope`, limit by tenant (valid) or client IP (refused), count usage."""
     try:
-        return _gateway_call(secret, **kwargs)
+        result = _gateway_call(secret, **kwargs)
     except DatabaseError as exc:
         # Only a cache miss (or Redis being down) needs the database: answer 503, not 500.
         log.warning("service API: database unavailable (%s)", exc)
-        return GatewayResult("unavailable")
+        result = GatewayResult("unavailable")
+    return metrics.gateway_observe(result)
 
 
 def _gateway_call(
@@ -193,6 +196,7 @@ def _gateway_call(
             if _text(reply[0]) not in ("miss", "stale"):
                 break
             code, data = _fill(secret_hash)
+            metrics.gateway_cold_fill()
             reply = _run(client, source, sha, keys, [*base, code, scope, flag_key, *ip, *data])
     except (redis.RedisError, RedisDisabled, OSError, OutboxUndelivered) as exc:
         if not isinstance(exc, RedisDisabled):
@@ -282,6 +286,7 @@ def _without_redis(
     if not disabled:
         # A full or read-only Redis cannot count either: the same fail mode as an outage, said as such.
         state = "refuses writes" if isinstance(exc, REDIS_WRITE_REFUSED_ERRORS) else "is unavailable"
+        metrics.limiter_degraded("tenant", enabled=settings.RESILIENCE_RATE_LIMIT_ENABLED)
         if settings.RESILIENCE_RATE_LIMIT_ENABLED and settings.RESILIENCE_RATE_LIMIT_FAIL_MODE == "closed":
             log.warning(
                 "service API: Redis %s (%s: %s); RATE_LIMIT_FAIL_MODE=closed: answering 503",

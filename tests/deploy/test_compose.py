@@ -28,10 +28,12 @@ def resolved():
 
 
 def test_services_are_the_ones_issue_8_lists(base):
-    assert set(base["services"]) == {"admin", "migrate", "maintenance", "postgres", "redis", "redisinsight"}
-    assert compose.active_services(base) == {"admin", "migrate", "maintenance", "postgres", "redis"}
-    assert compose.active_services(base, ("development",)) == set(base["services"])
-    assert compose.active_services(base, ("debug",)) == set(base["services"])
+    core = {"admin", "migrate", "maintenance", "postgres", "redis"}
+    assert set(base["services"]) == core | {"redisinsight", "prometheus", "grafana"}
+    assert compose.active_services(base) == core
+    assert compose.active_services(base, ("development",)) == core | {"redisinsight"}
+    assert compose.active_services(base, ("debug",)) == core | {"redisinsight"}
+    assert compose.active_services(base, ("monitoring",)) == core | {"prometheus", "grafana"}
 
 
 def test_admin_runs_gunicorn_after_migrations_and_healthy_stores(resolved):
@@ -120,6 +122,8 @@ def test_redisinsight_is_a_loopback_only_debugging_profile(resolved):
         ("postgres", {"cpus": "1", "memory": "1G"}, {"cpus": "0.25", "memory": "256M"}),
         ("migrate", {"cpus": "1", "memory": "512M"}, {"cpus": "0.25", "memory": "256M"}),
         ("maintenance", {"cpus": "0.5", "memory": "512M"}, {"cpus": "0.1", "memory": "128M"}),
+        ("prometheus", {"cpus": "0.5", "memory": "1G"}, {"cpus": "0.1", "memory": "256M"}),
+        ("grafana", {"cpus": "0.5", "memory": "512M"}, {"cpus": "0.1", "memory": "128M"}),
     ],
 )
 def test_every_service_has_resource_limits(resolved, service, limits, reservations):
@@ -130,7 +134,7 @@ def test_every_service_has_resource_limits(resolved, service, limits, reservatio
 def test_every_long_running_service_has_a_health_check(resolved):
     # migrate exits when done and maintenance serves nothing; compose waits on their exit or process.
     checked = {name for name, service in resolved["services"].items() if "healthcheck" in service}
-    assert checked == {"admin", "postgres", "redis", "redisinsight"}
+    assert checked == {"admin", "postgres", "redis", "redisinsight", "prometheus", "grafana"}
     for name in checked:
         check = resolved["services"][name]["healthcheck"]
         assert check["test"][0] in {"CMD", "CMD-SHELL"}
@@ -150,7 +154,7 @@ def test_networks_are_private_and_data_stores_are_internal(resolved):
 
 def test_volumes_are_named_and_declared(resolved):
     declared = set(resolved["volumes"])
-    assert declared == {"postgres_data", "redis_data", "redis_insights_data"}
+    assert declared == {"postgres_data", "redis_data", "redis_insights_data", "prometheus_data", "grafana_data"}
     used = set()
     for service in resolved["services"].values():
         for volume in service.get("volumes", []):
@@ -160,9 +164,9 @@ def test_volumes_are_named_and_declared(resolved):
     assert used == declared
 
 
-def test_only_the_admin_and_redisinsight_publish_ports(resolved):
+def test_only_the_admin_and_the_optional_consoles_publish_ports(resolved):
     published = {name for name, service in resolved["services"].items() if service.get("ports")}
-    assert published == {"admin", "redisinsight"}
+    assert published == {"admin", "redisinsight", "prometheus", "grafana"}
     for name in published:
         for mapping in resolved["services"][name]["ports"]:
             assert mapping.startswith("127.0.0.1:"), (name, mapping)

@@ -1,4 +1,4 @@
-"""In process, with every logger at DEBUG: no secret reaches a log record, with Redis up or killed."""
+"""In process, with every logger at DEBUG: no secret reaches a log record, plain or JSON, with Redis up or killed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from agentapi_admin.logformat import JsonFormatter, RequestContextFilter
 from tenants.services.tenants import tenant_set_upstream_credentials
 
 from .conftest import PASSWORD
@@ -40,6 +41,10 @@ def test_no_secret_in_log_records(world, caplog, redis_server):
     Client().post("/portal/login/", {"username": world.a_owner.username, "password": PASSWORD})
     logged = caplog.text + "\n".join(str(r.args) for r in caplog.records)
     assert caplog.records, "nothing was logged: the test would prove nothing"
+    # LOG_FORMAT=json writes what JsonFormatter makes of each record, request context included.
+    as_json = [JsonFormatter().format(r) for r in caplog.records if RequestContextFilter().filter(r)]
+    assert any('"request_id"' in line for line in as_json)
+    logged += "\n".join(as_json)
     for secret in (
         world.a_secret,
         world.b_secret,

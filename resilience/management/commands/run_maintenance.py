@@ -1,23 +1,29 @@
-"""Run the periodic maintenance (outbox delivery, session cleanup, usage flush) until SIGTERM."""
+"""Run the periodic maintenance (outbox delivery, session cleanup, usage flush, ops-page history) until SIGTERM."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
+import time
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, OperationCommand
+from resilience.history.selectors import READ_ERRORS
+from resilience.history.services import history_sample, maintenance_record_success
 
 # deliver_outbox first: an invalidation Redis missed matters more than a late usage count.
 TASKS = ("deliver_outbox", "cleanup_sessions", "flush_usage")
+logger = logging.getLogger(__name__)
 
 
 class Command(OperationCommand):
     help = (
-        "Run deliver_outbox, cleanup_sessions and flush_usage every SESSION_CLEANUP_INTERVAL until SIGTERM/SIGINT, "
+        "Run deliver_outbox, cleanup_sessions and flush_usage every SESSION_CLEANUP_INTERVAL and sample the ops "
+        "pages' history every HISTORY_SAMPLE_INTERVAL until SIGTERM/SIGINT, "
         "finishing the task in progress before exiting. A failing task is logged and retried next round; a task "
         "another copy is running is skipped. With --once, exits 1 if a task failed (for cron)."
     )
@@ -33,30 +39,50 @@ class Command(OperationCommand):
         interval = options["interval"] if options["interval"] is not None else settings.SESSION_CLEANUP_INTERVAL
         if interval <= 0:
             raise CommandError("--interval must be a positive number of seconds, e.g. --interval 300.")
+        sample_every = settings.RESILIENCE_HISTORY_INTERVAL
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-        rounds = failures = skipped = 0
+        rounds = failures = skipped = samples = 0
+        tasks_due = 0.0
         try:
             while not stop.is_set():
-                rounds += 1
-                for task in TASKS:
-                    try:
-                        call_command(task, json=True, stdout=self.stdout, stderr=self.stderr)
-                    except CommandError as exc:
-                        if exc.returncode == EXIT_LOCKED:
-                            skipped += 1  # another maintenance loop (a second replica) is doing it
-                            self.stderr.write(f"run_maintenance: {task} skipped: {exc}")
+                if time.monotonic() >= tasks_due:
+                    tasks_due = time.monotonic() + interval
+                    rounds += 1
+                    for task in TASKS:
+                        try:
+                            call_command(task, json=True, stdout=self.stdout, stderr=self.stderr)
+                        except CommandError as exc:
+                            if exc.returncode == EXIT_LOCKED:
+                                skipped += 1  # another maintenance loop (a second replica) is doing it
+                                self.stderr.write(f"run_maintenance: {task} skipped: {exc}")
+                            else:
+                                failures += 1
+                                self.stderr.write(f"run_maintenance: {task} failed: {exc}")
                         else:
-                            failures += 1
-                            self.stderr.write(f"run_maintenance: {task} failed: {exc}")
+                            maintenance_record_success(task=task)
+                samples += self._sample(sample_every)
                 if options["once"]:
                     break
-                stop.wait(interval)
+                stop.wait(max(0.05, min(sample_every, tasks_due - time.monotonic())))
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        summary = {"rounds": rounds, "task_failures": failures, "tasks_skipped": skipped}
+        summary = {"rounds": rounds, "task_failures": failures, "tasks_skipped": skipped, "history_samples": samples}
         if options["once"] and failures:
             summary["exit_code"] = EXIT_FAILED
             summary["error"] = f"{failures} maintenance task(s) failed; their errors are above."
         return summary
+
+    @staticmethod
+    def _sample(every: float) -> int:
+        """Record one history sample (advisory: a Redis failure is logged, never fatal)."""
+        if not settings.RESILIENCE_REDIS_ENABLED:
+            return 0
+        try:
+            written = history_sample(interval=every)
+        except READ_ERRORS as exc:
+            logger.warning("run_maintenance: history sample skipped: %s: %s", type(exc).__name__, exc)
+            return 0
+        maintenance_record_success(task="history_sample")
+        return int(any(value != "skipped" for value in written.values()))

@@ -13,6 +13,7 @@ from django.urls import reverse
 from resilience.breakers import selectors as breaker_selectors
 from resilience.breakers import services as breaker_services
 from resilience.breakers.registry import registered_breakers, storage_degraded
+from resilience.history.charts import breaker_charts
 from resilience.ops.forms import (
     BREAKER_ACTIONS,
     BreakerTargetForm,
@@ -21,6 +22,7 @@ from resilience.ops.forms import (
 from resilience.ops.views.common import (
     STORAGE_ERRORS,
     client_ip,
+    history_context,
     invalid_target,
     ops_page,
     render_ops,
@@ -50,6 +52,8 @@ def breakers(request):
         )
     except STORAGE_ERRORS as exc:
         context["failure"] = data["failure"] = storage_failure(exc)
+    history, data["history"] = history_context("breakers", breaker_charts)
+    context.update(history)
     return render_ops(
         request,
         "breakers",

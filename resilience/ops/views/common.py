@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_protect
 
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.health.selectors import redis_failure_since
+from resilience.history.selectors import history_series
 from resilience.models import OPERATE_PERMISSION
 from resilience.ratelimit.policy import audit_ip as client_ip  # noqa: F401 - the ops views' audit address
 
@@ -73,6 +74,17 @@ def _with_format_json(request) -> str:
     query = request.GET.copy()
     query["format"] = "json"
     return f"{request.path}?{query.urlencode()}"
+
+
+def history_context(series: str, charts) -> tuple[dict, dict]:
+    """Return (template context, JSON) for a page's history: the series and its charts."""
+    history = history_series(series)
+    context = {
+        "history": history,
+        "charts": charts(history),
+        "history_interval": int(settings.RESILIENCE_HISTORY_INTERVAL),
+    }
+    return context, history
 
 
 def storage_failure(exc: BaseException) -> dict:

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from resilience.health.selectors import redis_failure_since
+from resilience.history.charts import ratelimit_charts
 from resilience.ops.forms import (
     IdentityTargetForm,
     RateLimitFilterForm,
@@ -20,6 +21,7 @@ from resilience.ops.forms import (
 from resilience.ops.views.common import (
     STORAGE_ERRORS,
     client_ip,
+    history_context,
     invalid_target,
     ops_page,
     render_ops,
@@ -81,6 +83,8 @@ def ratelimits(request):
     if cursor:
         context["first_url"] = _ratelimits_url(**query)
     status = 503 if context["failure"] else (400 if errors else 200)
+    history, data["history"] = history_context("ratelimit", ratelimit_charts)
+    context.update(history)
     return render_ops(request, "ratelimits", context, data, json_status=status)
 
 
