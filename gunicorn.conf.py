@@ -72,6 +72,17 @@ def on_exit(server):
     shutil.rmtree(_METRICS_DIR, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- outbox courier
+def post_worker_init(worker):
+    # Invalidations committed while Redis was away by a process that is gone since: each
+    # worker delivers them within TENANTS_OUTBOX_POLL_INTERVAL (docs/reliability.md).
+    from django.conf import settings
+
+    from tenants.services.outbox import outbox_courier_start
+
+    outbox_courier_start(interval=settings.TENANTS_OUTBOX_POLL_INTERVAL)
+
+
 # ----------------------------------------------------------------- JSON logs
 # With LOG_FORMAT=json gunicorn's own lines (booting, worker exits) are JSON objects
 # too, so the whole stream parses; the app's records use the same formatter.

@@ -294,6 +294,9 @@ TENANTS_TOKEN_ENCRYPTION_KEYS_OLD = cfg.hex_key_list("TOKEN_ENCRYPTION_KEYS_OLD"
 # How long an API-key lookup and a tenant's evaluated flags stay in Redis; writes
 # invalidate them on commit, so this only bounds staleness when Redis missed a publish.
 TENANTS_CACHE_TTL = cfg.duration("TENANTS_CACHE_TTL", "300s", minimum=1)
+# How often each app worker looks for cache invalidations Redis missed and delivers them
+# (one indexed query per interval per worker); 0 leaves them to run_maintenance alone.
+TENANTS_OUTBOX_POLL_INTERVAL = cfg.duration("TENANTS_OUTBOX_POLL_INTERVAL", "1s")
 # How long a portal invitation link stays usable.
 TENANTS_INVITATION_TTL = cfg.duration("TENANTS_INVITATION_TTL", "7d", minimum=60)
 

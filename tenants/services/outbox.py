@@ -8,13 +8,16 @@ lands. Handlers must be idempotent: a row may be delivered more than once.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from resilience.exceptions import DATABASE_UNAVAILABLE_ERRORS
 from tenants.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -103,3 +106,42 @@ def outbox_backlog() -> OutboxReport:
     oldest = pending.order_by("pk").values_list("created_at", flat=True).first()
     age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
     return OutboxReport(pending=pending.count(), oldest_pending_seconds=round(age, 3))
+
+
+_courier: threading.Thread | None = None
+_courier_lock = threading.Lock()
+
+
+def outbox_courier_start(*, interval: float) -> bool:
+    """Start this process's courier thread (idempotent); return True if one was started.
+
+    Every `interval` seconds it looks for pending rows (one query on a partial index) and
+    delivers them. It is what bounds staleness when the process that committed a change
+    is gone before Redis is reachable again and no other process saw the outage: without
+    it, such a row would wait for the next `run_maintenance` round.
+    """
+    global _courier
+    if interval <= 0:
+        return False
+    with _courier_lock:
+        if _courier is not None and _courier.is_alive():
+            return False
+        _courier = threading.Thread(target=_courier_loop, args=(interval,), name="outbox-courier", daemon=True)
+        _courier.start()
+    return True
+
+
+def _courier_loop(interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        try:
+            if OutboxMessage.objects.filter(delivered_at__isnull=True).exists():
+                outbox_deliver_pending()
+        except OutboxUndelivered:
+            pass  # Redis is still away: the row stays pending for the next tick
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            log.debug("outbox courier: database unavailable (%s)", type(exc).__name__)
+        except Exception:
+            log.exception("outbox courier: delivery failed")
+        finally:
+            connection.close_if_unusable_or_obsolete()
