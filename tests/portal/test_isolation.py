@@ -187,3 +187,23 @@ def test_users_without_any_membership_see_no_tenant(world):
     assert response.status_code == 200
     assert world.a.name not in response.content.decode() and world.b.name not in response.content.decode()
     assert client.get(reverse("portal:features", kwargs={"tenant": world.a.slug})).status_code == 404
+
+
+def isolation_request_count() -> int:
+    """Return how many requests the foreign-id sweep sends, over both roles it runs as."""
+    per_role = sum(
+        (2 if OWNED_OBJECT_KWARGS & set(route.kwargs) else 1) * len(METHODS) for route in tenant_routes()
+    )
+    return 2 * per_role
+
+
+def test_security_doc_states_the_isolation_sweep_count():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    routes = len(tenant_routes())
+    expected = (
+        f"- Portal isolation: {routes} tenant pages \u00d7 {len(METHODS)} methods \u00d7 foreign tenant and "
+        f"foreign ids, as member and owner = {isolation_request_count()} requests"
+    )
+    assert expected in doc, f"docs/security.md should say:\n{expected}"
