@@ -15,9 +15,9 @@ What it does, all on 127.0.0.1 and bounded in time:
    connections refused and terminated), then one gunicorn worker SIGKILL;
 6. reports requests served, errors by status, p50/p99 latency before/during/after each
    fault, and checks nothing was lost: audit rows and flags unchanged, and usage counted in
-   Redis and flushed to the database matching the API requests served. The "stale answers
-   after recovery" column comes from `stale_answers_after_recovery()`, the hook for a probe
-   of revoked keys and suspended tenants.
+   Redis and flushed to the database matching the API requests served; and, for each Redis
+   fault, that a key revoked while the fault was on (by a `manage.py shell` that exits
+   before the fault ends) is never answered 200 in the 2 s after it ends (stale answers).
 """
 
 from __future__ import annotations
@@ -166,14 +166,54 @@ def snapshot(env: dict) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def stale_answers_after_recovery(*, port: int, keys: list[str], faults: list, env: dict) -> dict | None:
-    """Return {"probes": n, "stale": n, "bound_s": x} for revocations/suspensions made during faults, or None.
+_ISSUE_PROBE_KEY = (
+    "from django.contrib.auth import get_user_model; from tenants.models import Tenant; "
+    "from tenants.services.apikeys import apikey_issue; "
+    "print(apikey_issue(tenant=Tenant.objects.get(slug='acme'), name={name!r}, scopes=None, "
+    "actor=get_user_model().objects.get(username='admin'))[1])"
+)
+_REVOKE_PROBE_KEY = (
+    "from django.contrib.auth import get_user_model; from tenants.models import ApiKey; "
+    "from tenants.services.apikeys import apikey_hash, apikey_revoke; "
+    "apikey_revoke(api_key=ApiKey.objects.get(secret_hash=apikey_hash({secret!r})), "
+    "actor=get_user_model().objects.get(username='admin'))"
+)
+PROBE_SECONDS = 2.0
 
-    The hook for the durable-invalidation probe (revoke a key / suspend a tenant while a fault
-    is on, then count 200s for them after recovery). Until it is plugged in, the report says
-    "not measured" in the "stale answers after recovery" line rather than claiming zero.
-    """
-    return None
+
+class StaleProbe:
+    """Revoke a warm key while a fault is on (from a process that then exits); count its 200s after recovery."""
+
+    def __init__(self, port: int, env: dict) -> None:
+        self.port, self.env = port, env
+        self.probes = self.stale = self.answers = 0
+        self.bound_s = 0.0
+        self._secret = ""
+
+    def prepare(self, name: str) -> None:
+        """Issue a key for the next fault and warm its cached entry (before the fault starts)."""
+        self._secret = manage(self.env, "shell", "-c", _ISSUE_PROBE_KEY.format(name=name)).strip().splitlines()[-1]
+        client = Client(self.port)
+        for _ in range(4):
+            client.request("GET", "/api/v1/bootstrap", headers={"Authorization": f"Bearer {self._secret}"})
+
+    def revoke(self) -> None:
+        """Revoke it while the fault is on; the revoking process exits before Redis is back."""
+        manage(self.env, "shell", "-c", _REVOKE_PROBE_KEY.format(secret=self._secret))
+
+    def after_recovery(self) -> None:
+        """Ask with the revoked key for PROBE_SECONDS from the moment the fault ends; a 200 is a stale answer."""
+        client, began = Client(self.port), time.monotonic()
+        self.probes += 1
+        while time.monotonic() - began < PROBE_SECONDS:
+            status = client.request("GET", "/api/v1/bootstrap", headers={"Authorization": f"Bearer {self._secret}"})[0]
+            self.answers += 1
+            if status == 200:
+                self.stale += 1
+                self.bound_s = max(self.bound_s, time.monotonic() - began)
+
+    def result(self) -> dict:
+        return {"probes": self.probes, "answers": self.answers, "stale": self.stale, "bound_s": self.bound_s}
 
 
 def main() -> int:
@@ -289,12 +329,20 @@ def main() -> int:
         def at(fraction: float) -> None:
             time.sleep(max(0.0, start + duration * fraction - time.time()))
 
-        def fault(name: str, down: float, up: float, begin, finish, settle: float = 2.0) -> None:
+        probe = StaleProbe(port, env)
+
+        def fault(name: str, down: float, up: float, begin, finish, settle: float = 2.0, stale: bool = True) -> None:
+            if stale:
+                probe.prepare(f"stale probe: {name}")
             at(down)
             t0 = time.time()
             begin()
+            if stale:
+                probe.revoke()  # committed while the fault is on, by a process gone before it ends
             at(up)
             finish()
+            if stale:
+                probe.after_recovery()
             faults.append(Fault(name, t0, time.time() + settle))
 
         for n, (down, up) in enumerate([(0.08, 0.16), (0.22, 0.30)], start=1):
@@ -303,7 +351,7 @@ def main() -> int:
         full = writes_refused(redis_server, "oom")
         fault("Redis OOM", 0.48, 0.56, full.__enter__, lambda: full.__exit__(None, None, None))
         if database is not None:
-            fault("DB unreachable", 0.62, 0.70, database.make_unreachable, database.restore, settle=3.0)
+            fault("DB unreachable", 0.62, 0.70, database.make_unreachable, database.restore, settle=3.0, stale=False)
         at(0.80)
         t0 = time.time()
         victim = worker_pids(gunicorn.pid)[0]
@@ -327,7 +375,7 @@ def main() -> int:
         wait_for(lambda: redis_server.ping(), "Redis after the last fault", 30)
         manage(env, "flush_usage")
         after = snapshot(env)
-        stale = stale_answers_after_recovery(port=port, keys=keys, faults=faults, env=env)
+        stale = probe.result()
     finally:
         if gunicorn is not None:
             gunicorn.send_signal(signal.SIGTERM)
@@ -419,12 +467,12 @@ def render(records, faults, start, end, before, after, args, duration, api_retri
         <= usage_counted
         <= counted_served + api_transport_errors + api_retries + in_flight_at_kills + late_after_pause,
         # A sign-in whose session save then failed (503) may already have written its audit row.
-        "audit": logins_ok <= login_rows <= logins_ok + logins_503 and other_audit == 0,
+        # The stale probe issues and revokes one key per fault: two audit rows each, no more.
+        "audit": logins_ok <= login_rows <= logins_ok + logins_503 and other_audit == 2 * stale["probes"],
         "flags": before["overrides"] == after["overrides"],
         "no 500": five_xx == 0,
     }
-    if stale is not None:
-        checks["stale"] = stale["stale"] == 0
+    checks["stale"] = stale["stale"] == 0
     lines += [
         "",
         "Checks:",
@@ -436,17 +484,16 @@ def render(records, faults, start, end, before, after, args, duration, api_retri
         f"{'OK' if checks['usage'] else 'FAILED'}. Another {uncounted_served} requests were answered from the "
         "database while Redis was unreachable (fail-open) and could not be counted in Redis.",
         f"- audit: successful sign-ins {logins_ok} (+{logins_503} answered 503 by the session store); "
-        f"`auth.login` rows written {login_rows}; other audit rows written {other_audit} — "
+        f"`auth.login` rows written {login_rows}; other audit rows written {other_audit} (expected "
+        f"{2 * stale['probes']}: the stale probe's key issues and revocations) — "
         f"{'OK' if checks['audit'] else 'FAILED'}",
         f"- flag overrides unchanged: {'OK' if checks['flags'] else 'FAILED'}",
         f"- 500-class answers other than 503: {five_xx}; 503s: {sum(1 for r in records if r[2] == 503)}; "
         f"transport errors: {transport_errors} — {'OK' if checks['no 500'] else 'FAILED'}",
-        "- stale answers after recovery (revoked keys / suspended tenants served 200 after a fault ended): "
-        + (
-            "not measured by this run (no probe plugged into `stale_answers_after_recovery()`)"
-            if stale is None
-            else f"{stale['stale']} of {stale['probes']} probes; bound {stale['bound_s']} s"
-        ),
+        "- stale answers after recovery (a key revoked during each Redis fault, asked for 2 s from the moment "
+        f"the fault ended): {stale['stale']} of {stale['answers']} answers over {stale['probes']} faults were 200"
+        + (f", the last {stale['bound_s']:.2f} s after recovery" if stale["stale"] else "")
+        + f" — {'OK' if checks['stale'] else 'FAILED'}",
     ]
     return "\n".join(lines) + "\n", all(checks.values())
 
