@@ -17,7 +17,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	PORT=$(PORT) $(BIN)/python -m agentapi_admin.devserver
+	@# exec: python replaces the shell, so Ctrl-C ends make run without "make: *** Interrupt".
+	@PORT=$(PORT) exec $(BIN)/python -m agentapi_admin.devserver
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
