@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, OperationCommand
+from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, OperationCommand, UsageError
 from resilience.history.selectors import READ_ERRORS
 from resilience.history.services import history_sample, maintenance_record_success
 
@@ -38,7 +38,7 @@ class Command(OperationCommand):
     def run(self, **options) -> dict:
         interval = options["interval"] if options["interval"] is not None else settings.SESSION_CLEANUP_INTERVAL
         if interval <= 0:
-            raise CommandError("--interval must be a positive number of seconds, e.g. --interval 300.")
+            raise UsageError("--interval must be a positive number of seconds, e.g. --interval 300.")
         sample_every = settings.RESILIENCE_HISTORY_INTERVAL
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -51,7 +51,7 @@ class Command(OperationCommand):
                     rounds += 1
                     for task in TASKS:
                         try:
-                            call_command(task, json=True, stdout=self.stdout, stderr=self.stderr)
+                            call_command(task, json=self.as_json, stdout=self.stdout, stderr=self.stderr)
                         except CommandError as exc:
                             if exc.returncode == EXIT_LOCKED:
                                 skipped += 1  # another maintenance loop (a second replica) is doing it
