@@ -314,6 +314,8 @@ if _email:
 elif DEBUG:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 TENANTS_INVITATION_EMAIL = bool(_email) or DEBUG
+# The portal's "Forgot your password?" mails a reset link, so it exists only where mail can be sent.
+PORTAL_PASSWORD_RESET = bool(_email) or DEBUG
 DEFAULT_FROM_EMAIL = cfg.string("DEFAULT_FROM_EMAIL", "agentapi-admin@localhost")
 
 # -------------------------------------------------------- rate limits / breakers
