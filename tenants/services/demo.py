@@ -1,4 +1,4 @@
-"""Demo data for `make run` and `seed_demo` (PRODUCT.md contract); safe to run again and again."""
+"""Demo data for `make run` and `seed_demo`: users, plan, tenants, flags and keys; safe to run again and again."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""seed_demo: the demo logins, tenants and API keys of PRODUCT.md, idempotent, keys that work."""
+"""seed_demo: the demo logins, tenants and API keys, idempotent, keys that work."""
 
 import json
 

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -34,6 +35,12 @@ class Command(OperationCommand):
             "--interval", type=float, help="Seconds between rounds (default: SESSION_CLEANUP_INTERVAL)."
         )
         parser.add_argument("--once", action="store_true", help="Run one round and exit.")
+        parser.add_argument(
+            "--heartbeat-file",
+            metavar="PATH",
+            help="Touch PATH at start and after every wake-up (at least every HISTORY_SAMPLE_INTERVAL outside "
+            "tasks), for `python -m agentapi_admin.healthcheck --heartbeat PATH`.",
+        )
 
     def run(self, **options) -> dict:
         interval = options["interval"] if options["interval"] is not None else settings.SESSION_CLEANUP_INTERVAL
@@ -44,7 +51,9 @@ class Command(OperationCommand):
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
         rounds = failures = skipped = samples = 0
         tasks_due = 0.0
+        beat = self._heartbeat(options.get("heartbeat_file"))
         try:
+            beat()
             while not stop.is_set():
                 if time.monotonic() >= tasks_due:
                     tasks_due = time.monotonic() + interval
@@ -62,6 +71,7 @@ class Command(OperationCommand):
                         else:
                             maintenance_record_success(task=task)
                 samples += self._sample(sample_every)
+                beat()
                 if options["once"]:
                     break
                 stop.wait(max(0.05, min(sample_every, tasks_due - time.monotonic())))
@@ -73,6 +83,21 @@ class Command(OperationCommand):
             summary["exit_code"] = EXIT_FAILED
             summary["error"] = f"{failures} maintenance task(s) failed; their errors are above."
         return summary
+
+    @staticmethod
+    def _heartbeat(path: str | None):
+        """Return a callback touching `path` (a no-op without one); failures to write are usage errors."""
+        if not path:
+            return lambda: None
+        heartbeat = Path(path)
+
+        def beat() -> None:
+            try:
+                heartbeat.touch()
+            except OSError as exc:
+                raise UsageError(f"--heartbeat-file {path}: cannot write it ({exc}); choose a writable path.") from exc
+
+        return beat
 
     @staticmethod
     def _sample(every: float) -> int:
