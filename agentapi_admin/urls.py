@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from agentapi_admin.metrics import metrics_view
 from resilience import views as resilience_views
@@ -21,6 +22,11 @@ urlpatterns = [
         "admin/password_change/",
         admin.site.admin_view(throttle_form("password")(admin.site.password_change)),
         name="admin_password_change_throttled",
+    ),
+    # The audit trail moved from the tenants app to its own: old links keep working.
+    re_path(
+        r"^admin/tenants/auditevent/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/audit/auditevent/%(rest)s", permanent=True, query_string=True),
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", api_urls()),

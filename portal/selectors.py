@@ -8,8 +8,9 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from resilience.ratelimit.selectors import UNAVAILABLE_ERRORS, IdentityState, identity_state, top_limited
-from tenants.models import ApiKey, AuditEvent, Flag, Invitation, Membership, Tenant
+from tenants.models import ApiKey, Flag, Invitation, Membership, Tenant
 from tenants.selectors import tenants_for_user
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from audit.services import audit_record
 from resilience.ratelimit.policy import audit_ip
-from tenants.services.audit import audit_record
 
 
 def _where(request) -> str:

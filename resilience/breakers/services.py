@@ -7,10 +7,10 @@ import uuid
 from django.db import transaction
 from pybreaker import STATE_CLOSED, STATE_OPEN
 
+from audit.services import audit_record
 from resilience.breakers.events import record_transition, transition_token
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.registry import breaker, registered_breakers
-from tenants.services.audit import audit_record
 
 
 def _named(name: str):

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from audit.services import audit_record
 from resilience.connection import get_redis, key
 from resilience.ratelimit.limiter import SCOPES, index_all_key, index_tenant_key, state_key, tenant_label
 from resilience.ratelimit.selectors import _glob_escape
 from tenants.models import Tenant
-from tenants.services.audit import audit_record
 
 
 def _tenant_row(tenant) -> Tenant | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.services import audit_record
 from resilience.exceptions import SessionNotFound
 from resilience.sessions.backends.base import SessionCleanupReport, session_ref
 from resilience.sessions.selectors import session_engine, sessions_for_user
-from tenants.services.audit import audit_record
 
 
 def session_revoke(*, session_key: str, actor, reason: str = "", ip: str | None = None) -> str:

@@ -12,10 +12,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.services import audit_record, audit_snapshot
 from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.models import ApiKey, Tenant
-from tenants.services.audit import audit_record, audit_snapshot
 
 KEY_PREFIX = "aak"
 # aak_ + 8 hex prefix + _ + 43 base64url characters (32 random bytes).

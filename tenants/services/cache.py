@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from audit.services import audit_record
 from resilience.connection import get_redis, key
 from tenants.cache import apikey_key, versions_bump
 from tenants.models import ApiKey, Tenant
-from tenants.services.audit import audit_record
 
 BATCH = 500
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.services import audit_record, audit_snapshot
 from tenants.cache import versions_bump
 from tenants.exceptions import FlagNotEditable, PermissionDenied, TenantsError
 from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, Tenant, TenantFlag
-from tenants.services.audit import audit_record, audit_snapshot
 
 FLAG_FIELDS = ["key", "description", "default", "tenant_editable", "risky", "archived"]
 UPDATABLE_FLAG_FIELDS = {"description", "default", "tenant_editable", "risky", "archived"}

@@ -19,9 +19,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.services import audit_record
 from tenants.exceptions import InvitationExpired, InvitationInvalid, InvitationNotForYou, TenantsError
 from tenants.models import Invitation, Membership, Tenant
-from tenants.services.audit import audit_record
 from tenants.services.memberships import ROLES, membership_add
 
 TOKEN_BYTES = 32

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.services import audit_record
 from tenants.exceptions import LastOwnerError, TenantsError
 from tenants.models import Membership, Tenant
-from tenants.services.audit import audit_record
 
 ROLES = set(Membership.Role.values)
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.services import audit_record, audit_snapshot
 from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.models import Flag, Plan
-from tenants.services.audit import audit_record, audit_snapshot
 
 PLAN_FIELDS = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "default_flags"]
 

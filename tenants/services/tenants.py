@@ -8,11 +8,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record, audit_snapshot
 from tenants import crypto
 from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.models import Plan, Tenant
-from tenants.services.audit import audit_record, audit_snapshot
 from tenants.settings_schema import settings_validate
 
 TENANT_FIELDS = ["slug", "name", "status", "status_reason", "plan", "settings", "upstream_url", "cache_version"]

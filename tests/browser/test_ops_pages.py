@@ -16,12 +16,13 @@ from playwright.sync_api import expect
 from pybreaker import CircuitBreakerError
 
 from agentapi_admin.redis_process import free_port
+from audit.models import AuditEvent
 from resilience.breakers import breaker
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.registry import forget_breakers
 from resilience.health.selectors import health_state_reset
 from resilience.ratelimit.limiter import RateLimiter
-from tenants.models import AuditEvent, Plan, Tenant
+from tenants.models import Plan, Tenant
 from tests.browser.conftest import login
 from tests.conftest import BASE_DIR, clean_env
 

@@ -6,8 +6,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from audit.models import AuditEvent
 from resilience.sessions.selectors import sessions_for_user
-from tenants.models import AuditEvent
 from tests.resilience.ops.conftest import PASSWORD
 
 

@@ -8,11 +8,11 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from audit.models import AuditEvent
 from resilience.exceptions import SessionNotFound
 from resilience.sessions import selectors
 from resilience.sessions.backends.base import META_KEY
 from resilience.sessions.services import session_revoke, sessions_revoke_all
-from tenants.models import AuditEvent
 
 PASSWORD = "a-long-test-password-1"
 UA = "Mozilla/5.0 (X11; Linux x86_64) ContractTest/1.0"
