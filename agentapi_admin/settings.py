@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "audit",
     "tenants",
     "resilience",
+    "console",
     "portal",
 ]
 

@@ -6,38 +6,15 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-
-def _move_content_type(apps, source: str, target: str) -> None:
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    Permission = apps.get_model("auth", "Permission")
-    old = ContentType.objects.filter(app_label=source, model="auditevent").first()
-    if old is None:
-        return
-    new = ContentType.objects.filter(app_label=target, model="auditevent").first()
-    if new is None:
-        old.app_label = target
-        old.save(update_fields=["app_label"])
-        return
-    # Both exist (a migrate in between created the new one): carry every grant over, then drop the old type.
-    for permission in Permission.objects.filter(content_type=old):
-        twin = Permission.objects.filter(content_type=new, codename=permission.codename).first()
-        if twin is None:
-            permission.content_type = new
-            permission.save(update_fields=["content_type"])
-            continue
-        for group in permission.group_set.all():
-            group.permissions.add(twin)
-        for user in permission.user_set.all():
-            user.user_permissions.add(twin)
-    old.delete()
+from agentapi_admin.content_types import content_types_move
 
 
 def forwards(apps, schema_editor):
-    _move_content_type(apps, "tenants", "audit")
+    content_types_move(apps, models=["auditevent"], source="tenants", target="audit")
 
 
 def backwards(apps, schema_editor):
-    _move_content_type(apps, "audit", "tenants")
+    content_types_move(apps, models=["auditevent"], source="audit", target="tenants")
 
 
 class Migration(migrations.Migration):

@@ -1,26 +1,10 @@
 """Moving the audit trail out of `tenants` keeps its table, its rows and the permissions granted on it."""
 
-import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-
-BEFORE = [
-    ("tenants", "0005_outbox"),
-    ("auth", "0012_alter_user_first_name_max_length"),
-    ("contenttypes", "0002_remove_content_type_name"),
-]
+BEFORE = [("tenants", "0005_outbox")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-@pytest.mark.django_db(transaction=True)
-def test_rows_and_granted_permissions_survive_the_move():
-    old = _migrate(BEFORE)
+def test_rows_and_granted_permissions_survive_the_move(migrate):
+    old = migrate(BEFORE)
     ContentType = old.get_model("contenttypes", "ContentType")
     Permission = old.get_model("auth", "Permission")
     Group = old.get_model("auth", "Group")
@@ -32,8 +16,7 @@ def test_rows_and_granted_permissions_survive_the_move():
     auditors.permissions.add(view)
     old.get_model("tenants", "AuditEvent").objects.create(actor_label="ops", action="tenant.suspend")
 
-    executor = MigrationExecutor(connection)
-    _migrate(executor.loader.graph.leaf_nodes())
+    migrate()
 
     from django.contrib.auth.models import Group as LiveGroup
     from django.contrib.auth.models import User
@@ -46,3 +29,27 @@ def test_rows_and_granted_permissions_survive_the_move():
     auditor.groups.add(LiveGroup.objects.get(name="auditors"))
     assert auditor.has_perm("audit.view_auditevent")
 
+
+
+def test_grants_on_the_old_type_reach_the_new_one_when_both_exist(migrate):
+    old = migrate(BEFORE)
+    ContentType = old.get_model("contenttypes", "ContentType")
+    Permission = old.get_model("auth", "Permission")
+    stale, _ = ContentType.objects.get_or_create(app_label="tenants", model="auditevent")
+    granted, _ = Permission.objects.get_or_create(
+        content_type=stale, codename="view_auditevent", defaults={"name": "Can view audit event"}
+    )
+    fresh, _ = ContentType.objects.get_or_create(app_label="audit", model="auditevent")
+    Permission.objects.get_or_create(
+        content_type=fresh, codename="view_auditevent", defaults={"name": "Can view audit event"}
+    )
+    old.get_model("auth", "Group").objects.create(name="auditors").permissions.add(granted)
+
+    migrate()
+
+    from django.contrib.auth.models import Group
+    from django.contrib.contenttypes.models import ContentType as LiveContentType
+
+    assert not LiveContentType.objects.filter(app_label="tenants", model="auditevent").exists()
+    codes = Group.objects.get(name="auditors").permissions.values_list("content_type__app_label", "codename")
+    assert list(codes) == [("audit", "view_auditevent")]

@@ -60,7 +60,7 @@ def test_redis_health_page(admin_page, live_server, redis_client, screenshot, co
         pipe.execute()
     page.click("text=Redis health")
     page.wait_for_url(re.compile(r"/admin/ops/redis/$"))
-    expect(page.locator(".breadcrumbs")).to_contain_text("Home \u203a Resilience \u203a Redis health")
+    expect(page.locator(".breadcrumbs")).to_contain_text("Home \u203a Operations console \u203a Redis health")
     expect(page.locator(".ops-ok")).to_contain_text("PING p50")
     expect(page.locator("tr[data-family=rl]")).to_contain_text("Rate limits")
     first = page.locator(".ops-updated time").get_attribute("datetime")

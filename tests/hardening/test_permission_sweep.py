@@ -22,7 +22,7 @@ from django.test import Client
 
 from agentapi_admin.admin_base import GuardedModelAdmin
 from audit.models import AuditEvent
-from resilience.admin import OpsPageAdmin
+from console.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
 from tenants.models import ApiKey, Flag, Plan, Tenant, UsageDaily

@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.test import Client
 
-from resilience.admin import OpsPageAdmin
+from console.admin import OpsPageAdmin
 from tests.portal.sweep import world_state
 from tests.tenants.factories import make_staff
 
