@@ -10,6 +10,46 @@ from django.conf import settings
 from django.db import models
 
 
+class AuditAction(models.TextChoices):
+    """Every action the audit trail records, named `<entity>.<verb>`; call sites pass these, never strings."""
+
+    APIKEY_ISSUE = "apikey.issue"
+    APIKEY_REVOKE = "apikey.revoke"
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOGOUT = "auth.logout"
+    BREAKER_FORCE_CLOSE = "breaker.force_close"
+    BREAKER_FORCE_OPEN = "breaker.force_open"
+    BREAKER_RESET = "breaker.reset"
+    FLAG_CLEAR_OVERRIDE = "flag.clear_override"
+    FLAG_CREATE = "flag.create"
+    FLAG_OWNER_TOGGLE = "flag.owner_toggle"
+    FLAG_SET_OVERRIDE = "flag.set_override"
+    FLAG_UPDATE = "flag.update"
+    INVITATION_ACCEPT = "invitation.accept"
+    INVITATION_CREATE = "invitation.create"
+    INVITATION_DECLINE = "invitation.decline"
+    INVITATION_REVOKE = "invitation.revoke"
+    MEMBERSHIP_ADD = "membership.add"
+    MEMBERSHIP_CHANGE_ROLE = "membership.change_role"
+    MEMBERSHIP_REMOVE = "membership.remove"
+    PLAN_CREATE = "plan.create"
+    PLAN_UPDATE = "plan.update"
+    RATELIMIT_RESET_IDENTITY = "ratelimit.reset_identity"
+    RATELIMIT_RESET_MATCHING = "ratelimit.reset_matching"
+    RATELIMIT_RESET_TENANT = "ratelimit.reset_tenant"
+    SESSION_REVOKE = "session.revoke"
+    SESSION_REVOKE_ALL = "session.revoke_all"
+    TENANT_CACHE_PURGE = "tenant.cache_purge"
+    TENANT_CREATE = "tenant.create"
+    TENANT_DELETE = "tenant.delete"
+    TENANT_REENCRYPT_CREDENTIALS = "tenant.reencrypt_credentials"
+    TENANT_RESUME = "tenant.resume"
+    TENANT_SET_UPSTREAM_CREDENTIALS = "tenant.set_upstream_credentials"
+    TENANT_SUSPEND = "tenant.suspend"
+    TENANT_UPDATE = "tenant.update"
+
+
 class AuditEvent(models.Model):
     """An append-only record of a write: who, when, what, before and after."""
 
