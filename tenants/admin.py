@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from agentapi_admin.admin_base import GuardedModelAdmin
+from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
 from resilience.breakers.upstream import upstream_check
-from resilience.ratelimit.policy import audit_ip as client_ip
 from tenants.charts import usage_svg
 from tenants.exceptions import TenantsError
 from tenants.models import (

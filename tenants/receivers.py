@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from agentapi_admin.client_address import client_ip
 from audit.models import AuditAction
 from audit.services import audit_record
-from resilience.ratelimit.policy import audit_ip
 
 
 def _where(request) -> str:
@@ -17,7 +17,7 @@ def _where(request) -> str:
 @receiver(user_logged_in, dispatch_uid="audit_user_logged_in")
 def audit_logged_in(sender, request, user, **kwargs) -> None:
     audit_record(
-        actor=user, action=AuditAction.AUTH_LOGIN, obj=user, after={"via": _where(request)}, ip=audit_ip(request)
+        actor=user, action=AuditAction.AUTH_LOGIN, obj=user, after={"via": _where(request)}, ip=client_ip(request)
     )
 
 
@@ -25,7 +25,7 @@ def audit_logged_in(sender, request, user, **kwargs) -> None:
 def audit_logged_out(sender, request, user, **kwargs) -> None:
     if user is not None:
         audit_record(
-            actor=user, action=AuditAction.AUTH_LOGOUT, obj=user, after={"via": _where(request)}, ip=audit_ip(request)
+            actor=user, action=AuditAction.AUTH_LOGOUT, obj=user, after={"via": _where(request)}, ip=client_ip(request)
         )
 
 
@@ -39,5 +39,5 @@ def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
         object_type="auth.user",
         object_id=username[:64],
         after={"username": username, "via": _where(request)},
-        ip=audit_ip(request),
+        ip=client_ip(request),
     )

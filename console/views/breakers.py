@@ -10,6 +10,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from agentapi_admin.client_address import client_ip
 from console.forms import (
     BREAKER_ACTIONS,
     BreakerTargetForm,
@@ -17,7 +18,6 @@ from console.forms import (
 )
 from console.views.common import (
     STORAGE_ERRORS,
-    client_ip,
     history_context,
     invalid_target,
     ops_page,

@@ -19,7 +19,6 @@ from console.models import OPERATE_PERMISSION
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.health.selectors import redis_failure_since
 from resilience.history.selectors import history_series
-from resilience.ratelimit.policy import audit_ip as client_ip  # noqa: F401 - the ops views' audit address
 
 # What a page catches when Redis (or the storage behind it) fails, to say so instead of a 500.
 STORAGE_ERRORS = REDIS_UNAVAILABLE_ERRORS

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from agentapi_admin.client_address import client_ip
 from console.forms import (
     IdentityTargetForm,
     RateLimitFilterForm,
@@ -18,7 +19,6 @@ from console.forms import (
 )
 from console.views.common import (
     STORAGE_ERRORS,
-    client_ip,
     history_context,
     invalid_target,
     ops_page,

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from agentapi_admin.client_address import client_ip
 from console.forms import (
     ReasonForm,
     SessionSearchForm,
@@ -17,7 +18,6 @@ from console.forms import (
 from console.views.common import (
     SEARCH_LIMIT,
     STORAGE_ERRORS,
-    client_ip,
     ops_page,
     render_ops,
     require_operate,

@@ -156,6 +156,12 @@ class SessionEngineContract:
         client.get("/admin/", REMOTE_ADDR="192.0.2.99", HTTP_USER_AGENT=UA)
         assert selectors.sessions_for_user(user)[0].ip == "192.0.2.99"
 
+    def test_behind_a_trusted_proxy_the_client_s_address_is_recorded(self, client, user, settings):
+        settings.RESILIENCE_RATE_LIMIT_TRUSTED_PROXIES = 1
+        self.login(client)
+        client.get("/admin/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="198.51.100.4", HTTP_USER_AGENT=UA)
+        assert selectors.sessions_for_user(user)[0].ip == "198.51.100.4"  # what the audit trail records too
+
     def test_metadata_restarts_when_another_user_logs_in_on_the_session(self, client, user, django_user_model):
         bob = django_user_model.objects.create_user("bob", password=PASSWORD, is_staff=True)
         self.login(client)
