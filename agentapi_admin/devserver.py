@@ -60,7 +60,7 @@ def claim_pid_file(path: Path = PID_FILE) -> None:
                 pid = 0
             if pid and pid != os.getpid() and _process_alive(pid):
                 raise Refused(
-                    f"make run is already running in this checkout (pid {pid}, {path}); "
+                    f"already running in this checkout (pid {pid}, {path}); "
                     f"use that one, or stop it first (Ctrl-C in its terminal, or `kill {pid}`)."
                 ) from None
             path.unlink(missing_ok=True)  # left by a run that was killed

@@ -88,9 +88,15 @@ class MakeRun:
             self.log.close()
 
     def kill(self) -> None:
+        """Stop a run a failed test left behind: Ctrl-C first, so it stops its redis-server and runserver
+        (both in sessions of their own, out of reach of a signal to this group)."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
         self.log.close()
 
     def redis_url(self) -> str:

