@@ -274,3 +274,23 @@ def test_members_remove_button_is_not_clipped(world, browser, live_server, width
         assert page.locator(remove).is_visible()
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_the_front_door_offers_both_sign_ins(browser, live_server, width, console_errors):
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"front-door-{width}px.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.get_by_role("link", name="Tenant portal").click()
+        page.wait_for_url("**/portal/login/**")
+        page.go_back()
+        page.get_by_role("link", name="Admin").click()
+        page.wait_for_url("**/admin/login/**")
+        favicon = page.request.get(f"{live_server.url}/favicon.ico")
+        assert favicon.status == 200 and favicon.headers["content-type"] == "image/x-icon"
+    finally:
+        context.close()
