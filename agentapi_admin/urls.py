@@ -8,6 +8,7 @@ from agentapi_admin.metrics import metrics_view
 from portal.views.home import welcome
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
+from tenants.api.stream import stream_view
 from tenants.api.views import api_not_found, api_urls
 
 # The admin's "View site" link leads to the sign-in chooser.
@@ -37,6 +38,7 @@ urlpatterns = [
         for old, new in [("tenants/auditevent", "audit/auditevent"), ("resilience", "console")]
     ),
     path("admin/", admin.site.urls),
+    path("api/v1/stream", stream_view, name="api_stream"),
     path("api/v1/", api_urls()),
     re_path(r"^api/v1/", api_not_found),
     path("portal/", include("portal.urls")),

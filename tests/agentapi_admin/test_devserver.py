@@ -88,8 +88,9 @@ def test_commands_stay_quiet_about_redis_and_servers_say_it_once(redis_server):
         result = _manage(*args, DEBUG="true", REDIS_URL=redis_server.url)
         assert result.returncode == 0, result.stderr
         assert "Redis redis://" not in result.stderr, args
-    served = run_python("import agentapi_admin.wsgi", clean_env(DEBUG="true", REDIS_URL=redis_server.url))
-    assert served.stderr.count(f"Redis {redis_server.url} (from REDIS_URL)") == 1, served.stderr
+    for entry_point in ("agentapi_admin.wsgi", "agentapi_admin.asgi"):
+        served = run_python(f"import {entry_point}", clean_env(DEBUG="true", REDIS_URL=redis_server.url))
+        assert served.stderr.count(f"Redis {redis_server.url} (from REDIS_URL)") == 1, served.stderr
 
 
 def test_refused_before_doing_anything_when_the_port_is_busy(tmp_path):
