@@ -15,7 +15,8 @@ from django.test import Client, override_settings
 
 from agentapi_admin.redis_process import RedisProcess
 from resilience.breakers.process import redis_breaker
-from tenants.cache import cache_sync, version_key
+from tenants.cache import cache_sync
+from tenants.keys import version_key
 from tenants.models import ApiKey, OutboxMessage
 from tenants.services.apikeys import apikey_revoke
 from tenants.services.flags import flag_owner_toggle, flag_set_override
@@ -180,7 +181,7 @@ def test_maintenance_delivers_the_backlog(acme, aof_redis, redis_client, django_
     report = [json.loads(line) for line in out.getvalue().splitlines() if '"outbox' in line]
     assert report and report[0]["outbox_delivered"] == 1 and report[0]["outbox_pending"] == 0
     tenant.refresh_from_db()
-    assert redis_client.get(version_key(tenant.pk)) == str(tenant.cache_version)
+    assert redis_client.get(version_key(tenant.slug)) == str(tenant.cache_version)
     assert OutboxMessage.objects.filter(delivered_at__isnull=True).count() == 0
 
 
