@@ -38,6 +38,7 @@ from tenants.models import ApiKey
 from tenants.selectors import TenantDocument, document_fields, tenant_document_build
 from tenants.services.apikeys import apikey_hash, apikey_mark_used
 from tenants.services.outbox import OutboxUndelivered
+from tenants.services.usage import usage_adopt_legacy
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class RouteCache:
 
 
 routes = RouteCache()
+# (tenant id, day) whose counts from before hash tags this process has adopted (upgrade day only).
+_adopted: set[tuple[str, str]] = set()
 
 
 @dataclass
@@ -280,6 +283,11 @@ def _gateway_call(
                 routes.forget(secret_hash)
                 return _address_pays(GatewayResult(fill.refusal), client_ip)
             routes.put(secret_hash, fill.slug, fill.tenant_id)
+            if (fill.tenant_id, day) not in _adopted:
+                usage_adopt_legacy(client, slug=fill.slug, tenant_id=fill.tenant_id, day=day)
+                if len(_adopted) > ROUTES_KEPT:
+                    _adopted.clear()
+                _adopted.add((fill.tenant_id, day))
             keys, member = gateway_keys(fill.slug, fill.tenant_id, secret_hash, day)
             reply = _run(client, keys, [*args, "1", scope, flag_key, member, *fill.args])
     except (redis.RedisError, RedisDisabled, OSError, OutboxUndelivered) as exc:

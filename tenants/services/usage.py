@@ -10,7 +10,14 @@ from datetime import date, datetime
 from django.db import transaction
 
 from resilience.connection import get_redis
-from tenants.keys import legacy_usage_parse, usage_key, usage_legacy_key, usage_parse, usage_pattern
+from tenants.keys import (
+    USAGE_TTL_SECONDS,
+    legacy_usage_parse,
+    usage_key,
+    usage_legacy_key,
+    usage_parse,
+    usage_pattern,
+)
 from tenants.models import Tenant, UsageDaily
 
 
@@ -102,3 +109,26 @@ def usage_flush_batch(batch: list[str], *, report: FlushReport, dry_run: bool = 
         UsageDaily.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=["tenant", "day", "metric"], update_fields=["count"]
         )
+
+
+def usage_adopt_legacy(client, *, slug: str, tenant_id: object, day: str) -> int:
+    """Move a day's counts still under the usage name from before hash tags into the tenant's slot.
+
+    The daily quota reads the tenant's hash, so the day of an upgrade keeps counting from
+    what was served before it. Return how many metrics moved (0: nothing to adopt).
+    """
+    legacy = usage_legacy_key(tenant_id, day)
+    with client.pipeline(transaction=True) as pipe:
+        # Read and delete in one transaction: exactly one process adopts the counts.
+        pipe.hgetall(legacy)
+        pipe.delete(legacy)
+        counters, claimed = pipe.execute()
+    if not claimed or not counters:
+        return 0
+    current = usage_key(slug, tenant_id, day)
+    with client.pipeline(transaction=True) as pipe:
+        for metric, count in counters.items():
+            pipe.hincrby(current, metric, int(count))
+        pipe.expire(current, USAGE_TTL_SECONDS)
+        pipe.execute()
+    return len(counters)

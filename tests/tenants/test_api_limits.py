@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from resilience.ratelimit import state_key
 from tenants.api.views import GATEWAY_ROUTES, TenantKey, api
-from tenants.keys import route_key, usage_key
+from tenants.keys import route_key, usage_key, usage_legacy_key
 from tenants.services.apikeys import apikey_hash, apikey_revoke
 
 from .factories import make_flag, make_key, make_plan, make_tenant
@@ -113,6 +113,22 @@ def test_a_refused_scope_spends_the_address_budget(client, settings):
     settings.RESILIENCE_RATE_LIMIT_BURST = 1
     _, flags_only = make_key(make_tenant("acme", plan=make_plan(**BIG)), scopes=["flags:read"])
     assert statuses(client, "/api/v1/bootstrap", 3, f"Bearer {flags_only}") == [403, 403, 429]
+
+
+def test_the_daily_quota_keeps_what_was_counted_before_the_upgrade(client, redis_client):
+    tenant = make_tenant("acme", plan=make_plan(**BIG, daily_quota=5))
+    _, secret = make_key(tenant)
+    day = timezone.now().strftime("%Y%m%d")
+    # Served under the usage name from before hash tags, earlier the same day.
+    redis_client.hset(usage_legacy_key(tenant.pk, day), mapping={"requests": 4, "rate_limited": 2})
+    assert statuses(client, "/api/v1/bootstrap", 2, f"Bearer {secret}") == [200, 429]
+    assert redis_client.hgetall(usage_key(tenant.slug, tenant.pk, day)) == {
+        "requests": "5",
+        "rate_limited": "2",
+        "quota_exceeded": "1",
+    }
+    assert not redis_client.exists(usage_legacy_key(tenant.pk, day))
+    assert 0 < redis_client.ttl(usage_key(tenant.slug, tenant.pk, day)) <= 8 * 86400
 
 
 def test_unknown_flags_and_invalid_requests_are_not_usage(client, redis_client):
