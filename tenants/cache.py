@@ -78,7 +78,7 @@ def _publish(client, versions: dict, slugs: dict, apikeys: Iterable[str] = ()) -
     calls = []
     for tenant_id, version in versions.items():
         slug = slugs[str(tenant_id)]
-        calls.append((PUBLISH, (version_key(slug), document_key(slug)), (version,)))
+        calls.append((PUBLISH, (version_key(slug, tenant_id), document_key(slug, tenant_id)), (version,)))
     if calls:
         lua.run_many(client, calls)
     apikeys = list(apikeys)

@@ -21,7 +21,7 @@ from resilience.ratelimit.keys import tenant_label, tenant_tag
 
 FAMILIES = (
     KeyFamily(
-        pattern="flags:{t:<tenant slug>}:ver",
+        pattern="flags:{t:<tenant slug>}:<tenant id>:ver",
         type="string: the tenant's published `cache_version` (only ever goes up)",
         ttl="none (one small key per tenant)",
         owner="delivery of the `tenants.cache` outbox row of any write that changes what the API returns; "
@@ -29,7 +29,7 @@ FAMILIES = (
         purpose="makes stale documents and API-key entries unreachable; kept by `purge_tenant_cache` on purpose",
     ),
     KeyFamily(
-        pattern="flags:{t:<tenant slug>}:doc",
+        pattern="flags:{t:<tenant slug>}:<tenant id>:doc",
         type="hash: the tenant's bootstrap document (`ver`, `body`, `etag`, `rules`, `keys`)",
         ttl="`TENANTS_CACHE_TTL` (default 300 s)",
         owner="the gateway script on a cache miss; `tenant_rules` for the portal and admin",
@@ -75,14 +75,16 @@ def tag(slug: str) -> str:
     return tenant_tag(tenant_label(slug))
 
 
-def version_key(slug: str) -> str:
+# The version stamp and the document name the tenant's id as well as its slug: a tenant
+# created later under a deleted tenant's slug never inherits its (higher) version.
+def version_key(slug: str, tenant_id: object) -> str:
     """Return the key holding a tenant's published cache version."""
-    return f"{_prefix()}:flags:{tag(slug)}:ver"
+    return f"{_prefix()}:flags:{tag(slug)}:{tenant_id}:ver"
 
 
-def document_key(slug: str) -> str:
+def document_key(slug: str, tenant_id: object) -> str:
     """Return the key of a tenant's cached bootstrap document."""
-    return f"{_prefix()}:flags:{tag(slug)}:doc"
+    return f"{_prefix()}:flags:{tag(slug)}:{tenant_id}:doc"
 
 
 def apikey_key(slug: str, secret_hash: str) -> str:
@@ -120,7 +122,7 @@ def usage_parse(name: str) -> tuple[str, str, str] | None:
 
 def document_pattern(slug: str | None = None) -> str:
     """Return the SCAN pattern of one tenant's (or every tenant's) cached documents."""
-    return f"{_prefix()}:flags:{{t:{slug or '*'}}}:doc"
+    return f"{_prefix()}:flags:{{t:{slug or '*'}}}:*:doc"
 
 
 def apikey_pattern(slug: str | None = None) -> str:

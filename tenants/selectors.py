@@ -13,11 +13,12 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
 from tenants.cache import cache_ttl
 from tenants.keys import document_key, usage_key, version_key
-from tenants.models import AuditEvent, Flag, Membership, Tenant, TenantFlag, UsageDaily
+from tenants.models import Flag, Membership, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,11 @@ def _build_document(tenant_id: object) -> TenantDocument:
         "plan": {"code": plan.code, "name": plan.name},
         "limits": {"requests_per_minute": per_minute, "burst": burst, "daily_quota": quota},
         "settings": settings_effective(tenant.settings),
-        "flags": {key: _evaluate(key, rule, subject).__dict__ for key, rule in rules.items()},
+        # rollout_percent lets clients evaluate a rollout for their own subjects (tests/flags/vectors.json).
+        "flags": {
+            key: {**_evaluate(key, rule, subject).__dict__, "rollout_percent": rule["percent"]}
+            for key, rule in rules.items()
+        },
         "cache_version": tenant.cache_version,
     }
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
@@ -170,7 +175,7 @@ def document_fields(doc: TenantDocument) -> dict:
 
 def tenant_rules(tenant: Tenant) -> dict:
     """Return the tenant's flag rules: from Redis when warm (no SQL), else built and cached."""
-    cache_key = document_key(tenant.slug)
+    cache_key = document_key(tenant.slug, tenant.pk)
     try:
         client = get_redis()
         built, raw = client.hmget(cache_key, ["ver", "rules"])
@@ -183,7 +188,7 @@ def tenant_rules(tenant: Tenant) -> dict:
     try:
         # Stored with the version just read from the database, not the caller's possibly stale one,
         # and only while it is the published one (the gateway's script compares both).
-        if int(client.get(version_key(doc.slug)) or 0) <= doc.version:
+        if int(client.get(version_key(doc.slug, doc.tenant_id)) or 0) <= doc.version:
             with client.pipeline(transaction=True) as pipe:
                 pipe.hset(cache_key, mapping={"ver": doc.version, **document_fields(doc)})
                 pipe.expire(cache_key, cache_ttl())

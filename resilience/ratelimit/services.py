@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from resilience.connection import get_redis
 from resilience.ratelimit.keys import call_keys, index_pattern, state_key, state_pattern, tenant_index_key, tenant_label
 from resilience.ratelimit.limiter import SCOPES
 from resilience.ratelimit.selectors import _glob_escape
 from tenants.models import Tenant
-from tenants.services.audit import audit_record
 
 
 def _tenant_row(tenant) -> Tenant | None:
@@ -27,7 +28,7 @@ def ratelimit_reset_identity(*, scope: str, tenant, identity: str, actor, reason
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="ratelimit.reset_identity",
+            action=AuditAction.RATELIMIT_RESET_IDENTITY,
             tenant=_tenant_row(tenant),
             object_type="ratelimit.identity",
             object_id=key,
@@ -64,7 +65,7 @@ def ratelimit_reset_tenant(*, tenant, actor, reason: str, ip=None) -> int:
         client.delete(index)
         audit_record(
             actor=actor,
-            action="ratelimit.reset_tenant",
+            action=AuditAction.RATELIMIT_RESET_TENANT,
             tenant=_tenant_row(tenant),
             object_type="ratelimit.tenant",
             object_id=label,
@@ -143,7 +144,7 @@ def ratelimit_reset_matching(
         if not dry_run:
             audit_record(
                 actor=actor,
-                action="ratelimit.reset_matching",
+                action=AuditAction.RATELIMIT_RESET_MATCHING,
                 tenant=_tenant_row(tenant),
                 object_type="ratelimit.pattern",
                 object_id=f"{scope_glob}:{label or '*'}"[:64],

@@ -179,8 +179,8 @@ def gateway_keys(slug: str, tenant_id: str, secret_hash: str, day: str) -> tuple
     budget = call_keys("tenant", slug, slug)
     keys = [
         apikey_key(slug, secret_hash),
-        version_key(slug),
-        document_key(slug),
+        version_key(slug, tenant_id),
+        document_key(slug, tenant_id),
         usage_key(slug, tenant_id, day),
         budget.state,
         budget.index,

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from resilience.connection import get_redis
 from tenants.cache import versions_bump
 from tenants.keys import apikey_key, document_pattern, legacy_patterns, route_key
 from tenants.models import ApiKey, Tenant
-from tenants.services.audit import audit_record
 
 BATCH = 500
 
@@ -79,7 +80,7 @@ def tenant_cache_purge(
                 for tenant in Tenant.objects.filter(pk__in=batch):
                     audit_record(
                         actor=actor,
-                        action="tenant.cache_purge",
+                        action=AuditAction.TENANT_CACHE_PURGE,
                         tenant=tenant,
                         obj=tenant,
                         after={"cache_version": versions[tenant.pk]},

@@ -6,10 +6,10 @@ import pytest
 from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN
+from audit.models import AuditEvent
 from resilience.connection import key
 from resilience.ratelimit.keys import bucket_index_keys, call_keys, tenant_index_key
 from resilience.ratelimit.limiter import RateLimiter, state_key
-from tenants.models import AuditEvent
 from tests.commands.conftest import db_state, redis_state, run_json
 from tests.tenants.factories import make_tenant
 

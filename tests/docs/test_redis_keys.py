@@ -15,7 +15,7 @@ from resilience import lua
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 DOC = BASE_DIR / "docs" / "redis-keys.md"
-PACKAGES = ("agentapi_admin", "resilience", "tenants", "portal")
+PACKAGES = ("agentapi_admin", "audit", "console", "resilience", "tenants", "portal")
 # Modules allowed to spell key names: the key modules, and settings, which gives django-redis its KEY_PREFIX.
 KEY_BUILDERS = {f"{name.replace('.', '/')}.py" for name in rediskeys.KEY_MODULES} | {"agentapi_admin/settings.py"}
 # Modules that register scripts (importing them registers every script the app sends).
