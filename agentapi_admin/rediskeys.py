@@ -52,7 +52,7 @@ key below is ever evicted; they leave by TTL or as the last column says.
 _TAIL = """
 Keys named before hash tags (`agentapi:flags:<tenant uuid>:…`, `agentapi:apikey:<shape>:…`,
 `agentapi:usage:<tenant uuid>:<YYYYMMDD>`, `agentapi:rl:<scope>:…`, `agentapi:rl:idx:…`,
-`agentapi:cb:events`, `agentapi:cb:<breaker>:seen:…`) are never read for answers after
+`agentapi:stream:<tenant uuid>`, `agentapi:cb:events`, `agentapi:cb:<breaker>:seen:…`) are never read after
 an upgrade: entries expire by TTL, `flush_usage` still adds the old usage counts, and
 `purge_tenant_cache --all` deletes the tenants' old keys (the old published-version keys
 have no TTL).

@@ -27,7 +27,7 @@ from resilience import lua
 from resilience.breakers.process import redis_breaker
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
-from tenants.keys import USAGE_TTL_SECONDS, apikey_key, document_key, route_key, version_key
+from tenants.keys import USAGE_TTL_SECONDS, apikey_key, document_key, route_key, stream_key, version_key
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,12 @@ _RESYNC_BATCH = 1000
 _REDELIVER_INTERVAL = 0.05
 _REDELIVER_MAX = 1000
 
+# A version that goes up is also an event on the tenant's change stream (GET /api/v1/stream).
 PUBLISH = lua.register("tenants.publish", Path(__file__).resolve().parent / "lua" / "publish.lua")
+# The change stream keeps about this many events per tenant, for an idle day: a client that
+# resumes from an older Last-Event-ID still gets one change event and refetches.
+STREAM_MAXLEN = 1000
+STREAM_TTL_MS = 86_400_000
 
 
 def cache_ttl() -> int:
@@ -78,7 +83,8 @@ def _publish(client, versions: dict, slugs: dict, apikeys: Iterable[str] = ()) -
     calls = []
     for tenant_id, version in versions.items():
         slug = slugs[str(tenant_id)]
-        calls.append((PUBLISH, (version_key(slug, tenant_id), document_key(slug, tenant_id)), (version,)))
+        keys = (version_key(slug, tenant_id), document_key(slug, tenant_id), stream_key(slug, tenant_id))
+        calls.append((PUBLISH, keys, (version, STREAM_MAXLEN, STREAM_TTL_MS)))
     if calls:
         lua.run_many(client, calls)
     apikeys = list(apikeys)

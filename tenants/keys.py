@@ -54,6 +54,14 @@ FAMILIES = (
         purpose="leads a secret to its tenant's slot before that slot is known; deleted with the entry",
     ),
     KeyFamily(
+        pattern="stream:{t:<tenant slug>}:<tenant id>",
+        type="stream of the tenant's version bumps (`version` field), capped at ~1,000 entries (`STREAM_MAXLEN`)",
+        ttl="24 h after the last bump (`STREAM_TTL_MS`)",
+        owner="the publish script, in the same call that raises the tenant's published version (so a repeated "
+        "or old delivery adds nothing)",
+        purpose="read by `GET /api/v1/stream` (`XREAD BLOCK`, one connection per open stream); the cap; TTL",
+    ),
+    KeyFamily(
         pattern="usage:{t:<tenant slug>}:<tenant id>:<YYYYMMDD>",
         type="hash metric -> absolute count for the day",
         ttl="8 days (`USAGE_TTL_SECONDS`), set once per day, so an unflushed day is not lost",
@@ -91,6 +99,11 @@ def apikey_key(slug: str, secret_hash: str) -> str:
     """Return the key of an API key's cached entry under the current entry shape."""
     # Entries carry the plan limits, which fall back to RATE_LIMIT_*: new defaults, new keys.
     return f"{_prefix()}:apikey:{tag(slug)}:{entry_shape()}:{secret_hash}"
+
+
+def stream_key(slug: str, tenant_id: object) -> str:
+    """Return the key of a tenant's change stream (a capped Redis stream of version bumps)."""
+    return f"{_prefix()}:stream:{tag(slug)}:{tenant_id}"
 
 
 def route_key(secret_hash: str) -> str:

@@ -97,6 +97,7 @@ class GatewayResult:
 
     outcome: str  # ok | unknown | revoked | expired | not_serving | scope | limited | quota | unavailable
     tenant_id: str = ""
+    tenant_slug: str = ""  # names the tenant's keys (its hash tag); set when the key was known
     api_key_id: int | None = None
     scopes: list[str] = field(default_factory=list)
     etag: str = ""
@@ -262,6 +263,7 @@ def _gateway_call(
                 return _address_pays(GatewayResult(seen[1]), client_ip)
             route = seen[1:3] if seen is not None else None
         reply = [b"miss"]
+        slug = route[0] if route is not None else ""
         if route is not None:
             keys, member = gateway_keys(*route, secret_hash, day)
             reply = _run(client, keys, [*args, "0", scope, flag_key, member])
@@ -283,6 +285,7 @@ def _gateway_call(
                 routes.forget(secret_hash)
                 return _address_pays(GatewayResult(fill.refusal), client_ip)
             routes.put(secret_hash, fill.slug, fill.tenant_id)
+            slug = fill.slug
             if (fill.tenant_id, day) not in _adopted:
                 usage_adopt_legacy(client, slug=fill.slug, tenant_id=fill.tenant_id, day=day)
                 if len(_adopted) > ROUTES_KEPT:
@@ -302,6 +305,7 @@ def _gateway_call(
             client_ip=client_ip,
         )
     result = _result(reply)
+    result.tenant_slug = slug
     if result.outcome in _ADDRESS_PAYS:
         return _address_pays(result, client_ip)
     return result
@@ -424,6 +428,7 @@ def _without_redis(
     return GatewayResult(
         "ok",
         tenant_id=doc.tenant_id,
+        tenant_slug=doc.slug,
         api_key_id=api_key.pk,
         scopes=api_key.scopes,
         etag=doc.etag,
