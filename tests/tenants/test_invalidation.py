@@ -258,7 +258,7 @@ def test_pending_rows_from_before_hash_tags_gain_their_slugs(acme, redis_client)
     tenant, secret, _ = acme
     message = _recorded_before_slugs(tenant, secret)
     done = OutboxMessage.objects.create(topic="tenants.cache", payload={"versions": {}}, delivered_at=tenant.created_at)
-    importlib.import_module("tenants.migrations.0007_outbox_payload_slugs").add_slugs(apps, None)
+    importlib.import_module("tenants.migrations.0008_outbox_payload_slugs").add_slugs(apps, None)
     message.refresh_from_db()
     assert message.payload["slugs"] == {str(tenant.pk): "acme"}
     assert OutboxMessage.objects.get(pk=done.pk).payload == {"versions": {}}, "delivered rows stay as they were"
@@ -278,7 +278,7 @@ def test_rows_recorded_before_hash_tags_still_invalidate(acme, redis_client, mig
     _recorded_before_slugs(tenant, secret)
     ApiKey.objects.update(revoked_at=tenant.created_at)  # what the old code's revocation wrote
     if migrated:
-        importlib.import_module("tenants.migrations.0007_outbox_payload_slugs").add_slugs(apps, None)
+        importlib.import_module("tenants.migrations.0008_outbox_payload_slugs").add_slugs(apps, None)
     assert outbox_deliver_pending(topics=["tenants.cache"]).pending == 0
     assert redis_client.get(version_key("acme", tenant.pk)) == str(tenant.cache_version + 1)
     assert bootstrap(client, secret).status_code == 401

@@ -19,6 +19,6 @@ def add_slugs(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0006_auditevent_moves_to_audit")]
+    dependencies = [("tenants", "0007_ownertoggle")]
 
     operations = [migrations.RunPython(add_slugs, migrations.RunPython.noop)]
