@@ -138,7 +138,7 @@ class OperationCommand(BaseCommand):
         if self.lock_name is None:
             yield
             return
-        from resilience.connection import get_redis, key
+        from resilience.connection import get_redis, lock_key
 
         try:
             client = get_redis()
@@ -146,14 +146,14 @@ class OperationCommand(BaseCommand):
             # Without Redis only database work remains, and its services lock the rows they change.
             yield
             return
-        lock = client.lock(key("lock", self.lock_name), timeout=self.lock_timeout, blocking=False)
+        lock = client.lock(lock_key(self.lock_name), timeout=self.lock_timeout, blocking=False)
         try:
             acquired = lock.acquire()
         except redis.RedisError as exc:
             raise redis_down(exc) from exc
         if not acquired:
             raise CommandError(
-                f"Another {self.command_name} is running (lock {key('lock', self.lock_name)}); "
+                f"Another {self.command_name} is running (lock {lock_key(self.lock_name)}); "
                 f"wait for it to finish, or delete the key if that run died less than {self.lock_timeout:g}s ago.",
                 returncode=EXIT_LOCKED,
             )

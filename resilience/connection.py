@@ -1,8 +1,10 @@
 """The app's Redis clients and the key naming contract.
 
 Every Redis key the app writes outside the Django cache starts with
-`<REDIS_KEY_PREFIX>:<family>:` (see docs/redis-keys.md), so operators can tell
-which part of the app owns a key and commands can SCAN one family at a time.
+`<REDIS_KEY_PREFIX>:<family>:`, so operators can tell which part of the app owns a
+key and commands can SCAN one family at a time. Each owner builds its keys in one
+module (`keys.py` next to its code, or here for the cache and the command locks)
+that lists its families in `FAMILIES`; docs/redis-keys.md is generated from them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,24 @@ from django_redis import get_redis_connection
 
 from agentapi_admin.envconfig import redact_url as redacted_url  # noqa: F401 - re-exported
 from resilience.exceptions import RedisDisabled
+from resilience.keyfamily import KeyFamily
+
+FAMILIES = (
+    KeyFamily(
+        pattern="cache:<version>:<key>",
+        type="string (pickled)",
+        ttl='per call; default 300 s (`CACHES["default"]["TIMEOUT"]`)',
+        owner="Django's default cache (django-redis names the keys from `KEY_PREFIX`), any `cache.set`",
+        purpose="the app's cache (the form throttles' counters among them); removed by TTL",
+    ),
+    KeyFamily(
+        pattern="lock:<command>",
+        type="string with a token (redis-py's `Lock`)",
+        ttl="the lock's lease (seconds)",
+        owner="management commands and `run_maintenance`",
+        purpose="one copy of a command at a time; released by the holder on exit, by TTL if it dies",
+    ),
+)
 
 
 def get_redis(alias: str = "default") -> redis.Redis:
@@ -54,3 +74,14 @@ def get_async_redis():
 def key(*parts: object) -> str:
     """Return an app key: `<prefix>:<part>:<part>…`."""
     return ":".join([settings.RESILIENCE_KEY_PREFIX, *(str(part) for part in parts)])
+
+
+def family_of(name: str) -> str | None:
+    """Return the family segment of an app key (`rl`, `flags`, ...), or None for a key of another app."""
+    prefix = settings.RESILIENCE_KEY_PREFIX + ":"
+    return name[len(prefix) :].split(":", 1)[0] if name.startswith(prefix) else None
+
+
+def lock_key(name: str) -> str:
+    """Return the key of a command's lock."""
+    return key("lock", name)

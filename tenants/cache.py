@@ -1,10 +1,10 @@
-"""Redis layout of the tenants app and the version stamps that invalidate it.
+"""The version stamps that invalidate the tenants app's Redis caches (keys: tenants/keys.py).
 
 Each tenant has a `cache_version` in the database. Its evaluated flags and bootstrap
-document live under `agentapi:flags:<tenant>:<cache_version>`; the version currently
-published is `agentapi:flags:<tenant>:ver`. A write bumps `cache_version` inside its
+document are cached with the version they were built at; the version currently
+published has a key of its own in the tenant's slot. A write bumps `cache_version` inside its
 transaction, records the publication in the outbox of the same transaction, and on
-commit publishes the new version (only ever upwards) and deletes the previous document:
+commit publishes the new version (only ever upwards) and deletes an older document:
 readers holding the old version miss and rebuild, and cached API-key entries, which
 carry the version they were built for, stop matching at once. A publication Redis
 missed stays in the outbox until delivered, and `CacheSync` keeps a process that may
@@ -13,22 +13,25 @@ have missed one from answering out of Redis until it has caught up.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Iterable
-from functools import cache
+from pathlib import Path
 
 import redis
 from django.conf import settings
 from django.db.models import F
 
+from resilience import lua
 from resilience.breakers.process import redis_breaker
-from resilience.connection import get_redis, key
+from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
+from tenants.keys import USAGE_TTL_SECONDS, apikey_key, document_key, route_key, stream_key, version_key
 
 log = logging.getLogger(__name__)
+
+__all__ = ["CACHE_TOPIC", "USAGE_TTL_SECONDS", "cache_sync", "cache_ttl", "versions_bump", "versions_publish"]
 
 CACHE_TOPIC = "tenants.cache"
 _RESYNC_BATCH = 1000
@@ -37,65 +40,16 @@ _RESYNC_BATCH = 1000
 _REDELIVER_INTERVAL = 0.05
 _REDELIVER_MAX = 1000
 
-# Usage hashes outlive their day long enough for a late flush_usage to read them.
-USAGE_TTL_SECONDS = 8 * 86_400
-
 # A version that goes up is also an event on the tenant's change stream (GET /api/v1/stream).
-_PUBLISH_MAX = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local new = tonumber(ARGV[1])
-if new > cur then
-  redis.call('SET', KEYS[1], new)
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'version', new)
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-end
-return cur
-"""
+PUBLISH = lua.register("tenants.publish", Path(__file__).resolve().parent / "lua" / "publish.lua")
 # The change stream keeps about this many events per tenant, for an idle day: a client that
 # resumes from an older Last-Event-ID still gets one change event and refetches.
 STREAM_MAXLEN = 1000
 STREAM_TTL_MS = 86_400_000
 
 
-def flags_key(tenant_id: object, version: int) -> str:
-    """Return the key of a tenant's evaluated flags at one cache version."""
-    return key("flags", tenant_id, version)
-
-
-def version_key(tenant_id: object) -> str:
-    """Return the key holding a tenant's published cache version."""
-    return key("flags", tenant_id, "ver")
-
-
-def stream_key(tenant_id: object) -> str:
-    """Return the key of a tenant's change stream (a capped Redis stream of version bumps)."""
-    return key("stream", tenant_id)
-
-
-def apikey_key(secret_hash: str) -> str:
-    """Return the key of an API key's cached lookup entry under the current entry shape."""
-    # Entries carry the plan limits, which fall back to RATE_LIMIT_*: new defaults, new keys.
-    return key("apikey", entry_shape(), secret_hash)
-
-
-def usage_key(tenant_id: object, day: str) -> str:
-    """Return the key of a tenant's usage hash for one UTC day (`YYYYMMDD`)."""
-    return key("usage", tenant_id, day)
-
-
 def cache_ttl() -> int:
     return int(settings.TENANTS_CACHE_TTL)
-
-
-def entry_shape() -> str:
-    """Return a short digest of the settings that shape cached API-key entries (the RATE_LIMIT_* defaults)."""
-    shape = (settings.RESILIENCE_RATE_LIMIT_PER_MINUTE, settings.RESILIENCE_RATE_LIMIT_BURST)
-    return _shape_digest(shape)
-
-
-@cache
-def _shape_digest(shape: tuple) -> str:
-    return hashlib.sha256(repr(shape).encode()).hexdigest()[:8]
 
 
 def versions_bump(tenant_ids: Iterable[object], *, forget: Iterable[str] = ()) -> dict:
@@ -110,25 +64,48 @@ def versions_bump(tenant_ids: Iterable[object], *, forget: Iterable[str] = ()) -
     if not ids:
         return {}
     Tenant.objects.filter(pk__in=ids).update(cache_version=F("cache_version") + 1)
-    versions = dict(Tenant.objects.filter(pk__in=ids).values_list("pk", "cache_version"))
-    payload = {"versions": {str(pk): version for pk, version in versions.items()}, "apikeys": list(forget)}
+    rows = Tenant.objects.filter(pk__in=ids).values_list("pk", "slug", "cache_version")
+    versions = {pk: version for pk, _slug, version in rows}
+    payload = {
+        "versions": {str(pk): version for pk, version in versions.items()},
+        # The keys carry the slug (their hash tag), and delivery may run without the database.
+        "slugs": {str(pk): slug for pk, slug, _version in rows},
+        "apikeys": list(forget),
+    }
     outbox_record(topic=CACHE_TOPIC, payload=payload)
     return versions
 
 
-def _publish(client, versions: dict, apikeys: Iterable[str] = ()) -> None:
-    # Versions only go up (_PUBLISH_MAX): an old or repeated delivery never undoes a newer one.
-    # EVAL, not a registered script: one write and one read, no SCRIPT EXISTS/LOAD round trip,
-    # so a retry queued during a pause is the first thing Redis runs when it resumes.
-    with client.pipeline(transaction=False) as pipe:
-        for tenant_id, version in versions.items():
-            pipe.eval(
-                _PUBLISH_MAX, 2, version_key(tenant_id), stream_key(tenant_id), version, STREAM_MAXLEN, STREAM_TTL_MS
-            )
-            pipe.delete(flags_key(tenant_id, int(version) - 1))
-        for secret_hash in apikeys:
-            pipe.delete(apikey_key(secret_hash))
-        pipe.execute()
+def _publish(client, versions: dict, slugs: dict, apikeys: Iterable[str] = ()) -> None:
+    # Versions only go up (PUBLISH): an old or repeated delivery never undoes a newer one.
+    # Queued EVALSHAs, loaded first if Redis lost them, so a retry queued during a pause is
+    # the first thing Redis runs when it resumes.
+    calls = []
+    for tenant_id, version in versions.items():
+        slug = slugs[str(tenant_id)]
+        keys = (version_key(slug, tenant_id), document_key(slug, tenant_id), stream_key(slug, tenant_id))
+        calls.append((PUBLISH, keys, (version, STREAM_MAXLEN, STREAM_TTL_MS)))
+    if calls:
+        lua.run_many(client, calls)
+    apikeys = list(apikeys)
+    if apikeys:
+        names = [route_key(h) for h in apikeys]
+        names += [apikey_key(slug, h) for slug in slugs.values() for h in apikeys]
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.delete(name)  # one key per command: each may live in its own slot
+            pipe.execute()
+
+
+def _slugs(payload: dict) -> dict:
+    """Return tenant id -> slug for a payload; rows recorded before slugs were carried look them up."""
+    slugs = dict(payload.get("slugs") or {})
+    missing = [pk for pk in payload.get("versions", {}) if str(pk) not in slugs]
+    if missing:
+        from tenants.models import Tenant
+
+        slugs.update({str(pk): slug for pk, slug in Tenant.objects.filter(pk__in=missing).values_list("pk", "slug")})
+    return slugs
 
 
 def invalidation_deliver(payload: dict) -> None:
@@ -137,8 +114,11 @@ def invalidation_deliver(payload: dict) -> None:
         client = get_redis()
     except RedisDisabled:
         return  # no Redis, no cache to invalidate
+    payload = {**payload, "slugs": _slugs(payload)}
+    # A tenant deleted since the row was recorded has no keys left to invalidate.
+    payload["versions"] = {pk: v for pk, v in payload.get("versions", {}).items() if str(pk) in payload["slugs"]}
     try:
-        _publish(client, payload.get("versions", {}), payload.get("apikeys", ()))
+        _publish(client, payload["versions"], payload["slugs"], payload.get("apikeys", ()))
     except redis.RedisError:
         # This process drains the outbox before it next serves from Redis, and meanwhile keeps
         # retrying in the background: other processes, which may have seen nothing, rely on it.
@@ -147,10 +127,10 @@ def invalidation_deliver(payload: dict) -> None:
         raise
 
 
-def versions_publish(versions: dict) -> None:
-    """Publish new cache versions to Redis now, logging (not raising) a failure."""
+def versions_publish(versions: dict, slugs: dict) -> None:
+    """Publish new cache versions (tenant id -> version, with tenant id -> slug) now, logging a failure."""
     try:
-        _publish(get_redis(), versions)
+        _publish(get_redis(), versions, {str(pk): slug for pk, slug in slugs.items()})
     except (redis.RedisError, RedisDisabled) as exc:
         log.warning("could not publish tenant cache versions %s: %s", versions, exc)
 
@@ -160,15 +140,15 @@ def versions_resync() -> int:
     from tenants.models import Tenant
 
     client = get_redis()
-    rows = Tenant.objects.order_by("pk").values_list("pk", "cache_version")
-    count, batch = 0, {}
-    for pk, version in rows.iterator(chunk_size=_RESYNC_BATCH):
-        batch[pk] = version
+    rows = Tenant.objects.order_by("pk").values_list("pk", "slug", "cache_version")
+    count, batch, slugs = 0, {}, {}
+    for pk, slug, version in rows.iterator(chunk_size=_RESYNC_BATCH):
+        batch[pk], slugs[str(pk)] = version, slug
         if len(batch) >= _RESYNC_BATCH:
-            _publish(client, batch)
-            count, batch = count + len(batch), {}
+            _publish(client, batch, slugs)
+            count, batch, slugs = count + len(batch), {}, {}
     if batch:
-        _publish(client, batch)
+        _publish(client, batch, slugs)
     return count + len(batch)
 
 
@@ -226,7 +206,7 @@ class CacheSync:
             try:
                 client = redis.Redis(connection_pool=get_redis().connection_pool)
                 for payload in payloads:
-                    _publish(client, payload.get("versions", {}), payload.get("apikeys", ()))
+                    _publish(client, payload["versions"], payload["slugs"], payload.get("apikeys", ()))
             except redis.TimeoutError:
                 continue  # Redis hung (a pause, a partition): keep a publication queued at all times
             except (redis.RedisError, RedisDisabled, OSError):

@@ -16,7 +16,8 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
-from tenants.cache import cache_ttl, flags_key, usage_key
+from tenants.cache import cache_ttl
+from tenants.keys import document_key, usage_key, version_key
 from tenants.models import Flag, Membership, OwnerToggle, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
 
@@ -188,23 +189,26 @@ def document_fields(doc: TenantDocument) -> dict:
 
 def tenant_rules(tenant: Tenant) -> dict:
     """Return the tenant's flag rules: from Redis when warm (no SQL), else built and cached."""
-    cache_key = flags_key(tenant.pk, tenant.cache_version)
+    cache_key = document_key(tenant.slug, tenant.pk)
     try:
         client = get_redis()
-        raw = client.hget(cache_key, "rules")
-        if raw is not None:
+        built, raw = client.hmget(cache_key, ["ver", "rules"])
+        # Exactly the caller's version, as the versioned key names used to demand: a caller holding an
+        # older tenant row rebuilds from the database rather than trust a document of another version.
+        if raw is not None and built is not None and int(built) == tenant.cache_version:
             return json.loads(raw)
     except (redis.RedisError, RedisDisabled) as exc:
         log.warning("flag cache unavailable, evaluating from the database: %s", exc)
         return _build_document(tenant.pk).rules
     doc = _build_document(tenant.pk)
     try:
-        with client.pipeline(transaction=False) as pipe:
-            # Stored under the version just read from the database, not the caller's possibly stale one.
-            stored_key = flags_key(doc.tenant_id, doc.version)
-            pipe.hset(stored_key, mapping=document_fields(doc))
-            pipe.expire(stored_key, cache_ttl())
-            pipe.execute()
+        # Stored with the version just read from the database, not the caller's possibly stale one,
+        # and only while it is the published one (the gateway's script compares both).
+        if int(client.get(version_key(doc.slug, doc.tenant_id)) or 0) <= doc.version:
+            with client.pipeline(transaction=True) as pipe:
+                pipe.hset(cache_key, mapping={"ver": doc.version, **document_fields(doc)})
+                pipe.expire(cache_key, cache_ttl())
+                pipe.execute()
     except redis.RedisError as exc:
         log.warning("could not cache tenant flags: %s", exc)
     return doc.rules
@@ -288,7 +292,7 @@ def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
             # Only the last few days can still have unflushed counters.
             recent = [d for d in rows if d >= today - timedelta(days=2)]
             for day in recent:
-                pipe.hgetall(usage_key(tenant.pk, day.strftime("%Y%m%d")))
+                pipe.hgetall(usage_key(tenant.slug, tenant.pk, day.strftime("%Y%m%d")))
             for day, counters in zip(recent, pipe.execute(), strict=True):
                 for metric, count in counters.items():
                     metric = metric.decode() if isinstance(metric, bytes) else metric

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.ops.run [--identities 100000] [--requests 200] [--rounds 5]
 
-Starts its own redis-server on a free port, fills it with live identities using
-the limiter's own Lua functions (server-side loop), logs a staff user in and, per
+Starts its own redis-server on a free port, fills it with live identities through
+the limiter itself (pipelined decisions), logs a staff user in and, per
 round, times interleaved batches through the in-process WSGI handler
 (`django.test.Client`): a bare JSON view, the counters page's JSON twin (first page
 and a later cursor page), the HTML page, and the Redis health JSON twin. Prints
@@ -26,19 +26,6 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
 from agentapi_admin.redis_process import RedisProcess  # noqa: E402
-
-FILL = """
-local prefix, tenant, first, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local clock = redis.call('TIME')
-local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-for i = first, first + n - 1 do
-  local identity = tostring(i)
-  local r = rate_limit(prefix .. 'rl:user:' .. tenant .. ':' .. identity, now_ms, 1, 0, 86400000, 1)
-  rate_limit_index(prefix .. 'rl:idx:all', prefix .. 'rl:idx:tenant:' .. tenant,
-                   'user:' .. tenant .. ':' .. identity, 'user:' .. identity, now_ms, r[5])
-end
-return n
-"""
 
 
 def configure(redis_url: str, db_path: Path) -> None:
@@ -79,14 +66,17 @@ def main() -> None:
         from django.core.management import call_command
         from django.test import Client
 
-        from resilience.ratelimit.limiter import lua_library
+        from resilience.ratelimit.keys import bucket_index_keys
+        from resilience.ratelimit.limiter import RateLimiter
 
         call_command("migrate", verbosity=0)
         plain = redis.Redis(port=server.port)
-        fill = plain.register_script(lua_library() + FILL)
-        for first in range(0, options.identities, 20_000):
-            fill(args=["agentapi:", "-", first, min(20_000, options.identities - first)])
-        assert plain.zcard("agentapi:rl:idx:all") == options.identities
+        limiter = RateLimiter()
+        for first in range(0, options.identities, 2_000):
+            last = min(first + 2_000, options.identities)
+            # One request a day allowed: every identity stays live for the whole run.
+            limiter.hit_many([("user", None, str(i), 1, 0, 86400, 1) for i in range(first, last)])
+        assert sum(plain.zcard(index) for index in bucket_index_keys()) == options.identities
 
         staff = get_user_model().objects.create_user("bench", password="x" * 20, is_staff=True)
         http = Client()

@@ -57,8 +57,10 @@ def ratelimits(request):
     data: dict = {"filters": {"tenant": tenant, "scope": scope, "q": text, "cursor": cursor, "count": count}}
     try:
         if not form.errors:
+            # Identities of a tenant sit in the tenant's slot: the listing reads every tenant's index.
+            slugs = [] if tenant else list(Tenant.objects.order_by("slug").values_list("slug", flat=True))
             states, next_cursor = ratelimit_selectors.limited_identities(
-                tenant=tenant, scope=scope, text=text, cursor=cursor, count=count
+                tenant=tenant, scope=scope, text=text, cursor=cursor, count=count, tenants=slugs
             )
             context.update(states=states, next_cursor=next_cursor, cursor=cursor)
             data.update(identities=[_state_row(s) for s in states], next_cursor=next_cursor)

@@ -6,12 +6,15 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 
 import redis
 from pybreaker import CircuitBreakerListener
 
 from agentapi_admin import metrics
-from resilience.connection import get_redis, key
+from resilience import lua
+from resilience.breakers.keys import events_key, seen_key
+from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
 
 logger = logging.getLogger(__name__)
@@ -19,21 +22,10 @@ logger = logging.getLogger(__name__)
 EVENTS_MAXLEN = 1000  # entries kept in agentapi:cb:events (approximately: MAXLEN ~)
 DEDUP_SECONDS = 24 * 3600
 
-# Record the event only if no process recorded this (breaker, state, opening) yet:
-# every process sharing the breaker notices the change and calls the listener.
-_RECORD = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  for i = 3, #KEYS do
-    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
-  end
-  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
-end
-return false
-"""
+# Record the event only if no process recorded this (breaker, state, opening) yet.
+RECORD = lua.register("breakers.record", Path(__file__).resolve().parent / "lua" / "record.lua")
 
-
-def events_key() -> str:
-    return key("cb", "events")
+__all__ = ["DEDUP_SECONDS", "EVENTS_MAXLEN", "TransitionRecorder", "events_key", "record_transition"]
 
 
 def record_transition(
@@ -55,8 +47,8 @@ def record_transition(
     }
     flat = [part for pair in fields.items() for part in pair]
     try:
-        keys = [key("cb", name, "seen", token), events_key(), *(key("cb", name, "seen", t) for t in claim)]
-        entry = get_redis().eval(_RECORD, len(keys), *keys, DEDUP_SECONDS, EVENTS_MAXLEN, *flat)
+        keys = [seen_key(name, token), events_key(), *(seen_key(name, t) for t in claim)]
+        entry = RECORD.run(get_redis(), keys, [DEDUP_SECONDS, EVENTS_MAXLEN, *flat])
     except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
         logger.warning("breaker %s: %s -> %s not recorded (%s)", name, old, new, exc)
         return None

@@ -13,9 +13,10 @@ from django.conf import settings
 from pybreaker import STATE_CLOSED, CircuitBreaker, CircuitBreakerError, CircuitMemoryStorage
 
 from resilience.breakers.events import TransitionRecorder
+from resilience.breakers.keys import config_key, namespace, registry_key
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.storage import ResilientRedisStorage
-from resilience.connection import get_redis, key
+from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -82,11 +83,7 @@ def _storage(name: str):
         client = get_redis()
     except RedisDisabled:
         return CircuitMemoryStorage(STATE_CLOSED)
-    return ResilientRedisStorage(STATE_CLOSED, client, namespace=key("cb", name))
-
-
-def registry_key() -> str:
-    return key("cb", "index")
+    return ResilientRedisStorage(STATE_CLOSED, client, namespace=namespace(name))
 
 
 def breaker(name: str, *, fail_max: int | None = None, reset_timeout: float | None = None, success_threshold=None):
@@ -117,7 +114,7 @@ def breaker(name: str, *, fail_max: int | None = None, reset_timeout: float | No
 
 def _stored_overrides(name: str) -> dict:
     try:
-        raw = get_redis().hget(key("cb", name, "config"), "code_overrides")
+        raw = get_redis().hget(config_key(name), "code_overrides")
     except (redis.exceptions.RedisError, RedisDisabled, OSError):
         return {}
     try:
@@ -134,7 +131,7 @@ def _announce(name: str, config: dict, overrides: dict) -> None:
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.sadd(registry_key(), name)
-        pipe.hset(key("cb", name, "config"), mapping=mapping)
+        pipe.hset(config_key(name), mapping=mapping)
         pipe.execute()
     except (redis.exceptions.RedisError, RedisDisabled, OSError):
         pass  # the storage reports degraded; the next process start announces it again

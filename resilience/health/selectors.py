@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from resilience.connection import family_of
 from resilience.health.probes import Probe, default_probe
 from resilience.health.writes import refusal_reason, write_refusal
+from resilience.sessions.keys import index_key
 
 PING_SAMPLES = 5
 SLOWLOG_FETCH = 128
@@ -28,11 +30,12 @@ SAMPLE_MIN_GAP = 0.5
 SAMPLE_FIRST_GAP = 0.25
 AREAS_TTL = 60.0
 
-# Key families of docs/redis-keys.md, in the order the page lists them.
+# Key families of docs/redis-keys.md (first segment after the prefix), in the order the page lists them.
 FAMILIES = {
     "session": "Sessions",
     "sessidx": "Session index",
     "rl": "Rate limits",
+    "rlidx": "Rate-limit index",
     "cb": "Circuit breakers",
     "flags": "Flag cache",
     "apikey": "API-key cache",
@@ -301,7 +304,7 @@ def _redacted_command(args: list[str]) -> str:
         marker = "django.contrib.sessions.cache"
         if marker in first:
             first = first[: first.index(marker) + len(marker)] + "…"
-        elif first.startswith(f"{settings.RESILIENCE_KEY_PREFIX}:sessidx:") or len(first) > 80:
+        elif first.startswith(index_key("")) or len(first) > 80:
             first = first[:80] + ("…" if len(first) > 80 else "")
         shown.append(first)
     if len(args) > 2:
@@ -311,10 +314,9 @@ def _redacted_command(args: list[str]) -> str:
 
 def key_family(name: str) -> str:
     """Return the app area a key belongs to: a FAMILIES key, `other:<segment>` or `foreign`."""
-    prefix = settings.RESILIENCE_KEY_PREFIX + ":"
-    if not name.startswith(prefix):
+    segment = family_of(name)
+    if segment is None:
         return "foreign"
-    segment = name[len(prefix) :].split(":", 1)[0]
     return segment if segment in FAMILIES else f"other:{segment}"
 
 

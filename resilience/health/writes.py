@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from resilience.connection import key
 from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS, RedisWritesStopped
+from resilience.health.keys import write_probe_key
 
 _REASONS = {
     redis.exceptions.OutOfMemoryError: (
@@ -19,11 +19,6 @@ _REASONS = {
     ),
     redis.exceptions.MasterDownError: "this replica lost its primary and replica-serve-stale-data is no",
 }
-
-
-def write_probe_key() -> str:
-    """Return the key the write probe names (never created: see write_refusal)."""
-    return key("health", "write-probe")
 
 
 def write_refusal(execute) -> BaseException | None:

@@ -1,78 +1,37 @@
 """The rate limiter: one atomic Lua decision per request, one Redis round trip.
 
-Algorithm and guarantees: docs/rate-limiting.md. Keys (docs/redis-keys.md):
-`<prefix>:rl:<scope>:<tenant or ->:<identity>` holds one identity's state (a hash
-that outlives the identity's used allowance, by at most twice its tolerance);
-`<prefix>:rl:idx:all` and `<prefix>:rl:idx:tenant:<tenant or ->` index the live
-identities by expiry so the admin can list them without KEYS.
+Algorithm and guarantees: docs/rate-limiting.md. Keys: resilience/ratelimit/keys.py
+(one identity's state hash and its slot's index share a hash tag).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
 import redis
 from django.conf import settings
 
-from resilience.connection import get_redis, key
+from resilience import lua
+from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
+from resilience.ratelimit.keys import NO_TENANT, call_keys, state_key, tenant_label
 
 logger = logging.getLogger(__name__)
 
 SCOPES = ("user", "ip", "tenant", "form")
-NO_TENANT = "-"
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+LIBRARY = LUA_DIR / "rate_limit.lua"
+HIT = lua.register("ratelimit.hit", LUA_DIR / "hit.lua", include=[LIBRARY])
+REFUND = lua.register("ratelimit.refund", LUA_DIR / "refund.lua")
+PEEK = lua.register("ratelimit.peek", LUA_DIR / "peek.lua", include=[LIBRARY])
 
-
-@cache
-def lua_library() -> str:
-    """Return the text defining `rate_limit(...)` and `rate_limit_index(...)`, for inclusion in other scripts."""
-    return (LUA_DIR / "rate_limit.lua").read_text()
-
-
-@cache
-def hit_script() -> tuple[str, str]:
-    """Return (source, sha1) of the entry script: the library followed by `hit.lua`."""
-    source = lua_library() + "\n" + (LUA_DIR / "hit.lua").read_text()
-    return source, hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - SHA1 is how Redis names scripts
-
-
-@cache
-def refund_script() -> tuple[str, str]:
-    """Return (source, sha1) of the script that gives back a counted request (`refund.lua`)."""
-    source = (LUA_DIR / "refund.lua").read_text()
-    return source, hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - SHA1 is how Redis names scripts
-
-
-def tenant_label(tenant) -> str:
-    """Return the tenant segment of a key: the tenant's slug, the given string, or '-' for none."""
-    if tenant is None or tenant == "":
-        return NO_TENANT
-    label = str(getattr(tenant, "slug", tenant))
-    if ":" in label:
-        raise ValueError(f"A tenant label cannot contain ':' (keys split on it): {label!r}")
-    return label
-
-
-def state_key(scope: str, tenant, identity: str) -> str:
-    """Return the Redis key holding one identity's state."""
-    return key("rl", scope, tenant_label(tenant), identity)
-
-
-def index_all_key() -> str:
-    return key("rl", "idx", "all")
-
-
-def index_tenant_key(tenant) -> str:
-    return key("rl", "idx", "tenant", tenant_label(tenant))
+__all__ = ["NO_TENANT", "SCOPES", "Decision", "RateLimiter", "default_limiter", "state_key", "tenant_label"]
 
 
 class Decision(NamedTuple):
@@ -132,36 +91,27 @@ class RateLimiter:
     def hit(self, scope: str, tenant, identity: str, *, limit: int, burst: int, window: float = 60, cost: int = 1):
         """Count `cost` units for the identity and return the Decision."""
         keys, args, shape = self._call_args(scope, tenant, identity, limit, burst, window, cost)
-        source, sha = hit_script()
         if not settings.RESILIENCE_REDIS_ENABLED and self._client_factory is get_redis:
             return _local.decide(keys[0], args)
         try:
-            client = self._redis()
-            try:
-                reply = client.evalsha(sha, 3, *keys, *args)
-            except redis.exceptions.NoScriptError:
-                # First call on this server (or after a restart / SCRIPT FLUSH): EVAL loads it.
-                reply = client.eval(source, 3, *keys, *args)
+            reply = HIT.run(self._redis(), keys, args)
         except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
             return self._degraded(shape, f"{type(exc).__name__}: {exc}")
         return self._decision(reply, shape)
 
+    def peek(self, scope: str, tenant, identity: str, *, limit: int, burst: int, window: float = 60) -> Decision:
+        """Return whether one more request would be admitted, counting nothing (Redis errors raise)."""
+        keys, args, shape = self._call_args(scope, tenant, identity, limit, burst, window, 1)
+        allowed, reset_ms, retry_ms = PEEK.run(self._redis(), keys[:1], (*args[:3], args[4]))
+        return Decision(allowed == 1, shape[0], 0, reset_ms / 1000, retry_ms / 1000, False, window)
+
     def hit_many(self, checks: list[tuple]) -> list[Decision]:
         """Decide several (scope, tenant, identity, limit, burst, window, cost) checks in one round trip."""
         calls = [self._call_args(*check) for check in checks]
-        source, sha = hit_script()
         if not settings.RESILIENCE_REDIS_ENABLED and self._client_factory is get_redis:
             return [_local.decide(keys[0], args) for keys, args, _ in calls]
         try:
-            client = self._redis()
-            replies = self._send(client, sha, calls)
-        except redis.exceptions.NoScriptError:
-            # First call on this server (or after a restart / SCRIPT FLUSH): load it and resend.
-            try:
-                client.script_load(source)
-                replies = self._send(client, sha, calls)
-            except (redis.exceptions.RedisError, OSError) as exc:
-                return [self._degraded(c[-1], f"{type(exc).__name__}: {exc}") for c in calls]
+            replies = lua.run_many(self._redis(), [(HIT, keys, args) for keys, args, _ in calls])
         except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
             return [self._degraded(c[-1], f"{type(exc).__name__}: {exc}") for c in calls]
         return [self._decision(reply, call[-1]) for reply, call in zip(replies, calls, strict=True)]
@@ -173,29 +123,13 @@ class RateLimiter:
             for keys, args, _ in calls:
                 _local.refund(keys[0], args)
             return
-        source, sha = refund_script()
-        # KEYS[1] only; ARGV limit, window_ms, cost[, now_ms] (hit's args without the burst).
-        refunds = [((keys[0],), (args[0], *args[2:]), None) for keys, args, _ in calls]
+        # KEYS[1] only; ARGV limit, window_ms, cost, now_ms (hit's args without the burst).
+        refunds = [(REFUND, (keys[0],), (args[0], *args[2:5])) for keys, args, _ in calls]
         try:
-            client = self._redis()
-            try:
-                self._send(client, sha, refunds)
-            except redis.exceptions.NoScriptError:
-                client.script_load(source)
-                self._send(client, sha, refunds)
+            lua.run_many(self._redis(), refunds)
         except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
             # A lost refund only makes the limiter stricter for a while: never fail the request for it.
             logger.warning("rate limiter could not refund (%s: %s)", type(exc).__name__, exc)
-
-    @staticmethod
-    def _send(client, sha: str, calls: list[tuple]) -> list:
-        if len(calls) == 1:
-            keys, args, _ = calls[0]
-            return [client.evalsha(sha, len(keys), *keys, *args)]
-        pipe = client.pipeline(transaction=False)
-        for keys, args, _ in calls:
-            pipe.evalsha(sha, len(keys), *keys, *args)
-        return pipe.execute()
 
     def _call_args(self, scope, tenant, identity, limit, burst, window=60, cost=1) -> tuple:
         if scope not in SCOPES:
@@ -204,16 +138,11 @@ class RateLimiter:
             raise ValueError("limit >= 1, burst >= 0, window > 0 and cost >= 1 are required")
         if cost > burst + 1:
             raise ValueError(f"cost={cost} can never be admitted with burst={burst} (at most burst + 1 at once)")
-        label = tenant_label(tenant)
-        # The same keys as state_key() / index_*_key(), built inline: this runs on every request.
-        prefix = settings.RESILIENCE_KEY_PREFIX
-        member = f"{scope}:{label}:{identity}"
-        keys = (f"{prefix}:rl:{member}", f"{prefix}:rl:idx:all", f"{prefix}:rl:idx:tenant:{label}")
+        state, index, name = call_keys(scope, tenant, identity)
         limit = int(limit)
-        args = (limit, int(burst), int(window * 1000), int(cost))
-        if self._clock_ms is not None:
-            args += (repr(float(self._clock_ms())),)
-        return keys, args, (limit, window)
+        now = "" if self._clock_ms is None else repr(float(self._clock_ms()))
+        args = (limit, int(burst), int(window * 1000), int(cost), now, name)
+        return (state, index), args, (limit, window)
 
     def _decision(self, reply, shape: tuple[int, float]) -> Decision:
         limit, window = shape
@@ -241,7 +170,7 @@ class _ProcessGCRA:
 
     def decide(self, key: str, args: tuple) -> Decision:
         limit, burst, window_ms, cost = (int(part) for part in args[:4])
-        now = round(float(args[4]) * 1000) if len(args) > 4 else time.time_ns() // 1000
+        now = round(float(args[4]) * 1000) if args[4] != "" else time.time_ns() // 1000
         interval = -(-window_ms * 1000 // limit)
         tolerance = interval * (burst + 1)
         with self._lock:
@@ -259,7 +188,7 @@ class _ProcessGCRA:
 
     def refund(self, key: str, args: tuple) -> None:
         limit, _burst, window_ms, cost = (int(part) for part in args[:4])
-        now = round(float(args[4]) * 1000) if len(args) > 4 else time.time_ns() // 1000
+        now = round(float(args[4]) * 1000) if args[4] != "" else time.time_ns() // 1000
         interval = -(-window_ms * 1000 // limit)
         with self._lock:
             tat = self._tat.get(key)

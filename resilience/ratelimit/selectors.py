@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
-from resilience.ratelimit.limiter import NO_TENANT, SCOPES, index_all_key, index_tenant_key, state_key, tenant_label
+from resilience.ratelimit.keys import (
+    NO_TENANT,
+    index_keys,
+    state_key,
+    tenant_index_pattern,
+    tenant_label,
+    tenant_of_index,
+)
+from resilience.ratelimit.limiter import SCOPES
 
 
 @dataclass(frozen=True)
@@ -64,29 +72,50 @@ def _server_now_us(client) -> int:
     return int(seconds) * 1_000_000 + int(micros)
 
 
-def limited_identities(*, tenant=None, scope=None, text="", cursor=0, count=50):
-    """Return (states, next_cursor) of live identities, filtered by tenant, scope and text (ZSCAN; cursor 0 = done)."""
+def _indexed_tenants(client) -> set[str]:
+    names = client.scan_iter(match=tenant_index_pattern(), count=1000)
+    return {tenant_of_index(name.decode() if isinstance(name, bytes) else name) for name in names}
+
+
+# A listing cursor carries the position in the list of indexes in its low bits and that index's
+# ZSCAN cursor above them; 0 starts and ends, as SCAN's does.
+_POSITION_BITS = 16
+
+
+def limited_identities(*, tenant=None, scope=None, text="", cursor=0, count=50, tenants=None):
+    """Return (states, next_cursor) of live identities, filtered by tenant, scope and text (ZSCAN; cursor 0 = done).
+
+    Identities of a tenant are listed from the tenant's index; without a tenant, from the
+    limiter's buckets and the indexes of `tenants` (slugs; None: the tenant indexes found by SCAN).
+    """
     if scope is not None and scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     client = get_redis()
-    if tenant is not None:
-        index, label = index_tenant_key(tenant), tenant_label(tenant)
-    else:
-        index, label = index_all_key(), None
-    pattern = f"{scope or '*'}:*{_glob_escape(text)}*"
-    next_cursor, members = client.zscan(index, cursor=int(cursor), match=pattern, count=int(count))
+    if tenant is None and tenants is None:
+        tenants = sorted(_indexed_tenants(client))
+    indexes = index_keys(tenant, tenants=tenants or ())
+    label = None if tenant is None else tenant_label(tenant)
+    label_glob = "*" if label is None else _glob_escape(label)
+    pattern = f"{scope or '*'}:{label_glob}:*{_glob_escape(text)}*"
+    cursor = int(cursor)
+    position, zcursor = cursor & ((1 << _POSITION_BITS) - 1), cursor >> _POSITION_BITS
+    members: list = []
+    # Bounded work per page: whole small indexes are read one after another, but the first
+    # partial ZSCAN of a large one ends the page (as one ZSCAN page of one index did).
+    while position < len(indexes) and len(members) < int(count):
+        zcursor, found = client.zscan(indexes[position], cursor=zcursor, match=pattern, count=int(count))
+        members.extend(found)
+        if zcursor:
+            break
+        position += 1
+    next_cursor = 0 if position >= len(indexes) else (int(zcursor) << _POSITION_BITS) | position
     now_us = _server_now_us(client)
     parsed = []
-    for member, expiry_ms in members:
+    for name, expiry_ms in members:
         if expiry_ms * 1000 <= now_us:
             continue  # expired: the next decision trims it
-        member = member.decode() if isinstance(member, bytes) else member
-        if label is not None:
-            member_scope, identity = member.split(":", 1)
-            parsed.append((member_scope, label, identity))
-        else:
-            member_scope, member_tenant, identity = member.split(":", 2)
-            parsed.append((member_scope, member_tenant, identity))
+        name = name.decode() if isinstance(name, bytes) else name
+        parsed.append(tuple(name.split(":", 2)))
     pipe = client.pipeline(transaction=False)
     for member_scope, member_tenant, identity in parsed:
         pipe.hgetall(state_key(member_scope, member_tenant, identity))
@@ -95,7 +124,7 @@ def limited_identities(*, tenant=None, scope=None, text="", cursor=0, count=50):
         state = _state(client, member_scope, member_tenant, identity, raw, now_us)
         if state is not None:
             states.append(state)
-    return states, int(next_cursor)
+    return states, next_cursor
 
 
 def top_limited(*, tenant, n=10) -> list[IdentityState]:

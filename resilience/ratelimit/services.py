@@ -8,8 +8,9 @@ from django.db import transaction
 
 from audit.models import AuditAction
 from audit.services import audit_record
-from resilience.connection import get_redis, key
-from resilience.ratelimit.limiter import SCOPES, index_all_key, index_tenant_key, state_key, tenant_label
+from resilience.connection import get_redis
+from resilience.ratelimit.keys import call_keys, index_pattern, state_key, state_pattern, tenant_index_key, tenant_label
+from resilience.ratelimit.limiter import SCOPES
 from resilience.ratelimit.selectors import _glob_escape
 from tenants.models import Tenant
 
@@ -23,7 +24,7 @@ def ratelimit_reset_identity(*, scope: str, tenant, identity: str, actor, reason
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     label, identity = tenant_label(tenant), str(identity)
-    key = state_key(scope, label, identity)
+    key, index, member = call_keys(scope, label, identity)
     with transaction.atomic():
         audit_record(
             actor=actor,
@@ -37,8 +38,7 @@ def ratelimit_reset_identity(*, scope: str, tenant, identity: str, actor, reason
         # Redis last: if it fails, the exception rolls the audit row back with it.
         pipe = get_redis().pipeline(transaction=True)
         pipe.delete(key)
-        pipe.zrem(index_all_key(), f"{scope}:{label}:{identity}")
-        pipe.zrem(index_tenant_key(label), f"{scope}:{identity}")
+        pipe.zrem(index, member)
         deleted = pipe.execute()[0]
     return bool(deleted)
 
@@ -47,7 +47,7 @@ def ratelimit_reset_tenant(*, tenant, actor, reason: str, ip=None) -> int:
     """Give every identity of a tenant its full allowance back; return how many had state."""
     label = tenant_label(tenant)
     client = get_redis()
-    index = index_tenant_key(label)
+    index = tenant_index_key(label)
     with transaction.atomic():
         reset = 0
         cursor = 0
@@ -57,10 +57,9 @@ def ratelimit_reset_tenant(*, tenant, actor, reason: str, ip=None) -> int:
                 names = [m.decode() if isinstance(m, bytes) else m for m, _ in members]
                 pipe = client.pipeline(transaction=False)
                 for name in names:
-                    scope, identity = name.split(":", 1)
+                    scope, _label, identity = name.split(":", 2)
                     pipe.delete(state_key(scope, label, identity))
-                pipe.zrem(index_all_key(), *[f"{n.split(':', 1)[0]}:{label}:{n.split(':', 1)[1]}" for n in names])
-                reset += sum(pipe.execute()[:-1])
+                reset += sum(pipe.execute())
             if not cursor:
                 break
         client.delete(index)
@@ -122,22 +121,20 @@ def ratelimit_reset_matching(
     tick = tick or (lambda: None)
     label = None if tenant is None else tenant_label(tenant)
     scope_glob, label_glob = scope or "*", "*" if label is None else _glob_escape(label)
-    index_prefix = key("rl", "idx") + ":"
     report = ResetReport()
     complete = False
     try:
         # State keys themselves, indexed or not: an index entry can be missing, the key cannot hide from SCAN.
-        for names in _scan_batches(client, key("rl", scope_glob, label_glob, "*"), batch_size):
-            names = [n for n in names if not n.decode().startswith(index_prefix)]
+        for names in _scan_batches(client, state_pattern(scope_glob, label_glob), batch_size):
             if names:
                 report.state_keys += client.exists(*names) if dry_run else client.delete(*names)
             tick()
-        indexes = [(index_all_key(), f"{scope_glob}:{label_glob}:*")]
-        if label is not None:
-            indexes.append((index_tenant_key(label), f"{scope_glob}:*"))
+        # A tenant's identities have one index; any other filter reads every slot's, found with SCAN too.
+        if label not in (None, "-"):
+            indexes = [tenant_index_key(label)]
         else:
-            tenant_indexes = _scan_batches(client, index_tenant_key("*"), batch_size)
-            indexes += [(name.decode(), f"{scope_glob}:*") for batch in tenant_indexes for name in batch]
+            indexes = [name.decode() for batch in _scan_batches(client, index_pattern(), batch_size) for name in batch]
+        indexes = [(index, f"{scope_glob}:{label_glob}:*") for index in indexes]
         for index, pattern in indexes:
             for members in _zscan_batches(client, index, pattern, batch_size):
                 report.index_entries += len(members) if dry_run else client.zrem(index, *members)

@@ -1,20 +1,23 @@
 """The service API's request gate: one Redis round trip authenticates, limits, counts and answers.
 
 `gateway_call()` runs `lua/gateway.lua` (prefixed with the rate limiter's own Lua
-library) with EVALSHA. On a warm cache that single script is the whole request's
-I/O: no SQL, one Redis call. On a miss it builds the API-key entry and the tenant's
-document from the database and runs the same script once more with them attached.
+library) with EVALSHA, on the keys of the API key's tenant, all in the tenant's slot
+(tenants/keys.py). The tenant comes from the key's route, which each process keeps
+once seen: on a warm cache that single script is the whole request's I/O, no SQL and
+one Redis call. On a miss it builds the API-key entry and the tenant's document from
+the database and runs the same script once more with them attached. A refused request
+spends the client address's budget through the limiter afterwards.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 
 import redis
@@ -23,36 +26,69 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from agentapi_admin import metrics
+from resilience import lua
 from resilience.connection import get_redis
 from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS, RedisDisabled
-from resilience.ratelimit import (
-    Decision,
-    default_limiter,
-    index_all_key,
-    index_tenant_key,
-    lua_library,
-    state_key,
-    tenant_label,
-)
+from resilience.ratelimit import LIBRARY, Decision, default_limiter
+from resilience.ratelimit.keys import call_keys
 from resilience.ratelimit.policy import limits_for
-from tenants.cache import USAGE_TTL_SECONDS, apikey_key, cache_sync, cache_ttl
+from tenants.cache import cache_sync, cache_ttl
+from tenants.keys import USAGE_TTL_SECONDS, apikey_key, document_key, route_key, usage_key, version_key
 from tenants.models import ApiKey
 from tenants.selectors import TenantDocument, document_fields, tenant_document_build
 from tenants.services.apikeys import apikey_hash, apikey_mark_used
 from tenants.services.outbox import OutboxUndelivered
+from tenants.services.usage import usage_adopt_legacy
 
 log = logging.getLogger(__name__)
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+GATEWAY = lua.register("tenants.gateway", LUA_DIR / "gateway.lua", include=[LIBRARY])
 WINDOW_SECONDS = 60
 UNKNOWN_KEY_TTL = 30
+ROUTES_KEPT = 100_000
+# Outcomes paid for by the client address's budget (everything refused before the tenant's limit).
+_ADDRESS_PAYS = ("unknown", "revoked", "expired", "not_serving", "scope")
 
 
-@cache
-def gateway_script() -> tuple[str, str]:
-    """Return (source, sha1): the limiter's Lua library followed by the gateway script."""
-    source = lua_library() + "\n" + (LUA_DIR / "gateway.lua").read_text()
-    return source, hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - SHA1 is how Redis names scripts
+class RouteCache:
+    """The routes (secret hash -> tenant slug and id) this process has seen, least recently used dropped first.
+
+    A route only says which slot to read: the entry there decides, so a stale route costs
+    one miss, never a wrong answer.
+    """
+
+    def __init__(self, size: int = ROUTES_KEPT) -> None:
+        self._size = size
+        self._routes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, secret_hash: str) -> tuple[str, str] | None:
+        route = self._routes.get(secret_hash)
+        if route is not None:
+            with self._lock:
+                if secret_hash in self._routes:
+                    self._routes.move_to_end(secret_hash)
+        return route
+
+    def put(self, secret_hash: str, slug: str, tenant_id: str) -> None:
+        with self._lock:
+            self._routes[secret_hash] = (slug, tenant_id)
+            self._routes.move_to_end(secret_hash)
+            while len(self._routes) > self._size:
+                self._routes.popitem(last=False)
+
+    def forget(self, secret_hash: str | None = None) -> None:
+        with self._lock:
+            if secret_hash is None:
+                self._routes.clear()
+            else:
+                self._routes.pop(secret_hash, None)
+
+
+routes = RouteCache()
+# (tenant id, day) whose counts from before hash tags this process has adopted (upgrade day only).
+_adopted: set[tuple[str, str]] = set()
 
 
 @dataclass
@@ -61,6 +97,7 @@ class GatewayResult:
 
     outcome: str  # ok | unknown | revoked | expired | not_serving | scope | limited | quota | unavailable
     tenant_id: str = ""
+    tenant_slug: str = ""  # names the tenant's keys (its hash tag); set when the key was known
     api_key_id: int | None = None
     scopes: list[str] = field(default_factory=list)
     etag: str = ""
@@ -82,7 +119,6 @@ def _entry(api_key: ApiKey, doc: TenantDocument) -> list:
     per_minute, burst, quota = doc.limits
     expires = int(api_key.expires_at.timestamp() * 1000) if api_key.expires_at else 0
     last_used = int(api_key.last_used_at.timestamp() * 1000) if api_key.last_used_at else 0
-    # The limiter's key and index names come from its own helpers, so the admin lists this tenant.
     fields = {
         "tenant": doc.tenant_id,
         "ver": doc.version,
@@ -95,28 +131,62 @@ def _entry(api_key: ApiKey, doc: TenantDocument) -> list:
         "lu": last_used,
         "key_id": api_key.pk,
         "scopes": json.dumps(api_key.scopes),
-        "rl_key": state_key("tenant", doc.slug, doc.slug),
-        "rl_idx": index_tenant_key(doc.slug),
-        "rl_member_all": f"tenant:{doc.slug}:{doc.slug}",
-        "rl_member": f"tenant:{doc.slug}",
     }
     return [item for pair in fields.items() for item in pair]
 
 
-def _fill(secret_hash: str) -> tuple[str, list]:
+@dataclass
+class Fill:
+    """What the database says about a secret hash: a refusal, or the entry and document to cache."""
+
+    refusal: str = ""  # unknown | revoked
+    slug: str = ""
+    tenant_id: str = ""
+    args: list = field(default_factory=list)
+
+
+def _fill(secret_hash: str) -> Fill:
     api_key = ApiKey.objects.filter(secret_hash=secret_hash).first()
-    # A hash that is unknown or revoked now can never become valid: cache the refusal too.
-    # Unknown hashes are attacker-chosen, so their refusals live briefly: memory stays
-    # bounded by request rate x UNKNOWN_KEY_TTL even under a flood of random keys.
     if api_key is None:
-        return "2", [min(UNKNOWN_KEY_TTL, cache_ttl()), "unknown"]
+        return Fill("unknown")
     if api_key.revoked_at is not None:
-        return "2", [cache_ttl(), "revoked"]
+        return Fill("revoked")
     doc = tenant_document_build(api_key.tenant_id)
     metrics.tenant_seen(doc.tenant_id, doc.slug)
     stored = document_fields(doc)
-    head = [cache_ttl(), doc.tenant_id, doc.version, stored["body"], stored["etag"], stored["rules"], stored["keys"]]
-    return "1", [*head, *_entry(api_key, doc)]
+    head = [cache_ttl(), doc.version, stored["body"], stored["etag"], stored["rules"], stored["keys"]]
+    return Fill(slug=doc.slug, tenant_id=str(doc.tenant_id), args=[*head, *_entry(api_key, doc)])
+
+
+def _route_read(client, secret_hash: str) -> tuple[str, ...] | None:
+    raw = client.get(route_key(secret_hash))
+    return None if raw is None else tuple(_text(raw).split(" "))
+
+
+def _route_write(client, secret_hash: str, fill: Fill) -> None:
+    # A hash that is unknown or revoked now can never become valid: cache the refusal too.
+    # Unknown hashes are attacker-chosen, so their refusals live briefly: memory stays
+    # bounded by request rate x UNKNOWN_KEY_TTL even under a flood of random keys.
+    if fill.refusal == "unknown":
+        client.set(route_key(secret_hash), "deny unknown", ex=min(UNKNOWN_KEY_TTL, cache_ttl()))
+    elif fill.refusal:
+        client.set(route_key(secret_hash), f"deny {fill.refusal}", ex=cache_ttl())
+    else:
+        client.set(route_key(secret_hash), f"ok {fill.slug} {fill.tenant_id}", ex=cache_ttl())
+
+
+def gateway_keys(slug: str, tenant_id: str, secret_hash: str, day: str) -> tuple[list, str]:
+    """Return the gateway script's KEYS for one API key of a tenant, and the tenant's limiter index member."""
+    budget = call_keys("tenant", slug, slug)
+    keys = [
+        apikey_key(slug, secret_hash),
+        version_key(slug, tenant_id),
+        document_key(slug, tenant_id),
+        usage_key(slug, tenant_id, day),
+        budget.state,
+        budget.index,
+    ]
+    return keys, budget.member
 
 
 def _decision(allowed: bool, limit: int, remaining, reset_ms, retry_ms) -> Decision:
@@ -130,22 +200,25 @@ def _decision(allowed: bool, limit: int, remaining, reset_ms, retry_ms) -> Decis
     )
 
 
-def _ip_args(client_ip: str | None) -> list:
+def _address_pays(result: GatewayResult, client_ip: str | None) -> GatewayResult:
+    """Spend the client address's `ip` budget for a refused request; answer 429 once it is spent."""
     if client_ip is None or not settings.RESILIENCE_RATE_LIMIT_ENABLED:
-        return ["0", "", "", "", "", 0, 0]
-    # The same key, index and limits as RateLimitMiddleware's "ip" scope, so both count one budget:
-    # what a refused request spends (see lua/gateway.lua).
+        return result
+    # The same key and limits as RateLimitMiddleware's "ip" scope, so both count one budget.
     limits = limits_for(None)
-    member = f"ip:{tenant_label(None)}:{client_ip}"
-    return [
-        "1",
-        state_key("ip", None, client_ip),
-        index_tenant_key(None),
-        member,
-        f"ip:{client_ip}",
-        limits.per_minute,
-        limits.burst,
-    ]
+    decision = default_limiter().hit("ip", None, client_ip, limit=limits.per_minute, burst=limits.burst)
+    if not decision.allowed and not decision.degraded:
+        return GatewayResult("limited", decision=decision)
+    return result
+
+
+def _address_spent(client_ip: str | None) -> GatewayResult | None:
+    """Return a 429 when the client address has no budget left (counting nothing), else None."""
+    if client_ip is None or not settings.RESILIENCE_RATE_LIMIT_ENABLED:
+        return None
+    limits = limits_for(None)
+    peek = default_limiter().peek("ip", None, client_ip, limit=limits.per_minute, burst=limits.burst)
+    return None if peek.allowed else GatewayResult("limited", decision=peek)
 
 
 def gateway_call(secret: str, **kwargs) -> GatewayResult:
@@ -170,34 +243,56 @@ def _gateway_call(
     now_ms: int | None = None,
 ) -> GatewayResult:
     secret_hash = apikey_hash(secret)
-    source, sha = gateway_script()
     day = time.strftime("%Y%m%d", time.gmtime(now_ms / 1000 if now_ms else None))
-    base = [
-        settings.RESILIENCE_KEY_PREFIX,
+    args = [
         "" if now_ms is None else now_ms,
         field_name,
         if_none_match or "",
-        day,
         USAGE_TTL_SECONDS,
         1 if settings.RESILIENCE_RATE_LIMIT_ENABLED else 0,
         WINDOW_SECONDS * 1000,
-        index_all_key(),
     ]
-    keys = [apikey_key(secret_hash)]
     try:
         client = get_redis()
         if cache_sync.due():
             cache_sync.catch_up()  # this process saw Redis fail: deliver what Redis missed first
-        ip = _ip_args(client_ip)
-        reply = _run(client, source, sha, keys, [*base, "0", scope, flag_key, *ip])
+        route = routes.get(secret_hash)
+        if route is None:
+            seen = _route_read(client, secret_hash)
+            if seen is not None and seen[0] == "deny":
+                return _address_pays(GatewayResult(seen[1]), client_ip)
+            route = seen[1:3] if seen is not None else None
+        reply = [b"miss"]
+        slug = route[0] if route is not None else ""
+        if route is not None:
+            keys, member = gateway_keys(*route, secret_hash, day)
+            reply = _run(client, keys, [*args, "0", scope, flag_key, member])
         # A miss builds the entry from the database; 'stale' means a commit landed meanwhile: rebuild.
         # A miss counts nothing, so the fill call decides (and counts) exactly once.
-        for _ in range(3):
+        for attempt in range(3):
             if _text(reply[0]) not in ("miss", "stale"):
                 break
-            code, data = _fill(secret_hash)
+            if attempt == 0 and route is None:
+                # An address already out of budget is refused first: a flood of made-up keys
+                # never reaches the database.
+                spent = _address_spent(client_ip)
+                if spent is not None:
+                    return spent
+            fill = _fill(secret_hash)
             metrics.gateway_cold_fill()
-            reply = _run(client, source, sha, keys, [*base, code, scope, flag_key, *ip, *data])
+            _route_write(client, secret_hash, fill)
+            if fill.refusal:
+                routes.forget(secret_hash)
+                return _address_pays(GatewayResult(fill.refusal), client_ip)
+            routes.put(secret_hash, fill.slug, fill.tenant_id)
+            slug = fill.slug
+            if (fill.tenant_id, day) not in _adopted:
+                usage_adopt_legacy(client, slug=fill.slug, tenant_id=fill.tenant_id, day=day)
+                if len(_adopted) > ROUTES_KEPT:
+                    _adopted.clear()
+                _adopted.add((fill.tenant_id, day))
+            keys, member = gateway_keys(fill.slug, fill.tenant_id, secret_hash, day)
+            reply = _run(client, keys, [*args, "1", scope, flag_key, member, *fill.args])
     except (redis.RedisError, RedisDisabled, OSError, OutboxUndelivered) as exc:
         if not isinstance(exc, RedisDisabled):
             cache_sync.behind = True
@@ -209,18 +304,18 @@ def _gateway_call(
             if_none_match=if_none_match,
             client_ip=client_ip,
         )
-    return _result(reply)
+    result = _result(reply)
+    result.tenant_slug = slug
+    if result.outcome in _ADDRESS_PAYS:
+        return _address_pays(result, client_ip)
+    return result
 
 
-def _run(client, source: str, sha: str, keys: list, args: list):
-    try:
-        return client.evalsha(sha, len(keys), *keys, *args)
-    except redis.exceptions.NoScriptError:
-        # First call on this server, or Redis restarted / failed over (scripts are not persisted),
-        # possibly from an old AOF or RDB that lacks recent publications. Republish every version
-        # before EVAL loads the script: until it is loaded, every process lands here first.
-        cache_sync.catch_up(resync=True)
-        return client.eval(source, len(keys), *keys, *args)
+def _run(client, keys: list, args: list):
+    # A server without the script was restarted or failed over (scripts are not persisted),
+    # possibly from an old AOF or RDB that lacks recent publications: republish every
+    # version before EVAL loads the script; until it is loaded, every process lands here first.
+    return GATEWAY.run(client, keys, args, on_missing=lambda: cache_sync.catch_up(resync=True))
 
 
 def _result(reply: list) -> GatewayResult:
@@ -244,17 +339,12 @@ def _result(reply: list) -> GatewayResult:
                 # "Last used" is advisory: a database hiccup must not fail a request served from Redis.
                 log.warning("could not record API key %s as used: %s", result.api_key_id, exc)
         return result
-    if outcome == "deny":
-        return GatewayResult(_text(reply[1]))
     if outcome == "expired":
         return GatewayResult("expired")
     if outcome == "not_serving":
         return GatewayResult("not_serving", tenant_status=_text(reply[1]), tenant_id=_text(reply[2]))
     if outcome == "scope":
         return GatewayResult("scope", tenant_id=_text(reply[1]))
-    if outcome == "limited_ip":
-        _, remaining, reset_ms, retry_ms, limit = reply
-        return GatewayResult("limited", decision=_decision(False, limit, remaining, reset_ms, retry_ms))
     if outcome == "limited":
         _, tenant, remaining, reset_ms, retry_ms, limit = reply
         return GatewayResult(
@@ -338,6 +428,7 @@ def _without_redis(
     return GatewayResult(
         "ok",
         tenant_id=doc.tenant_id,
+        tenant_slug=doc.slug,
         api_key_id=api_key.pk,
         scopes=api_key.scopes,
         etag=doc.etag,

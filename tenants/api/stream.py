@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from resilience.connection import get_async_redis
 from resilience.exceptions import RedisDisabled
 from tenants.api.views import ApiError, TenantKey, error_response
-from tenants.cache import stream_key
+from tenants.keys import stream_key
 
 _LAST_EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _AUTH = TenantKey(field="body", scope="config:read")
@@ -36,8 +36,9 @@ _open: Counter = Counter()
 class _Slot:
     """One stream's place in the per-process and per-tenant counts, taken at once, given back exactly once."""
 
-    def __init__(self, tenant_id: str) -> None:
+    def __init__(self, tenant_id: str, tenant_slug: str) -> None:
         self.tenant_id = tenant_id
+        self.tenant_slug = tenant_slug
         self.held = True
         _open["*"] += 1
         _open[tenant_id] += 1
@@ -89,7 +90,7 @@ async def _check(request: HttpRequest) -> tuple[str, dict]:
 
 async def _events(request: HttpRequest, slot: _Slot, first: dict, last_event_id: str):
     heartbeat_ms = int(settings.TENANTS_STREAM_HEARTBEAT * 1000)
-    key = stream_key(slot.tenant_id)
+    key = stream_key(slot.tenant_slug, slot.tenant_id)
     client = None
     try:
         yield f"retry: {heartbeat_ms}\n\n".encode()
@@ -156,5 +157,5 @@ async def stream_view(request: HttpRequest) -> HttpResponse:
             "close one or share it between replicas.",
             headers={"Retry-After": "5"},
         )
-    slot = _Slot(tenant_id)
+    slot = _Slot(tenant_id, result.tenant_slug)
     return EventStreamResponse(_events(request, slot, _document(result), last_event_id), slot)

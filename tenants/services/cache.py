@@ -9,8 +9,9 @@ from django.db import transaction
 
 from audit.models import AuditAction
 from audit.services import audit_record
-from resilience.connection import get_redis, key
-from tenants.cache import apikey_key, versions_bump
+from resilience.connection import get_redis
+from tenants.cache import versions_bump
+from tenants.keys import apikey_key, document_pattern, legacy_patterns, route_key
 from tenants.models import ApiKey, Tenant
 
 BATCH = 500
@@ -23,6 +24,7 @@ class CachePurgeReport:
     tenants: int = 0
     flag_documents: int = 0
     apikey_entries: int = 0
+    legacy_keys: int = 0  # keys named before hash tags (--all only)
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -30,15 +32,22 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[start : start + size]
 
 
-def _flag_documents(client, pattern: str) -> Iterable[list[bytes]]:
-    """Yield batches of flag-cache document keys matching `pattern` (never the published-version keys)."""
+def _scan(client, pattern: str) -> Iterable[list[bytes]]:
+    """Yield batches of key names matching `pattern` (SCAN, never KEYS)."""
     cursor = 0
     while True:
         cursor, names = client.scan(cursor=cursor, match=pattern, count=BATCH)
-        docs = [n for n in names if not n.endswith(b":ver")]
-        yield from _chunks(docs, BATCH)
+        yield from _chunks(names, BATCH)
         if not cursor:
             return
+
+
+def _delete(client, names: list, dry_run: bool) -> int:
+    # One key per command: on Redis Cluster each may live in its own slot.
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            (pipe.exists if dry_run else pipe.delete)(name)
+        return sum(pipe.execute())
 
 
 def tenant_cache_purge(
@@ -49,13 +58,19 @@ def tenant_cache_purge(
     tick = tick or (lambda: None)
     report = CachePurgeReport()
     every = tenants is None
-    ids = list(Tenant.objects.order_by("pk").values_list("pk", flat=True)) if every else [t.pk for t in tenants]
+    rows = Tenant.objects.order_by("pk") if every else Tenant.objects.filter(pk__in=[t.pk for t in tenants])
+    slugs = dict(rows.values_list("pk", "slug"))
+    ids = list(slugs)
     report.tenants = len(ids)
     # Documents first, then the bump: one rebuilt in between is at the old version, which the publish deletes.
-    patterns = [key("flags", "*")] if every else [key("flags", pk, "*") for pk in ids]
-    for pattern in patterns:
-        for docs in _flag_documents(client, pattern):
-            report.flag_documents += len(docs) if dry_run else client.delete(*docs)
+    for pattern in [document_pattern()] if every else [document_pattern(s) for s in slugs.values()]:
+        for docs in _scan(client, pattern):
+            report.flag_documents += _delete(client, docs, dry_run)
+            tick()
+    # Keys named before hash tags are never read again (nothing serves from them): a full purge frees them.
+    for pattern in legacy_patterns() if every else []:
+        for names in _scan(client, pattern):
+            report.legacy_keys += _delete(client, names, dry_run)
             tick()
     for batch in _chunks(ids, BATCH):
         if not dry_run:
@@ -72,9 +87,9 @@ def tenant_cache_purge(
                         reason=reason,
                         ip=ip,
                     )
-        hashes = list(ApiKey.objects.filter(tenant_id__in=batch).values_list("secret_hash", flat=True))
-        for chunk in _chunks(hashes, BATCH):
-            names = [apikey_key(h) for h in chunk]
-            report.apikey_entries += client.exists(*names) if dry_run else client.delete(*names)
+        keys = ApiKey.objects.filter(tenant_id__in=batch).values_list("tenant_id", "secret_hash")
+        for chunk in _chunks(list(keys), BATCH):
+            report.apikey_entries += _delete(client, [apikey_key(slugs[t], h) for t, h in chunk], dry_run)
+            _delete(client, [route_key(h) for _t, h in chunk], dry_run)
         tick()
     return report

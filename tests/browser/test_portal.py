@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from resilience.breakers.process import redis_breaker
 from resilience.connection import get_redis
-from tenants.cache import usage_key
+from tenants.keys import usage_key
 from tenants.models import TenantFlag, UsageDaily
 from tests.browser.conftest import ARTIFACTS, login
 from tests.portal.conftest import PASSWORD, build_world
@@ -131,7 +131,7 @@ def test_keys_members_usage_and_account_pages(world, page, live_server, screensh
         UsageDaily.objects.create(
             tenant=world.a, day=today - dt.timedelta(days=days_ago), metric="requests", count=(days_ago * 37) % 400 + 20
         )
-    get_redis().hset(usage_key(world.a.pk, today.strftime("%Y%m%d")), "requests", 128)
+    get_redis().hset(usage_key(world.a.slug, world.a.pk, today.strftime("%Y%m%d")), "requests", 128)
 
     login(page, live_server, "/portal/login/", "a-owner", PASSWORD)
     page.wait_for_url("**/portal/t/acme/")

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from tenants.cache import usage_key
+from tenants.keys import usage_key
 from tenants.models import ApiKey
 from tests.browser.conftest import login
 from tests.tenants.factories import make_flag, make_tenant
@@ -19,7 +19,7 @@ def test_tenant_page_chart_and_key_issue(page, live_server, screenshot, console_
     get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
     tenant = make_tenant("acme")
     make_flag("beta")
-    redis_client.hset(usage_key(tenant.pk, timezone.now().strftime("%Y%m%d")), "requests", 12)
+    redis_client.hset(usage_key(tenant.slug, tenant.pk, timezone.now().strftime("%Y%m%d")), "requests", 12)
     failed = []
     page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/favicon.ico") and failed.append(r.url))
     login(page, live_server, "/admin/login/", "root", PASSWORD)

@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN
 from resilience.connection import key
-from resilience.sessions.backends.redis import SessionStore, index_key
+from resilience.sessions.backends.redis import SessionStore
+from resilience.sessions.keys import index_key
 from tests.commands.conftest import db_state, redis_state, run_json
 from tests.conftest import BASE_DIR, clean_env
 

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_FAILED, EXIT_REDIS_DOWN
 from agentapi_admin.redis_process import free_port
-from tenants.cache import usage_key
+from tenants.keys import usage_key
 from tenants.models import ApiKey, Tenant, UsageDaily
 from tests.commands.conftest import db_state, redis_state, run_json
 from tests.tenants.factories import make_plan, make_tenant
@@ -32,7 +32,7 @@ def test_seed_demo_json_is_an_operation_summary_and_refuses_dry_run():
 
 def test_flush_usage_dry_run_changes_nothing(redis_client):
     tenant = make_tenant("acme")
-    redis_client.hset(usage_key(tenant.pk, "20260101"), mapping={"requests": 5, "denied": 1})
+    redis_client.hset(usage_key(tenant.slug, tenant.pk, "20260101"), mapping={"requests": 5, "denied": 1})
     before = (redis_state(redis_client), db_state())
     summary = run_json("flush_usage", "--dry-run")
     assert (summary["keys"], summary["rows_written"]) == (1, 2)

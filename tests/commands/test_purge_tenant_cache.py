@@ -9,7 +9,7 @@ from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN
 from audit.models import AuditEvent
 from resilience.connection import key
 from tenants.api.gateway import gateway_call
-from tenants.cache import apikey_key, flags_key, version_key
+from tenants.keys import apikey_key, document_key, route_key, version_key
 from tenants.models import Tenant
 from tenants.services.apikeys import apikey_hash
 from tests.commands.conftest import db_state, redis_state, run_json
@@ -35,8 +35,8 @@ def warm(redis_client):
 
 def cached(redis_client, tenant, secret_hash) -> tuple[bool, bool]:
     return (
-        bool(redis_client.exists(flags_key(tenant.pk, tenant.cache_version))),
-        bool(redis_client.exists(apikey_key(secret_hash))),
+        bool(redis_client.exists(document_key(tenant.slug, tenant.pk))),
+        bool(redis_client.exists(apikey_key(tenant.slug, secret_hash), route_key(secret_hash))),
     )
 
 
@@ -49,7 +49,7 @@ def test_one_tenant(warm, redis_client):
     assert cached(redis_client, globex, globex_hash) == (True, True), "the other tenant is untouched"
     bumped = Tenant.objects.get(pk=acme.pk).cache_version
     assert bumped == acme.cache_version + 1
-    assert int(redis_client.get(version_key(acme.pk))) == bumped, "the new version is published"
+    assert int(redis_client.get(version_key(acme.slug, acme.pk))) == bumped, "the new version is published"
     event = AuditEvent.objects.get(action="tenant.cache_purge")
     assert (event.tenant_id, event.actor_label, event.reason) == (acme.pk, "system", "flag edited in SQL")
     assert redis_client.exists(key("cache", "unrelated"), key("usage", "x", "20260101")) == 2
@@ -62,6 +62,23 @@ def test_all_tenants(warm, redis_client):
         assert cached(redis_client, tenant, secret_hash) == (False, False)
     assert AuditEvent.objects.filter(action="tenant.cache_purge").count() == 2
     assert redis_client.exists(key("cache", "unrelated")) == 1
+
+
+def test_all_removes_keys_named_before_hash_tags(warm, redis_client):
+    acme, acme_hash = warm["acme"]
+    legacy = [
+        key("flags", acme.pk, "ver"),
+        key("flags", acme.pk, acme.cache_version),
+        key("apikey", "0badcafe", acme_hash),
+    ]
+    for name in legacy:
+        redis_client.set(name, "1")
+    assert run_json("purge_tenant_cache", "--tenant", "acme")["legacy_keys"] == 0
+    assert redis_client.exists(*legacy) == 3
+    assert run_json("purge_tenant_cache", "--all", "--dry-run")["legacy_keys"] == 3
+    assert run_json("purge_tenant_cache", "--all")["legacy_keys"] == 3
+    assert redis_client.exists(*legacy) == 0
+    assert redis_client.exists(version_key("acme", acme.pk), route_key(acme_hash)) == 1, "today's version key stays"
 
 
 def test_dry_run_counts_and_changes_nothing(warm, redis_client):

@@ -8,7 +8,8 @@ from django.core.management.base import CommandError
 from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN
 from audit.models import AuditEvent
 from resilience.connection import key
-from resilience.ratelimit.limiter import RateLimiter, index_all_key, index_tenant_key, state_key
+from resilience.ratelimit.keys import bucket_index_keys, call_keys, tenant_index_key
+from resilience.ratelimit.limiter import RateLimiter, state_key
 from tests.commands.conftest import db_state, redis_state, run_json
 from tests.tenants.factories import make_tenant
 
@@ -34,12 +35,12 @@ def limited(redis_client):
 
 
 def live(redis_client) -> set[str]:
-    prefix = key("rl") + ":"
-    return {
-        name[len(prefix) :]
-        for name in redis_client.scan_iter(match=prefix + "*")
-        if not name.startswith(key("rl", "idx"))
-    }
+    """Return `<scope>:<tenant>:<identity>` of every state key (the part after its hash tag)."""
+    return {name.split("}:", 1)[1] for name in redis_client.scan_iter(match=key("rl") + ":*")}
+
+
+def bucket_members(redis_client) -> list[str]:
+    return [m for index in bucket_index_keys() for m in redis_client.zrange(index, 0, -1)]
 
 
 def test_one_identity(limited, redis_client):
@@ -47,7 +48,7 @@ def test_one_identity(limited, redis_client):
     assert summary["state_keys"] == 1
     assert "ip:-:2001:db8::1" not in live(redis_client)
     assert "ip:-:198.51.100.1" in live(redis_client)
-    assert not redis_client.zscore(index_all_key(), "ip:-:2001:db8::1")
+    assert not redis_client.zscore(call_keys("ip", None, "2001:db8::1").index, "ip:-:2001:db8::1")
     event = AuditEvent.objects.get(action="ratelimit.reset_identity")
     assert event.reason == "support ticket"
 
@@ -56,8 +57,8 @@ def test_one_tenant_including_unindexed_state(limited, redis_client):
     summary = run_json("reset_ratelimits", "--tenant", "acme")
     assert summary["state_keys"] == 3
     assert live(redis_client) == {"user:globex:2", "ip:-:198.51.100.1", "ip:-:2001:db8::1"}
-    assert redis_client.zcard(index_tenant_key("acme")) == 0
-    assert redis_client.zcard(index_tenant_key("globex")) == 1
+    assert redis_client.zcard(tenant_index_key("acme")) == 0
+    assert redis_client.zcard(tenant_index_key("globex")) == 1
     event = AuditEvent.objects.get(action="ratelimit.reset_matching")
     assert event.tenant.slug == "acme" and event.after["complete"] is True
 
@@ -66,8 +67,9 @@ def test_one_scope_across_tenants(limited, redis_client):
     summary = run_json("reset_ratelimits", "--scope", "ip")
     assert summary["state_keys"] == 3
     assert live(redis_client) == {"user:acme:1", "user:globex:2", "user:acme:unindexed"}
-    assert {m.split(":")[0] for m in redis_client.zrange(index_all_key(), 0, -1)} == {"user"}
-    assert redis_client.zrange(index_tenant_key("acme"), 0, -1) == ["user:1"]
+    assert bucket_members(redis_client) == []
+    assert redis_client.zrange(tenant_index_key("acme"), 0, -1) == ["user:acme:1"]
+    assert redis_client.zrange(tenant_index_key("globex"), 0, -1) == ["user:globex:2"]
 
 
 def test_scope_within_a_tenant(limited, redis_client):
@@ -79,7 +81,7 @@ def test_all(limited, redis_client):
     summary = run_json("reset_ratelimits", "--all")
     assert summary["state_keys"] == 6
     assert live(redis_client) == set()
-    assert redis_client.zcard(index_all_key()) == 0
+    assert bucket_members(redis_client) == [] and redis_client.zcard(tenant_index_key("acme")) == 0
     assert redis_client.exists(key("cache", "unrelated"))
 
 

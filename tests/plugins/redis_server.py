@@ -71,9 +71,11 @@ def _forget_process_state() -> None:
     from resilience.breakers.process import redis_breaker
     from resilience.breakers.registry import forget_breakers
     from resilience.selectors import write_probe_forget
+    from tenants.api.gateway import routes
     from tenants.cache import cache_sync
 
     write_probe_forget()
+    routes.forget()  # routes name tenants of the previous test's database
     cache_sync.behind, cache_sync.failures_seen = False, redis_breaker.failures_total
     redis_breaker.reset()
     redis_breaker._overrides.clear()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from portal.charts import daily_bar_chart, nice_ceiling
 from resilience.connection import get_redis
 from resilience.ratelimit.limiter import default_limiter
-from tenants.cache import usage_key
+from tenants.keys import usage_key
 from tenants.models import UsageDaily
 from tenants.services.plans import plan_update
 
@@ -50,7 +50,7 @@ def test_page_charts_flushed_and_live_counts_of_this_tenant_only(world, owner_cl
     UsageDaily.objects.create(tenant=world.a, day=today - dt.timedelta(days=3), metric="requests", count=120)
     UsageDaily.objects.create(tenant=world.a, day=today - dt.timedelta(days=45), metric="requests", count=777)
     UsageDaily.objects.create(tenant=world.b, day=today - dt.timedelta(days=3), metric="requests", count=9999)
-    get_redis().hset(usage_key(world.a.pk, today.strftime("%Y%m%d")), "requests", 42)
+    get_redis().hset(usage_key(world.a.slug, world.a.pk, today.strftime("%Y%m%d")), "requests", 42)
     html = owner_client.get(usage_url(world)).content.decode()
     assert html.count('<rect class="bar') == 30
     assert f"{(today - dt.timedelta(days=3)):%b} {(today - dt.timedelta(days=3)).day}: 120 requests" in html

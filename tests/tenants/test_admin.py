@@ -193,10 +193,10 @@ def test_the_audit_log_s_old_admin_address_redirects(staff_client):
 def test_tenant_page_shows_the_usage_chart(staff_client, redis_client):
     from django.utils import timezone
 
-    from tenants.cache import usage_key
+    from tenants.keys import usage_key
 
     tenant = make_tenant("acme")
-    redis_client.hset(usage_key(tenant.pk, timezone.now().strftime("%Y%m%d")), "requests", 42)
+    redis_client.hset(usage_key(tenant.slug, tenant.pk, timezone.now().strftime("%Y%m%d")), "requests", 42)
     html = staff_client.get(f"/admin/tenants/tenant/{tenant.pk}/change/").content.decode()
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and ": 42 requests</title>" in html
     assert "system tenant.create</a>" in html

@@ -9,8 +9,9 @@ import redis
 from django.test import Client
 from django.utils import timezone
 
-from tenants.api.gateway import _fill, _run, gateway_script
-from tenants.cache import apikey_key, usage_key, versions_publish
+from tenants.api.gateway import _fill, _run, gateway_keys
+from tenants.cache import versions_publish
+from tenants.keys import apikey_key, route_key, usage_key
 from tenants.models import ApiKey, Tenant
 from tenants.services.apikeys import apikey_hash, apikey_revoke
 from tenants.services.flags import flag_set_override
@@ -75,9 +76,9 @@ def test_a_tenants_key_never_reads_another_tenants_flags(client, acme, redis_cli
     assert body_b["flags"]["beta"]["enabled"] is True
     assert get(client, "/api/v1/flags/beta", secret_a).json()["enabled"] is False
     assert get(client, "/api/v1/flags/beta", secret_b).json()["enabled"] is True
-    # Every tenant-scoped key names its own tenant id; none is shared.
-    keys_a = {k for k in redis_client.scan_iter("agentapi:*") if str(tenant_a.pk) in k}
-    keys_b = {k for k in redis_client.scan_iter("agentapi:*") if str(tenant_b.pk) in k}
+    # Every tenant-scoped key carries its own tenant's hash tag; none is shared.
+    keys_a = {k for k in redis_client.scan_iter("agentapi:*") if "{t:acme}" in k}
+    keys_b = {k for k in redis_client.scan_iter("agentapi:*") if "{t:globex}" in k}
     assert keys_a and keys_b and not keys_a & keys_b
 
 
@@ -164,8 +165,9 @@ def test_revoked_unknown_expired_and_malformed_keys_get_401(
     unknown = "aak_00000000_" + "A" * 43
     assert_error(get(client, "/api/v1/bootstrap", unknown), 401, "invalid_api_key")
     assert_error(get(client, "/api/v1/bootstrap", unknown), 401, "invalid_api_key")  # cached refusal
-    assert 0 < redis_client.ttl(apikey_key(apikey_hash(unknown))) <= 30
-    assert redis_client.ttl(apikey_key(apikey_hash(secret))) > 30
+    assert 0 < redis_client.ttl(route_key(apikey_hash(unknown))) <= 30
+    assert redis_client.get(route_key(apikey_hash(secret))) == "deny revoked"
+    assert redis_client.ttl(route_key(apikey_hash(secret))) > 30
     assert_error(get(client, "/api/v1/bootstrap", "not-a-key"), 401, "invalid_api_key")
     assert_error(client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Basic {secret}"), 401, "invalid_api_key")
     missing = assert_error(client.get("/api/v1/bootstrap"), 401, "missing_api_key")
@@ -215,11 +217,11 @@ def test_rate_limit_and_daily_quota(client, redis_client):
     assert_error(over, 429, "quota_exceeded")
     assert int(over["Retry-After"]) <= 86_400
     day = timezone.now().strftime("%Y%m%d")
-    counters = redis_client.hgetall(usage_key(quota.pk, day))
+    counters = redis_client.hgetall(usage_key("globex", quota.pk, day))
     assert counters == {"requests": "2", "quota_exceeded": "1"}
-    assert redis_client.hgetall(usage_key(limited.pk, day)) == {"requests": "2", "rate_limited": "1"}
-    assert redis_client.exists("agentapi:rl:tenant:acme:acme")
-    assert redis_client.zscore("agentapi:rl:idx:tenant:acme", "tenant:acme") is not None
+    assert redis_client.hgetall(usage_key("acme", limited.pk, day)) == {"requests": "2", "rate_limited": "1"}
+    assert redis_client.exists("agentapi:rl:{t:acme}:tenant:acme:acme")
+    assert redis_client.zscore("agentapi:rlidx:{t:acme}", "tenant:acme:acme") is not None
 
 
 def test_usage_counts_every_served_request(client, acme, redis_client):
@@ -229,8 +231,8 @@ def test_usage_counts_every_served_request(client, acme, redis_client):
         get(client, "/api/v1/bootstrap", secret)
     get(client, "/api/v1/flags/x", secret)
     day = timezone.now().strftime("%Y%m%d")
-    assert redis_client.hget(usage_key(tenant.pk, day), "requests") == "6"
-    assert 0 < redis_client.ttl(usage_key(tenant.pk, day)) <= 8 * 86400
+    assert redis_client.hget(usage_key(tenant.slug, tenant.pk, day), "requests") == "6"
+    assert 0 < redis_client.ttl(usage_key(tenant.slug, tenant.pk, day)) <= 8 * 86400
 
 
 def test_a_fill_that_read_the_database_before_a_commit_is_refused(acme):
@@ -238,16 +240,13 @@ def test_a_fill_that_read_the_database_before_a_commit_is_refused(acme):
     secret_hash = apikey_hash(secret)
     stale = _fill(secret_hash)
     Tenant.objects.filter(pk=tenant.pk).update(cache_version=tenant.cache_version + 5)
-    versions_publish({tenant.pk: tenant.cache_version + 5})
-    source, sha = gateway_script()
-    from django.conf import settings
-
-    base = [settings.RESILIENCE_KEY_PREFIX, "", "body", "", "20260101", 60, 0, 60000, "agentapi:rl:idx:all"]
+    versions_publish({tenant.pk: tenant.cache_version + 5}, {tenant.pk: tenant.slug})
     from resilience.connection import get_redis
 
-    code, data = stale
-    no_ip = ["config:read", "", "0", "", "", "", "", 0, 0]
-    assert _run(get_redis(), source, sha, [apikey_key(secret_hash)], [*base, code, *no_ip, *data]) == [b"stale"]
+    keys, member = gateway_keys(stale.slug, stale.tenant_id, secret_hash, "20260101")
+    args = ["", "body", "", 60, 0, 60000, "1", "config:read", "", member, *stale.args]
+    assert _run(get_redis(), keys, args) == [b"stale"]
+    assert not get_redis().exists(apikey_key(tenant.slug, secret_hash))
 
 
 @pytest.mark.parametrize("fail_mode,status", [("open", 200), ("closed", 503)])
@@ -315,3 +314,15 @@ def test_bootstrap_flags_carry_the_rollout_percent_for_local_evaluation(client, 
     flags = get(client, "/api/v1/bootstrap", secret).json()["flags"]
     assert flags["beta"]["reason"] == "rollout" and flags["beta"]["rollout_percent"] == 30
     assert flags["plain"]["rollout_percent"] == 100
+
+
+def test_a_slug_used_before_by_another_tenant_does_not_make_its_cache_stale(client):
+    import uuid
+
+    # A tenant removed from the database left a high published version under the same slug.
+    gone = uuid.uuid4()
+    versions_publish({gone: 50}, {gone: "acme"})
+    tenant = make_tenant("acme")
+    _, secret = make_key(tenant)
+    assert get(client, "/api/v1/bootstrap", secret).status_code == 200
+    assert get(client, "/api/v1/bootstrap", secret).status_code == 200

@@ -4,8 +4,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from resilience.ratelimit import state_key
 from tenants.api.views import GATEWAY_ROUTES, TenantKey, api
-from tenants.cache import apikey_key, usage_key
+from tenants.keys import route_key, usage_key, usage_legacy_key
 from tenants.services.apikeys import apikey_hash, apikey_revoke
 
 from .factories import make_flag, make_key, make_plan, make_tenant
@@ -67,7 +68,7 @@ def test_a_flood_of_made_up_keys_is_refused_before_the_database(client, settings
     with django_assert_num_queries(0):
         refused = client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {made_up}")
     assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
-    assert not get_redis().exists(apikey_key(apikey_hash(made_up)))
+    assert not get_redis().exists(route_key(apikey_hash(made_up)))
 
 
 def test_tenants_behind_one_address_each_get_their_own_plan(client, settings, redis_client):
@@ -79,7 +80,7 @@ def test_tenants_behind_one_address_each_get_their_own_plan(client, settings, re
         assert set(answers) == {200}
     served = client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {secrets[0]}")
     assert served["RateLimit-Limit"] == "1000"  # the plan's, not the address's
-    assert not redis_client.exists("agentapi:rl:ip:-:127.0.0.1")
+    assert not redis_client.exists(state_key("ip", None, "127.0.0.1"))
 
 
 def test_a_600_per_minute_plan_is_reachable_from_one_address(client, settings):
@@ -100,8 +101,8 @@ def test_a_refused_scope_spends_no_tenant_budget_nor_quota(client, settings, red
         refused = client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {flags_only}")
         assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
     day = timezone.now().strftime("%Y%m%d")
-    assert redis_client.hgetall(usage_key(tenant.pk, day)) == {"refused_scope": "5"}
-    assert not redis_client.exists("agentapi:rl:tenant:acme:acme")
+    assert redis_client.hgetall(usage_key(tenant.slug, tenant.pk, day)) == {"refused_scope": "5"}
+    assert not redis_client.exists(state_key("tenant", "acme", "acme"))
     # The whole quota (and the burst) is still there for the key that may read the document.
     assert statuses(client, "/api/v1/bootstrap", 2, f"Bearer {full}") == [200, 200]
     assert client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {full}").json()["error"] == "quota_exceeded"
@@ -114,6 +115,22 @@ def test_a_refused_scope_spends_the_address_budget(client, settings):
     assert statuses(client, "/api/v1/bootstrap", 3, f"Bearer {flags_only}") == [403, 403, 429]
 
 
+def test_the_daily_quota_keeps_what_was_counted_before_the_upgrade(client, redis_client):
+    tenant = make_tenant("acme", plan=make_plan(**BIG, daily_quota=5))
+    _, secret = make_key(tenant)
+    day = timezone.now().strftime("%Y%m%d")
+    # Served under the usage name from before hash tags, earlier the same day.
+    redis_client.hset(usage_legacy_key(tenant.pk, day), mapping={"requests": 4, "rate_limited": 2})
+    assert statuses(client, "/api/v1/bootstrap", 2, f"Bearer {secret}") == [200, 429]
+    assert redis_client.hgetall(usage_key(tenant.slug, tenant.pk, day)) == {
+        "requests": "5",
+        "rate_limited": "2",
+        "quota_exceeded": "1",
+    }
+    assert not redis_client.exists(usage_legacy_key(tenant.pk, day))
+    assert 0 < redis_client.ttl(usage_key(tenant.slug, tenant.pk, day)) <= 8 * 86400
+
+
 def test_unknown_flags_and_invalid_requests_are_not_usage(client, redis_client):
     tenant = make_tenant("acme", plan=make_plan(rate_limit_per_minute=1000, burst=100, daily_quota=1))
     _, secret = make_key(tenant)
@@ -124,9 +141,9 @@ def test_unknown_flags_and_invalid_requests_are_not_usage(client, redis_client):
     assert client.get("/api/v1/flags/beta?subject=" + "x" * 201, **auth).status_code == 422
     assert client.get("/api/v1/flags/beta?subject=", **auth).status_code == 422
     day = timezone.now().strftime("%Y%m%d")
-    assert redis_client.hget(usage_key(tenant.pk, day), "requests") is None
+    assert redis_client.hget(usage_key(tenant.slug, tenant.pk, day), "requests") is None
     assert client.get("/api/v1/flags/beta?subject=u1", **auth).status_code == 200  # the quota of 1 is intact
-    assert redis_client.hget(usage_key(tenant.pk, day), "requests") == "1"
+    assert redis_client.hget(usage_key(tenant.slug, tenant.pk, day), "requests") == "1"
 
 
 def test_a_post_to_a_gateway_route_is_limited_by_the_middleware(client, ip_budget):

@@ -15,8 +15,9 @@ from django.test import Client, override_settings
 
 from agentapi_admin.redis_process import RedisProcess
 from resilience.breakers.process import redis_breaker
-from tenants.cache import cache_sync, version_key
-from tenants.models import ApiKey, OutboxMessage
+from tenants.cache import cache_sync
+from tenants.keys import version_key
+from tenants.models import ApiKey, OutboxMessage, Tenant
 from tenants.services.apikeys import apikey_revoke
 from tenants.services.flags import flag_owner_toggle, flag_set_override
 from tenants.services.tenants import tenant_suspend
@@ -180,7 +181,7 @@ def test_maintenance_delivers_the_backlog(acme, aof_redis, redis_client, django_
     report = [json.loads(line) for line in out.getvalue().splitlines() if '"outbox' in line]
     assert report and report[0]["outbox_delivered"] == 1 and report[0]["outbox_pending"] == 0
     tenant.refresh_from_db()
-    assert redis_client.get(version_key(tenant.pk)) == str(tenant.cache_version)
+    assert redis_client.get(version_key(tenant.slug, tenant.pk)) == str(tenant.cache_version)
     assert OutboxMessage.objects.filter(delivered_at__isnull=True).count() == 0
 
 
@@ -238,3 +239,46 @@ def test_a_process_that_saw_nothing_of_a_partition_serves_no_stale_entry(
     statuses = [r.status_code for r in poll(client, secret)]
     assert set(statuses) == {401}, statuses
     assert not cache_sync.due()  # it served from Redis, not from the database
+
+
+def _recorded_before_slugs(tenant, secret) -> OutboxMessage:
+    """A revocation's outbox row as code from before hash tags recorded it: versions and hashes, no slugs."""
+    from tenants.services.apikeys import apikey_hash
+
+    Tenant.objects.filter(pk=tenant.pk).update(cache_version=tenant.cache_version + 1)
+    payload = {"versions": {str(tenant.pk): tenant.cache_version + 1}, "apikeys": [apikey_hash(secret)]}
+    return OutboxMessage.objects.create(topic="tenants.cache", payload=payload)
+
+
+def test_pending_rows_from_before_hash_tags_gain_their_slugs(acme, redis_client):
+    import importlib
+
+    from django.apps import apps
+
+    tenant, secret, _ = acme
+    message = _recorded_before_slugs(tenant, secret)
+    done = OutboxMessage.objects.create(topic="tenants.cache", payload={"versions": {}}, delivered_at=tenant.created_at)
+    importlib.import_module("tenants.migrations.0008_outbox_payload_slugs").add_slugs(apps, None)
+    message.refresh_from_db()
+    assert message.payload["slugs"] == {str(tenant.pk): "acme"}
+    assert OutboxMessage.objects.get(pk=done.pk).payload == {"versions": {}}, "delivered rows stay as they were"
+
+
+@pytest.mark.parametrize("migrated", [True, False])
+def test_rows_recorded_before_hash_tags_still_invalidate(acme, redis_client, migrated):
+    import importlib
+
+    from django.apps import apps
+
+    from tenants.services.outbox import outbox_deliver_pending
+
+    tenant, secret, _ = acme
+    client = Client()
+    assert bootstrap(client, secret).status_code == 200  # entry and document cached
+    _recorded_before_slugs(tenant, secret)
+    ApiKey.objects.update(revoked_at=tenant.created_at)  # what the old code's revocation wrote
+    if migrated:
+        importlib.import_module("tenants.migrations.0008_outbox_payload_slugs").add_slugs(apps, None)
+    assert outbox_deliver_pending(topics=["tenants.cache"]).pending == 0
+    assert redis_client.get(version_key("acme", tenant.pk)) == str(tenant.cache_version + 1)
+    assert bootstrap(client, secret).status_code == 401

@@ -5,7 +5,7 @@ from django.db import transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenants.cache import flags_key, version_key
+from tenants.keys import document_key, version_key
 from tenants.models import Tenant
 from tenants.selectors import (
     flag_is_enabled,
@@ -90,7 +90,7 @@ def test_warm_read_makes_no_sql_queries(django_assert_num_queries, redis_client)
     make_flag("beta", default=True)
     tenant.refresh_from_db()
     flags_evaluate(tenant)  # cold: builds and caches
-    assert redis_client.exists(flags_key(tenant.pk, tenant.cache_version))
+    assert redis_client.hget(document_key(tenant.slug, tenant.pk), "ver") == str(tenant.cache_version)
     with django_assert_num_queries(0):
         assert flags_evaluate(tenant)["beta"].enabled
         assert flag_is_enabled(tenant, "beta", subject="u1")
@@ -108,9 +108,9 @@ def test_tenants_never_share_cache_keys(redis_client):
     globex.refresh_from_db()
     assert flags_evaluate(acme)["beta"].enabled is True
     assert flags_evaluate(globex)["beta"].enabled is False
-    assert flags_key(acme.pk, 5) != flags_key(globex.pk, 5)
+    assert document_key(acme.slug, acme.pk) != document_key(globex.slug, globex.pk)
     keys = sorted(redis_client.scan_iter("agentapi:flags:*"))
-    assert keys == sorted([flags_key(acme.pk, acme.cache_version), flags_key(globex.pk, globex.cache_version)])
+    assert keys == sorted([document_key(acme.slug, acme.pk), document_key(globex.slug, globex.pk)])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -119,7 +119,7 @@ def test_invalidation_happens_on_commit_and_not_on_rollback(redis_client):
     beta = make_flag("beta")
     tenant.refresh_from_db()
     assert flags_evaluate(tenant)["beta"].enabled is False
-    cached = flags_key(tenant.pk, tenant.cache_version)
+    cached = document_key(tenant.slug, tenant.pk)
     assert redis_client.exists(cached)
 
     with pytest.raises(RuntimeError), transaction.atomic():
@@ -134,7 +134,7 @@ def test_invalidation_happens_on_commit_and_not_on_rollback(redis_client):
         assert redis_client.exists(cached), "nothing happens before commit"
     assert not redis_client.exists(cached)
     tenant.refresh_from_db()
-    assert redis_client.get(version_key(tenant.pk)) == str(tenant.cache_version)
+    assert redis_client.get(version_key(tenant.slug, tenant.pk)) == str(tenant.cache_version)
     assert flags_evaluate(tenant)["beta"].enabled is True
 
 

@@ -57,19 +57,17 @@ local function rate_limit(key, now_ms, limit, burst, window_ms, cost)
   return {1, remaining, ttl, 0, ttl, index_ttl > 0 and 1 or 0, index_ttl}
 end
 
--- Record an identity as active in the tenant's and the global index (sorted sets
--- scored by a time, in ms, no earlier than the state key's expiry) and drop entries
--- whose time has passed. rate_limit() says when it is due (reply[6]) and the ttl (reply[7]).
-local function rate_limit_index(idx_all, idx_tenant, member_all, member_tenant, now_ms, ttl_ms)
+-- Record an identity as active in its slot's index (a sorted set scored by a time, in
+-- ms, no earlier than the state key's expiry) and drop entries whose time has passed.
+-- rate_limit() says when it is due (reply[6]) and the ttl (reply[7]). The index is a key
+-- the caller passed in KEYS, in the same slot as the state key.
+local function rate_limit_index(idx, member, now_ms, ttl_ms)
   local now = math.floor(tonumber(now_ms))
-  local expires = now + tonumber(ttl_ms)
-  for _, pair in ipairs({{idx_all, member_all}, {idx_tenant, member_tenant}}) do
-    redis.call('ZADD', pair[1], expires, pair[2])
-    redis.call('ZREMRANGEBYSCORE', pair[1], '-inf', now)
-    -- The index lives as long as its longest-lived member (a key without TTL reports -1).
-    if redis.call('PTTL', pair[1]) < tonumber(ttl_ms) then
-      redis.call('PEXPIRE', pair[1], ttl_ms)
-    end
+  redis.call('ZADD', idx, now + tonumber(ttl_ms), member)
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+  -- The index lives as long as its longest-lived member (a key without TTL reports -1).
+  if redis.call('PTTL', idx) < tonumber(ttl_ms) then
+    redis.call('PEXPIRE', idx, ttl_ms)
   end
 end
 

@@ -1,7 +1,7 @@
 -- Give back what rate_limit(...) took for a request that turned out not to count (a
 -- throttle that counts failures reserves before the attempt and refunds a success).
--- KEYS: state key <prefix>:rl:<scope>:<tenant>:<identity>.
--- ARGV: limit, window_ms, cost[, now_ms] (absent: Redis server TIME). Reply: 1 when state was changed.
+-- KEYS: 1 the identity's state key (resilience/ratelimit/keys.py).
+-- ARGV: limit, window_ms, cost, now_ms ('' = Redis server TIME). Reply: 1 when state was changed.
 local now_ms = tonumber(ARGV[4])
 if now_ms == nil then
   local clock = redis.call('TIME')

@@ -29,7 +29,8 @@ from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.sessions.backends.base import SessionCleanupReport, SessionInfo, most_recent_first
 from resilience.sessions.backends.db import SessionStore as DatabaseSessionStore
 from resilience.sessions.backends.redis import SessionStore as RedisSessionStore
-from resilience.sessions.backends.redis import index_key, now_ms
+from resilience.sessions.backends.redis import now_ms
+from resilience.sessions.keys import index_key
 
 logger = logging.getLogger("resilience.sessions")
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
 from django_redis import get_redis_connection
 
-from resilience.connection import key
+from resilience import lua
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.sessions.backends.base import (
     IndexedSessionMixin,
@@ -27,26 +28,15 @@ from resilience.sessions.backends.base import (
     most_recent_first,
     session_info,
 )
+from resilience.sessions.keys import index_key, index_pattern, index_user
 
-# Add/refresh one member, drop expired ones, and let the key expire with its last session.
-_INDEX_UPSERT = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if last[2] then
-  redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', tonumber(last[2])))
-end
-return 1
-"""
+INDEX_UPSERT = lua.register(
+    "sessions.index_upsert", Path(__file__).resolve().parent.parent / "lua" / "index_upsert.lua"
+)
 _SCAN_BATCH = 1000
 _SCAN_ROUNDS = 20
 # Memory bound: only this many live members of one user's index are checked for orphans per run.
 MAX_MEMBERS_PER_INDEX = 10_000
-
-
-def index_key(user_id: object) -> str:
-    """Return the Redis key of a user's session index."""
-    return key("sessidx", user_id)
 
 
 def now_ms() -> int:
@@ -57,20 +47,10 @@ def now_ms() -> int:
 class SessionStore(IndexedSessionMixin, CacheSessionStore):
     """Django's cache session store plus the per-user index."""
 
-    _scripts: dict = {}
-
     @staticmethod
     def _redis():
         # The client of the session cache itself: the index lives wherever the sessions do.
         return get_redis_connection(settings.SESSION_CACHE_ALIAS)
-
-    @classmethod
-    def _upsert_script(cls):
-        client = cls._redis()
-        script = cls._scripts.get(id(client))
-        if script is None:
-            script = cls._scripts[id(client)] = client.register_script(_INDEX_UPSERT)
-        return script
 
     def save(self, must_create=False):
         if self.session_key is None:
@@ -80,7 +60,7 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
         if user_id is not None:
             now = now_ms()
             expires = now + self.get_expiry_age() * 1000
-            self._upsert_script()(keys=[index_key(user_id)], args=[self.session_key, expires, now])
+            INDEX_UPSERT.run(self._redis(), [index_key(user_id)], [self.session_key, expires, now])
 
     def delete(self, session_key=None):
         if session_key is None:
@@ -127,12 +107,11 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
     @classmethod
     def users_with_sessions(cls, *, cursor: int = 0, count: int = 50) -> tuple[dict[str, int], int]:
         client = cls._redis()
-        prefix = index_key("")
         names: list[bytes] = []
         # SCAN's COUNT is a hint: keep going a few rounds so a page is not empty just
         # because other families dominate the keyspace; bounded so a huge one stays cheap.
         for _ in range(_SCAN_ROUNDS):
-            cursor, batch = client.scan(cursor=cursor, match=prefix + "*", count=_SCAN_BATCH)
+            cursor, batch = client.scan(cursor=cursor, match=index_pattern(), count=_SCAN_BATCH)
             names.extend(batch)
             if cursor == 0 or len(names) >= count:
                 break
@@ -141,7 +120,7 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
             for name in names:
                 pipe.zcount(name, now, "+inf")
             counts = pipe.execute()
-        users = {name.decode()[len(prefix) :]: n for name, n in zip(names, counts, strict=True) if n}
+        users = {index_user(name.decode()): n for name, n in zip(names, counts, strict=True) if n}
         return users, int(cursor)
 
     @classmethod
@@ -209,7 +188,7 @@ class SessionStore(IndexedSessionMixin, CacheSessionStore):
 def _index_batches(client, batch_size: int) -> Iterator[list[bytes]]:
     """Yield the names of session-index keys, at most `batch_size` per SCAN page."""
     cursor = 0
-    pattern = index_key("") + "*"
+    pattern = index_pattern()
     while True:
         cursor, names = client.scan(cursor=cursor, match=pattern, count=batch_size)
         # COUNT is only a hint (a small keyspace comes back whole): cut pages to the batch size.

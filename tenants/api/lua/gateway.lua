@@ -4,133 +4,98 @@
 --
 -- Who pays for a request: a valid key with the scope spends its tenant's plan limit
 -- (never the client address's, so tenants behind one egress address do not share an
--- allowance). Anything else (unknown, revoked or expired key, a tenant that does not
--- serve, a key without the scope) spends the client address's `ip` budget, so guessing
--- keys stays throttled. Only a request that will be served counts as usage (`requests`,
--- which the daily quota reads); refusals count under their own metric.
+-- allowance). A refusal is returned to the caller, which spends the client address's
+-- `ip` budget through the limiter (that budget lives in another slot). Only a request
+-- that will be served counts as usage (`requests`, which the daily quota reads);
+-- refusals count under their own metric.
 --
--- `rate_limit`, `rate_limit_index` and `rate_limit_peek` are defined above this text:
--- tenants/api/gateway.py prepends resilience/ratelimit/lua/rate_limit.lua, unchanged.
+-- `rate_limit` and `rate_limit_index` are defined above this text: the loader prepends
+-- resilience/ratelimit/lua/rate_limit.lua, unchanged.
 --
--- KEYS[1]  agentapi:apikey:<sha256 of the key>
--- ARGV     1 key prefix, 2 now_ms ('' = Redis TIME: one clock for every replica),
---          3 document field to return (body|rules), 4 If-None-Match, 5 day YYYYMMDD,
---          6 usage ttl s, 7 rate limiting on (1|0), 8 window ms, 9 global rate-limit index key,
---          10 fill: 0 none, 1 entry, 2 deny, 11 scope the route needs,
---          12 flag key the request asks for ('' = the whole document; a key the document
---          lacks is answered 404 and not counted as usage),
---          13 per-IP limit on (1|0), 14 IP state key, 15 IP tenant-index key, 16 IP member in the
---          global index, 17 IP member in the tenant index, 18 IP limit, 19 IP burst
--- fill=1   20 ttl s, 21 tenant, 22 version, 23 body, 24 etag, 25 rules, 26 flag keys, 27.. entry pairs
--- fill=2   20 ttl s, 21 deny reason
--- Keys other than KEYS[1] are derived from the entry: fine on one Redis or a primary with
--- replicas (this app's deployments), not on Redis Cluster.
--- Count one request; the day's hash gets its lifetime when a metric first appears, not on every call.
-local function count(usage, metric, ttl)
-  if redis.call('HINCRBY', usage, metric, 1) == 1 then
-    redis.call('EXPIRE', usage, ttl)
+-- Every key comes in KEYS, all in the tenant's slot {t:<slug>} (tenants/keys.py):
+-- KEYS[1] API-key entry, 2 published version, 3 document, 4 today's usage,
+--      5 the tenant's limiter state, 6 the limiter index of the tenant's slot
+-- ARGV 1 now_ms ('' = Redis TIME: one clock for every replica), 2 document field to
+--      return (body|rules), 3 If-None-Match, 4 usage ttl s, 5 rate limiting on (1|0),
+--      6 window ms, 7 fill: 0 none, 1 entry and document, 8 scope the route needs,
+--      9 flag key the request asks for ('' = the whole document; a key the document
+--      lacks is answered 404 and not counted as usage), 10 the tenant's limiter index member
+-- fill=1   11 ttl s, 12 version, 13 body, 14 etag, 15 rules, 16 flag keys, 17.. entry pairs
+local function count(metric, ttl)
+  -- The day's hash gets its lifetime when a metric first appears, not on every call.
+  if redis.call('HINCRBY', KEYS[4], metric, 1) == 1 then
+    redis.call('EXPIRE', KEYS[4], ttl)
   end
 end
 
-local prefix = ARGV[1]
-local now = tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 if not now then
   local clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 end
-local fill = ARGV[10]
 
--- A request that is refused spends the client address's budget; nil when it may have its answer.
-local function ip_spent()
-  if ARGV[13] ~= '1' then return nil end
-  local ip = rate_limit(ARGV[14], now, ARGV[18], ARGV[19], ARGV[8], 1)
-  if ip[1] == 0 then return {'limited_ip', ip[2], ip[3], ip[4], ARGV[18]} end
-  if ip[6] == 1 then rate_limit_index(ARGV[9], ARGV[15], ARGV[16], ARGV[17], now, ip[7]) end
-  return nil
-end
-
-if fill == '2' then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'deny', ARGV[21])
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[20]))
-elseif fill == '1' then
-  local ttl = tonumber(ARGV[20])
-  local tenant = ARGV[21]
-  local version = tonumber(ARGV[22])
-  local verkey = prefix .. ':flags:' .. tenant .. ':ver'
-  local published = tonumber(redis.call('GET', verkey) or '0')
+if ARGV[7] == '1' then
+  local ttl = tonumber(ARGV[11])
+  local version = tonumber(ARGV[12])
+  local published = tonumber(redis.call('GET', KEYS[2]) or '0')
   -- A newer version is already published: this fill read the database before a commit.
   if version < published then return {'stale'} end
-  if version > published then redis.call('SET', verkey, version) end
-  local doc = prefix .. ':flags:' .. tenant .. ':' .. version
-  redis.call('HSET', doc, 'body', ARGV[23], 'etag', ARGV[24], 'rules', ARGV[25], 'keys', ARGV[26])
-  redis.call('EXPIRE', doc, ttl)
+  if version > published then redis.call('SET', KEYS[2], version) end
+  redis.call('HSET', KEYS[3], 'ver', version, 'body', ARGV[13], 'etag', ARGV[14], 'rules', ARGV[15], 'keys', ARGV[16])
+  redis.call('EXPIRE', KEYS[3], ttl)
   local fields = {}
-  for i = 27, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 17, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('EXPIRE', KEYS[1], ttl)
 end
 
 local e = redis.call('HMGET', KEYS[1], 'tenant', 'ver', 'exp', 'serving', 'status', 'limit', 'burst', 'quota',
-  'lu', 'key_id', 'scopes', 'deny', 'rl_key', 'rl_idx', 'rl_member_all', 'rl_member')
-if e[12] then return ip_spent() or {'deny', e[12]} end
-if not e[1] then
-  -- Unknown to the cache: the caller will ask the database. An address already out of
-  -- budget is refused first, so a flood of made-up keys never reaches the database.
-  if ARGV[13] == '1' then
-    local peek = rate_limit_peek(ARGV[14], now, ARGV[18], ARGV[19], ARGV[8])
-    if peek[1] == 0 then return {'limited_ip', 0, peek[2], peek[3], ARGV[18]} end
-  end
-  return {'miss'}
-end
+  'lu', 'key_id', 'scopes')
+-- Unknown to the cache: the caller asks the database.
+if not e[1] then return {'miss'} end
 local tenant = e[1]
 -- The entry was built for one cache version; any committed write publishes a newer one.
-if redis.call('GET', prefix .. ':flags:' .. tenant .. ':ver') ~= e[2] then return {'miss'} end
+if redis.call('GET', KEYS[2]) ~= e[2] then return {'miss'} end
 local exp = tonumber(e[3])
-if exp > 0 and now >= exp then return ip_spent() or {'expired'} end
+if exp > 0 and now >= exp then return {'expired'} end
 
-local usage = prefix .. ':usage:' .. tenant .. ':' .. ARGV[5]
-local usage_ttl = tonumber(ARGV[6])
+local usage_ttl = tonumber(ARGV[4])
 if e[4] ~= '1' then
-  local limited = ip_spent()
-  if limited then return limited end
-  count(usage, 'refused_not_serving', usage_ttl)
+  count('refused_not_serving', usage_ttl)
   return {'not_serving', e[5], tenant}
 end
 -- Scopes are a JSON list of strings; a quoted exact match cannot hit a longer scope name.
-if not string.find(e[11], '"' .. ARGV[11] .. '"', 1, true) then
-  local limited = ip_spent()
-  if limited then return limited end
-  count(usage, 'refused_scope', usage_ttl)
+if not string.find(e[11], '"' .. ARGV[8] .. '"', 1, true) then
+  count('refused_scope', usage_ttl)
   return {'scope', tenant}
 end
 
-local field = ARGV[3]
-local doc = redis.call('HMGET', prefix .. ':flags:' .. tenant .. ':' .. e[2], 'etag', field, 'keys')
-if not doc[1] or not doc[3] then return {'miss'} end
+local field = ARGV[2]
+local doc = redis.call('HMGET', KEYS[3], 'ver', 'etag', field, 'keys')
+if doc[1] ~= e[2] or not doc[2] or not doc[4] then return {'miss'} end
 
 -- rl = {allowed, remaining, reset_after_ms, retry_after_ms, ttl_ms, index_due 0|1, index_ttl_ms}
 local rl = {1, 0, 0, 0, 0, 0, 0}
-if ARGV[7] == '1' then
-  rl = rate_limit(e[13], now, e[6], e[7], ARGV[8], 1)
+if ARGV[5] == '1' then
+  rl = rate_limit(KEYS[5], now, e[6], e[7], ARGV[6], 1)
   if rl[1] == 0 then
-    count(usage, 'rate_limited', usage_ttl)
+    count('rate_limited', usage_ttl)
     return {'limited', tenant, rl[2], rl[3], rl[4], e[6]}
   end
-  if rl[6] == 1 then rate_limit_index(ARGV[9], e[14], e[15], e[16], now, rl[7]) end
+  if rl[6] == 1 then rate_limit_index(KEYS[6], ARGV[10], now, rl[7]) end
 end
 
 local quota = tonumber(e[8])
-if quota > 0 and tonumber(redis.call('HGET', usage, 'requests') or '0') >= quota then
-  count(usage, 'quota_exceeded', usage_ttl)
+if quota > 0 and tonumber(redis.call('HGET', KEYS[4], 'requests') or '0') >= quota then
+  count('quota_exceeded', usage_ttl)
   return {'quota', tenant, quota}
 end
 -- Flag keys are stored one per line; a key the document lacks is answered 404 by the caller.
-if ARGV[12] ~= '' and not string.find(doc[3], '\n' .. ARGV[12] .. '\n', 1, true) then
-  count(usage, 'not_found', usage_ttl)
+if ARGV[9] ~= '' and not string.find(doc[4], '\n' .. ARGV[9] .. '\n', 1, true) then
+  count('not_found', usage_ttl)
 else
-  count(usage, 'requests', usage_ttl)
+  count('requests', usage_ttl)
 end
 
 -- Last-used reaches the database at most once a minute per key (the caller writes it).
@@ -139,8 +104,8 @@ if now - tonumber(e[9] or '0') >= 60000 then
   redis.call('HSET', KEYS[1], 'lu', now)
   touch = 1
 end
-local body = doc[2]
-if field == 'body' and ARGV[4] ~= '' and (ARGV[4] == '*' or string.find(ARGV[4], doc[1], 1, true)) then
+local body = doc[3]
+if field == 'body' and ARGV[3] ~= '' and (ARGV[3] == '*' or string.find(ARGV[3], doc[2], 1, true)) then
   body = ''
 end
-return {'ok', tenant, e[10], e[11], doc[1], body, touch, rl[2], rl[3], rl[4], now, e[6]}
+return {'ok', tenant, e[10], e[11], doc[2], body, touch, rl[2], rl[3], rl[4], now, e[6]}

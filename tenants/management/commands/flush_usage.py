@@ -1,4 +1,4 @@
-"""Persist Redis usage counters (agentapi:usage:<tenant>:<day>) into UsageDaily."""
+"""Persist Redis usage counters (agentapi:usage:{t:<slug>}:<tenant id>:<day>) into UsageDaily."""
 
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ from tenants.services.cache import tenant_cache_purge
 class Command(OperationCommand):
     help = (
         "Bump cache_version of --tenant SLUG (or --all tenants), audited, and delete only their cached flag "
-        "documents (agentapi:flags:<tenant>:<version>, found with SCAN) and cached API-key lookups. Readers "
-        "rebuild from the database on their next request. Use it after editing flags or plans outside the app."
+        "documents (agentapi:flags:{t:<slug>}:<tenant id>:doc, found with SCAN; --all also keys named before "
+        "hash tags) and cached API-key lookups. Readers rebuild from the database on their next request. Use it "
+        "after editing flags or plans outside the app."
     )
     lock_name = "purge_tenant_cache"
 
@@ -27,4 +28,5 @@ class Command(OperationCommand):
             "tenants": report.tenants,
             "flag_documents": report.flag_documents,
             "apikey_entries": report.apikey_entries,
+            "legacy_keys": report.legacy_keys,
         }

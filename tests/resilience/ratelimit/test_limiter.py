@@ -8,7 +8,8 @@ import random
 import pytest
 import redis
 
-from resilience.ratelimit import Decision, RateLimiter, index_all_key, index_tenant_key, lua_library, state_key
+from resilience.ratelimit import LIBRARY, Decision, RateLimiter, state_key
+from resilience.ratelimit.keys import BUCKETS, bucket_index_keys, call_keys, tenant_index_key
 
 
 class FakeClock:
@@ -109,18 +110,30 @@ def test_keys_are_readable_and_expire_with_the_allowance(redis_client):
     limiter.hit("user", "acme", "alice", limit=60, burst=10)
     limiter.hit("user", "acme", "alice", limit=60, burst=10)
     key = state_key("user", "acme", "alice")
-    assert key == "agentapi:rl:user:acme:alice"
+    assert key == "agentapi:rl:{t:acme}:user:acme:alice"  # in the tenant's slot
     state = redis_client.hgetall(key)
     assert state["l"] == "60" and state["b"] == "10" and state["w"] == "60000"
     # Key and index entries live twice the tolerance (2 x 11 s), renewed only when the
     # allowance would outlive them, so a busy identity rarely rewrites the index.
+    index = tenant_index_key("acme")
+    assert index == "agentapi:rlidx:{t:acme}"
     assert 20_000 < redis_client.pttl(key) <= 22_000
-    assert 20_000 < redis_client.pttl(index_all_key()) <= 22_000
-    expires_at_ms = redis_client.zscore(index_all_key(), "user:acme:alice")
+    assert 20_000 < redis_client.pttl(index) <= 22_000
+    expires_at_ms = redis_client.zscore(index, "user:acme:alice")
     assert expires_at_ms == int(state["ix"]) // 1000  # the entry expires with its key
     assert int(state["ix"]) > int(state["t"])
-    assert redis_client.zscore(index_tenant_key("acme"), "user:alice") is not None
-    assert redis_client.zscore(index_all_key(), "user:acme:alice") is not None
+
+
+def test_identities_of_no_tenant_spread_over_the_bucket_slots(redis_client):
+    limiter = RateLimiter()
+    for n in range(200):
+        limiter.hit("ip", None, f"10.0.{n // 250}.{n % 250}", limit=60, burst=0)
+    used = [index for index in bucket_index_keys() if redis_client.zcard(index)]
+    assert len(used) > BUCKETS // 2  # no single index holds every address
+    assert sum(redis_client.zcard(index) for index in used) == 200
+    one = call_keys("ip", None, "10.0.0.1")
+    tag = one.state[one.state.index("{") : one.state.index("}") + 1]
+    assert one.index.endswith(tag) and redis_client.zscore(one.index, "ip:-:10.0.0.1") is not None
 
 
 def test_index_entries_expire_and_are_trimmed(redis_client):
@@ -129,28 +142,27 @@ def test_index_entries_expire_and_are_trimmed(redis_client):
     limiter.hit("ip", "acme", "10.0.0.1", limit=60, burst=0)  # expires 1 s later
     clock.now += 5000
     limiter.hit("ip", "acme", "10.0.0.2", limit=60, burst=0)
-    members = redis_client.zrange(index_tenant_key("acme"), 0, -1)
-    assert members == ["ip:10.0.0.2"]
-    assert redis_client.zrange(index_all_key(), 0, -1) == ["ip:acme:10.0.0.2"]
+    assert redis_client.zrange(tenant_index_key("acme"), 0, -1) == ["ip:acme:10.0.0.2"]
 
 
 def test_busy_identity_rewrites_its_index_entry_once_per_tolerance(redis_client):
     clock = FakeClock()
     limiter = RateLimiter(clock_ms=clock)
+    index = tenant_index_key("acme")
     limiter.hit("user", "acme", "busy", limit=60, burst=9)  # tolerance 10 s: entry valid 20 s
-    first = redis_client.zscore(index_all_key(), "user:acme:busy")
+    first = redis_client.zscore(index, "user:acme:busy")
     for _ in range(9):
         clock.now += 1000
         limiter.hit("user", "acme", "busy", limit=60, burst=9)
-    assert redis_client.zscore(index_all_key(), "user:acme:busy") == first  # still ahead of the key's expiry
+    assert redis_client.zscore(index, "user:acme:busy") == first  # still ahead of the key's expiry
     clock.now += 20_000
     limiter.hit("user", "acme", "busy", limit=60, burst=9)
-    assert redis_client.zscore(index_all_key(), "user:acme:busy") > first
+    assert redis_client.zscore(index, "user:acme:busy") > first
 
 
 def test_index_key_vanishes_when_all_members_expired(redis_client):
     RateLimiter().hit("ip", "acme", "10.0.0.9", limit=6000, burst=0)  # 10 ms allowance
-    ttl = redis_client.pttl(index_tenant_key("acme"))
+    ttl = redis_client.pttl(tenant_index_key("acme"))
     assert 0 < ttl <= 20
 
 
@@ -163,8 +175,16 @@ def test_nosript_fallback_after_script_flush(redis_client):
 
 
 def test_the_library_defines_the_function_other_scripts_include(redis_client):
-    script = lua_library() + "\nreturn rate_limit(KEYS[1], ARGV[1], 10, 0, 60000, 1)"
-    assert redis_client.eval(script, 1, "agentapi:rl:user:-:lib", 1_700_000_000_000) == [1, 0, 6000, 0, 6000, 1, 12000]
+    script = LIBRARY.read_text() + "\nreturn rate_limit(KEYS[1], ARGV[1], 10, 0, 60000, 1)"
+    assert redis_client.eval(script, 1, state_key("user", None, "lib"), 1_700_000_000_000) == [
+        1,
+        0,
+        6000,
+        0,
+        6000,
+        1,
+        12000,
+    ]
 
 
 def _hammer(port: int, attempts: int, queue) -> None:

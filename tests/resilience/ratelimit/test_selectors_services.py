@@ -39,7 +39,7 @@ def test_limited_identities_lists_live_state_with_filters(acme):
     assert set(by_identity) == {"alice", "bob", "10.0.0.1"}
     alice = by_identity["alice"]
     assert alice.limited and alice.remaining == 0 and alice.denied == 2 and alice.used == 3
-    assert alice.key == "agentapi:rl:user:acme:alice"
+    assert alice.key == "agentapi:rl:{t:acme}:user:acme:alice"
     assert 0 < alice.retry_after <= 1 and 2 < alice.reset_after <= 3
     assert not by_identity["bob"].limited and by_identity["bob"].remaining == 2
 
@@ -83,7 +83,7 @@ def test_reset_identity_restores_the_allowance_and_audits(acme, staff, redis_cli
     assert limiter.hit("user", acme, "alice", limit=60, burst=2).allowed
     event = AuditEvent.objects.get(action="ratelimit.reset_identity")
     assert event.actor_label == "ops" and event.tenant == acme and event.reason == "support ticket"
-    assert event.object_id == "agentapi:rl:user:acme:alice"
+    assert event.object_id == "agentapi:rl:{t:acme}:user:acme:alice"
 
 
 def test_reset_tenant_clears_every_identity_of_that_tenant_only(acme, staff, redis_client):
