@@ -39,6 +39,8 @@ _REDELIVER_MAX = 1000
 
 # Usage hashes outlive their day long enough for a late flush_usage to read them.
 USAGE_TTL_SECONDS = 8 * 86_400
+# Bumped when the fields of a cached API-key entry change, so entries written by an older release are not read.
+ENTRY_LAYOUT = 2
 
 _PUBLISH_MAX = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -64,6 +66,11 @@ def apikey_key(secret_hash: str) -> str:
     return key("apikey", entry_shape(), secret_hash)
 
 
+def apikey_used_key(tenant_id: object) -> str:
+    """Return the key of a tenant's API-key last-use hash (key id -> epoch ms), flushed to `ApiKey.last_used_at`."""
+    return key("apikey-used", tenant_id)
+
+
 def usage_key(tenant_id: object, day: str) -> str:
     """Return the key of a tenant's usage hash for one UTC day (`YYYYMMDD`)."""
     return key("usage", tenant_id, day)
@@ -75,7 +82,7 @@ def cache_ttl() -> int:
 
 def entry_shape() -> str:
     """Return a short digest of the settings that shape cached API-key entries (the RATE_LIMIT_* defaults)."""
-    shape = (settings.RESILIENCE_RATE_LIMIT_PER_MINUTE, settings.RESILIENCE_RATE_LIMIT_BURST)
+    shape = (ENTRY_LAYOUT, settings.RESILIENCE_RATE_LIMIT_PER_MINUTE, settings.RESILIENCE_RATE_LIMIT_BURST)
     return _shape_digest(shape)
 
 

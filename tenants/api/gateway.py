@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -35,10 +34,10 @@ from resilience.ratelimit import (
     tenant_label,
 )
 from resilience.ratelimit.policy import limits_for
-from tenants.cache import USAGE_TTL_SECONDS, apikey_key, cache_sync, cache_ttl
+from tenants.cache import USAGE_TTL_SECONDS, apikey_key, apikey_used_key, cache_sync, cache_ttl
 from tenants.models import ApiKey
 from tenants.selectors import TenantDocument, document_fields, tenant_document_build
-from tenants.services.apikeys import apikey_hash, apikey_mark_used
+from tenants.services.apikeys import apikey_hash
 from tenants.services.outbox import OutboxUndelivered
 
 log = logging.getLogger(__name__)
@@ -93,6 +92,7 @@ def _entry(api_key: ApiKey, doc: TenantDocument) -> list:
         "burst": burst,
         "quota": quota or 0,
         "lu": last_used,
+        "lu_key": apikey_used_key(doc.tenant_id),
         "key_id": api_key.pk,
         "scopes": json.dumps(api_key.scopes),
         "rl_key": state_key("tenant", doc.slug, doc.slug),
@@ -226,7 +226,8 @@ def _run(client, source: str, sha: str, keys: list, args: list):
 def _result(reply: list) -> GatewayResult:
     outcome = _text(reply[0])
     if outcome == "ok":
-        (_, tenant, key_id, scopes, etag, payload, touch, remaining, reset_ms, retry_ms, now, limit) = reply
+        # `touch` says the script recorded a last use (in Redis: flush_apikey_last_used copies it to the database).
+        (_, tenant, key_id, scopes, etag, payload, _touch, remaining, reset_ms, retry_ms, _now, limit) = reply
         result = GatewayResult(
             "ok",
             tenant_id=_text(tenant),
@@ -237,12 +238,6 @@ def _result(reply: list) -> GatewayResult:
         )
         if settings.RESILIENCE_RATE_LIMIT_ENABLED:
             result.decision = _decision(True, limit, remaining, reset_ms, retry_ms)
-        if int(touch):
-            try:
-                apikey_mark_used(api_key_id=result.api_key_id, at=datetime.fromtimestamp(int(now) / 1000, UTC))
-            except DatabaseError as exc:
-                # "Last used" is advisory: a database hiccup must not fail a request served from Redis.
-                log.warning("could not record API key %s as used: %s", result.api_key_id, exc)
         return result
     if outcome == "deny":
         return GatewayResult(_text(reply[1]))

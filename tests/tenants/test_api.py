@@ -104,8 +104,7 @@ def test_etag_changes_when_a_flag_changes(client, acme, django_capture_on_commit
 
 def test_warm_bootstrap_makes_no_sql_and_one_redis_call(client, acme, django_assert_num_queries, redis_server):
     _, secret = acme
-    get(client, "/api/v1/bootstrap", secret)  # cold: fills the cache, writes last_used once
-    assert ApiKey.objects.get().last_used_at is not None
+    get(client, "/api/v1/bootstrap", secret)  # cold: fills the cache, records the last use in Redis
     seen = []
     monitor_client = redis.Redis(port=redis_server.port, decode_responses=True)
     ready = threading.Event()

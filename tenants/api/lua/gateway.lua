@@ -73,7 +73,7 @@ elseif fill == '1' then
 end
 
 local e = redis.call('HMGET', KEYS[1], 'tenant', 'ver', 'exp', 'serving', 'status', 'limit', 'burst', 'quota',
-  'lu', 'key_id', 'scopes', 'deny', 'rl_key', 'rl_idx', 'rl_member_all', 'rl_member')
+  'lu', 'key_id', 'scopes', 'deny', 'rl_key', 'rl_idx', 'rl_member_all', 'rl_member', 'lu_key')
 if e[12] then return ip_spent() or {'deny', e[12]} end
 if not e[1] then
   -- Unknown to the cache: the caller will ask the database. An address already out of
@@ -133,10 +133,13 @@ else
   count(usage, 'requests', usage_ttl)
 end
 
--- Last-used reaches the database at most once a minute per key (the caller writes it).
+-- Last use is recorded at most once a minute per key, in Redis only: the tenant's hash
+-- (key id -> ms) is copied to the database in batches by flush_apikey_last_used.
 local touch = 0
 if now - tonumber(e[9] or '0') >= 60000 then
   redis.call('HSET', KEYS[1], 'lu', now)
+  redis.call('HSET', e[17], e[10], now)
+  redis.call('EXPIRE', e[17], usage_ttl)
   touch = 1
 end
 local body = doc[2]
