@@ -304,3 +304,26 @@ def test_requests_without_a_tenant_key_keep_the_middleware_ip_limit(client, sett
     settings.RESILIENCE_RATE_LIMIT_BURST = 0
     assert_error(client.get("/api/v1/bootstrap"), 401, "missing_api_key")
     assert_error(client.get("/api/v1/bootstrap"), 429, "rate_limited")
+
+
+def test_bootstrap_is_served_without_django_ninjas_dispatch(client, acme, monkeypatch):
+    """The hot route calls the gate and the handler directly; ninja still documents it and answers other methods."""
+    from ninja.operation import Operation
+
+    _, secret = acme
+    real_run = Operation.run
+    runs = []
+
+    def counting_run(self, request, **kwargs):
+        runs.append(request.path)
+        return real_run(self, request, **kwargs)
+
+    monkeypatch.setattr(Operation, "run", counting_run)
+    response = get(client, "/api/v1/bootstrap", secret)
+    assert response.status_code == 200 and response["ETag"] and response["RateLimit-Limit"]
+    assert get(client, "/api/v1/bootstrap", secret, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    assert_error(get(client, "/api/v1/bootstrap", "aak_00000000_" + "x" * 43), 401, "invalid_api_key")
+    assert runs == []
+    assert get(client, "/api/v1/flags/beta", secret).status_code == 404  # other routes keep ninja
+    assert runs == ["/api/v1/flags/beta"]
+    assert_error(client.post("/api/v1/bootstrap"), 405, "method_not_allowed")
