@@ -82,8 +82,10 @@ def wait_http(url: str, timeout: float = 30) -> None:
 ROTATE_SCRIPT = Path(__file__).with_name("rotate_keys.lua")
 
 
-def run_wrk(url: str, headers: dict, duration: int, connections: int, keys_file: Path | None = None) -> dict:
-    """Load `url` with wrk; with `keys_file`, every request carries the next key of the file."""
+def run_wrk(
+    url: str, headers: dict, duration: int, connections: int, keys_file: Path | None = None, start: int = 0
+) -> dict:
+    """Load `url` with wrk; with `keys_file`, every request carries the next key of the file from `start` on."""
     args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
@@ -91,6 +93,7 @@ def run_wrk(url: str, headers: dict, duration: int, connections: int, keys_file:
     if keys_file is not None:
         args += ["-s", str(ROTATE_SCRIPT)]
         env["BENCH_KEYS_FILE"] = str(keys_file)
+        env["BENCH_KEYS_START"] = str(start)
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True, env=env).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -105,7 +108,9 @@ def run_wrk(url: str, headers: dict, duration: int, connections: int, keys_file:
     }
 
 
-def run_python_load(url: str, headers: dict, duration: int, connections: int, keys_file: Path | None = None) -> dict:
+def run_python_load(
+    url: str, headers: dict, duration: int, connections: int, keys_file: Path | None = None, start: int = 0
+) -> dict:
     """Keep-alive HTTP/1.1 load from threads; used only when wrk is not installed."""
     host, port = url.split("/")[2].split(":")
     path = "/" + url.split("/", 3)[3]
@@ -115,7 +120,7 @@ def run_python_load(url: str, headers: dict, duration: int, connections: int, ke
 
     def worker(index: int) -> None:
         conn = HTTPConnection(host, int(port), timeout=10)
-        position = index * len(keys) // connections
+        position = start + index * len(keys) // connections
         own = dict(headers)
         while time.monotonic() < stop:
             if keys:
@@ -240,12 +245,15 @@ def main() -> int:
                 urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5).read()  # noqa: S310
         client = redis.Redis(port=server.port)
         warm = {}
+        rotation = 0  # where the rotating target's next run starts in the key list
         if options.keys:
             # Fill every key's entry and tenant document before measuring: the bench is about warm requests.
+            # Each run continues the rotation where the last stopped (`start`), so every key is reached.
             started = time.monotonic()
             warm_runs = 0
-            while apikey_entries(client) < options.keys + 1 and warm_runs < 10:
-                load(targets["rotating"][0], {}, max(2, options.keys // 500), options.connections, many_keys)
+            while apikey_entries(client) < options.keys + 1 and warm_runs < 20:
+                done = load(targets["rotating"][0], {}, 5, options.connections, many_keys, rotation)
+                rotation += done["requests"] // 2
                 warm_runs += 1
             warm = {"entries": apikey_entries(client), "seconds": round(time.monotonic() - started, 1)}
         results = {name: [] for name in targets}
@@ -254,7 +262,9 @@ def main() -> int:
             for name, (url, headers, keys_file) in targets.items():
                 before = commandstats(client)
                 cpu_before = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
-                outcome = load(url, headers, duration, options.connections, keys_file)
+                outcome = load(url, headers, duration, options.connections, keys_file, rotation)
+                if name == "rotating":
+                    rotation += outcome["requests"] // 2
                 cpu_after = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
                 after = commandstats(client)
                 # CPU per request barely depends on what else the machine runs, unlike req/s.

@@ -149,3 +149,15 @@ def test_admin_lists_keys_while_redis_is_down(acme, redis_server):
     redis_server.kill()
     response = client.get("/admin/tenants/apikey/")
     assert response.status_code == 200 and shown(NOW_MS) in response.content.decode()
+
+
+def test_the_hash_lifetime_is_set_when_a_field_is_created_not_on_every_use(acme, redis_client):
+    tenant, api_key, secret = acme
+    gateway_call(secret, now_ms=NOW_MS)
+    redis_client.expire(apikey_used_key(tenant.pk), 1000)
+    gateway_call(secret, now_ms=NOW_MS + 61_000)  # an update: no EXPIRE
+    assert int(redis_client.hget(apikey_used_key(tenant.pk), api_key.pk)) == NOW_MS + 61_000
+    assert redis_client.ttl(apikey_used_key(tenant.pk)) <= 1000
+    _, second_secret = make_key(tenant, name="second")
+    gateway_call(second_secret, now_ms=NOW_MS + 62_000)  # a new field: the lifetime is set again
+    assert redis_client.ttl(apikey_used_key(tenant.pk)) > 86_400

@@ -134,12 +134,15 @@ else
 end
 
 -- Last use is recorded at most once a minute per key, in Redis only: the tenant's hash
--- (key id -> ms) is copied to the database in batches by flush_apikey_last_used.
+-- (key id -> ms) is copied to the database in batches by flush_apikey_last_used. Its
+-- lifetime is (re)set when a field is created, not on every update: a hash that expires
+-- while in use loses at most the last minute of one key, which its next use restores.
 local touch = 0
 if now - tonumber(e[9] or '0') >= 60000 then
   redis.call('HSET', KEYS[1], 'lu', now)
-  redis.call('HSET', e[17], e[10], now)
-  redis.call('EXPIRE', e[17], usage_ttl)
+  if redis.call('HSET', e[17], e[10], now) == 1 then
+    redis.call('EXPIRE', e[17], usage_ttl)
+  end
   touch = 1
 end
 local body = doc[2]
