@@ -50,8 +50,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "csp",
     "agentapi_admin.apps.ProjectConfig",
+    "audit",
     "tenants",
     "resilience",
+    "console",
     "portal",
 ]
 

@@ -10,8 +10,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from tenants.cache import apikey_used_key
-from tenants.models import ApiKey, AuditEvent
+from tenants.models import ApiKey
 from tenants.services.apikeys import KEY_PATTERN, apikey_hash
 
 from .sweep import world_state

@@ -327,3 +327,13 @@ def test_bootstrap_is_served_without_django_ninjas_dispatch(client, acme, monkey
     assert get(client, "/api/v1/flags/beta", secret).status_code == 404  # other routes keep ninja
     assert runs == ["/api/v1/flags/beta"]
     assert_error(client.post("/api/v1/bootstrap"), 405, "method_not_allowed")
+
+
+def test_bootstrap_flags_carry_the_rollout_percent_for_local_evaluation(client, acme):
+    tenant, secret = acme
+    flag = make_flag("beta", default=True)
+    make_flag("plain", default=True)
+    flag_set_override(tenant=tenant, flag=flag, enabled=True, rollout_percent=30, actor=None)
+    flags = get(client, "/api/v1/bootstrap", secret).json()["flags"]
+    assert flags["beta"]["reason"] == "rollout" and flags["beta"]["rollout_percent"] == 30
+    assert flags["plain"]["rollout_percent"] == 100
