@@ -41,6 +41,7 @@ def test_text_mode_prints_one_readable_line_per_task_not_json():
         "deliver_outbox",
         "cleanup_sessions",
         "flush_usage",
+        "flush_apikey_last_used",
         "run_maintenance",
     ]
     assert not any(line.lstrip().startswith("{") for line in lines), lines
