@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "csp",
+    "agentapi_admin.apps.ProjectConfig",
     "audit",
     "tenants",
     "resilience",
@@ -59,22 +60,30 @@ INSTALLED_APPS = [
     "portal",
 ]
 
+# The BrowserOnly* classes are Django's, WhiteNoise's, django-csp's and the sessions app's
+# middlewares that pass /api/ requests straight through (agentapi_admin/middleware.py):
+# machine clients have no session, CSRF cookie, messages or frames, and get fixed
+# security headers from ApiSecurityHeadersMiddleware instead.
 MIDDLEWARE = [
     "agentapi_admin.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "agentapi_admin.middleware.ApiSecurityHeadersMiddleware",
     "agentapi_admin.middleware.RejectNulBytesMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "resilience.sessions.middleware.ResilientSessionMiddleware",
+    "agentapi_admin.middleware.BrowserOnlyWhiteNoiseMiddleware",
+    "agentapi_admin.middleware.BrowserOnlySessionMiddleware",
     "resilience.middleware.DatabaseUnavailableMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "resilience.sessions.middleware.SessionActivityMiddleware",
+    "agentapi_admin.middleware.BrowserOnlyCommonMiddleware",
+    "agentapi_admin.middleware.BrowserOnlyCsrfViewMiddleware",
+    "agentapi_admin.middleware.BrowserOnlyAuthenticationMiddleware",
+    "agentapi_admin.middleware.BrowserOnlySessionActivityMiddleware",
     "resilience.ratelimit.middleware.RateLimitMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "agentapi_admin.middleware.BrowserOnlyMessageMiddleware",
+    "agentapi_admin.middleware.BrowserOnlyXFrameOptionsMiddleware",
+    "agentapi_admin.middleware.BrowserOnlyCSPMiddleware",
 ]
+# Django's checks for these two want the exact class paths; agentapi_admin.W002/W003
+# (agentapi_admin/checks.py) check for the browser-only subclasses above instead.
+SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003"]
 
 ROOT_URLCONF = "agentapi_admin.urls"
 WSGI_APPLICATION = "agentapi_admin.wsgi.application"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -31,7 +32,7 @@ from tenants.models import (
     TenantFlag,
     UsageDaily,
 )
-from tenants.selectors import usage_daily
+from tenants.selectors import apikeys_with_last_use, usage_daily
 from tenants.services.apikeys import SCOPES, apikey_issue, apikey_revoke
 from tenants.services.flags import flag_clear_override, flag_create, flag_owner_reset, flag_set_override, flag_update
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
@@ -442,12 +443,27 @@ class ApiKeyIssueForm(forms.ModelForm):
         fields = ["tenant", "name", "scopes", "expires_at"]
 
 
+class ApiKeyChangeList(ChangeList):
+    """The key list, showing a use the service API recorded in Redis before it reaches the database."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = apikeys_with_last_use(self.result_list)
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(GuardedModelAdmin):
     list_display = ["prefix", "name", "tenant", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
     list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "tenant__slug"]
     actions = ["revoke"]
+
+    def get_changelist(self, request, **kwargs):
+        return ApiKeyChangeList
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        return None if obj is None else apikeys_with_last_use([obj])[0]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

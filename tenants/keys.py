@@ -62,6 +62,14 @@ FAMILIES = (
         purpose="read by `GET /api/v1/stream` (`XREAD BLOCK`, one connection per open stream); the cap; TTL",
     ),
     KeyFamily(
+        pattern="apikey-used:{t:<tenant slug>}:<tenant id>",
+        type="hash: API key id -> epoch ms of its last use",
+        ttl="8 days (`USAGE_TTL_SECONDS`), set when a key's field is created",
+        owner="the gateway script, at most once a minute per key (no SQL write on any API request)",
+        purpose="`flush_apikey_last_used` (a `run_maintenance` task) copies the times to `ApiKey.last_used_at`, "
+        "never moving one backwards; the admin and portal show the newer of the two at once",
+    ),
+    KeyFamily(
         pattern="usage:{t:<tenant slug>}:<tenant id>:<YYYYMMDD>",
         type="hash metric -> absolute count for the day",
         ttl="8 days (`USAGE_TTL_SECONDS`), set once per day, so an unflushed day is not lost",
@@ -104,6 +112,11 @@ def apikey_key(slug: str, secret_hash: str) -> str:
 def stream_key(slug: str, tenant_id: object) -> str:
     """Return the key of a tenant's change stream (a capped Redis stream of version bumps)."""
     return f"{_prefix()}:stream:{tag(slug)}:{tenant_id}"
+
+
+def apikey_used_key(slug: str, tenant_id: object) -> str:
+    """Return the key of a tenant's API-key last-use hash (key id -> epoch ms), flushed to `ApiKey.last_used_at`."""
+    return f"{_prefix()}:apikey-used:{tag(slug)}:{tenant_id}"
 
 
 def route_key(secret_hash: str) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import redis
 from django.conf import settings
@@ -15,10 +16,10 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 from tenants.cache import cache_ttl
-from tenants.keys import document_key, usage_key, version_key
-from tenants.models import Flag, Membership, OwnerToggle, Tenant, TenantFlag, UsageDaily
+from tenants.keys import apikey_used_key, document_key, usage_key, version_key
+from tenants.models import ApiKey, Flag, Membership, OwnerToggle, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
 
 log = logging.getLogger(__name__)
@@ -305,3 +306,39 @@ def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
 def audit_for_tenant(tenant: Tenant, limit: int = 50) -> QuerySet[AuditEvent]:
     """Return the tenant's latest audit events, newest first."""
     return AuditEvent.objects.filter(tenant=tenant).select_related("actor_user").order_by("-created_at", "-id")[:limit]
+
+
+def apikeys_with_last_use(keys: Iterable[ApiKey]) -> list[ApiKey]:
+    """Return the keys with `last_used_at` set to the newer of the database's and Redis's time (display only).
+
+    The service API records a use in Redis (at most once a minute per key) and a maintenance
+    task copies it to the database later; this read shows a use at once. Without Redis the
+    database's time is shown.
+    """
+    keys = list(keys)
+    tenant_ids = sorted({k.tenant_id for k in keys}, key=str)
+    if not tenant_ids:
+        return keys
+    slugs = dict(Tenant.objects.filter(pk__in=tenant_ids).values_list("pk", "slug"))
+    try:
+        client = get_redis()
+        with client.pipeline(transaction=False) as pipe:
+            for tenant_id in tenant_ids:
+                pipe.hmget(
+                    apikey_used_key(slugs[tenant_id], tenant_id), [k.pk for k in keys if k.tenant_id == tenant_id]
+                )
+            replies = dict(zip(tenant_ids, pipe.execute(), strict=True))
+    except (redis.RedisError, *REDIS_UNAVAILABLE_ERRORS) as exc:
+        log.warning("API-key last use: Redis unavailable (%s); showing the database's times", exc)
+        return keys
+    positions: dict = {}
+    for api_key in keys:
+        index = positions.get(api_key.tenant_id, 0)
+        positions[api_key.tenant_id] = index + 1
+        raw = replies[api_key.tenant_id][index]
+        if raw is None:
+            continue
+        at = datetime.fromtimestamp(int(raw) / 1000, UTC)
+        if api_key.last_used_at is None or api_key.last_used_at < at:
+            api_key.last_used_at = at
+    return keys

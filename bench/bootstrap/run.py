@@ -1,12 +1,16 @@
 """Measure warm /api/v1/bootstrap against a bare Django JSON view under the same gunicorn, in one run.
 
-    .venv/bin/python -m bench.bootstrap.run [--duration 10] [--connections 16] [--rounds 2]
+    .venv/bin/python -m bench.bootstrap.run [--duration 8] [--connections 16] [--rounds 3]
+        [--worker-class sync|gthread] [--threads N] [--keys N]
 
-Starts its own redis-server and gunicorn (gthread, 2 workers) on free ports with a
-temporary SQLite database seeded by `seed_demo`, then loads each endpoint from a
-second process (wrk when installed, else a Python load generator), alternating
-bare/bootstrap for `--rounds` rounds. Prints a JSON summary: req/s of each, the ratio,
-and Redis commands per bootstrap request from the INFO commandstats delta.
+Starts its own redis-server and gunicorn (`-w 2`, sync workers unless told) on free
+ports with a temporary SQLite database seeded by `seed_demo`, then loads each endpoint
+from a second process (wrk when installed, else a Python load generator), alternating
+the targets for `--rounds` rounds. With `--keys N` it also bulk-seeds N tenants with
+one key each and adds a target that rotates through all N keys (a wrk Lua script),
+compared with the one-key bootstrap driven the same way. Prints a JSON summary: req/s
+and CPU per request of each target, the ratios, and Redis commands per request from
+the INFO commandstats delta.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ def bench_env(redis_url: str, db_path: Path) -> dict:
             # The limiter runs on every request; the limit is high so the bench measures admitted requests.
             "RATE_LIMIT_REQUESTS_PER_MINUTE": "1000000",
             "RATE_LIMIT_BURST_SIZE": "100000",
+            # The bench measures warm requests: entries filled by the warm-up must outlive the run
+            # (with --keys 10000 on a slow machine the warm-up alone can take minutes).
+            "TENANTS_CACHE_TTL": "3600s",
         }
     )
     return env
@@ -75,11 +82,22 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise TimeoutError(f"gunicorn did not answer {url}")
 
 
-def run_wrk(url: str, headers: dict, duration: int, connections: int) -> dict:
+ROTATE_SCRIPT = Path(__file__).with_name("rotate_keys.lua")
+
+
+def run_wrk(
+    url: str, headers: dict, duration: int, connections: int, keys_file: Path | None = None, start: int = 0
+) -> dict:
+    """Load `url` with wrk; with `keys_file`, every request carries the next key of the file from `start` on."""
     args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    env = dict(os.environ)
+    if keys_file is not None:
+        args += ["-s", str(ROTATE_SCRIPT)]
+        env["BENCH_KEYS_FILE"] = str(keys_file)
+        env["BENCH_KEYS_START"] = str(start)
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True, env=env).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -93,17 +111,25 @@ def run_wrk(url: str, headers: dict, duration: int, connections: int) -> dict:
     }
 
 
-def run_python_load(url: str, headers: dict, duration: int, connections: int) -> dict:
+def run_python_load(
+    url: str, headers: dict, duration: int, connections: int, keys_file: Path | None = None, start: int = 0
+) -> dict:
     """Keep-alive HTTP/1.1 load from threads; used only when wrk is not installed."""
     host, port = url.split("/")[2].split(":")
     path = "/" + url.split("/", 3)[3]
     counts, bad = [0] * connections, [0] * connections
     stop = time.monotonic() + duration
+    keys = keys_file.read_text().split() if keys_file is not None else []
 
     def worker(index: int) -> None:
         conn = HTTPConnection(host, int(port), timeout=10)
+        position = start + index * len(keys) // connections
+        own = dict(headers)
         while time.monotonic() < stop:
-            conn.request("GET", path, headers=headers)
+            if keys:
+                position = (position + 1) % len(keys)
+                own["Authorization"] = f"Bearer {keys[position]}"
+            conn.request("GET", path, headers=own)
             response = conn.getresponse()
             response.read()
             counts[index] += 1
@@ -136,16 +162,31 @@ def commandstats(client: redis.Redis) -> dict:
     return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in client.info("commandstats").items()}
 
 
+def median_ratio(numerators: list[float], denominators: list[float]) -> float:
+    return round(statistics.median(a / b for a, b in zip(numerators, denominators, strict=True)), 3)
+
+
+def apikey_entries(client: redis.Redis) -> int:
+    """Return how many API-key entries Redis holds (the warm-up's coverage)."""
+    return sum(1 for _ in client.scan_iter(match="agentapi:apikey:*", count=1000))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8, help="seconds per load run (max 30)")
     parser.add_argument("--connections", type=int, default=16)
-    # Rounds alternate bare / cache_get / bootstrap so each ratio compares neighbours in time:
+    # Rounds alternate the targets so each ratio compares neighbours in time:
     # on a shared machine the load from other processes drifts by more than the effect measured.
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gunicorn's default: 1)")
+    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync", help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per gthread worker")
+    parser.add_argument("--keys", type=int, default=0, help="also rotate through N keys of N bulk-seeded tenants")
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto", help="load generator")
     options = parser.parse_args()
+    if options.keys < 0 or options.threads < 1 or options.rounds < 1:
+        parser.error("--keys must be >= 0, --threads and --rounds >= 1")
+    if options.threads != 1 and options.worker_class != "gthread":
+        parser.error("--threads needs --worker-class gthread")
     duration = min(options.duration, 30)
     use_wrk = options.load == "wrk" or (options.load == "auto" and shutil.which("wrk"))
     load = run_wrk if use_wrk else run_python_load
@@ -154,22 +195,31 @@ def main() -> int:
     server = RedisProcess(directory=workdir / "redis").start()
     env = bench_env(server.url, workdir / "db.sqlite3")
     gunicorn = None
+    load_before = os.getloadavg()
     try:
         manage(env, "migrate", "--noinput")
-        keys = json.loads(manage(env, "seed_demo", "--json").strip().splitlines()[-1])["api_keys"]
+        demo_keys = json.loads(manage(env, "seed_demo", "--json").strip().splitlines()[-1])["api_keys"]
+        one_key = workdir / "one-key.txt"
+        one_key.write_text(demo_keys["acme"] + "\n")
+        many_keys = workdir / "keys.txt"
+        if options.keys:
+            subprocess.run(
+                [sys.executable, "-m", "bench.bootstrap.seed_keys", str(options.keys), str(many_keys)],
+                cwd=BASE_DIR,
+                env=env,
+                check=True,
+            )
         port = free_port()
+        worker = ["-k", options.worker_class, "--workers", "2"]
+        if options.worker_class == "gthread":
+            worker += ["--threads", str(options.threads)]
         gunicorn = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
                 "agentapi_admin.wsgi:application",
-                "-k",
-                "gthread",
-                "--workers",
-                "2",
-                "--threads",
-                str(options.threads),
+                *worker,
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--log-level",
@@ -183,23 +233,39 @@ def main() -> int:
         )
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/healthz")
-        auth = {"Authorization": f"Bearer {keys['acme']}"}
+        # name -> (url, fixed headers, keys file rotated through per request)
         targets = {
-            "bare": (f"{base}/bench/bare", {}),
-            "cache_get": (f"{base}/bench/cache-get", {}),
-            "bootstrap": (f"{base}/api/v1/bootstrap", auth),
+            "bare": (f"{base}/bench/bare", {}, None),
+            "cache_get": (f"{base}/bench/cache-get", {}, None),
+            "bootstrap": (f"{base}/api/v1/bootstrap", {}, one_key),
         }
-        for url, headers in targets.values():  # warm both workers' caches and connections
+        if options.keys:
+            targets["rotating"] = (f"{base}/api/v1/bootstrap", {}, many_keys)
+        for url, headers, keys_file in targets.values():  # warm both workers' caches and connections
+            if keys_file is not None:
+                headers = {**headers, "Authorization": f"Bearer {keys_file.read_text().split()[0]}"}
             for _ in range(8):
                 urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5).read()  # noqa: S310
         client = redis.Redis(port=server.port)
+        warm = {}
+        rotation = 0  # where the rotating target's next run starts in the key list
+        if options.keys:
+            # Fill every key's entry and tenant document before measuring: the bench is about warm requests.
+            # Each run continues the rotation where the last stopped (`start`), so every key is reached.
+            started = time.monotonic()
+            while apikey_entries(client) < options.keys + 1 and time.monotonic() - started < 900:
+                done = load(targets["rotating"][0], {}, 5, options.connections, many_keys, rotation)
+                rotation += done["requests"] // 2
+            warm = {"entries": apikey_entries(client), "seconds": round(time.monotonic() - started, 1)}
         results = {name: [] for name in targets}
-        redis_per_request = []
+        redis_per_request = {name: [] for name in targets if name in ("bootstrap", "rotating")}
         for _ in range(options.rounds):
-            for name, (url, headers) in targets.items():
+            for name, (url, headers, keys_file) in targets.items():
                 before = commandstats(client)
                 cpu_before = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
-                outcome = load(url, headers, duration, options.connections)
+                outcome = load(url, headers, duration, options.connections, keys_file, rotation)
+                if name == "rotating":
+                    rotation += outcome["requests"] // 2
                 cpu_after = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
                 after = commandstats(client)
                 # CPU per request barely depends on what else the machine runs, unlike req/s.
@@ -209,29 +275,27 @@ def main() -> int:
                 delta = {cmd: n for cmd, n in delta.items() if n and cmd != "info"}
                 outcome["redis_commands"] = delta
                 results[name].append(outcome)
-                if name == "bootstrap":
-                    redis_per_request.append(
-                        {cmd: round(n / outcome["requests"], 3) for cmd, n in sorted(delta.items())}
-                    )
-        best = {name: max(run["rps"] for run in runs) for name, runs in results.items()}
+                if name in redis_per_request:
+                    per = {cmd: round(n / outcome["requests"], 3) for cmd, n in sorted(delta.items())}
+                    per["total"] = round(sum(delta.values()) / outcome["requests"], 2)
+                    redis_per_request[name].append(per)
+        rps = {name: [run["rps"] for run in runs] for name, runs in results.items()}
+        cpu = {name: [run["app_cpu_us"] + run["redis_cpu_us"] for run in runs] for name, runs in results.items()}
+        bootstrapish = [name for name in targets if name != "bare"]
+        gunicorn_label = f"{options.worker_class}, 2 workers"
+        if options.worker_class == "gthread":
+            gunicorn_label += f" x {options.threads} threads"
         summary = {
             "tool": results["bare"][0]["tool"],
             "duration_s": duration,
             "connections": options.connections,
-            "gunicorn": f"gthread, 2 workers x {options.threads} threads",
-            "rps": {name: [round(run["rps"], 1) for run in runs] for name, runs in results.items()},
+            "gunicorn": gunicorn_label,
+            "keys": options.keys,
+            "warm_up": warm,
+            "load_average_before_after": [round(x, 2) for x in (*load_before, *os.getloadavg())],
+            "rps": {name: [round(x, 1) for x in values] for name, values in rps.items()},
             "non_2xx": {name: sum(run["non_2xx"] for run in runs) for name, runs in results.items()},
-            "ratio_best": {name: round(best[name] / best["bare"], 3) for name in ("cache_get", "bootstrap")},
-            "ratio_per_round": {
-                name: [round(b["rps"] / a["rps"], 3) for a, b in zip(results["bare"], results[name], strict=True)]
-                for name in ("cache_get", "bootstrap")
-            },
-            "ratio_median": {
-                name: statistics.median(
-                    b["rps"] / a["rps"] for a, b in zip(results["bare"], results[name], strict=True)
-                )
-                for name in ("cache_get", "bootstrap")
-            },
+            "ratio_median": {name: median_ratio(rps[name], rps["bare"]) for name in bootstrapish},
             "cpu_us_per_request": {
                 name: {
                     "app": [round(run["app_cpu_us"]) for run in runs],
@@ -239,19 +303,16 @@ def main() -> int:
                 }
                 for name, runs in results.items()
             },
-            "cpu_ratio_median": {
-                name: round(
-                    statistics.median(
-                        a["app_cpu_us"] / (b["app_cpu_us"] + b["redis_cpu_us"])
-                        for a, b in zip(results["bare"], results[name], strict=True)
-                    ),
-                    3,
-                )
-                for name in ("cache_get", "bootstrap")
-            },
-            "redis_commands_per_bootstrap": redis_per_request,
+            # bare's CPU per request / the target's (app + Redis): the throughput ratio on an idle CPU-bound box.
+            "cpu_ratio_median": {name: median_ratio(cpu["bare"], cpu[name]) for name in bootstrapish},
+            "redis_commands_per_request": redis_per_request,
             "p99": {name: [run["p99"] for run in runs] for name, runs in results.items()},
         }
+        if options.keys:
+            summary["rotating_vs_one_key"] = {
+                "rps_ratio_median": median_ratio(rps["rotating"], rps["bootstrap"]),
+                "cpu_ratio_median": median_ratio(cpu["bootstrap"], cpu["rotating"]),
+            }
         print(json.dumps(summary, indent=2))
         return 0 if not any(summary["non_2xx"].values()) else 1
     finally:

@@ -11,6 +11,7 @@ from portal.forms import ApiKeyCreateForm
 from portal.selectors import tenant_api_key, tenant_api_keys
 from portal.views.layout import render_tenant
 from tenants.exceptions import TenantsError
+from tenants.selectors import apikeys_with_last_use
 from tenants.services.apikeys import DEFAULT_SCOPES, SCOPES, apikey_issue, apikey_revoke
 
 SCOPE_CHOICES = [(scope, f"{scope} — {description}") for scope, description in SCOPES.items()]
@@ -21,7 +22,7 @@ FORM_FIELDS = {"name": "name", "scopes": "scopes", "expires_at": "expires_on"}
 
 def _page(request, membership, form, *, created=None, secret=None, status=200):
     context = {
-        "keys": tenant_api_keys(membership.tenant),
+        "keys": apikeys_with_last_use(tenant_api_keys(membership.tenant)),
         "form": form,
         "created": created,
         "secret": secret,
@@ -68,6 +69,7 @@ def key_revoke(request, membership, key_id):
         if key.revoked_at is not None and request.method == "POST":
             messages.info(request, f"“{key.name}” was already revoked.")
             return redirect("portal:keys", tenant=membership.tenant.slug)
+        [key] = apikeys_with_last_use([key])
         return render_tenant(request, membership, "portal/key_revoke.html", {"key": key}, section="keys")
     apikey_revoke(api_key=key, actor=request.user, ip=client_ip(request))
     messages.success(request, f"“{key.name}” ({key.prefix}…) is revoked; requests using it are refused from now on.")

@@ -17,7 +17,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -33,10 +32,18 @@ from resilience.ratelimit import LIBRARY, Decision, default_limiter
 from resilience.ratelimit.keys import call_keys
 from resilience.ratelimit.policy import limits_for
 from tenants.cache import cache_sync, cache_ttl
-from tenants.keys import USAGE_TTL_SECONDS, apikey_key, document_key, route_key, usage_key, version_key
+from tenants.keys import (
+    USAGE_TTL_SECONDS,
+    apikey_key,
+    apikey_used_key,
+    document_key,
+    route_key,
+    usage_key,
+    version_key,
+)
 from tenants.models import ApiKey
 from tenants.selectors import TenantDocument, document_fields, tenant_document_build
-from tenants.services.apikeys import apikey_hash, apikey_mark_used
+from tenants.services.apikeys import apikey_hash
 from tenants.services.outbox import OutboxUndelivered
 from tenants.services.usage import usage_adopt_legacy
 
@@ -185,6 +192,7 @@ def gateway_keys(slug: str, tenant_id: str, secret_hash: str, day: str) -> tuple
         usage_key(slug, tenant_id, day),
         budget.state,
         budget.index,
+        apikey_used_key(slug, tenant_id),
     ]
     return keys, budget.member
 
@@ -321,7 +329,8 @@ def _run(client, keys: list, args: list):
 def _result(reply: list) -> GatewayResult:
     outcome = _text(reply[0])
     if outcome == "ok":
-        (_, tenant, key_id, scopes, etag, payload, touch, remaining, reset_ms, retry_ms, now, limit) = reply
+        # `touch` says the script recorded a last use (in Redis: flush_apikey_last_used copies it to the database).
+        (_, tenant, key_id, scopes, etag, payload, _touch, remaining, reset_ms, retry_ms, _now, limit) = reply
         result = GatewayResult(
             "ok",
             tenant_id=_text(tenant),
@@ -332,12 +341,6 @@ def _result(reply: list) -> GatewayResult:
         )
         if settings.RESILIENCE_RATE_LIMIT_ENABLED:
             result.decision = _decision(True, limit, remaining, reset_ms, retry_ms)
-        if int(touch):
-            try:
-                apikey_mark_used(api_key_id=result.api_key_id, at=datetime.fromtimestamp(int(now) / 1000, UTC))
-            except DatabaseError as exc:
-                # "Last used" is advisory: a database hiccup must not fail a request served from Redis.
-                log.warning("could not record API key %s as used: %s", result.api_key_id, exc)
         return result
     if outcome == "expired":
         return GatewayResult("expired")

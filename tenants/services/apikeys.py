@@ -5,17 +5,21 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
+from resilience.connection import get_redis
 from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
+from tenants.keys import apikey_used_key
 from tenants.models import ApiKey, Tenant
 
 KEY_PREFIX = "aak"
@@ -123,8 +127,70 @@ def apikey_revoke(*, api_key: ApiKey, actor: Any, ip: str | None = None) -> ApiK
     return api_key
 
 
-def apikey_mark_used(*, api_key_id: int, at: datetime) -> None:
-    """Record that a key was used (telemetry, not audited; callers throttle it to once a minute)."""
-    ApiKey.objects.filter(pk=api_key_id).filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)).update(
-        last_used_at=at
+@dataclass
+class LastUsedFlushReport:
+    tenants: int = 0
+    keys_seen: int = 0
+    keys_updated: int = 0
+    skipped: int = 0
+
+
+def apikey_last_used_tenant_batches(batch_size: int = 500) -> Iterator[list]:
+    """Yield batches of (tenant id, slug) of tenants that own API keys (whose last-use hashes a flush reads)."""
+    ids = ApiKey.objects.order_by("tenant_id").values_list("tenant_id", "tenant__slug").distinct()
+    batch = []
+    for tenant_id in ids.iterator(chunk_size=batch_size):
+        batch.append(tenant_id)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def apikey_last_used_flush(*, tenant_ids: list, report: LastUsedFlushReport, dry_run: bool = False) -> None:
+    """Copy the tenants' last-use times from Redis to `ApiKey.last_used_at`, never moving one backwards.
+
+    Idempotent: the Redis hashes are only read (they expire on their own), and a row is
+    written only when Redis holds a later time than the database. Raises the Redis error
+    when Redis cannot be read, before anything is written.
+    """
+    client = get_redis()
+    with client.pipeline(transaction=False) as pipe:
+        for tenant_id, slug in tenant_ids:
+            pipe.hgetall(apikey_used_key(slug, tenant_id))
+        replies = pipe.execute()
+    seen: dict[int, tuple[object, datetime]] = {}
+    for (tenant_id, _slug), fields in zip(tenant_ids, replies, strict=True):
+        report.tenants += 1 if fields else 0
+        for raw_id, raw_ms in fields.items():
+            try:
+                seen[int(raw_id)] = (tenant_id, datetime.fromtimestamp(int(raw_ms) / 1000, UTC))
+            except (TypeError, ValueError, OverflowError, OSError):
+                report.skipped += 1
+    if not seen:
+        return
+    stored = ApiKey.objects.filter(pk__in=seen).values_list("pk", "tenant_id", "last_used_at")
+    newer = {}
+    for pk, tenant_id, last_used_at in stored:
+        owner, at = seen.pop(pk)
+        if owner != tenant_id:
+            report.skipped += 1  # a field naming another tenant's key: not this hash's to tell
+            continue
+        report.keys_seen += 1
+        if last_used_at is None or last_used_at < at:
+            newer[pk] = at
+    report.skipped += len(seen)  # ids of keys that no longer exist
+    report.keys_updated += len(newer)
+    if dry_run or not newer:
+        return
+    # One UPDATE per batch; the guard in each branch keeps a concurrent newer write from being undone.
+    ApiKey.objects.filter(pk__in=newer).update(
+        last_used_at=Case(
+            *[
+                When(Q(pk=pk) & (Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)), then=Value(at))
+                for pk, at in newer.items()
+            ],
+            default=F("last_used_at"),
+        )
     )

@@ -12,6 +12,7 @@ PROJECT_COMMANDS = sorted(name for name, app in get_commands().items() if app in
 def test_project_commands_are_found():
     assert {
         "cleanup_sessions",
+        "flush_apikey_last_used",
         "flush_usage",
         "probe_upstreams",
         "purge_tenant_cache",

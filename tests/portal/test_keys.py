@@ -6,12 +6,14 @@ import datetime as dt
 import re
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from tenants.cache import apikey_used_key
 from tenants.models import ApiKey
-from tenants.services.apikeys import KEY_PATTERN, apikey_hash, apikey_mark_used
+from tenants.services.apikeys import KEY_PATTERN, apikey_hash
 
 from .sweep import world_state
 
@@ -78,15 +80,17 @@ def test_create_errors_are_explained_and_nothing_is_written(world, owner_client,
     assert world_state() == before
 
 
-def test_list_shows_prefix_scopes_and_last_use(world, owner_client):
+def test_list_shows_prefix_scopes_and_last_use(world, owner_client, redis_client):
     html = owner_client.get(keys_url(world)).content.decode()
     row = html.split("acme replica")[1].split("</tr>")[0]
     assert f"{world.a_key.prefix}…" in row and "config:read" in row and "never" in row
-    used_at = timezone.now().replace(microsecond=0)
-    apikey_mark_used(api_key_id=world.a_key.pk, at=used_at)
+    # A real request: its use is recorded in Redis and shown before any flush reaches the database.
+    assert Client().get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {world.a_secret}").status_code == 200
+    recorded_ms = int(redis_client.hget(apikey_used_key(world.a.pk), world.a_key.pk))
+    assert ApiKey.objects.get(pk=world.a_key.pk).last_used_at is None
     html = owner_client.get(keys_url(world)).content.decode()
     row = html.split("acme replica")[1].split("</tr>")[0]
-    assert used_at.strftime("%Y-%m-%d %H:%M") in row
+    assert dt.datetime.fromtimestamp(recorded_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M") in row
     assert world.a_secret not in html
 
 

@@ -105,8 +105,7 @@ def test_etag_changes_when_a_flag_changes(client, acme, django_capture_on_commit
 
 def test_warm_bootstrap_makes_no_sql_and_one_redis_call(client, acme, django_assert_num_queries, redis_server):
     _, secret = acme
-    get(client, "/api/v1/bootstrap", secret)  # cold: fills the cache, writes last_used once
-    assert ApiKey.objects.get().last_used_at is not None
+    get(client, "/api/v1/bootstrap", secret)  # cold: fills the cache, records the last use in Redis
     seen = []
     monitor_client = redis.Redis(port=redis_server.port, decode_responses=True)
     ready = threading.Event()
@@ -304,6 +303,29 @@ def test_requests_without_a_tenant_key_keep_the_middleware_ip_limit(client, sett
     settings.RESILIENCE_RATE_LIMIT_BURST = 0
     assert_error(client.get("/api/v1/bootstrap"), 401, "missing_api_key")
     assert_error(client.get("/api/v1/bootstrap"), 429, "rate_limited")
+
+
+def test_bootstrap_is_served_without_django_ninjas_dispatch(client, acme, monkeypatch):
+    """The hot route calls the gate and the handler directly; ninja still documents it and answers other methods."""
+    from ninja.operation import Operation
+
+    _, secret = acme
+    real_run = Operation.run
+    runs = []
+
+    def counting_run(self, request, **kwargs):
+        runs.append(request.path)
+        return real_run(self, request, **kwargs)
+
+    monkeypatch.setattr(Operation, "run", counting_run)
+    response = get(client, "/api/v1/bootstrap", secret)
+    assert response.status_code == 200 and response["ETag"] and response["RateLimit-Limit"]
+    assert get(client, "/api/v1/bootstrap", secret, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    assert_error(get(client, "/api/v1/bootstrap", "aak_00000000_" + "x" * 43), 401, "invalid_api_key")
+    assert runs == []
+    assert get(client, "/api/v1/flags/beta", secret).status_code == 404  # other routes keep ninja
+    assert runs == ["/api/v1/flags/beta"]
+    assert_error(client.post("/api/v1/bootstrap"), 405, "method_not_allowed")
 
 
 def test_bootstrap_flags_carry_the_rollout_percent_for_local_evaluation(client, acme):

@@ -182,3 +182,27 @@ def test_redis_disabled_limits_the_api_in_process(client, settings, redis_client
     assert refused == [401, 401, 401, 429, 429, 429]
     assert not [r for r in caplog.records if r.levelname == "WARNING" and "without Redis" in r.getMessage()]
     assert redis_client.dbsize() == 0
+
+
+def test_sparse_traffic_over_many_keys_stays_near_ten_redis_commands_per_request(redis_client):
+    """Each key is used every few seconds (rotating over many keys): the limiter's index is not rewritten each time."""
+    from tenants.api.gateway import gateway_call
+
+    plan = make_plan(rate_limit_per_minute=1_000_000, burst=1000, daily_quota=10_000_000)
+    secrets = [make_key(make_tenant(plan=plan))[1] for _ in range(20)]
+    now_ms = 1_800_000_000_000
+    for secret in secrets:  # cold: fill every entry and document first
+        assert gateway_call(secret, now_ms=now_ms).outcome == "ok"
+    before = redis_client.info("commandstats")
+    requests = 0
+    for _ in range(10):  # 10 rounds 4 s apart: every key is idle for longer than its tolerance
+        now_ms += 4_000
+        for secret in secrets:
+            assert gateway_call(secret, now_ms=now_ms).outcome == "ok"
+            requests += 1
+    after = redis_client.info("commandstats")
+    commands = sum(
+        stat["calls"] - before.get(name, {}).get("calls", 0) for name, stat in after.items() if name != "cmdstat_info"
+    )
+    assert redis_client.info("commandstats")["cmdstat_zadd"]["calls"] == before["cmdstat_zadd"]["calls"]
+    assert commands / requests <= 10, commands / requests

@@ -10,9 +10,15 @@
 -- State is one hash per identity: t = theoretical arrival time (µs, integer),
 -- l/b/w = the limit, burst and window (ms) last applied, d = denials while the
 -- key lived, ix = when (µs) the key and its index entries expire: at least the time
--- the identity is back to a full allowance, at most twice the tolerance after a renewal.
+-- the identity is back to a full allowance, at most the longer of the index horizon
+-- (60 s) and twice the tolerance after a renewal.
 -- Reply: {allowed 0|1, remaining, reset_after_ms, retry_after_ms, ttl_ms, index_due 0|1, index_ttl_ms}.
 -- rate_limit_peek(...) answers the same question without counting (for a lookup that may be refused).
+
+-- How long (ms) an identity stays listed after an index refresh, at least. A hit inside it
+-- skips the index, so sparse traffic over many identities (each with a tolerance of a few
+-- ms) refreshes each identity's entry once per horizon instead of on nearly every request.
+local RATE_LIMIT_INDEX_HORIZON_MS = 60000
 
 local function rate_limit(key, now_ms, limit, burst, window_ms, cost)
   limit = tonumber(limit)
@@ -38,13 +44,13 @@ local function rate_limit(key, now_ms, limit, burst, window_ms, cost)
     return {0, 0, math.ceil((tat - now) / 1000), math.ceil(retry_after / 1000), 0, 0, 0}
   end
   local ttl = math.ceil((new_tat - now) / 1000)
-  -- The key and its index entries live until `ix` = now + 2 x tolerance, renewed only
-  -- when the allowance would outlive them: an active identity pays for the index
-  -- (~7 commands) at most once per tolerance period, not on every request.
+  -- The key and its index entries live until `ix` = now + max(horizon, 2 x tolerance),
+  -- renewed only when the allowance would outlive them: an identity pays for the index
+  -- (~7 commands) at most once per horizon or tolerance period, not on every request.
   local expires_at = tonumber(state[2])
   local index_ttl = 0
   if expires_at == nil or expires_at < new_tat then
-    index_ttl = math.ceil(2 * tolerance / 1000)
+    index_ttl = math.max(math.ceil(2 * tolerance / 1000), RATE_LIMIT_INDEX_HORIZON_MS)
     expires_at = now + index_ttl * 1000
     redis.call('HSET', key, 't', new_tat, 'l', limit, 'b', burst, 'w', window_ms, 'ix', expires_at)
     redis.call('PEXPIRE', key, index_ttl)

@@ -14,7 +14,8 @@
 --
 -- Every key comes in KEYS, all in the tenant's slot {t:<slug>} (tenants/keys.py):
 -- KEYS[1] API-key entry, 2 published version, 3 document, 4 today's usage,
---      5 the tenant's limiter state, 6 the limiter index of the tenant's slot
+--      5 the tenant's limiter state, 6 the limiter index of the tenant's slot,
+--      7 the tenant's last-use hash (key id -> ms, copied to the database by flush_apikey_last_used)
 -- ARGV 1 now_ms ('' = Redis TIME: one clock for every replica), 2 document field to
 --      return (body|rules), 3 If-None-Match, 4 usage ttl s, 5 rate limiting on (1|0),
 --      6 window ms, 7 fill: 0 none, 1 entry and document, 8 scope the route needs,
@@ -98,10 +99,16 @@ else
   count('requests', usage_ttl)
 end
 
--- Last-used reaches the database at most once a minute per key (the caller writes it).
+-- Last use is recorded at most once a minute per key, in Redis only: the tenant's hash
+-- (key id -> ms) is copied to the database in batches by flush_apikey_last_used. Its
+-- lifetime is (re)set when a field is created, not on every update: a hash that expires
+-- while in use loses at most the last minute of one key, which its next use restores.
 local touch = 0
 if now - tonumber(e[9] or '0') >= 60000 then
   redis.call('HSET', KEYS[1], 'lu', now)
+  if redis.call('HSET', KEYS[7], e[10], now) == 1 then
+    redis.call('EXPIRE', KEYS[7], usage_ttl)
+  end
   touch = 1
 end
 local body = doc[3]
