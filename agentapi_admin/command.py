@@ -19,7 +19,7 @@ import redis
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import slug_re
 
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -85,7 +85,7 @@ class OperationCommand(BaseCommand):
                 f"{self.command_name} needs Redis, and REDIS_ENABLE=false: run it where Redis is configured.",
                 returncode=EXIT_REDIS_DOWN,
             ) from exc
-        except redis.RedisError as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             # Redis went away mid-run: what was done is done (batches commit one by one); rerun later.
             raise redis_down(exc, "Work finished so far is kept; run the command again.") from exc
         summary = {"command": self.command_name, "dry_run": self.dry_run, **summary}
@@ -129,7 +129,7 @@ class OperationCommand(BaseCommand):
         lock = client.lock(key("lock", self.lock_name), timeout=self.lock_timeout, blocking=False)
         try:
             acquired = lock.acquire()
-        except redis.RedisError as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             raise redis_down(exc) from exc
         if not acquired:
             raise CommandError(

@@ -26,7 +26,7 @@ from django.db.models import F
 
 from resilience.breakers.process import redis_breaker
 from resilience.connection import get_redis, key
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def invalidation_deliver(payload: dict) -> None:
         return  # no Redis, no cache to invalidate
     try:
         _publish(client, payload.get("versions", {}), payload.get("apikeys", ()))
-    except redis.RedisError:
+    except REDIS_UNAVAILABLE_ERRORS:
         # This process drains the outbox before it next serves from Redis, and meanwhile keeps
         # retrying in the background: other processes, which may have seen nothing, rely on it.
         cache_sync.behind = True
@@ -135,7 +135,7 @@ def versions_publish(versions: dict) -> None:
     """Publish new cache versions to Redis now, logging (not raising) a failure."""
     try:
         _publish(get_redis(), versions)
-    except (redis.RedisError, RedisDisabled) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("could not publish tenant cache versions %s: %s", versions, exc)
 
 
@@ -213,7 +213,7 @@ class CacheSync:
                     _publish(client, payload.get("versions", {}), payload.get("apikeys", ()))
             except redis.TimeoutError:
                 continue  # Redis hung (a pause, a partition): keep a publication queued at all times
-            except (redis.RedisError, RedisDisabled, OSError):
+            except REDIS_UNAVAILABLE_ERRORS:
                 time.sleep(_REDELIVER_INTERVAL)  # refused at once: do not spin
                 continue
             with self._lock:

@@ -8,14 +8,13 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import redis
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants.cache import cache_ttl, flags_key, usage_key
 from tenants.models import Flag, Membership, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
@@ -176,7 +175,7 @@ def tenant_rules(tenant: Tenant) -> dict:
         raw = client.hget(cache_key, "rules")
         if raw is not None:
             return json.loads(raw)
-    except (redis.RedisError, RedisDisabled) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("flag cache unavailable, evaluating from the database: %s", exc)
         return _build_document(tenant.pk).rules
     doc = _build_document(tenant.pk)
@@ -187,7 +186,7 @@ def tenant_rules(tenant: Tenant) -> dict:
             pipe.hset(stored_key, mapping=document_fields(doc))
             pipe.expire(stored_key, cache_ttl())
             pipe.execute()
-    except redis.RedisError as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("could not cache tenant flags: %s", exc)
     return doc.rules
 
@@ -273,7 +272,7 @@ def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
                 for metric, count in counters.items():
                     metric = metric.decode() if isinstance(metric, bytes) else metric
                     rows[day][metric] = max(rows[day].get(metric, 0), int(count))
-    except (redis.RedisError, RedisDisabled) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("live usage counters unavailable: %s", exc)
     return [{"day": day, "requests": 0, **counters} for day, counters in sorted(rows.items())]
 

@@ -7,12 +7,11 @@ import os
 import socket
 import time
 
-import redis
 from pybreaker import CircuitBreakerListener
 
 from agentapi_admin import metrics
 from resilience.connection import get_redis, key
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def record_transition(
     try:
         keys = [key("cb", name, "seen", token), events_key(), *(key("cb", name, "seen", t) for t in claim)]
         entry = get_redis().eval(_RECORD, len(keys), *keys, DEDUP_SECONDS, EVENTS_MAXLEN, *flat)
-    except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         logger.warning("breaker %s: %s -> %s not recorded (%s)", name, old, new, exc)
         return None
     return entry.decode() if isinstance(entry, bytes) else entry

@@ -23,7 +23,7 @@ import redis
 from django.conf import settings
 
 from resilience.connection import get_redis, key
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class RateLimiter:
             except redis.exceptions.NoScriptError:
                 # First call on this server (or after a restart / SCRIPT FLUSH): EVAL loads it.
                 reply = client.eval(source, 3, *keys, *args)
-        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             return self._degraded(shape, f"{type(exc).__name__}: {exc}")
         return self._decision(reply, shape)
 
@@ -160,9 +160,9 @@ class RateLimiter:
             try:
                 client.script_load(source)
                 replies = self._send(client, sha, calls)
-            except (redis.exceptions.RedisError, OSError) as exc:
+            except REDIS_UNAVAILABLE_ERRORS as exc:
                 return [self._degraded(c[-1], f"{type(exc).__name__}: {exc}") for c in calls]
-        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             return [self._degraded(c[-1], f"{type(exc).__name__}: {exc}") for c in calls]
         return [self._decision(reply, call[-1]) for reply, call in zip(replies, calls, strict=True)]
 
@@ -183,7 +183,7 @@ class RateLimiter:
             except redis.exceptions.NoScriptError:
                 client.script_load(source)
                 self._send(client, sha, refunds)
-        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             # A lost refund only makes the limiter stricter for a while: never fail the request for it.
             logger.warning("rate limiter could not refund (%s: %s)", type(exc).__name__, exc)
 

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 
 from resilience.connection import get_redis
-from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.limiter import NO_TENANT, SCOPES, index_all_key, index_tenant_key, state_key, tenant_label
 
 
@@ -129,6 +128,3 @@ __all__ = [
     "limited_identities",
     "top_limited",
 ]
-
-# Errors the admin pages should show as "Redis unavailable" rather than a 500.
-UNAVAILABLE_ERRORS = REDIS_UNAVAILABLE_ERRORS

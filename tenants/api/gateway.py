@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from agentapi_admin import metrics
 from resilience.connection import get_redis
-from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS, RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, REDIS_WRITE_REFUSED_ERRORS, RedisDisabled
 from resilience.ratelimit import (
     Decision,
     default_limiter,
@@ -198,7 +198,7 @@ def _gateway_call(
             code, data = _fill(secret_hash)
             metrics.gateway_cold_fill()
             reply = _run(client, source, sha, keys, [*base, code, scope, flag_key, *ip, *data])
-    except (redis.RedisError, RedisDisabled, OSError, OutboxUndelivered) as exc:
+    except (*REDIS_UNAVAILABLE_ERRORS, OutboxUndelivered) as exc:
         if not isinstance(exc, RedisDisabled):
             cache_sync.behind = True
         return _without_redis(
