@@ -8,7 +8,6 @@ Redis lock keeps two copies of the same command from running at once.
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -17,7 +16,6 @@ from typing import Any
 
 import redis
 from django.core.management.base import BaseCommand, CommandError
-from django.core.validators import slug_re
 
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 
@@ -25,8 +23,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REDIS_DOWN = 2
 EXIT_LOCKED = 3
-
-SLUG_MAX_LENGTH = 50  # Tenant.slug's max_length
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done (or, for health checks, healthy); 1 failed or degraded; "
@@ -182,32 +178,3 @@ class OperationCommand(BaseCommand):
             yield tick
         finally:
             ticks.close()
-
-    # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def add_tenant_argument(parser, *, allow_all: bool = True, required: bool = False) -> None:
-        group = parser.add_mutually_exclusive_group(required=required)
-        group.add_argument("--tenant", metavar="SLUG", help="Only this tenant (its slug).")
-        if allow_all:
-            group.add_argument("--all", action="store_true", help="Every tenant.")
-
-    @staticmethod
-    def resolve_tenant(slug: str):
-        """Return the tenant with this slug or raise a CommandError listing close matches."""
-        from tenants.models import Tenant
-
-        # Only a well-formed slug reaches the database (PostgreSQL refuses NUL bytes in text).
-        well_formed = len(slug) <= SLUG_MAX_LENGTH and slug_re.match(slug) is not None
-        tenant = Tenant.objects.filter(slug=slug).first() if well_formed else None
-        if tenant is not None:
-            return tenant
-        slugs = list(Tenant.objects.order_by("slug").values_list("slug", flat=True)[:1000])
-        close = difflib.get_close_matches(slug, slugs, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        known = ", ".join(slugs[:10]) + (" …" if len(slugs) > 10 else "") if slugs else "none yet"
-        if not well_formed:
-            raise CommandError(
-                f"--tenant {slug[:80]!r} is not a tenant slug (letters, digits, '-' and '_', "
-                f"at most {SLUG_MAX_LENGTH} characters).{hint} Known tenants: {known}."
-            )
-        raise CommandError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")

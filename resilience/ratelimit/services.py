@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import models, transaction
 
 from audit.models import AuditAction
 from audit.services import audit_record
 from resilience.connection import get_redis, key
 from resilience.ratelimit.limiter import SCOPES, index_all_key, index_tenant_key, state_key, tenant_label
 from resilience.ratelimit.selectors import _glob_escape
-from tenants.models import Tenant
 
 
-def _tenant_row(tenant) -> Tenant | None:
-    return tenant if isinstance(tenant, Tenant) else None
+def _tenant_row(tenant) -> models.Model | None:
+    # The audit row links the tenant when given its row; a bare label (a slug string) has none.
+    return tenant if isinstance(tenant, models.Model) else None
 
 
 def ratelimit_reset_identity(*, scope: str, tenant, identity: str, actor, reason: str, ip=None) -> bool:

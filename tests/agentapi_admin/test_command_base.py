@@ -7,12 +7,13 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN, OperationCommand
+from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN
 from resilience.connection import key
+from tenants.management.base import TenantCommand
 from tenants.models import Plan, Tenant
 
 
-class Sweep(OperationCommand):
+class Sweep(TenantCommand):
     help = "Count things."
     lock_name = "sweep"
 
