@@ -12,7 +12,6 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from audit.models import AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants.cache import cache_ttl, flags_key, usage_key
@@ -249,13 +248,6 @@ def tenants_for_user(user) -> QuerySet[Membership]:
     )
 
 
-def membership_role(user, tenant: Tenant) -> str | None:
-    """Return the user's role in the tenant, or None."""
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
-
-
 def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
     """Return one row per UTC day (oldest first): {"day", "requests", ...}, zero-filled, live counters included."""
     today = timezone.now().date()
@@ -280,7 +272,3 @@ def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
         log.warning("live usage counters unavailable: %s", exc)
     return [{"day": day, "requests": 0, **counters} for day, counters in sorted(rows.items())]
 
-
-def audit_for_tenant(tenant: Tenant, limit: int = 50) -> QuerySet[AuditEvent]:
-    """Return the tenant's latest audit events, newest first."""
-    return AuditEvent.objects.filter(tenant=tenant).select_related("actor_user").order_by("-created_at", "-id")[:limit]
