@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 from django.core.validators import slug_re
 from django.db import transaction
 
-from agentapi_admin.command import OperationCommand
+from agentapi_admin.command import OperationCommand, UsageError
 from tenants.exceptions import TenantsError
 from tenants.models import Tenant
 
@@ -46,11 +46,11 @@ class TenantCommand(OperationCommand):
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         known = ", ".join(slugs[:10]) + (" …" if len(slugs) > 10 else "") if slugs else "none yet"
         if not well_formed:
-            raise CommandError(
+            raise UsageError(
                 f"--tenant {slug[:80]!r} is not a tenant slug (letters, digits, '-' and '_', "
                 f"at most {SLUG_MAX_LENGTH} characters).{hint} Known tenants: {known}."
             )
-        raise CommandError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")
+        raise UsageError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")
 
 
 class TenantWriteCommand(TenantCommand):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
-from agentapi_admin.command import EXIT_FAILED
+from agentapi_admin.command import EXIT_FAILED, UsageError
 from tenants.management.base import TenantCommand
 from tenants.upstream import DEFAULT_TIMEOUT, upstream_check
 
@@ -26,7 +24,7 @@ class Command(TenantCommand):
         from tenants.models import Tenant
 
         if options["timeout"] <= 0:
-            raise CommandError("--timeout must be a positive number of seconds, e.g. --timeout 5.")
+            raise UsageError("--timeout must be a positive number of seconds, e.g. --timeout 5.")
         if options["tenant"]:
             tenants = [self.resolve_tenant(options["tenant"])]
         else:
