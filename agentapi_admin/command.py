@@ -9,7 +9,6 @@ Redis lock keeps two copies of the same command from running at once.
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 import time
@@ -19,17 +18,14 @@ from typing import Any
 
 import redis
 from django.core.management.base import BaseCommand, CommandError
-from django.core.validators import slug_re
 
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REDIS_DOWN = 2
 EXIT_LOCKED = 3
 EXIT_USAGE = 64  # sysexits.h EX_USAGE: the command line is wrong; 2 stays "Redis unreachable"
-
-SLUG_MAX_LENGTH = 50  # Tenant.slug's max_length
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done (or, for health checks, healthy); 1 failed or degraded; "
@@ -105,7 +101,7 @@ class OperationCommand(BaseCommand):
                 f"{self.command_name} needs Redis, and REDIS_ENABLE=false: run it where Redis is configured.",
                 returncode=EXIT_REDIS_DOWN,
             ) from exc
-        except redis.RedisError as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             # Redis went away mid-run: what was done is done (batches commit one by one); rerun later.
             raise redis_down(exc, "Work finished so far is kept; run the command again.") from exc
         summary = {"command": self.command_name, "dry_run": self.dry_run, **summary}
@@ -149,7 +145,7 @@ class OperationCommand(BaseCommand):
         lock = client.lock(lock_key(self.lock_name), timeout=self.lock_timeout, blocking=False)
         try:
             acquired = lock.acquire()
-        except redis.RedisError as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             raise redis_down(exc) from exc
         if not acquired:
             raise CommandError(
@@ -237,32 +233,3 @@ class OperationCommand(BaseCommand):
                     time.sleep(pause)
 
             yield tick
-
-    # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def add_tenant_argument(parser, *, allow_all: bool = True, required: bool = False) -> None:
-        group = parser.add_mutually_exclusive_group(required=required)
-        group.add_argument("--tenant", metavar="SLUG", help="Only this tenant (its slug).")
-        if allow_all:
-            group.add_argument("--all", action="store_true", help="Every tenant.")
-
-    @staticmethod
-    def resolve_tenant(slug: str):
-        """Return the tenant with this slug or raise a CommandError listing close matches."""
-        from tenants.models import Tenant
-
-        # Only a well-formed slug reaches the database (PostgreSQL refuses NUL bytes in text).
-        well_formed = len(slug) <= SLUG_MAX_LENGTH and slug_re.match(slug) is not None
-        tenant = Tenant.objects.filter(slug=slug).first() if well_formed else None
-        if tenant is not None:
-            return tenant
-        slugs = list(Tenant.objects.order_by("slug").values_list("slug", flat=True)[:1000])
-        close = difflib.get_close_matches(slug, slugs, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        known = ", ".join(slugs[:10]) + (" …" if len(slugs) > 10 else "") if slugs else "none yet"
-        if not well_formed:
-            raise UsageError(
-                f"--tenant {slug[:80]!r} is not a tenant slug (letters, digits, '-' and '_', "
-                f"at most {SLUG_MAX_LENGTH} characters).{hint} Known tenants: {known}."
-            )
-        raise UsageError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")

@@ -28,10 +28,6 @@ def bind_tenant(*, slug: str = "", tenant_id: str = "") -> None:
         tenant_id_var.set(str(tenant_id))
 
 
-def current_request_id() -> str:
-    return request_id_var.get()
-
-
 class RequestContextFilter(logging.Filter):
     """Copy the current request's id, route and tenant onto every record."""
 

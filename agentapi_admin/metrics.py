@@ -44,18 +44,6 @@ logger = logging.getLogger(__name__)
 # settings exist), so it is read here the same way rather than through settings.py.
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
-GATEWAY_OUTCOMES = (
-    "ok",
-    "not_modified",
-    "limited",
-    "quota",
-    "unknown",
-    "revoked",
-    "expired",
-    "not_serving",
-    "unavailable",
-)
-LIMITER_RESULTS = ("allowed", "limited", "fail_open", "fail_closed")
 BREAKER_STATES = ("closed", "open", "half-open")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "<unmatched>"
@@ -152,12 +140,6 @@ def tenant_seen(tenant_id: str, slug: str) -> None:
 def gateway_cold_fill() -> None:
     if settings.METRICS_ENABLED:
         GATEWAY_COLD_FILLS.inc()
-
-
-def limiter_decision(scope: str, result: str, count: int = 1) -> None:
-    """Count limiter decisions: allowed, limited, fail_open or fail_closed."""
-    if settings.METRICS_ENABLED:
-        _child(LIMITER, scope, result).inc(count)
 
 
 def limiter_decisions(scopes: list[str], decisions: list) -> None:

@@ -9,7 +9,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
-from resilience.ratelimit.selectors import UNAVAILABLE_ERRORS, IdentityState, identity_state, top_limited
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
+from resilience.ratelimit.selectors import IdentityState, identity_state, top_limited
 from tenants.models import ApiKey, Flag, Invitation, Membership, Tenant
 from tenants.selectors import tenants_for_user
 
@@ -170,6 +171,6 @@ def tenant_ratelimit_status(tenant: Tenant, *, n: int = 5) -> RateLimitStatus:
     try:
         whole = identity_state("tenant", tenant, tenant.slug)
         busiest = tuple(state for state in top_limited(tenant=tenant, n=n + 1) if state.scope != "tenant")[:n]
-    except UNAVAILABLE_ERRORS:
+    except REDIS_UNAVAILABLE_ERRORS:
         return RateLimitStatus(available=False)
     return RateLimitStatus(available=True, tenant=whole, busiest=busiest)

@@ -17,7 +17,8 @@ from agentapi_admin import metrics
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.selectors import breakers_snapshot
 from resilience.connection import get_redis
-from resilience.history.selectors import READ_ERRORS, maintenance_successes
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
+from resilience.history.selectors import maintenance_successes
 
 REDIS_SAMPLE_SECONDS = 5.0
 
@@ -42,7 +43,7 @@ class RedisServerCollector:
                 sample["ping"] = time.perf_counter() - started
                 sample["info"] = client.info()
                 sample["up"] = 1
-            except READ_ERRORS:
+            except REDIS_UNAVAILABLE_ERRORS:
                 pass
             self._sample, self._at = sample, time.monotonic()
             return sample
@@ -86,7 +87,7 @@ class MaintenanceCollector:
             return
         try:
             successes = maintenance_successes()
-        except READ_ERRORS:
+        except REDIS_UNAVAILABLE_ERRORS:
             return
         last = GaugeMetricFamily(
             "agentapi_maintenance_last_success_timestamp_seconds",
@@ -108,7 +109,7 @@ def refresh_breaker_states() -> None:
     """Set the breaker state gauges from the registry (named breakers' state lives in Redis)."""
     try:
         states = [(state.name, state.state) for state in breakers_snapshot()]
-    except READ_ERRORS:  # Redis down: only this process's Redis breaker is known
+    except REDIS_UNAVAILABLE_ERRORS:  # Redis down: only this process's Redis breaker is known
         states = [(redis_breaker.name, redis_breaker.state)]
     for name, state in states:
         metrics.breaker_state(name, state)

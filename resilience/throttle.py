@@ -32,7 +32,6 @@ SCOPE = "form"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
 _ACCEPTED = (301, 302, 303)
-_STORE_ERRORS = REDIS_UNAVAILABLE_ERRORS
 
 
 def _rate(kind: str) -> str:
@@ -69,7 +68,7 @@ def _username(request, field: str) -> str:
     user = getattr(request, "user", None)
     try:
         return username_key(user.get_username()) if user is not None and user.is_authenticated else ""
-    except _STORE_ERRORS:  # the session store is down: throttle by IP only
+    except REDIS_UNAVAILABLE_ERRORS:  # the session store is down: throttle by IP only
         return ""
 
 

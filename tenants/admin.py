@@ -18,7 +18,6 @@ from django.utils.html import format_html, format_html_join
 from agentapi_admin.admin_base import GuardedModelAdmin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
-from resilience.breakers.upstream import upstream_check
 from tenants.charts import usage_svg
 from tenants.exceptions import TenantsError
 from tenants.models import (
@@ -46,6 +45,7 @@ from tenants.services.tenants import (
     tenant_update,
 )
 from tenants.settings_schema import settings_validate
+from tenants.upstream import upstream_check
 
 
 def _adopt(target, source) -> None:

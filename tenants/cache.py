@@ -26,7 +26,7 @@ from django.db.models import F
 from resilience import lua
 from resilience.breakers.process import redis_breaker
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 from tenants.keys import USAGE_TTL_SECONDS, apikey_key, document_key, route_key, stream_key, version_key
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def invalidation_deliver(payload: dict) -> None:
     payload["versions"] = {pk: v for pk, v in payload.get("versions", {}).items() if str(pk) in payload["slugs"]}
     try:
         _publish(client, payload["versions"], payload["slugs"], payload.get("apikeys", ()))
-    except redis.RedisError:
+    except REDIS_UNAVAILABLE_ERRORS:
         # This process drains the outbox before it next serves from Redis, and meanwhile keeps
         # retrying in the background: other processes, which may have seen nothing, rely on it.
         cache_sync.behind = True
@@ -131,7 +131,7 @@ def versions_publish(versions: dict, slugs: dict) -> None:
     """Publish new cache versions (tenant id -> version, with tenant id -> slug) now, logging a failure."""
     try:
         _publish(get_redis(), versions, {str(pk): slug for pk, slug in slugs.items()})
-    except (redis.RedisError, RedisDisabled) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("could not publish tenant cache versions %s: %s", versions, exc)
 
 
@@ -209,7 +209,7 @@ class CacheSync:
                     _publish(client, payload["versions"], payload["slugs"], payload.get("apikeys", ()))
             except redis.TimeoutError:
                 continue  # Redis hung (a pause, a partition): keep a publication queued at all times
-            except (redis.RedisError, RedisDisabled, OSError):
+            except REDIS_UNAVAILABLE_ERRORS:
                 time.sleep(_REDELIVER_INTERVAL)  # refused at once: do not spin
                 continue
             with self._lock:

@@ -32,10 +32,6 @@ class DecryptionError(TenantsError):
     default_message = "The secret could not be decrypted: unknown key id or tampered ciphertext."
 
 
-class TenantNotServing(TenantsError):
-    default_message = "The tenant is suspended."
-
-
 class InvitationInvalid(TenantsError):
     default_message = "This invitation link is not valid: it was used, declined, revoked or never existed."
 

@@ -9,14 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-import redis
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from audit.models import AuditEvent
 from resilience.connection import get_redis
-from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants.cache import cache_ttl
 from tenants.keys import apikey_used_key, document_key, usage_key, version_key
 from tenants.models import ApiKey, Flag, Membership, OwnerToggle, Tenant, TenantFlag, UsageDaily
@@ -198,7 +196,7 @@ def tenant_rules(tenant: Tenant) -> dict:
         # older tenant row rebuilds from the database rather than trust a document of another version.
         if raw is not None and built is not None and int(built) == tenant.cache_version:
             return json.loads(raw)
-    except (redis.RedisError, RedisDisabled) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("flag cache unavailable, evaluating from the database: %s", exc)
         return _build_document(tenant.pk).rules
     doc = _build_document(tenant.pk)
@@ -210,7 +208,7 @@ def tenant_rules(tenant: Tenant) -> dict:
                 pipe.hset(cache_key, mapping={"ver": doc.version, **document_fields(doc)})
                 pipe.expire(cache_key, cache_ttl())
                 pipe.execute()
-    except redis.RedisError as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("could not cache tenant flags: %s", exc)
     return doc.rules
 
@@ -271,13 +269,6 @@ def tenants_for_user(user) -> QuerySet[Membership]:
     )
 
 
-def membership_role(user, tenant: Tenant) -> str | None:
-    """Return the user's role in the tenant, or None."""
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
-
-
 def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
     """Return one row per UTC day (oldest first): {"day", "requests", ...}, zero-filled, live counters included."""
     today = timezone.now().date()
@@ -298,14 +289,9 @@ def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
                 for metric, count in counters.items():
                     metric = metric.decode() if isinstance(metric, bytes) else metric
                     rows[day][metric] = max(rows[day].get(metric, 0), int(count))
-    except (redis.RedisError, RedisDisabled) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("live usage counters unavailable: %s", exc)
     return [{"day": day, "requests": 0, **counters} for day, counters in sorted(rows.items())]
-
-
-def audit_for_tenant(tenant: Tenant, limit: int = 50) -> QuerySet[AuditEvent]:
-    """Return the tenant's latest audit events, newest first."""
-    return AuditEvent.objects.filter(tenant=tenant).select_related("actor_user").order_by("-created_at", "-id")[:limit]
 
 
 def apikeys_with_last_use(keys: Iterable[ApiKey]) -> list[ApiKey]:
@@ -328,7 +314,7 @@ def apikeys_with_last_use(keys: Iterable[ApiKey]) -> list[ApiKey]:
                     apikey_used_key(slugs[tenant_id], tenant_id), [k.pk for k in keys if k.tenant_id == tenant_id]
                 )
             replies = dict(zip(tenant_ids, pipe.execute(), strict=True))
-    except (redis.RedisError, *REDIS_UNAVAILABLE_ERRORS) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("API-key last use: Redis unavailable (%s); showing the database's times", exc)
         return keys
     positions: dict = {}

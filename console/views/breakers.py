@@ -17,7 +17,6 @@ from console.forms import (
     ReasonForm,
 )
 from console.views.common import (
-    STORAGE_ERRORS,
     history_context,
     invalid_target,
     ops_page,
@@ -28,6 +27,7 @@ from console.views.common import (
 from resilience.breakers import selectors as breaker_selectors
 from resilience.breakers import services as breaker_services
 from resilience.breakers.registry import registered_breakers, storage_degraded
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.history.charts import breaker_charts
 
 
@@ -50,7 +50,7 @@ def breakers(request):
             breakers=[_breaker_row(s) for s in states],
             events=[dataclasses.asdict(e) for e in events],
         )
-    except STORAGE_ERRORS as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         context["failure"] = data["failure"] = storage_failure(exc)
     history, data["history"] = history_context("breakers", breaker_charts)
     context.update(history)
@@ -86,7 +86,7 @@ def breaker_action(request):
             service(name=name, actor=request.user, reason=form.cleaned_data["reason"], ip=client_ip(request))
         except ValueError as exc:
             messages.error(request, str(exc))
-        except STORAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             messages.error(request, f"Nothing was changed: {storage_failure(exc)['error']}")
         else:
             messages.success(
@@ -96,7 +96,7 @@ def breaker_action(request):
         return redirect(back)
     try:
         state = breaker_selectors.breaker_state(name)
-    except STORAGE_ERRORS:
+    except REDIS_UNAVAILABLE_ERRORS:
         state = None
     context = {
         **admin.site.each_context(request),

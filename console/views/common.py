@@ -16,12 +16,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
 from console.models import OPERATE_PERMISSION
-from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.health.selectors import redis_failure_since
 from resilience.history.selectors import history_series
 
-# What a page catches when Redis (or the storage behind it) fails, to say so instead of a 500.
-STORAGE_ERRORS = REDIS_UNAVAILABLE_ERRORS
 SEARCH_LIMIT = 20
 
 

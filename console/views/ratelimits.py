@@ -18,7 +18,6 @@ from console.forms import (
     ThrottleLookupForm,
 )
 from console.views.common import (
-    STORAGE_ERRORS,
     history_context,
     invalid_target,
     ops_page,
@@ -26,6 +25,7 @@ from console.views.common import (
     require_operate,
     storage_failure,
 )
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.health.selectors import redis_failure_since
 from resilience.history.charts import ratelimit_charts
 from resilience.ratelimit import selectors as ratelimit_selectors
@@ -74,7 +74,7 @@ def ratelimits(request):
             )
             context["throttle"] = data["form_throttles"] = throttle
         redis_failure_since(failed=False)
-    except STORAGE_ERRORS as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         context["failure"] = data["failure"] = storage_failure(exc)
     errors = {**form.errors.get_json_data(), **(lookup.errors.get_json_data() if lookup is not None else {})}
     if errors:
@@ -105,7 +105,7 @@ def ratelimit_reset(request):
     back = _ratelimits_url(tenant=label, scope=scope)
     try:
         state = ratelimit_selectors.identity_state(scope, label, identity)
-    except STORAGE_ERRORS as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         messages.error(request, f"Could not read the limiter: {storage_failure(exc)['error']}")
         return redirect(back)
     form = ReasonForm(request.POST or None)
@@ -119,7 +119,7 @@ def ratelimit_reset(request):
                 reason=form.cleaned_data["reason"],
                 ip=client_ip(request),
             )
-        except STORAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             messages.error(request, f"Nothing was reset: {storage_failure(exc)['error']}")
         else:
             verb = "Reset" if had_state else "Nothing to reset for"
@@ -157,7 +157,7 @@ def ratelimit_reset_tenant(request):
                 reason=form.cleaned_data["reason"],
                 ip=client_ip(request),
             )
-        except STORAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             messages.error(request, f"Nothing was reset: {storage_failure(exc)['error']}")
         else:
             messages.success(request, f"Reset {reset} identit{'y' if reset == 1 else 'ies'} of tenant {label}.")

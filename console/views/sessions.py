@@ -17,13 +17,12 @@ from console.forms import (
 )
 from console.views.common import (
     SEARCH_LIMIT,
-    STORAGE_ERRORS,
     ops_page,
     render_ops,
     require_operate,
     storage_failure,
 )
-from resilience.exceptions import SessionNotFound
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, SessionNotFound
 from resilience.health.selectors import redis_failure_since
 from resilience.sessions import selectors as session_selectors
 from resilience.sessions import services as session_services
@@ -71,7 +70,7 @@ def sessions(request):
         context["unreachable"] = data["unreachable"] = session_selectors.unreachable_session_stores()
         if not context["unreachable"]:
             redis_failure_since(failed=False)
-    except STORAGE_ERRORS as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         context["failure"] = data["failure"] = storage_failure(exc)
     if form.errors:
         data["errors"] = form.errors.get_json_data()
@@ -110,7 +109,7 @@ def session_revoke(request):
         return redirect(_sessions_url())
     try:
         info = session_selectors.session_for_ref(user, target.cleaned_data.get("ref") or "")
-    except STORAGE_ERRORS as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         messages.error(request, f"Could not read sessions: {storage_failure(exc)['error']}")
         return redirect(_sessions_url(user.pk))
     if info is None:
@@ -127,7 +126,7 @@ def session_revoke(request):
             )
         except SessionNotFound:
             messages.warning(request, "That session has already ended.")
-        except STORAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             messages.error(request, f"Nothing was revoked: {storage_failure(exc)['error']}")
         else:
             messages.success(request, f"Revoked session {info.ref} of {user.get_username()} ({info.ip or 'no IP'}).")
@@ -154,7 +153,7 @@ def sessions_revoke_all(request):
     keep = request.session.session_key if user.pk == request.user.pk else None
     try:
         infos = session_selectors.sessions_for_user(user)
-    except STORAGE_ERRORS as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         messages.error(request, f"Could not read sessions: {storage_failure(exc)['error']}")
         return redirect(_sessions_url(user.pk))
     form = ReasonForm(request.POST or None)
@@ -167,7 +166,7 @@ def sessions_revoke_all(request):
                 reason=form.cleaned_data["reason"],
                 ip=client_ip(request),
             )
-        except STORAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             messages.error(request, f"Nothing was revoked: {storage_failure(exc)['error']}")
         else:
             messages.success(request, f"Revoked {count} session(s) of {user.get_username()}.")

@@ -2,8 +2,8 @@
 
 Imports: `breaker`, `registered_breakers`, `storage_degraded`, `redis_breaker` from here;
 `breakers_snapshot`, `breaker_events` from `resilience.breakers.selectors`;
-`breaker_force_open/_force_close/_reset` from `resilience.breakers.services`;
-`upstream_check` from `resilience.breakers.upstream` (also re-exported lazily here).
+`breaker_force_open/_force_close/_reset` from `resilience.breakers.services`.
+A tenant's upstream probe, `upstream_check`, is the tenants app's (`tenants.upstream`).
 """
 
 from resilience.breakers.process import redis_breaker
@@ -16,18 +16,13 @@ __all__ = [
     "redis_breaker",
     "registered_breakers",
     "storage_degraded",
-    "upstream_check",
 ]
 
 
 def __getattr__(name):
-    # Selectors and upstream import lazily: the cache client imports this package early.
+    # Selectors import lazily: the cache client imports this package early.
     if name in ("breakers_snapshot", "breaker_events"):
         from resilience.breakers import selectors
 
         return getattr(selectors, name)
-    if name == "upstream_check":
-        from resilience.breakers.upstream import upstream_check
-
-        return upstream_check
     raise AttributeError(name)

@@ -8,14 +8,13 @@ import socket
 import time
 from pathlib import Path
 
-import redis
 from pybreaker import CircuitBreakerListener
 
 from agentapi_admin import metrics
 from resilience import lua
 from resilience.breakers.keys import events_key, seen_key
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def record_transition(
     try:
         keys = [seen_key(name, token), events_key(), *(seen_key(name, t) for t in claim)]
         entry = RECORD.run(get_redis(), keys, [DEDUP_SECONDS, EVENTS_MAXLEN, *flat])
-    except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         logger.warning("breaker %s: %s -> %s not recorded (%s)", name, old, new, exc)
         return None
     return entry.decode() if isinstance(entry, bytes) else entry

@@ -8,7 +8,6 @@ import json
 import re
 import threading
 
-import redis
 from django.conf import settings
 from pybreaker import STATE_CLOSED, CircuitBreaker, CircuitBreakerError, CircuitMemoryStorage
 
@@ -17,7 +16,7 @@ from resilience.breakers.keys import config_key, namespace, registry_key
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.storage import ResilientRedisStorage
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 RESERVED_NAMES = {"events", "index", "redis"}
@@ -115,7 +114,7 @@ def breaker(name: str, *, fail_max: int | None = None, reset_timeout: float | No
 def _stored_overrides(name: str) -> dict:
     try:
         raw = get_redis().hget(config_key(name), "code_overrides")
-    except (redis.exceptions.RedisError, RedisDisabled, OSError):
+    except REDIS_UNAVAILABLE_ERRORS:
         return {}
     try:
         stored = json.loads(raw) if raw else {}
@@ -133,14 +132,14 @@ def _announce(name: str, config: dict, overrides: dict) -> None:
         pipe.sadd(registry_key(), name)
         pipe.hset(config_key(name), mapping=mapping)
         pipe.execute()
-    except (redis.exceptions.RedisError, RedisDisabled, OSError):
+    except REDIS_UNAVAILABLE_ERRORS:
         pass  # the storage reports degraded; the next process start announces it again
 
 
 def registered_breakers() -> list[str]:
     """Return the names of breakers known to this process or announced by any process."""
     names = set(_breakers)
-    with contextlib.suppress(redis.exceptions.RedisError, RedisDisabled, OSError):
+    with contextlib.suppress(*REDIS_UNAVAILABLE_ERRORS):
         names.update(member.decode() for member in get_redis().smembers(registry_key()))
     return sorted(names)
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import redis
-
 from resilience.breakers.events import events_key
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.registry import breaker, registered_breakers
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def breaker_events(name: str | None = None, n: int = 20) -> list[BreakerEvent]:
     """Return the newest recorded transitions, of one breaker or all."""
     try:
         entries = get_redis().xrevrange(events_key(), count=n if name is None else 1000)
-    except (redis.exceptions.RedisError, RedisDisabled, OSError):
+    except REDIS_UNAVAILABLE_ERRORS:
         return []
     events = []
     for entry_id, raw in entries:

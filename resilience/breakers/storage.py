@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-import redis
 from pybreaker import STATE_CLOSED, CircuitMemoryStorage, CircuitRedisStorage
+
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class ResilientRedisStorage(CircuitRedisStorage):
     def _attempt(self, operation, fallback=None):
         try:
             result = operation()
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             if not self.degraded:
                 logger.warning("breaker storage %s degraded to process memory: %s", self._namespace_name, exc)
             self.degraded, self.last_error = True, f"{type(exc).__name__}: {exc}"

@@ -7,10 +7,8 @@ import threading
 import time
 from collections import Counter
 
-import redis
-
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.history import COUNTS_TTL, counts_key
 
 logger = logging.getLogger(__name__)
@@ -53,7 +51,7 @@ class DenialBatcher:
                 pipe.hincrby(counts_key(), f"denied:{scope}", count)
             pipe.expire(counts_key(), COUNTS_TTL)
             pipe.execute()
-        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             logger.debug("history: %d refusal(s) not counted (%s)", sum(pending.values()), type(exc).__name__)
 
 

@@ -6,15 +6,11 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import redis
-from django_redis.exceptions import ConnectionInterrupted
-
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.history import SERIES, maintenance_key, series_key
 
 WINDOW_SECONDS = 24 * 3600
-READ_ERRORS = (redis.exceptions.RedisError, ConnectionInterrupted, RedisDisabled, OSError)
 
 _lock = threading.Lock()
 _last_good: dict[str, dict] = {}
@@ -36,7 +32,7 @@ def history_series(series: str, *, now: float | None = None) -> dict:
     since_ms = int((now - WINDOW_SECONDS) * 1000)
     try:
         entries = get_redis().xrange(series_key(series), min=f"{since_ms}-0", max="+")
-    except READ_ERRORS as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         with _lock:
             last = _last_good.get(series)
         result = dict(last) if last else {"series": series, "points": [], "read_at": None}

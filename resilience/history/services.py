@@ -10,7 +10,7 @@ import redis
 from resilience.breakers.events import events_key
 from resilience.breakers.selectors import breakers_snapshot
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.history import MAXLEN, counts_key, maintenance_key, series_key
 
 logger = logging.getLogger(__name__)
@@ -71,5 +71,5 @@ def maintenance_record_success(*, task: str, at: float | None = None) -> None:
     """Note that a maintenance task just succeeded (read by /metrics for lag alerts)."""
     try:
         get_redis().hset(maintenance_key(), task, f"{time.time() if at is None else at:.3f}")
-    except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         logger.warning("maintenance: success of %s not recorded (%s)", task, type(exc).__name__)

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from resilience import lua
 from resilience.connection import get_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.keys import NO_TENANT, call_keys, state_key, tenant_label
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class RateLimiter:
             return _local.decide(keys[0], args)
         try:
             reply = HIT.run(self._redis(), keys, args)
-        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             return self._degraded(shape, f"{type(exc).__name__}: {exc}")
         return self._decision(reply, shape)
 
@@ -112,7 +112,7 @@ class RateLimiter:
             return [_local.decide(keys[0], args) for keys, args, _ in calls]
         try:
             replies = lua.run_many(self._redis(), [(HIT, keys, args) for keys, args, _ in calls])
-        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             return [self._degraded(c[-1], f"{type(exc).__name__}: {exc}") for c in calls]
         return [self._decision(reply, call[-1]) for reply, call in zip(replies, calls, strict=True)]
 
@@ -127,7 +127,7 @@ class RateLimiter:
         refunds = [(REFUND, (keys[0],), (args[0], *args[2:5])) for keys, args, _ in calls]
         try:
             lua.run_many(self._redis(), refunds)
-        except (redis.exceptions.RedisError, RedisDisabled, OSError) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             # A lost refund only makes the limiter stricter for a while: never fail the request for it.
             logger.warning("rate limiter could not refund (%s: %s)", type(exc).__name__, exc)
 

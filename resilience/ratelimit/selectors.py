@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 
 from resilience.connection import get_redis
-from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.keys import (
     NO_TENANT,
     index_keys,
@@ -158,6 +157,3 @@ __all__ = [
     "limited_identities",
     "top_limited",
 ]
-
-# Errors the admin pages should show as "Redis unavailable" rather than a 500.
-UNAVAILABLE_ERRORS = REDIS_UNAVAILABLE_ERRORS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import models, transaction
 
 from audit.models import AuditAction
 from audit.services import audit_record
@@ -12,11 +12,11 @@ from resilience.connection import get_redis
 from resilience.ratelimit.keys import call_keys, index_pattern, state_key, state_pattern, tenant_index_key, tenant_label
 from resilience.ratelimit.limiter import SCOPES
 from resilience.ratelimit.selectors import _glob_escape
-from tenants.models import Tenant
 
 
-def _tenant_row(tenant) -> Tenant | None:
-    return tenant if isinstance(tenant, Tenant) else None
+def _tenant_row(tenant) -> models.Model | None:
+    # The audit row links the tenant when given its row; a bare label (a slug string) has none.
+    return tenant if isinstance(tenant, models.Model) else None
 
 
 def ratelimit_reset_identity(*, scope: str, tenant, identity: str, actor, reason: str, ip=None) -> bool:

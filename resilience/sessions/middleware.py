@@ -14,9 +14,6 @@ from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
-# What a Redis outage looks like from a session store or a view, including a Redis that
-# answers but refuses the write (full, read-only, MISCONF): see resilience/exceptions.py.
-STORE_ERRORS = REDIS_UNAVAILABLE_ERRORS
 RETRY_AFTER = "5"
 
 
@@ -61,7 +58,7 @@ class ResilientSessionMiddleware(SessionMiddleware):
     def process_response(self, request, response):
         try:
             return super().process_response(request, response)
-        except STORE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             logger.warning("session store unavailable while saving a session: %s", type(exc).__name__)
             metrics.session_store_failure("save")
             if getattr(getattr(request, "session", None), "activity_only", False):
@@ -69,7 +66,7 @@ class ResilientSessionMiddleware(SessionMiddleware):
             return store_unavailable_response(request, what="session")
 
     def process_exception(self, request, exception):
-        if isinstance(exception, STORE_ERRORS):
+        if isinstance(exception, REDIS_UNAVAILABLE_ERRORS):
             logger.warning("Redis unavailable during %s %s: %s", request.method, request.path, type(exception).__name__)
             session = getattr(request, "session", None)
             metrics.session_store_failure("request")

@@ -19,7 +19,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
@@ -27,7 +26,7 @@ from django.utils import timezone
 from agentapi_admin import metrics
 from resilience import lua
 from resilience.connection import get_redis
-from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS, RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, REDIS_WRITE_REFUSED_ERRORS, RedisDisabled
 from resilience.ratelimit import LIBRARY, Decision, default_limiter
 from resilience.ratelimit.keys import call_keys
 from resilience.ratelimit.policy import limits_for
@@ -301,7 +300,7 @@ def _gateway_call(
                 _adopted.add((fill.tenant_id, day))
             keys, member = gateway_keys(fill.slug, fill.tenant_id, secret_hash, day)
             reply = _run(client, keys, [*args, "1", scope, flag_key, member, *fill.args])
-    except (redis.RedisError, RedisDisabled, OSError, OutboxUndelivered) as exc:
+    except (*REDIS_UNAVAILABLE_ERRORS, OutboxUndelivered) as exc:
         if not isinstance(exc, RedisDisabled):
             cache_sync.behind = True
         return _without_redis(

@@ -15,13 +15,12 @@ import json
 import re
 from collections import Counter
 
-import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from resilience.connection import get_async_redis
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants.api.views import ApiError, TenantKey, error_response
 from tenants.keys import stream_key
 
@@ -112,7 +111,7 @@ async def _events(request: HttpRequest, slot: _Slot, first: dict, last_event_id:
                 yield _event(outcome, data)
                 return
             yield _event("change", data, cursor)
-    except (redis.RedisError, RedisDisabled, OSError) as exc:
+    except REDIS_UNAVAILABLE_ERRORS as exc:
         detail = f"The change stream is unavailable ({type(exc).__name__}); poll GET /api/v1/bootstrap meanwhile."
         yield _event("unavailable", {"error": "stream_unavailable", "detail": detail})
     finally:

@@ -13,13 +13,47 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
+from django.core.validators import slug_re
 from django.db import transaction
 
-from agentapi_admin.command import OperationCommand
+from agentapi_admin.command import OperationCommand, UsageError
 from tenants.exceptions import TenantsError
+from tenants.models import Tenant
+
+SLUG_MAX_LENGTH = Tenant._meta.get_field("slug").max_length
 
 
-class TenantWriteCommand(OperationCommand):
+class TenantCommand(OperationCommand):
+    """An operations command that takes --tenant SLUG (and, optionally, --all)."""
+
+    @staticmethod
+    def add_tenant_argument(parser, *, allow_all: bool = True, required: bool = False) -> None:
+        group = parser.add_mutually_exclusive_group(required=required)
+        group.add_argument("--tenant", metavar="SLUG", help="Only this tenant (its slug).")
+        if allow_all:
+            group.add_argument("--all", action="store_true", help="Every tenant.")
+
+    @staticmethod
+    def resolve_tenant(slug: str):
+        """Return the tenant with this slug or raise a CommandError listing close matches."""
+        # Only a well-formed slug reaches the database (PostgreSQL refuses NUL bytes in text).
+        well_formed = len(slug) <= SLUG_MAX_LENGTH and slug_re.match(slug) is not None
+        tenant = Tenant.objects.filter(slug=slug).first() if well_formed else None
+        if tenant is not None:
+            return tenant
+        slugs = list(Tenant.objects.order_by("slug").values_list("slug", flat=True)[:1000])
+        close = difflib.get_close_matches(slug, slugs, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        known = ", ".join(slugs[:10]) + (" …" if len(slugs) > 10 else "") if slugs else "none yet"
+        if not well_formed:
+            raise UsageError(
+                f"--tenant {slug[:80]!r} is not a tenant slug (letters, digits, '-' and '_', "
+                f"at most {SLUG_MAX_LENGTH} characters).{hint} Known tenants: {known}."
+            )
+        raise UsageError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")
+
+
+class TenantWriteCommand(TenantCommand):
     """An operations command that changes tenants' data as a named staff user."""
 
     #: The Django permission(s) the admin requires for the same change, e.g. "tenants.change_tenant".

@@ -12,11 +12,12 @@ from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN, EXIT_USAGE, OperationCommand
 from resilience.connection import key
+from tenants.management.base import TenantCommand
 from tenants.models import Plan, Tenant
 from tests.conftest import BASE_DIR, clean_env
 
 
-class Sweep(OperationCommand):
+class Sweep(TenantCommand):
     help = "Count things."
     lock_name = "sweep"
 

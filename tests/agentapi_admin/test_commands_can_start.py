@@ -5,7 +5,7 @@ from django.core.management import get_commands, load_command_class
 
 from agentapi_admin.command import OperationCommand
 
-PROJECT_APPS = {"tenants", "resilience", "portal"}
+PROJECT_APPS = {"audit", "tenants", "resilience", "console", "portal"}
 PROJECT_COMMANDS = sorted(name for name, app in get_commands().items() if app in PROJECT_APPS)
 
 

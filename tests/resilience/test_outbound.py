@@ -19,11 +19,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from resilience.breakers import breaker, upstream_check
+from resilience.breakers import breaker
 from resilience.outbound import OutboundFailure, outbound_request
 from tenants.exceptions import TenantsError
 from tenants.models import Tenant
 from tenants.services.tenants import tenant_set_upstream_credentials
+from tenants.upstream import upstream_check
 from tests.deploy.tls_material import make_ca_and_cert
 from tests.tenants.factories import make_tenant
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, OperationCommand, UsageError
-from resilience.history.selectors import READ_ERRORS
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.history.services import history_sample, maintenance_record_success
 
 # deliver_outbox first: an invalidation Redis missed matters more than a late usage count.
@@ -107,7 +107,7 @@ class Command(OperationCommand):
             return 0
         try:
             written = history_sample(interval=every)
-        except READ_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             logger.warning("run_maintenance: history sample skipped: %s: %s", type(exc).__name__, exc)
             return 0
         maintenance_record_success(task="history_sample")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import redis
 from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_REDIS_DOWN, OperationCommand, UsageError
-from resilience.exceptions import RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants.services.usage import FlushReport, usage_flush_batch, usage_scan_batches
 
 
@@ -30,7 +29,7 @@ class Command(OperationCommand):
             for batch in self.progress(usage_scan_batches(options["batch_size"]), description="usage keys"):
                 usage_flush_batch(batch, report=report, dry_run=self.dry_run)
                 self.heartbeat()
-        except (redis.RedisError, RedisDisabled) as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             raise CommandError(
                 f"Redis is unreachable ({exc}); check REDIS_URL. Counters stay in Redis for 8 days: retry later.",
                 returncode=EXIT_REDIS_DOWN,

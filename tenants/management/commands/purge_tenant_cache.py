@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agentapi_admin.command import OperationCommand
+from tenants.management.base import TenantCommand
 from tenants.services.cache import tenant_cache_purge
 
 
-class Command(OperationCommand):
+class Command(TenantCommand):
     help = (
         "Bump cache_version of --tenant SLUG (or --all tenants), audited, and delete only their cached flag "
         "documents (agentapi:flags:{t:<slug>}:<tenant id>:doc, found with SCAN; --all also keys named before "

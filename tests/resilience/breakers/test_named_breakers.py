@@ -234,7 +234,7 @@ def test_the_package_exports_the_interface_other_branches_use():
     import resilience.breakers as breakers
     from resilience.breakers import breaker_events as events
     from resilience.breakers import breakers_snapshot as snapshot
-    from resilience.breakers import upstream_check as check
+    from tenants.upstream import upstream_check as check
 
     assert callable(events) and callable(snapshot) and callable(check)
     assert breakers.redis_breaker.name == "redis" and breakers.storage_degraded() is False

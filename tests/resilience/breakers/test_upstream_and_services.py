@@ -7,10 +7,11 @@ from django.contrib.auth import get_user_model
 from pybreaker import CircuitBreakerError
 
 from audit.models import AuditEvent
-from resilience.breakers import breaker, upstream_check
+from resilience.breakers import breaker
 from resilience.breakers.selectors import breaker_events, breaker_state
 from resilience.breakers.services import breaker_force_close, breaker_force_open, breaker_reset
 from tenants.models import Plan, Tenant
+from tenants.upstream import upstream_check
 
 
 @pytest.fixture

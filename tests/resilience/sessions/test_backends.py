@@ -135,6 +135,16 @@ class SessionEngineContract:
         self.store_class.clear_expired()
         assert selectors.session_users()[0] == []
 
+    def test_django_s_clearsessions_runs_the_engine_s_maintenance(self, client, user):
+        from django.core.management import call_command
+
+        store = self.store_class(self.login(client))
+        store.set_expiry(1)
+        store.save()
+        time.sleep(1.2)
+        call_command("clearsessions")  # it calls SessionStore.clear_expired(), nothing else
+        assert selectors.session_users()[0] == []
+
     def test_activity_is_written_at_most_once_per_interval(self, client, user, settings, monkeypatch):
         self.login(client)
         saves = []

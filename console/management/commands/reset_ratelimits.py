@@ -6,13 +6,14 @@ import difflib
 
 from django.core.management.base import CommandError
 
-from agentapi_admin.command import OperationCommand, UsageError
+from agentapi_admin.command import UsageError
 from resilience.connection import get_redis
 from resilience.ratelimit.limiter import SCOPES, state_key
 from resilience.ratelimit.services import ratelimit_reset_identity, ratelimit_reset_matching
+from tenants.management.base import TenantCommand
 
 
-class Command(OperationCommand):
+class Command(TenantCommand):
     help = (
         "Reset rate-limit state (agentapi:rl:*), audited: --scope S --identity ID for one identity (with --tenant "
         "SLUG if it is a tenant's), --scope and/or --tenant for every identity they match (SCAN in batches), or "

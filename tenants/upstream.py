@@ -14,6 +14,7 @@ from pybreaker import CircuitBreakerError
 
 from resilience.breakers.registry import breaker
 from resilience.outbound import DEFAULT_TIMEOUT, OutboundFailure, outbound_request, outbound_url_check
+from tenants.crypto import decrypt
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -42,10 +43,6 @@ def upstream_breaker_name(tenant) -> str:
 def _credentials_header(tenant) -> dict:
     token = getattr(tenant, "upstream_credentials", "")
     if not token:
-        return {}
-    try:
-        from tenants.crypto import decrypt  # provided by the tenants app (issue 3)
-    except ImportError:
         return {}
     return {"Authorization": f"Bearer {decrypt(token)}"}
 

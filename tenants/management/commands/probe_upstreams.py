@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from agentapi_admin.command import EXIT_FAILED, OperationCommand, UsageError
-from resilience.breakers.upstream import DEFAULT_TIMEOUT, upstream_check
+from agentapi_admin.command import EXIT_FAILED, UsageError
+from tenants.management.base import TenantCommand
+from tenants.upstream import DEFAULT_TIMEOUT, upstream_check
 
 
-class Command(OperationCommand):
+class Command(TenantCommand):
     help = (
         "GET <upstream_url>/status of each serving tenant (or --tenant SLUG) through the tenant's breaker "
         "upstream.<slug>; failures count towards opening it. Exits 1 when any probe fails."
