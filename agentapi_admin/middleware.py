@@ -19,8 +19,6 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from resilience.sessions.middleware import ResilientSessionMiddleware, SessionActivityMiddleware
-
 MESSAGE = "The query string contains a NUL character, which no parameter accepts; remove it and try again."
 
 
@@ -95,10 +93,6 @@ class BrowserOnlyWhiteNoiseMiddleware(BrowserOnly, WhiteNoiseMiddleware):
     """WhiteNoise for pages: no static file lives under /api/."""
 
 
-class BrowserOnlySessionMiddleware(BrowserOnly, ResilientSessionMiddleware):
-    """Sessions for pages; API requests authenticate with a key, never a cookie."""
-
-
 class BrowserOnlyCommonMiddleware(BrowserOnly, CommonMiddleware):
     """Slash and www redirects for pages; the API answers unknown paths with JSON itself."""
 
@@ -114,10 +108,6 @@ class BrowserOnlyCsrfViewMiddleware(BrowserOnly, CsrfViewMiddleware):
 
 class BrowserOnlyAuthenticationMiddleware(BrowserOnly, AuthenticationMiddleware):
     """`request.user` for pages; API handlers know their caller from the key."""
-
-
-class BrowserOnlySessionActivityMiddleware(BrowserOnly, SessionActivityMiddleware):
-    """Session last-seen metadata for pages."""
 
 
 class BrowserOnlyMessageMiddleware(BrowserOnly, MessageMiddleware):

@@ -1,7 +1,7 @@
 """The shape of a Redis key family, as each owner's `keys` module lists it.
 
 Every module that builds Redis keys declares the families it owns in a `FAMILIES`
-tuple; docs/redis-keys.md is generated from them (`resilience.keydocs`), and a test
+tuple; docs/redis-keys.md is generated from them (`console.rediskeys`), and a test
 fails when a key literal appears outside those modules.
 """
 

@@ -21,6 +21,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             # The Redis connection and its error classification: what every app needs.
             "resilience.connection",
             "resilience.exceptions",
+            # The shape every owner's keys module declares its Redis key families in.
+            "resilience.keyfamily",
         ],
     ),
     ("audit", ["audit"]),

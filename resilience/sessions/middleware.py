@@ -10,6 +10,7 @@ from django.template.loader import render_to_string
 
 from agentapi_admin import metrics
 from agentapi_admin.client_address import client_ip
+from agentapi_admin.middleware import BrowserOnly
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -100,3 +101,13 @@ class SessionActivityMiddleware:
                 # A Redis that cannot take this write (down, full) must not turn the page into a 503.
                 session.activity_only = not modified
         return response
+
+
+# The session middlewares as the settings install them: API requests authenticate with a key,
+# never a cookie, so they skip both (agentapi_admin.middleware.BrowserOnly).
+class BrowserOnlySessionMiddleware(BrowserOnly, ResilientSessionMiddleware):
+    """Sessions for pages; API requests authenticate with a key, never a cookie."""
+
+
+class BrowserOnlySessionActivityMiddleware(BrowserOnly, SessionActivityMiddleware):
+    """Session last-seen metadata for pages."""

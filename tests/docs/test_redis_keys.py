@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentapi_admin import rediskeys
+from console import rediskeys
 from resilience import lua
 
 BASE_DIR = Path(__file__).resolve().parents[2]

@@ -189,6 +189,7 @@ class SessionEngineContract:
         settings.RESILIENCE_SESSION_ACTIVITY_INTERVAL = 0.01
         self.login(client)
         signed_in = time.time()  # the session was created before this moment
+        time.sleep(0.05)  # past the 10 ms activity interval, so this request refreshes the session and its cookie
         response = client.get("/admin/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT=UA)
         assert response.status_code == 200
         # The cookie and the stored session never outlive the absolute deadline, however active.

@@ -1,7 +1,7 @@
 """docs/redis-keys.md, generated from the key families each owner's keys module declares.
 
 `render()` returns the document; tests/docs/test_redis_keys.py fails when the file
-differs and rewrites it when `UPDATE_REDIS_KEYS_DOC=1`. The project package lists the
+differs and rewrites it when `UPDATE_REDIS_KEYS_DOC=1`. The console lists the
 key modules because it sits above every app that owns keys.
 """
 
@@ -24,7 +24,7 @@ DOC_PREFIX = "agentapi"
 
 _HEAD = """# Redis key contract
 
-<!-- Generated from the FAMILIES of the modules below by agentapi_admin/rediskeys.py:
+<!-- Generated from the FAMILIES of the modules below by console/rediskeys.py:
      edit those, then run UPDATE_REDIS_KEYS_DOC=1 pytest tests/docs/test_redis_keys.py. -->
 
 Every key the app writes starts with `REDIS_KEY_PREFIX` (default `agentapi`). Each
