@@ -13,11 +13,12 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from agentapi_admin.admin_base import GuardedModelAdmin
 from resilience.breakers.upstream import upstream_check
 from resilience.ratelimit.policy import audit_ip as client_ip
+from tenants.admin_history import AuditHistoryMixin
+from tenants.audit_display import audit_diff_html
 from tenants.charts import usage_svg
 from tenants.exceptions import TenantsError
 from tenants.models import (
@@ -72,7 +73,7 @@ class PlanForm(forms.ModelForm):
 
 
 @admin.register(Plan)
-class PlanAdmin(GuardedModelAdmin):
+class PlanAdmin(AuditHistoryMixin, GuardedModelAdmin):
     form = PlanForm
     list_display = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "tenant_count"]
     search_fields = ["code", "name"]
@@ -161,7 +162,7 @@ class TenantActionForm(ActionForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(GuardedModelAdmin):
+class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
     form = TenantForm
     action_form = TenantActionForm
     list_display = ["slug", "name", "status", "plan", "created_at"]
@@ -369,7 +370,7 @@ class TenantAdmin(GuardedModelAdmin):
 
 # ----------------------------------------------------------------------- flags
 @admin.register(Flag)
-class FlagAdmin(GuardedModelAdmin):
+class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
     list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
     list_filter = ["archived", "tenant_editable", "risky", "default"]
     search_fields = ["key", "description"]
@@ -412,7 +413,7 @@ class ApiKeyIssueForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(GuardedModelAdmin):
+class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
     list_display = ["prefix", "name", "tenant", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
     list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "tenant__slug"]
@@ -496,28 +497,7 @@ class AuditEventAdmin(GuardedModelAdmin):
 
     @admin.display(description="before → after")
     def diff(self, obj):
-        before, after = obj.before or {}, obj.after or {}
-        keys = sorted(set(before) | set(after))
-        if not keys:
-            return "—"
-        rows = format_html_join(
-            "",
-            '<tr{}><th scope="row">{}</th><td>{}</td><td>{}</td></tr>',
-            (
-                (
-                    _CHANGED_ROW if before.get(k) != after.get(k) else "",
-                    k,
-                    _show(before, k),
-                    _show(after, k),
-                )
-                for k in keys
-            ),
-        )
-        return format_html(
-            '<table class="audit-diff"><thead><tr><th>field</th><th>before</th><th>after</th></tr></thead>'
-            "<tbody>{}</tbody></table>",
-            rows,
-        )
+        return audit_diff_html(obj)
 
     def has_add_permission(self, request):
         return False
@@ -527,13 +507,6 @@ class AuditEventAdmin(GuardedModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-_CHANGED_ROW = mark_safe(' class="changed" style="background:#fff3cd"')
-
-
-def _show(snapshot: dict, key: str) -> str:
-    return repr(snapshot[key]) if key in snapshot else "—"
 
 
 @admin.register(UsageDaily)

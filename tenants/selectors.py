@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import redis
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from resilience.connection import get_redis
@@ -280,3 +280,21 @@ def usage_daily(tenant: Tenant, days: int = 30) -> list[dict]:
 def audit_for_tenant(tenant: Tenant, limit: int = 50) -> QuerySet[AuditEvent]:
     """Return the tenant's latest audit events, newest first."""
     return AuditEvent.objects.filter(tenant=tenant).select_related("actor_user").order_by("-created_at", "-id")[:limit]
+
+
+def audit_for_object(obj) -> QuerySet[AuditEvent]:
+    """Return the audit events about `obj`, newest first; a tenant's include everything scoped to it."""
+    about = Q(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+    if isinstance(obj, Tenant):
+        about |= Q(tenant=obj)
+    elif isinstance(obj, Flag):
+        # Overrides are recorded against the flag's key, whichever tenant they belong to.
+        about |= Q(object_type="tenants.tenantflag", object_id=obj.key)
+    return AuditEvent.objects.filter(about).select_related("tenant").order_by("-created_at", "-id")
+
+
+def audit_by_actor(user, limit: int = 10) -> list[AuditEvent]:
+    """Return the latest audit events written by `user`, newest first."""
+    return list(
+        AuditEvent.objects.filter(actor_user=user).select_related("tenant").order_by("-created_at", "-id")[:limit]
+    )
