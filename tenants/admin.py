@@ -39,7 +39,9 @@ from tenants.services.memberships import membership_add, membership_change_role,
 from tenants.services.plans import plan_create, plan_update
 from tenants.services.tenants import (
     EDITABLE_FIELDS,
+    tenant_activate,
     tenant_create,
+    tenant_offboard,
     tenant_resume,
     tenant_set_upstream_credentials,
     tenant_suspend,
@@ -158,7 +160,7 @@ class TenantForm(forms.ModelForm):
 
 
 class TenantActionForm(ActionForm):
-    reason = forms.CharField(required=False, max_length=500, help_text="Required to suspend.")
+    reason = forms.CharField(required=False, max_length=500, help_text="Required to suspend or offboard.")
 
 
 @admin.register(Tenant)
@@ -169,7 +171,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
     list_filter = ["status", "plan"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline, OverrideInline]
-    actions = ["suspend", "resume", "test_upstream"]
+    actions = ["activate", "suspend", "resume", "offboard", "test_upstream"]
     readonly_fields = [
         "status",
         "status_reason",
@@ -311,31 +313,53 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 ip=ip,
             )
 
-    @admin.action(description="Suspend selected tenants (reason required)", permissions=["change"])
-    def suspend(self, request, queryset):
+    def _each(self, request, queryset, service, **kwargs) -> int:
+        """Run a lifecycle service on each selected tenant; a refusal is an error message naming the tenant."""
+        done = 0
+        for tenant in queryset:
+            try:
+                service(tenant=tenant, actor=request.user, ip=client_ip(request), **kwargs)
+                done += 1
+            except TenantsError as exc:
+                self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+        return done
+
+    def _reason(self, request, verb: str) -> str | None:
         reason = request.POST.get("reason", "").strip()
         if not reason:
-            self.message_user(request, "Give a reason in the Reason box to suspend.", messages.ERROR)
+            self.message_user(request, f"Give a reason in the Reason box to {verb}.", messages.ERROR)
+            return None
+        return reason
+
+    @admin.action(description="Activate selected trial tenants", permissions=["change"])
+    def activate(self, request, queryset):
+        done = self._each(request, queryset, tenant_activate)
+        self.message_user(request, f"Activated {done} tenant(s).")
+
+    @admin.action(description="Suspend selected tenants (reason required)", permissions=["change"])
+    def suspend(self, request, queryset):
+        reason = self._reason(request, "suspend")
+        if reason is None:
             return
-        done = 0
-        for tenant in queryset:
-            try:
-                tenant_suspend(tenant=tenant, reason=reason, actor=request.user, ip=client_ip(request))
-                done += 1
-            except TenantsError as exc:
-                self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+        done = self._each(request, queryset, tenant_suspend, reason=reason)
         self.message_user(request, f"Suspended {done} tenant(s); their API keys are refused from now on.")
 
-    @admin.action(description="Resume selected tenants", permissions=["change"])
+    @admin.action(description="Resume selected tenants (back to trial or active)", permissions=["change"])
     def resume(self, request, queryset):
-        done = 0
-        for tenant in queryset:
-            try:
-                tenant_resume(tenant=tenant, actor=request.user, ip=client_ip(request))
-                done += 1
-            except TenantsError as exc:
-                self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+        done = self._each(request, queryset, tenant_resume)
         self.message_user(request, f"Resumed {done} tenant(s).")
+
+    @admin.action(description="Offboard selected tenants for good (reason required)", permissions=["change"])
+    def offboard(self, request, queryset):
+        reason = self._reason(request, "offboard")
+        if reason is None:
+            return
+        done = self._each(request, queryset, tenant_offboard, reason=reason)
+        self.message_user(
+            request,
+            f"Offboarded {done} tenant(s): API access refused, upstream credentials erased; "
+            "rows and the audit trail are kept.",
+        )
 
     @admin.action(
         description="Test upstream connection (GET <upstream URL>/status through its breaker)",

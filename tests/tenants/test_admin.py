@@ -122,7 +122,7 @@ def test_suspend_and_resume_actions_go_through_services(staff_client):
     assert Tenant.objects.get().status == "suspended"
     assert AuditEvent.objects.get(action="tenant.suspend").reason == "abuse"
     staff_client.post("/admin/tenants/tenant/", {"action": "resume", "_selected_action": [tenant.pk]})
-    assert Tenant.objects.get().status == "active"
+    assert Tenant.objects.get().status == "trial"  # resumed to the state it was suspended from
 
 
 def test_issuing_a_key_shows_the_secret_once(staff_client):
