@@ -19,7 +19,7 @@ from resilience.breakers.upstream import upstream_check
 from resilience.ratelimit.policy import audit_ip as client_ip
 from tenants.admin_history import AuditHistoryMixin
 from tenants.audit_display import audit_diff_html
-from tenants.charts import usage_svg
+from tenants.charts import usage_chart
 from tenants.exceptions import TenantsError
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
@@ -204,7 +204,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     @admin.display(description="requests per day")
     def usage_chart(self, obj):
-        return usage_svg(usage_daily(obj, days=30))
+        return usage_chart(usage_daily(obj, days=30), title="API requests per day (UTC)").html()
 
     @admin.display(description="latest changes")
     def recent_audit(self, obj):

@@ -3,9 +3,9 @@
 from django.utils import timezone
 
 from portal.access import tenant_view
-from portal.charts import daily_bar_chart
 from portal.selectors import tenant_ratelimit_status
 from portal.views.layout import render_tenant
+from tenants.charts import usage_chart
 from tenants.selectors import tenant_limits, usage_daily
 
 DAYS = 30
@@ -15,12 +15,15 @@ DAYS = 30
 def usage(request, membership):
     """Chart the tenant's daily requests and show its limits and current window."""
     tenant = membership.tenant
-    counts = {row["day"]: row["requests"] for row in usage_daily(tenant, days=DAYS)}
-    chart = daily_bar_chart(counts, end=timezone.now().date(), days=DAYS)
+    rows = usage_daily(tenant, days=DAYS)
+    counts = {row["day"]: row["requests"] for row in rows}
+    chart = usage_chart(rows, title="Requests per day (UTC)")
     per_minute, burst, daily_quota = tenant_limits(tenant)
     today = counts.get(timezone.now().date(), 0)
     context = {
         "chart": chart,
+        "served_total": sum(counts.values()),
+        "served_peak": max(counts.values(), default=0),
         "today": today,
         "quota_percent": min(100, round(100 * today / daily_quota)) if daily_quota else None,
         "status": tenant_ratelimit_status(tenant),

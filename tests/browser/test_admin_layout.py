@@ -1,0 +1,161 @@
+"""The admin as people use it, in real Chromium at 1366 px (light and dark) and on a 390 px phone.
+
+Every check photographs the page: test-artifacts/screenshots/admin-layout-<test>-<viewport>.png.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from tenants.cache import usage_key
+from tenants.models import UsageDaily
+from tests.browser.conftest import ARTIFACTS, login
+from tests.tenants.factories import make_tenant
+
+PASSWORD = "a-long-test-password-1"
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1366, "height": 900}},
+    "desktop-dark": {"viewport": {"width": 1366, "height": 900}, "color_scheme": "dark"},
+    "phone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True},
+}
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def root(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+
+
+@pytest.fixture
+def signed_in(browser, live_server, root, request):
+    """Yield open(viewport) -> page, signed in as root; each page is closed at the end."""
+    contexts = []
+
+    def open_page(viewport: str):
+        context = browser.new_context(**VIEWPORTS[viewport])
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+        login(page, live_server, "/admin/login/", "root", PASSWORD)
+        page.wait_for_url(re.compile(r"/admin/$"))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def shoot(page, request, viewport: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"admin-layout-{request.node.originalname}-{viewport}")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _rgb(css: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in re.findall(r"[\d.]+", css)[:3])
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two computed CSS colours."""
+
+    def luminance(css):
+        channels = [c / 255 for c in _rgb(css)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def background_of(page, selector: str) -> str:
+    """Return the first non-transparent background colour at or above the element."""
+    return page.evaluate(
+        """(selector) => {
+            for (let el = document.querySelector(selector); el; el = el.parentElement) {
+                const bg = getComputedStyle(el).backgroundColor;
+                if (bg && bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent') return bg;
+            }
+            return getComputedStyle(document.documentElement).backgroundColor || 'rgb(255, 255, 255)';
+        }""",
+        selector,
+    )
+
+
+# ------------------------------------------------------------------------ usage chart
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_usage_chart_shows_both_series_fits_and_keeps_the_last_label(signed_in, live_server, request, viewport):
+    tenant = make_tenant("acme")
+    today = timezone.now().date()
+    for back in range(1, 30):
+        day = today - dt.timedelta(days=back)
+        UsageDaily.objects.create(tenant=tenant, day=day, metric="requests", count=40 + back)
+        UsageDaily.objects.create(tenant=tenant, day=day, metric="rate_limited", count=back % 9)
+    from resilience.connection import get_redis
+
+    get_redis().hset(usage_key(tenant.pk, today.strftime("%Y%m%d")), mapping={"requests": 12, "rate_limited": 30})
+    page = signed_in(viewport)
+    width = VIEWPORTS[viewport]["viewport"]["width"]
+
+    page.goto(f"{live_server.url}/admin/tenants/tenant/{tenant.pk}/change/")
+    figure = page.locator("#usage-chart")
+    figure.scroll_into_view_if_needed()
+    box = figure.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, box
+    assert page.locator("#usage-chart .usage-legend").inner_text().count("Refused: rate limit") == 1
+    assert page.locator("#usage-chart rect.s1").count() >= 20  # rate_limited is drawn, not only requests
+
+    # Today's stack is on screen and as wide as its neighbours; its label is the last one, whole.
+    today_box = page.locator(f'#usage-chart g[data-day="{today:%Y-%m-%d}"]').bounding_box()
+    assert today_box["width"] >= 4 and today_box["x"] + today_box["width"] <= width, today_box
+    last_label = page.locator("#usage-chart .usage-x span").last
+    assert last_label.inner_text() == f"{today:%b} {today.day}"
+    label_box = last_label.bounding_box()
+    assert label_box["x"] >= box["x"] and label_box["x"] + label_box["width"] <= box["x"] + box["width"] + 0.5
+    # Axis text keeps a readable size on a phone (HTML, not scaled SVG text).
+    assert float(last_label.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 11
+
+    backdrop = background_of(page, "#usage-chart")
+    for css in ("s0", "s1"):
+        fill = page.locator(f"#usage-chart rect.{css}").first.evaluate("e => getComputedStyle(e).fill")
+        assert contrast(fill, backdrop) >= 3, (viewport, css, fill, backdrop)
+    if viewport == "desktop-dark":
+        assert contrast(backdrop, "rgb(255, 255, 255)") > 10, backdrop  # really the dark theme
+    assert not [e for e in page.errors if "Content Security Policy" in e]
+    shoot(page, request, viewport)
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_portal_usage_uses_the_same_chart_and_fits_a_phone(browser, live_server, request, viewport, settings):
+    from tests.portal.conftest import PASSWORD as OWNER_PASSWORD
+    from tests.portal.conftest import build_world
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    world = build_world()
+    today = timezone.now().date()
+    UsageDaily.objects.create(tenant=world.a, day=today - dt.timedelta(days=2), metric="requests", count=11)
+    UsageDaily.objects.create(tenant=world.a, day=today - dt.timedelta(days=2), metric="rate_limited", count=79)
+    context = browser.new_context(**VIEWPORTS[viewport])
+    try:
+        page = context.new_page()
+        login(page, live_server, "/portal/login/", "a-owner", OWNER_PASSWORD)
+        page.wait_for_url("**/portal/t/acme/")
+        page.goto(f"{live_server.url}/portal/t/acme/usage/")
+        figure = page.locator("#usage-chart")
+        figure.scroll_into_view_if_needed()
+        width = VIEWPORTS[viewport]["viewport"]["width"]
+        box = figure.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, box
+        assert "Refused: rate limit: 79" in page.locator("#usage-chart .usage-legend").inner_text()
+        today_box = page.locator(f'#usage-chart g[data-day="{today:%Y-%m-%d}"]').bounding_box()
+        assert today_box is not None and today_box["x"] + today_box["width"] <= width
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shoot(page, request, viewport)
+    finally:
+        context.close()
