@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
@@ -12,7 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from agentapi_admin.admin_base import GuardedModelAdmin
 from resilience.breakers.upstream import upstream_check
@@ -33,7 +37,7 @@ from tenants.models import (
     UsageDaily,
 )
 from tenants.selectors import usage_daily
-from tenants.services.apikeys import SCOPES, apikey_issue, apikey_revoke
+from tenants.services.apikeys import SCOPE_LABELS, SCOPES, apikey_issue, apikey_revoke
 from tenants.services.flags import flag_clear_override, flag_create, flag_set_override, flag_update
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
@@ -438,7 +442,8 @@ class ApiKeyIssueForm(forms.ModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
-    list_display = ["prefix", "name", "tenant", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    # Compact columns: at 1366 px beside the filter sidebar, eight full-width dates pushed "Last used" off screen.
+    list_display = ["prefix", "name", "tenant", "scope_labels", "state", "created", "last_used"]
     list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "tenant__slug"]
     actions = ["revoke"]
@@ -455,7 +460,7 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
             "tenant",
             "name",
             "prefix",
-            "scopes",
+            "scope_labels",
             "created_by",
             "created_at",
             "expires_at",
@@ -465,6 +470,32 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj) if obj else []
+
+    @admin.display(description="scopes")
+    def scope_labels(self, obj):
+        return format_html_join(
+            mark_safe("<br>"),
+            '<span class="scope" title="{}">{}</span>',
+            ((f"{s}: {SCOPES.get(s, 'unknown scope')}", SCOPE_LABELS.get(s, s)) for s in obj.scopes),
+        ) or "none"
+
+    @admin.display(description="state", ordering="revoked_at")
+    def state(self, obj):
+        if obj.revoked_at:
+            return format_html("revoked {}", _when(obj.revoked_at))
+        if obj.expires_at and obj.expires_at <= timezone.now():
+            return format_html("expired {}", _when(obj.expires_at))
+        if obj.expires_at:
+            return format_html("active, expires {}", _when(obj.expires_at))
+        return "active"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return _when(obj.created_at)
+
+    @admin.display(description="last used", ordering="last_used_at")
+    def last_used(self, obj):
+        return _when(obj.last_used_at) if obj.last_used_at else "never"
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -509,10 +540,17 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
         return False
 
 
+def _when(moment):
+    """Render a datetime as a compact, sortable UTC stamp with the full value in <time>."""
+    utc = timezone.localtime(moment, UTC)
+    return format_html('<time datetime="{}">{}</time>', utc.isoformat(), utc.strftime("%Y-%m-%d %H:%M"))
+
+
 # ------------------------------------------------------------------------ audit
 @admin.register(AuditEvent)
 class AuditEventAdmin(GuardedModelAdmin):
-    list_display = ["created_at", "actor_label", "action", "tenant", "object_type", "object_id", "ip"]
+    # "object" joins type and id and may wrap (static/tenants/admin.css), so "IP" stays on screen at 1366 px.
+    list_display = ["when", "actor_label", "action", "tenant", "object", "ip"]
     list_filter = ["action", "tenant"]
     search_fields = ["actor_label", "action", "object_id", "reason"]
     date_hierarchy = "created_at"
@@ -522,6 +560,14 @@ class AuditEventAdmin(GuardedModelAdmin):
     @admin.display(description="before → after")
     def diff(self, obj):
         return audit_diff_html(obj)
+
+    @admin.display(description="when (UTC)", ordering="created_at")
+    def when(self, obj):
+        return _when(obj.created_at)
+
+    @admin.display(description="object", ordering="object_type")
+    def object(self, obj):
+        return f"{obj.object_type} {obj.object_id}".strip() or "—"
 
     def has_add_permission(self, request):
         return False

@@ -15,7 +15,7 @@ from django.utils import timezone
 from tenants.cache import usage_key
 from tenants.models import UsageDaily
 from tests.browser.conftest import ARTIFACTS, login
-from tests.tenants.factories import make_tenant
+from tests.tenants.factories import make_key, make_tenant
 
 PASSWORD = "a-long-test-password-1"
 VIEWPORTS = {
@@ -159,3 +159,61 @@ def test_portal_usage_uses_the_same_chart_and_fits_a_phone(browser, live_server,
         shoot(page, request, viewport)
     finally:
         context.close()
+
+
+# ------------------------------------------------------------------------ changelists
+def _keys_and_audit():
+    from tenants.models import ApiKey
+    from tenants.services.apikeys import apikey_revoke
+    from tenants.services.audit import audit_record
+
+    tenant = make_tenant("acme-corporation-international")
+    for n in range(3):
+        api_key, _secret = make_key(tenant, name=f"replica-eu-west-{n}-production", expires_at=None)
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+    apikey_revoke(api_key=api_key, actor=None)
+    for n in range(5):
+        audit_record(
+            actor=None, action="ratelimit.reset_matching", tenant=tenant, object_type="ratelimit.pattern",
+            object_id=f"agentapi:rl:ip:2001:db8:85a3::8a2e:370:{n:04x}"[:64], ip=f"2001:db8:85a3::8a2e:370:{n}",
+        )
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "desktop-dark"])
+@pytest.mark.parametrize(
+    ("path", "column", "sample"),
+    [("/admin/tenants/apikey/", "column-last_used", None), ("/admin/tenants/auditevent/", "column-ip", "2001:")],
+)
+def test_last_column_is_not_cut_at_1366(signed_in, live_server, request, viewport, path, column, sample):
+    _keys_and_audit()
+    page = signed_in(viewport)
+    page.goto(f"{live_server.url}{path}")
+    results = page.locator("#changelist .results")
+    overflow = results.evaluate("e => e.scrollWidth - e.clientWidth")
+    assert overflow <= 0, f"{path}: the table is {overflow} px wider than its box at 1366 px"
+    header = page.locator(f"th.{column}").bounding_box()
+    assert header["x"] + header["width"] <= 1366
+    if sample:
+        cell = page.locator(f"td.field-{column.removeprefix('column-')}", has_text=sample).first
+        assert cell.bounding_box()["x"] + cell.bounding_box()["width"] <= 1366
+    shoot(page, request, f"{path.strip('/').replace('/', '-')}-{viewport}")
+
+
+def test_api_key_scopes_are_labels_not_a_json_list(signed_in, live_server, request):
+    _keys_and_audit()
+    page = signed_in("desktop")
+    page.goto(f"{live_server.url}/admin/tenants/apikey/")
+    cell = page.locator("td.field-scope_labels").first.inner_text()
+    assert "[" not in cell and "config:read" not in cell
+    assert "Read config" in cell and "Evaluate flags" in cell
+    page.locator("th.field-prefix a").first.click()
+    assert "Read config" in page.locator(".field-scope_labels").inner_text()
+    shoot(page, request, "desktop")
+
+
+def test_usage_is_named_daily_usage(signed_in, live_server, request):
+    page = signed_in("desktop")
+    body = page.locator("#content-main").inner_text()
+    assert "Usage dailys" not in body and "Daily usage" in body
+    page.goto(f"{live_server.url}/admin/tenants/usagedaily/")
+    assert page.locator("h1").inner_text() == "Select daily usage to view"
