@@ -217,3 +217,78 @@ def test_usage_is_named_daily_usage(signed_in, live_server, request):
     assert "Usage dailys" not in body and "Daily usage" in body
     page.goto(f"{live_server.url}/admin/tenants/usagedaily/")
     assert page.locator("h1").inner_text() == "Select daily usage to view"
+
+
+# ------------------------------------------------------------------------ ops pages
+def _ops_data():
+    import contextlib
+
+    from resilience.breakers import breaker
+    from resilience.breakers.registry import forget_breakers
+    from resilience.ratelimit.limiter import default_limiter
+
+    forget_breakers()
+    for name in ("upstream.acme-corporation-international", "upstream.globex", "webhooks.partner-endpoint-eu"):
+        cb = breaker(name, fail_max=1)
+        with contextlib.suppress(Exception):  # tripping it is the point
+            cb.call(lambda: 1 / 0)
+    limiter = default_limiter()
+    for n in range(6):
+        limiter.hit("ip", None, f"2001:db8:85a3::8a2e:370:{n}", limit=2, burst=0)
+        limiter.hit("user", None, f"someone-with-a-long-username-{n}@example.com", limit=2, burst=0)
+
+
+OPS_PAGES = ["/admin/ops/redis/", "/admin/ops/ratelimits/", "/admin/ops/breakers/", "/admin/ops/sessions/"]
+
+
+@pytest.mark.parametrize("path", OPS_PAGES)
+def test_ops_tables_scroll_in_their_box_on_a_phone(signed_in, live_server, request, path, settings):
+    settings.RESILIENCE_OPS_REFRESH_SECONDS = 0
+    _ops_data()
+    page = signed_in("phone")
+    page.goto(f"{live_server.url}{path}")
+    page.wait_for_selector("#ops-live")
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{path} is {overflow} px wider than a 390 px phone"
+    for box in page.locator(".ops-table, .ops-grid .module").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect()).map(r => [r.left, r.right])"
+    ):
+        assert box[0] >= 0 and box[1] <= 390 + 0.5, (path, box)
+    shoot(page, request, f"{path.strip('/').replace('/', '-')}-phone")
+
+
+def test_auto_refresh_keeps_focus_announces_and_pauses(signed_in, live_server, request, settings):
+    settings.RESILIENCE_OPS_REFRESH_SECONDS = 1
+    _ops_data()
+    page = signed_in("desktop")
+    page.goto(f"{live_server.url}/admin/ops/breakers/")
+    stamp = page.locator("#ops-live .ops-updated time")
+    target = page.locator('#ops-live a[href*="upstream.globex"][href*="action=reset"]')
+    href = target.get_attribute("href")
+    target.focus()
+
+    first = stamp.get_attribute("datetime")
+    page.wait_for_function(
+        "(first) => document.querySelector('#ops-live .ops-updated time').getAttribute('datetime') !== first", arg=first
+    )
+    page.wait_for_timeout(200)  # htmx settles after the swap
+    assert page.evaluate("document.activeElement.getAttribute('href')") == href
+    assert page.evaluate("document.getElementById('ops-live').contains(document.activeElement)")
+    status = page.locator("#ops-refresh-status")
+    assert status.get_attribute("aria-live") == "polite"
+    assert "Updated" in status.inner_text()
+
+    page.get_by_role("button", name="Pause auto-refresh").click()
+    pause = page.locator("#ops-refresh-pause")
+    assert pause.get_attribute("aria-pressed") == "true" and pause.inner_text() == "Resume auto-refresh"
+    assert "paused" in status.inner_text().lower()
+    frozen = stamp.get_attribute("datetime")
+    page.wait_for_timeout(2500)
+    assert stamp.get_attribute("datetime") == frozen
+    shoot(page, request, "paused")
+    pause.click()
+    assert pause.get_attribute("aria-pressed") == "false"
+    page.wait_for_function(
+        "(f) => document.querySelector('#ops-live .ops-updated time').getAttribute('datetime') !== f", arg=frozen
+    )
+    assert not [e for e in page.errors if "Content Security Policy" in e]
