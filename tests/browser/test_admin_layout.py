@@ -199,24 +199,69 @@ def test_last_column_is_not_cut_at_1366(signed_in, live_server, request, viewpor
     shoot(page, request, f"{path.strip('/').replace('/', '-')}-{viewport}")
 
 
-def test_api_key_scopes_are_labels_not_a_json_list(signed_in, live_server, request):
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_api_key_scopes_are_labels_not_a_json_list(signed_in, live_server, request, viewport):
     _keys_and_audit()
-    page = signed_in("desktop")
+    page = signed_in(viewport)
     page.goto(f"{live_server.url}/admin/tenants/apikey/")
     cell = page.locator("td.field-scope_labels").first.inner_text()
     assert "[" not in cell and "config:read" not in cell
     assert "Read config" in cell and "Evaluate flags" in cell
     page.locator("th.field-prefix a").first.click()
     assert "Read config" in page.locator(".field-scope_labels").inner_text()
-    shoot(page, request, "desktop")
+    shoot(page, request, viewport)
 
 
-def test_usage_is_named_daily_usage(signed_in, live_server, request):
-    page = signed_in("desktop")
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_usage_is_named_daily_usage(signed_in, live_server, request, viewport):
+    page = signed_in(viewport)
     body = page.locator("#content-main").inner_text()
     assert "Usage dailys" not in body and "Daily usage" in body
     page.goto(f"{live_server.url}/admin/tenants/usagedaily/")
     assert page.locator("h1").inner_text() == "Select daily usage to view"
+    shoot(page, request, viewport)
+
+
+# ------------------------------------------------------------------------ audit and history
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_audit_before_after_is_json_and_readable_in_both_themes(signed_in, live_server, request, viewport):
+    from tenants.models import AuditEvent
+    from tenants.services.tenants import tenant_update
+    from tests.tenants.factories import make_plan
+
+    tenant = make_tenant("acme")
+    tenant_update(tenant=tenant, name="Acme Inc", plan=make_plan("gold"), actor=None)
+    event = AuditEvent.objects.get(action="tenant.update")
+    page = signed_in(viewport)
+    for path in (f"/admin/tenants/auditevent/{event.pk}/change/", f"/admin/tenants/tenant/{tenant.pk}/history/"):
+        page.goto(f"{live_server.url}{path}")
+        changed = page.locator(".audit-diff tr.changed").first
+        assert "Gold" in page.locator(".audit-diff").first.inner_text()
+        assert '"Acme Inc"' in page.locator(".audit-diff").first.inner_text()
+        cell = changed.locator("td").first
+        colour = cell.evaluate("e => getComputedStyle(e).color")
+        backdrop = cell.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert contrast(colour, backdrop) >= 4.5, (viewport, path, colour, backdrop)
+        if viewport == "desktop-dark":
+            assert contrast(backdrop, "rgb(255, 255, 255)") > 4, backdrop  # no light row on a dark page
+        shoot(page, request, f"{viewport}-{'history' if 'history' in path else 'event'}")
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_a_forced_open_breaker_shows_no_half_open_time(signed_in, live_server, request, viewport):
+    from resilience.breakers import breaker
+    from resilience.breakers.registry import forget_breakers
+    from resilience.breakers.services import breaker_force_open
+
+    forget_breakers()
+    breaker("upstream.acme")
+    breaker_force_open(name="upstream.acme", reason="incident 7", actor=None)
+    page = signed_in(viewport)
+    page.goto(f"{live_server.url}/admin/ops/breakers/")
+    row = page.locator('tr[data-breaker="upstream.acme"]')
+    assert "until closed by an operator" in row.inner_text()
+    assert not re.search(r"\d\d:\d\d:\d\d", row.locator("td").nth(5).inner_text())
+    shoot(page, request, viewport)
 
 
 # ------------------------------------------------------------------------ ops pages
