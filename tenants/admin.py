@@ -25,6 +25,7 @@ from tenants.admin_history import AuditHistoryMixin
 from tenants.audit_display import audit_diff_html
 from tenants.charts import usage_chart
 from tenants.exceptions import TenantsError
+from tenants.exports import AUDIT, USAGE, Export, export_response
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
     ApiKey,
@@ -60,6 +61,21 @@ def _adopt(target, source) -> None:
         setattr(target, field.attname, getattr(source, field.attname))
     target._state.adding = False
     target._state.db = source._state.db
+
+
+class ExportActionsMixin:
+    """CSV and JSON export actions for whoever may view the list; `export` names the columns."""
+
+    export: Export
+    actions = ["export_csv", "export_json"]
+
+    @admin.action(description="Export selected %(verbose_name_plural)s as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        return export_response(queryset, self.export, "csv")
+
+    @admin.action(description="Export selected %(verbose_name_plural)s as JSON", permissions=["view"])
+    def export_json(self, request, queryset):
+        return export_response(queryset, self.export, "json")
 
 
 # ----------------------------------------------------------------------- plans
@@ -548,7 +564,7 @@ def _when(moment):
 
 # ------------------------------------------------------------------------ audit
 @admin.register(AuditEvent)
-class AuditEventAdmin(GuardedModelAdmin):
+class AuditEventAdmin(ExportActionsMixin, GuardedModelAdmin):
     # "object" joins type and id and may wrap (static/tenants/admin.css), so "IP" stays on screen at 1366 px.
     list_display = ["when", "actor_label", "action", "tenant", "object", "ip"]
     list_filter = ["action", "tenant"]
@@ -556,6 +572,7 @@ class AuditEventAdmin(GuardedModelAdmin):
     date_hierarchy = "created_at"
     fields = ["created_at", "actor_label", "action", "tenant", "object_type", "object_id", "reason", "ip", "diff"]
     readonly_fields = fields
+    export = AUDIT
 
     @admin.display(description="before → after")
     def diff(self, obj):
@@ -580,10 +597,11 @@ class AuditEventAdmin(GuardedModelAdmin):
 
 
 @admin.register(UsageDaily)
-class UsageDailyAdmin(GuardedModelAdmin):
+class UsageDailyAdmin(ExportActionsMixin, GuardedModelAdmin):
     list_display = ["day", "tenant", "metric", "count"]
     list_filter = ["metric", "tenant"]
     date_hierarchy = "day"
+    export = USAGE
 
     def has_add_permission(self, request):
         return False
