@@ -1,8 +1,6 @@
-"""Django admin for tenants, plans, flags, API keys, audit and usage; every write goes through a service."""
+"""Django admin for tenants, plans, flags, API keys and usage; every write goes through a service."""
 
 from __future__ import annotations
-
-from datetime import UTC
 
 from django import forms
 from django.contrib import admin, messages
@@ -18,18 +16,17 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from agentapi_admin.admin_base import GuardedModelAdmin
+from agentapi_admin.admin_base import GuardedModelAdmin, admin_time
+from agentapi_admin.admin_export import Export, ExportActionsMixin
+from agentapi_admin.client_address import client_ip
+from audit.models import AuditEvent
 from resilience.breakers.upstream import upstream_check
-from resilience.ratelimit.policy import audit_ip as client_ip
 from tenants.admin_history import AuditHistoryMixin
-from tenants.audit_display import audit_diff_html
 from tenants.charts import usage_chart
 from tenants.exceptions import TenantsError
-from tenants.exports import AUDIT, USAGE, Export, export_response
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
     ApiKey,
-    AuditEvent,
     Flag,
     Membership,
     Plan,
@@ -61,21 +58,6 @@ def _adopt(target, source) -> None:
         setattr(target, field.attname, getattr(source, field.attname))
     target._state.adding = False
     target._state.db = source._state.db
-
-
-class ExportActionsMixin:
-    """CSV and JSON export actions for whoever may view the list; `export` names the columns."""
-
-    export: Export
-    actions = ["export_csv", "export_json"]
-
-    @admin.action(description="Export selected %(verbose_name_plural)s as CSV", permissions=["view"])
-    def export_csv(self, request, queryset):
-        return export_response(queryset, self.export, "csv")
-
-    @admin.action(description="Export selected %(verbose_name_plural)s as JSON", permissions=["view"])
-    def export_json(self, request, queryset):
-        return export_response(queryset, self.export, "json")
 
 
 # ----------------------------------------------------------------------- plans
@@ -238,7 +220,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 '<li><a href="{}">{} {} {}</a></li>',
                 (
                     (
-                        reverse("admin:tenants_auditevent_change", args=[e.pk]),
+                        reverse("admin:audit_auditevent_change", args=[e.pk]),
                         e.created_at.strftime("%Y-%m-%d %H:%M"),
                         e.actor_label,
                         e.action,
@@ -498,20 +480,20 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
     @admin.display(description="state", ordering="revoked_at")
     def state(self, obj):
         if obj.revoked_at:
-            return format_html("revoked {}", _when(obj.revoked_at))
+            return format_html("revoked {}", admin_time(obj.revoked_at))
         if obj.expires_at and obj.expires_at <= timezone.now():
-            return format_html("expired {}", _when(obj.expires_at))
+            return format_html("expired {}", admin_time(obj.expires_at))
         if obj.expires_at:
-            return format_html("active, expires {}", _when(obj.expires_at))
+            return format_html("active, expires {}", admin_time(obj.expires_at))
         return "active"
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj):
-        return _when(obj.created_at)
+        return admin_time(obj.created_at)
 
     @admin.display(description="last used", ordering="last_used_at")
     def last_used(self, obj):
-        return _when(obj.last_used_at) if obj.last_used_at else "never"
+        return admin_time(obj.last_used_at) if obj.last_used_at else "never"
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -556,52 +538,15 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
         return False
 
 
-def _when(moment):
-    """Render a datetime as a compact, sortable UTC stamp with the full value in <time>."""
-    utc = timezone.localtime(moment, UTC)
-    return format_html('<time datetime="{}">{}</time>', utc.isoformat(), utc.strftime("%Y-%m-%d %H:%M"))
-
-
-# ------------------------------------------------------------------------ audit
-@admin.register(AuditEvent)
-class AuditEventAdmin(ExportActionsMixin, GuardedModelAdmin):
-    # "object" joins type and id and may wrap (static/tenants/admin.css), so "IP" stays on screen at 1366 px.
-    list_display = ["when", "actor_label", "action", "tenant", "object", "ip"]
-    list_filter = ["action", "tenant"]
-    search_fields = ["actor_label", "action", "object_id", "reason"]
-    date_hierarchy = "created_at"
-    fields = ["created_at", "actor_label", "action", "tenant", "object_type", "object_id", "reason", "ip", "diff"]
-    readonly_fields = fields
-    export = AUDIT
-
-    @admin.display(description="before → after")
-    def diff(self, obj):
-        return audit_diff_html(obj)
-
-    @admin.display(description="when (UTC)", ordering="created_at")
-    def when(self, obj):
-        return _when(obj.created_at)
-
-    @admin.display(description="object", ordering="object_type")
-    def object(self, obj):
-        return f"{obj.object_type} {obj.object_id}".strip() or "—"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(UsageDaily)
 class UsageDailyAdmin(ExportActionsMixin, GuardedModelAdmin):
     list_display = ["day", "tenant", "metric", "count"]
     list_filter = ["metric", "tenant"]
     date_hierarchy = "day"
-    export = USAGE
+    export = Export(
+        stem="usage",
+        columns=(("day", "day"), ("tenant", "tenant__slug"), ("metric", "metric"), ("count", "count")),
+    )
 
     def has_add_permission(self, request):
         return False

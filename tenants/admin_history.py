@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.template.response import TemplateResponse
 
-from tenants.audit_display import audit_diff_html
+from audit.display import audit_diff_html
 from tenants.selectors import audit_for_object
 
 HISTORY_PER_PAGE = 50

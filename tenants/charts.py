@@ -3,7 +3,9 @@
 One layout (`usage_chart`) and one template (`tenants/usage_chart.html`) serve both
 sites. The SVG holds only the bars and grid lines and stretches to its box; the axis
 labels and the legend are HTML around it, so they keep their size on a 390 px phone
-and the first and last day labels are aligned inward instead of being cut off.
+and the first and last day labels are aligned inward instead of being cut off. The
+x-axis is a row of one equal cell per day, so no inline style positions anything
+(the portal's pages carry no `style=` attribute).
 Colours come from `static/tenants/usage-chart.css`, with a dark-theme set for the
 admin's dark mode.
 """
@@ -54,7 +56,6 @@ class Day:
     segments: list[Segment]
     title: str  # "Nov 25: 40 served, 2 refused: rate limit"
     label: str = ""  # x-axis label, empty for unlabelled days
-    position: float = 0.0  # label anchor as a percentage of the plot width
     align: str = "center"  # "start"/"end" near the edges, so an edge label is never cut
 
 
@@ -62,7 +63,7 @@ class Day:
 class Gridline:
     value: int
     y: float
-    percent: float  # distance from the top, for the HTML axis label
+    level: str  # "base", "mid" or "top": the HTML axis label's position class
 
 
 @dataclass
@@ -141,7 +142,6 @@ def usage_chart(
         labelled = (len(counted) - 1 - index) % LABEL_EVERY == 0
         centre = 100 * (index + 0.5) / len(counted)
         align = "start" if centre < 8 else "end" if centre > 92 else "center"
-        anchor = {"start": 100 * index / len(counted), "end": 100 * (index + 1) / len(counted)}.get(align, centre)
         tip = f"{day:%b} {day.day}: " + ", ".join(f"{counts[m]} {label.lower()}" for m, label in present)
         days.append(
             Day(
@@ -153,15 +153,14 @@ def usage_chart(
                 segments=segments,
                 title=tip,
                 label=f"{day:%b} {day.day}" if labelled else "",
-                position=round(anchor, 2),
                 align=align,
             )
         )
     # With a top of 1 the half line would read 0 twice: keep the base and the top only.
     shares = (0, 1) if top == 1 else (0, 0.5, 1)
+    levels = {0: "base", 0.5: "mid", 1: "top"}
     gridlines = [
-        Gridline(value=int(top * share), y=round(HEIGHT * (1 - share), 2), percent=round(100 * (1 - share), 2))
-        for share in shares
+        Gridline(value=int(top * share), y=round(HEIGHT * (1 - share), 2), level=levels[share]) for share in shares
     ]
     totals = [
         Series(metric, label, sum(counts[metric] for _, counts in counted), f"s{position}")

@@ -163,9 +163,9 @@ def test_portal_usage_uses_the_same_chart_and_fits_a_phone(browser, live_server,
 
 # ------------------------------------------------------------------------ changelists
 def _keys_and_audit():
+    from audit.services import audit_record
     from tenants.models import ApiKey
     from tenants.services.apikeys import apikey_revoke
-    from tenants.services.audit import audit_record
 
     tenant = make_tenant("acme-corporation-international")
     for n in range(3):
@@ -182,7 +182,7 @@ def _keys_and_audit():
 @pytest.mark.parametrize("viewport", ["desktop", "desktop-dark"])
 @pytest.mark.parametrize(
     ("path", "column", "sample"),
-    [("/admin/tenants/apikey/", "column-last_used", None), ("/admin/tenants/auditevent/", "column-ip", "2001:")],
+    [("/admin/tenants/apikey/", "column-last_used", None), ("/admin/audit/auditevent/", "column-ip", "2001:")],
 )
 def test_last_column_is_not_cut_at_1366(signed_in, live_server, request, viewport, path, column, sample):
     _keys_and_audit()
@@ -225,7 +225,7 @@ def test_usage_is_named_daily_usage(signed_in, live_server, request, viewport):
 # ------------------------------------------------------------------------ audit and history
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_audit_before_after_is_json_and_readable_in_both_themes(signed_in, live_server, request, viewport):
-    from tenants.models import AuditEvent
+    from audit.models import AuditEvent
     from tenants.services.tenants import tenant_update
     from tests.tenants.factories import make_plan
 
@@ -233,7 +233,7 @@ def test_audit_before_after_is_json_and_readable_in_both_themes(signed_in, live_
     tenant_update(tenant=tenant, name="Acme Inc", plan=make_plan("gold"), actor=None)
     event = AuditEvent.objects.get(action="tenant.update")
     page = signed_in(viewport)
-    for path in (f"/admin/tenants/auditevent/{event.pk}/change/", f"/admin/tenants/tenant/{tenant.pk}/history/"):
+    for path in (f"/admin/audit/auditevent/{event.pk}/change/", f"/admin/tenants/tenant/{tenant.pk}/history/"):
         page.goto(f"{live_server.url}{path}")
         changed = page.locator(".audit-diff tr.changed").first
         assert "Gold" in page.locator(".audit-diff").first.inner_text()

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from tenants.models import AuditEvent
+from audit.models import AuditEvent
 from tenants.services.apikeys import apikey_revoke
 from tenants.services.flags import flag_set_override, flag_update
 from tenants.services.plans import plan_update
@@ -88,7 +88,7 @@ def test_audit_event_detail_shows_json_names_and_no_inline_colours(staff_client,
     tenant_update(tenant=tenant, name="Acme Inc", plan=gold, actor=root)
     event = AuditEvent.objects.get(action="tenant.update")
 
-    body = staff_client.get(f"/admin/tenants/auditevent/{event.pk}/change/").content.decode()
+    body = staff_client.get(f"/admin/audit/auditevent/{event.pk}/change/").content.decode()
 
     assert "&quot;Acme Inc&quot;" in body
     assert "Gold" in body

@@ -8,7 +8,8 @@ import json
 import pytest
 from django.test import Client
 
-from tenants.models import AuditEvent, UsageDaily
+from audit.models import AuditEvent
+from tenants.models import UsageDaily
 from tenants.services.tenants import tenant_suspend, tenant_update
 
 from .factories import make_plan, make_staff, make_tenant
@@ -43,7 +44,7 @@ def test_audit_csv_has_names_json_snapshots_and_utc_times(staff_client):
     tenant_update(tenant=tenant, name="Acme Inc", plan=make_plan("gold"), actor=None, ip="2001:db8::1")
     event = AuditEvent.objects.get(action="tenant.update")
 
-    response = export(staff_client, "/admin/tenants/auditevent/", "export_csv", [event.pk])
+    response = export(staff_client, "/admin/audit/auditevent/", "export_csv", [event.pk])
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -64,7 +65,7 @@ def test_audit_json_is_one_valid_array(staff_client):
     tenant_suspend(tenant=tenant, reason="unpaid", actor=None)
     pks = list(AuditEvent.objects.filter(tenant=tenant).values_list("pk", flat=True))
 
-    response = export(staff_client, "/admin/tenants/auditevent/", "export_json", pks)
+    response = export(staff_client, "/admin/audit/auditevent/", "export_json", pks)
 
     assert response["Content-Type"].startswith("application/json")
     data = json.loads(body(response))
@@ -77,7 +78,7 @@ def test_csv_cells_cannot_become_spreadsheet_formulas(staff_client):
     tenant_suspend(tenant=tenant, reason='=HYPERLINK("http://evil.example","x")', actor=None)
     event = AuditEvent.objects.get(action="tenant.suspend")
     rows = list(
-        csv.DictReader(io.StringIO(body(export(staff_client, "/admin/tenants/auditevent/", "export_csv", [event.pk]))))
+        csv.DictReader(io.StringIO(body(export(staff_client, "/admin/audit/auditevent/", "export_csv", [event.pk]))))
     )
     assert rows[0]["reason"].startswith("'=")
 
@@ -114,5 +115,5 @@ def test_a_view_only_staff_member_may_export_and_a_user_without_view_may_not(db)
     client = Client()
     client.force_login(viewer)
     pks = list(AuditEvent.objects.values_list("pk", flat=True))
-    assert export(client, "/admin/tenants/auditevent/", "export_csv", pks).status_code == 200
+    assert export(client, "/admin/audit/auditevent/", "export_csv", pks).status_code == 200
     assert export(client, "/admin/tenants/usagedaily/", "export_csv", **every_row(UsageDaily)).status_code == 403

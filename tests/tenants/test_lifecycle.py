@@ -3,8 +3,9 @@
 import pytest
 from django.test import Client
 
+from audit.models import AuditEvent
 from tenants.exceptions import TenantsError
-from tenants.models import AuditEvent, Tenant
+from tenants.models import Tenant
 from tenants.services.tenants import (
     tenant_activate,
     tenant_offboard,
