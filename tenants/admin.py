@@ -23,7 +23,7 @@ from audit.models import AuditEvent
 from resilience.breakers.upstream import upstream_check
 from tenants.admin_history import AuditHistoryMixin
 from tenants.charts import usage_chart
-from tenants.exceptions import TenantsError
+from tenants.exceptions import InvalidSettings, TenantsError
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
     ApiKey,
@@ -49,6 +49,8 @@ from tenants.services.tenants import (
     tenant_suspend,
     tenant_update,
 )
+from tenants.settings_form import PREFIX as SETTING_PREFIX
+from tenants.settings_form import SettingsFields, settings_from_fields
 from tenants.settings_schema import settings_validate
 
 
@@ -139,7 +141,7 @@ class OverrideInline(admin.TabularInline):
     verbose_name = "flag override"
 
 
-class TenantForm(forms.ModelForm):
+class TenantForm(forms.ModelForm, SettingsFields):
     new_upstream_credentials = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
@@ -153,12 +155,42 @@ class TenantForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = ["slug", "name", "plan", "settings", "upstream_url"]
+        labels = {"settings": "Raw JSON (advanced)"}
+        help_texts = {"settings": "The stored settings as JSON. Edit here or in the fields above, not both."}
 
-    def clean_settings(self):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = (self.instance.settings if self.instance.pk else {}) or {}
+        for name in SettingsFields.base_fields:
+            key = name.removeprefix(SETTING_PREFIX)
+            if key in stored:
+                self.initial.setdefault(name, stored[key])
+        self.fields["settings"].required = False
+
+    @property
+    def settings_changed(self) -> bool:
+        return "settings" in self.changed_data or any(n.startswith(SETTING_PREFIX) for n in self.changed_data)
+
+    def clean(self):
+        cleaned = super().clean()
+        typed = [name for name in self.changed_data if name.startswith(SETTING_PREFIX)]
+        if typed and "settings" in self.changed_data:
+            raise ValidationError("Change the settings either in the fields or in the raw JSON, not both.")
+        if typed:
+            stored = self.instance.settings if self.instance.pk else {}
+            value = settings_from_fields(stored, cleaned, skip=set(self.errors))
+        elif "settings" in self.errors:
+            return cleaned
+        else:
+            value = cleaned.get("settings")
         try:
-            return settings_validate(self.cleaned_data["settings"])
-        except TenantsError as exc:
-            raise ValidationError(exc.message) from None
+            cleaned["settings"] = settings_validate(value)
+        except InvalidSettings as exc:
+            # Every error at once, each on its own field (the raw JSON box when that is what changed).
+            for key, messages in exc.errors.items():
+                target = SETTING_PREFIX + key if typed and SETTING_PREFIX + key in self.fields else "settings"
+                self.add_error(target, [f"settings.{key}: {m}" if target == "settings" else m for m in messages])
+        return cleaned
 
 
 class TenantActionForm(ActionForm):
@@ -185,12 +217,17 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
     ]
 
     def get_fieldsets(self, request, obj=None):
-        main = ["slug", "name", "plan", "settings", "upstream_url"]
+        main = ["slug", "name", "plan", "upstream_url"]
         creds = ["new_upstream_credentials", "clear_upstream_credentials"]
+        settings = [
+            ("Settings", {"fields": list(SettingsFields.base_fields)}),
+            ("Settings: raw JSON (advanced)", {"fields": ["settings"], "classes": ["collapse"]}),
+        ]
         if obj is None:
-            return [(None, {"fields": main}), ("Upstream credentials", {"fields": creds})]
+            return [(None, {"fields": main}), *settings, ("Upstream credentials", {"fields": creds})]
         return [
             (None, {"fields": main}),
+            *settings,
             ("Status", {"fields": ["status", "status_reason", "status_changed_at", "cache_version"]}),
             ("Upstream credentials", {"fields": ["credentials", *creds]}),
             ("Usage (last 30 days)", {"fields": ["usage_chart"]}),
@@ -235,6 +272,8 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         ip = client_ip(request)
         if change:
             data = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+            if form.settings_changed:
+                data["settings"] = form.cleaned_data["settings"]
             if data:
                 tenant_update(tenant=obj, actor=request.user, ip=ip, **data)
         else:

@@ -27,6 +27,11 @@ class FlagNotEditable(TenantsError):
 class InvalidSettings(TenantsError):
     default_message = "The tenant settings do not match the schema."
 
+    def __init__(self, message: str | None = None, *, field: str | None = None, errors: dict | None = None):
+        super().__init__(message, field=field)
+        # {top-level setting: [messages]}: every error of the value at once (settings_schema.settings_error).
+        self.errors: dict[str, list[str]] = errors or {}
+
 
 class DecryptionError(TenantsError):
     default_message = "The secret could not be decrypted: unknown key id or tampered ciphertext."
