@@ -337,3 +337,33 @@ def test_auto_refresh_keeps_focus_announces_and_pauses(signed_in, live_server, r
         "(f) => document.querySelector('#ops-live .ops-updated time').getAttribute('datetime') !== f", arg=frozen
     )
     assert not [e for e in page.errors if "Content Security Policy" in e]
+
+
+# ------------------------------------------------------------------------ settings form
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_tenant_settings_form_shows_every_error_at_once(signed_in, live_server, request, viewport):
+    from tenants.models import Tenant
+
+    tenant = make_tenant("acme", settings={"labels": {"team": "core"}})
+    page = signed_in(viewport)
+    page.goto(f"{live_server.url}/admin/tenants/tenant/{tenant.pk}/change/")
+    page.select_option("select[name=setting_agent_type]", "goose")
+    page.fill("input[name=setting_max_concurrent_agents]", "5000")
+    page.fill("input[name=setting_session_timeout_seconds]", "5")
+    page.fill("textarea[name=setting_labels]", "team=core\nno equals sign")
+    page.click("input[name=_continue]")
+    errors = page.locator(".errorlist").all_inner_texts()
+    assert len([e for e in errors if e.strip()]) >= 3, errors
+    assert Tenant.objects.get().settings == {"labels": {"team": "core"}}
+    width = VIEWPORTS[viewport]["viewport"]["width"]
+    box = page.locator("textarea[name=setting_labels]").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, box
+    shoot(page, request, f"{viewport}-errors")
+
+    page.fill("input[name=setting_max_concurrent_agents]", "8")
+    page.fill("input[name=setting_session_timeout_seconds]", "")
+    page.fill("textarea[name=setting_labels]", "team=core")
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist .success")
+    saved = Tenant.objects.get().settings
+    assert saved == {"agent_type": "goose", "max_concurrent_agents": 8, "labels": {"team": "core"}}
