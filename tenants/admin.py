@@ -165,7 +165,8 @@ class TenantForm(forms.ModelForm, SettingsFields):
             key = name.removeprefix(SETTING_PREFIX)
             if key in stored:
                 self.initial.setdefault(name, stored[key])
-        self.fields["settings"].required = False
+        if "settings" in self.fields:  # absent for a view-only user: everything is read-only then
+            self.fields["settings"].required = False
 
     @property
     def settings_changed(self) -> bool:
@@ -187,9 +188,9 @@ class TenantForm(forms.ModelForm, SettingsFields):
             cleaned["settings"] = settings_validate(value)
         except InvalidSettings as exc:
             # Every error at once, each on its own field (the raw JSON box when that is what changed).
-            for key, messages in exc.errors.items():
+            for key in exc.errors:
                 target = SETTING_PREFIX + key if typed and SETTING_PREFIX + key in self.fields else "settings"
-                self.add_error(target, [f"settings.{key}: {m}" if target == "settings" else m for m in messages])
+                self.add_error(target, exc.messages_for(key) if target != "settings" else exc.lines_for(key))
         return cleaned
 
 
