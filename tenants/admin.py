@@ -64,9 +64,50 @@ def _adopt(target, source) -> None:
 
 # ----------------------------------------------------------------------- plans
 class PlanForm(forms.ModelForm):
+    flags_on = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, help_text="On for this plan's tenants by default."
+    )
+    flags_off = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Off for this plan's tenants by default. Unticked in both lists: the flag's own default.",
+    )
+
     class Meta:
         model = Plan
         fields = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "default_flags"]
+        labels = {"default_flags": "Raw JSON (advanced)"}
+        help_texts = {"default_flags": 'Flag defaults as JSON, {"flag_key": true}. Edit here or in the lists above.'}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(key, key) for key in Flag.objects.filter(archived=False).values_list("key", flat=True)]
+        stored = (self.instance.default_flags if self.instance.pk else {}) or {}
+        for name, wanted in (("flags_on", True), ("flags_off", False)):
+            self.fields[name].choices = choices
+            self.initial.setdefault(name, sorted(k for k, v in stored.items() if v is wanted))
+        if "default_flags" in self.fields:  # absent for a view-only user
+            self.fields["default_flags"].required = False
+
+    @property
+    def flags_changed(self) -> bool:
+        return bool({"default_flags", "flags_on", "flags_off"} & set(self.changed_data))
+
+    def clean(self):
+        cleaned = super().clean()
+        lists = {"flags_on", "flags_off"} & set(self.changed_data)
+        if lists and "default_flags" in self.changed_data:
+            raise ValidationError("Change the flag defaults either in the lists or in the raw JSON, not both.")
+        if lists and not self.errors:
+            both = sorted(set(cleaned.get("flags_on", [])) & set(cleaned.get("flags_off", [])))
+            if both:
+                self.add_error("flags_off", f"A flag cannot be both on and off: {', '.join(both)}.")
+            else:
+                cleaned["default_flags"] = {
+                    **{key: True for key in cleaned.get("flags_on", [])},
+                    **{key: False for key in cleaned.get("flags_off", [])},
+                }
+        return cleaned
 
     def clean_default_flags(self):
         value = self.cleaned_data["default_flags"] or {}
@@ -91,8 +132,18 @@ class PlanAdmin(AuditHistoryMixin, GuardedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ["code"] if obj else []
 
+    def get_fieldsets(self, request, obj=None):
+        main = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota"]
+        return [
+            (None, {"fields": main}),
+            ("Flag defaults", {"fields": ["flags_on", "flags_off"]}),
+            ("Flag defaults: raw JSON (advanced)", {"fields": ["default_flags"], "classes": ["collapse"]}),
+        ]
+
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in form.changed_data if name != "code"}
+        data = {name: form.cleaned_data[name] for name in form.changed_data if name in PlanForm.Meta.fields[1:]}
+        if form.flags_changed:
+            data["default_flags"] = form.cleaned_data["default_flags"]
         if change:
             plan_update(plan=obj, actor=request.user, ip=client_ip(request), **data)
         else:
