@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0006_auditevent_moves_to_audit'),
+        ('tenants', '0007_ownertoggle'),
     ]
 
     operations = [
