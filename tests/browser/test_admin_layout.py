@@ -352,6 +352,7 @@ def test_tenant_settings_form_shows_every_error_at_once(signed_in, live_server, 
     page.fill("input[name=setting_session_timeout_seconds]", "5")
     page.fill("textarea[name=setting_labels]", "team=core\nno equals sign")
     page.click("input[name=_continue]")
+    page.wait_for_selector(".errornote")  # the answer page, not the one being left
     errors = page.locator(".errorlist").all_inner_texts()
     assert len([e for e in errors if e.strip()]) >= 3, errors
     assert Tenant.objects.get().settings == {"labels": {"team": "core"}}
