@@ -15,6 +15,8 @@ as exceptions (500s). `GuardedModelAdmin` closes both:
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -24,6 +26,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseRedirect
+from django.utils import timezone
+from django.utils.html import format_html
 
 JSON_MAX_DEPTH = 32
 
@@ -115,3 +119,9 @@ class GuardedModelAdmin(admin.ModelAdmin):
             except ValidationError:
                 bad.append(value)
         return bad
+
+
+def admin_time(moment):
+    """Render a datetime as a compact, sortable UTC stamp ("2026-12-02 06:07") with the full value in <time>."""
+    utc = timezone.localtime(moment, UTC)
+    return format_html('<time datetime="{}">{}</time>', utc.isoformat(), utc.strftime("%Y-%m-%d %H:%M"))

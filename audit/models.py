@@ -41,9 +41,11 @@ class AuditAction(models.TextChoices):
     RATELIMIT_RESET_TENANT = "ratelimit.reset_tenant"
     SESSION_REVOKE = "session.revoke"
     SESSION_REVOKE_ALL = "session.revoke_all"
+    TENANT_ACTIVATE = "tenant.activate"
     TENANT_CACHE_PURGE = "tenant.cache_purge"
     TENANT_CREATE = "tenant.create"
-    TENANT_DELETE = "tenant.delete"
+    TENANT_DELETE = "tenant.delete"  # rows written before offboarding had its own name
+    TENANT_OFFBOARD = "tenant.offboard"
     TENANT_REENCRYPT_CREDENTIALS = "tenant.reencrypt_credentials"
     TENANT_RESUME = "tenant.resume"
     TENANT_SET_UPSTREAM_CREDENTIALS = "tenant.set_upstream_credentials"

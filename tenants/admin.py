@@ -13,13 +13,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from agentapi_admin.admin_base import GuardedModelAdmin
+from agentapi_admin.admin_base import GuardedModelAdmin, admin_time
+from agentapi_admin.admin_export import Export, ExportActionsMixin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
-from tenants.charts import usage_svg
-from tenants.exceptions import TenantsError
+from tenants.admin_history import AuditHistoryMixin
+from tenants.charts import usage_chart
+from tenants.exceptions import InvalidSettings, TenantsError
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
     ApiKey,
@@ -32,18 +36,22 @@ from tenants.models import (
     UsageDaily,
 )
 from tenants.selectors import apikeys_with_last_use, usage_daily
-from tenants.services.apikeys import SCOPES, apikey_issue, apikey_revoke
+from tenants.services.apikeys import SCOPE_LABELS, SCOPES, apikey_issue, apikey_revoke
 from tenants.services.flags import flag_clear_override, flag_create, flag_owner_reset, flag_set_override, flag_update
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
 from tenants.services.tenants import (
     EDITABLE_FIELDS,
+    tenant_activate,
     tenant_create,
+    tenant_offboard,
     tenant_resume,
     tenant_set_upstream_credentials,
     tenant_suspend,
     tenant_update,
 )
+from tenants.settings_form import PREFIX as SETTING_PREFIX
+from tenants.settings_form import SettingsFields, settings_from_fields
 from tenants.settings_schema import settings_validate
 from tenants.upstream import upstream_check
 
@@ -58,9 +66,50 @@ def _adopt(target, source) -> None:
 
 # ----------------------------------------------------------------------- plans
 class PlanForm(forms.ModelForm):
+    flags_on = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, help_text="On for this plan's tenants by default."
+    )
+    flags_off = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Off for this plan's tenants by default. Unticked in both lists: the flag's own default.",
+    )
+
     class Meta:
         model = Plan
         fields = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "default_flags"]
+        labels = {"default_flags": "Raw JSON (advanced)"}
+        help_texts = {"default_flags": 'Flag defaults as JSON, {"flag_key": true}. Edit here or in the lists above.'}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(key, key) for key in Flag.objects.filter(archived=False).values_list("key", flat=True)]
+        stored = (self.instance.default_flags if self.instance.pk else {}) or {}
+        for name, wanted in (("flags_on", True), ("flags_off", False)):
+            self.fields[name].choices = choices
+            self.initial.setdefault(name, sorted(k for k, v in stored.items() if v is wanted))
+        if "default_flags" in self.fields:  # absent for a view-only user
+            self.fields["default_flags"].required = False
+
+    @property
+    def flags_changed(self) -> bool:
+        return bool({"default_flags", "flags_on", "flags_off"} & set(self.changed_data))
+
+    def clean(self):
+        cleaned = super().clean()
+        lists = {"flags_on", "flags_off"} & set(self.changed_data)
+        if lists and "default_flags" in self.changed_data:
+            raise ValidationError("Change the flag defaults either in the lists or in the raw JSON, not both.")
+        if lists and not self.errors:
+            both = sorted(set(cleaned.get("flags_on", [])) & set(cleaned.get("flags_off", [])))
+            if both:
+                self.add_error("flags_off", f"A flag cannot be both on and off: {', '.join(both)}.")
+            else:
+                cleaned["default_flags"] = {
+                    **{key: True for key in cleaned.get("flags_on", [])},
+                    **{key: False for key in cleaned.get("flags_off", [])},
+                }
+        return cleaned
 
     def clean_default_flags(self):
         value = self.cleaned_data["default_flags"] or {}
@@ -73,7 +122,7 @@ class PlanForm(forms.ModelForm):
 
 
 @admin.register(Plan)
-class PlanAdmin(GuardedModelAdmin):
+class PlanAdmin(AuditHistoryMixin, GuardedModelAdmin):
     form = PlanForm
     list_display = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "tenant_count"]
     search_fields = ["code", "name"]
@@ -85,8 +134,18 @@ class PlanAdmin(GuardedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ["code"] if obj else []
 
+    def get_fieldsets(self, request, obj=None):
+        main = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota"]
+        return [
+            (None, {"fields": main}),
+            ("Flag defaults", {"fields": ["flags_on", "flags_off"]}),
+            ("Flag defaults: raw JSON (advanced)", {"fields": ["default_flags"], "classes": ["collapse"]}),
+        ]
+
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in form.changed_data if name != "code"}
+        data = {name: form.cleaned_data[name] for name in form.changed_data if name in PlanForm.Meta.fields[1:]}
+        if form.flags_changed:
+            data["default_flags"] = form.cleaned_data["default_flags"]
         if change:
             plan_update(plan=obj, actor=request.user, ip=client_ip(request), **data)
         else:
@@ -135,7 +194,7 @@ class OverrideInline(admin.TabularInline):
     verbose_name = "flag override"
 
 
-class TenantForm(forms.ModelForm):
+class TenantForm(forms.ModelForm, SettingsFields):
     new_upstream_credentials = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
@@ -149,27 +208,58 @@ class TenantForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = ["slug", "name", "plan", "settings", "upstream_url"]
+        labels = {"settings": "Raw JSON (advanced)"}
+        help_texts = {"settings": "The stored settings as JSON. Edit here or in the fields above, not both."}
 
-    def clean_settings(self):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = (self.instance.settings if self.instance.pk else {}) or {}
+        for name in SettingsFields.base_fields:
+            key = name.removeprefix(SETTING_PREFIX)
+            if key in stored:
+                self.initial.setdefault(name, stored[key])
+        if "settings" in self.fields:  # absent for a view-only user: everything is read-only then
+            self.fields["settings"].required = False
+
+    @property
+    def settings_changed(self) -> bool:
+        return "settings" in self.changed_data or any(n.startswith(SETTING_PREFIX) for n in self.changed_data)
+
+    def clean(self):
+        cleaned = super().clean()
+        typed = [name for name in self.changed_data if name.startswith(SETTING_PREFIX)]
+        if typed and "settings" in self.changed_data:
+            raise ValidationError("Change the settings either in the fields or in the raw JSON, not both.")
+        if typed:
+            stored = self.instance.settings if self.instance.pk else {}
+            value = settings_from_fields(stored, cleaned, skip=set(self.errors))
+        elif "settings" in self.errors:
+            return cleaned
+        else:
+            value = cleaned.get("settings")
         try:
-            return settings_validate(self.cleaned_data["settings"])
-        except TenantsError as exc:
-            raise ValidationError(exc.message) from None
+            cleaned["settings"] = settings_validate(value)
+        except InvalidSettings as exc:
+            # Every error at once, each on its own field (the raw JSON box when that is what changed).
+            for key in exc.errors:
+                target = SETTING_PREFIX + key if typed and SETTING_PREFIX + key in self.fields else "settings"
+                self.add_error(target, exc.messages_for(key) if target != "settings" else exc.lines_for(key))
+        return cleaned
 
 
 class TenantActionForm(ActionForm):
-    reason = forms.CharField(required=False, max_length=500, help_text="Required to suspend.")
+    reason = forms.CharField(required=False, max_length=500, help_text="Required to suspend or offboard.")
 
 
 @admin.register(Tenant)
-class TenantAdmin(GuardedModelAdmin):
+class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
     form = TenantForm
     action_form = TenantActionForm
     list_display = ["slug", "name", "status", "plan", "created_at"]
     list_filter = ["status", "plan"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline, OverrideInline]
-    actions = ["suspend", "resume", "reset_owner_toggles", "test_upstream"]
+    actions = ["activate", "suspend", "resume", "offboard", "reset_owner_toggles", "test_upstream"]
     readonly_fields = [
         "status",
         "status_reason",
@@ -182,12 +272,17 @@ class TenantAdmin(GuardedModelAdmin):
     ]
 
     def get_fieldsets(self, request, obj=None):
-        main = ["slug", "name", "plan", "settings", "upstream_url"]
+        main = ["slug", "name", "plan", "upstream_url"]
         creds = ["new_upstream_credentials", "clear_upstream_credentials"]
+        settings = [
+            ("Settings", {"fields": list(SettingsFields.base_fields)}),
+            ("Settings: raw JSON (advanced)", {"fields": ["settings"], "classes": ["collapse"]}),
+        ]
         if obj is None:
-            return [(None, {"fields": main}), ("Upstream credentials", {"fields": creds})]
+            return [(None, {"fields": main}), *settings, ("Upstream credentials", {"fields": creds})]
         return [
             (None, {"fields": main}),
+            *settings,
             ("Status", {"fields": ["status", "status_reason", "status_changed_at", "cache_version"]}),
             ("Upstream credentials", {"fields": ["credentials", *creds]}),
             ("Usage (last 30 days)", {"fields": ["usage_chart"]}),
@@ -204,9 +299,8 @@ class TenantAdmin(GuardedModelAdmin):
 
     @admin.display(description="requests per day")
     def usage_chart(self, obj):
-        return usage_svg(usage_daily(obj, days=30))
+        return usage_chart(usage_daily(obj, days=30), title="API requests per day (UTC)").html()
 
-    @admin.display(description="latest changes")
     @admin.display(description="Owner toggles (the tenant's own choices, applied within the overrides)")
     def owner_toggles(self, obj):
         toggles = OwnerToggle.objects.filter(tenant=obj).select_related("flag", "updated_by").order_by("flag__key")
@@ -229,6 +323,7 @@ class TenantAdmin(GuardedModelAdmin):
             ),
         )
 
+    @admin.display(description="latest changes")
     def recent_audit(self, obj):
         events = AuditEvent.objects.filter(tenant=obj).order_by("-created_at", "-id")[:10]
         if not events:
@@ -255,6 +350,8 @@ class TenantAdmin(GuardedModelAdmin):
         ip = client_ip(request)
         if change:
             data = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+            if form.settings_changed:
+                data["settings"] = form.cleaned_data["settings"]
             if data:
                 tenant_update(tenant=obj, actor=request.user, ip=ip, **data)
         else:
@@ -335,31 +432,53 @@ class TenantAdmin(GuardedModelAdmin):
                 ip=ip,
             )
 
-    @admin.action(description="Suspend selected tenants (reason required)", permissions=["change"])
-    def suspend(self, request, queryset):
+    def _each(self, request, queryset, service, **kwargs) -> int:
+        """Run a lifecycle service on each selected tenant; a refusal is an error message naming the tenant."""
+        done = 0
+        for tenant in queryset:
+            try:
+                service(tenant=tenant, actor=request.user, ip=client_ip(request), **kwargs)
+                done += 1
+            except TenantsError as exc:
+                self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+        return done
+
+    def _reason(self, request, verb: str) -> str | None:
         reason = request.POST.get("reason", "").strip()
         if not reason:
-            self.message_user(request, "Give a reason in the Reason box to suspend.", messages.ERROR)
+            self.message_user(request, f"Give a reason in the Reason box to {verb}.", messages.ERROR)
+            return None
+        return reason
+
+    @admin.action(description="Activate selected trial tenants", permissions=["change"])
+    def activate(self, request, queryset):
+        done = self._each(request, queryset, tenant_activate)
+        self.message_user(request, f"Activated {done} tenant(s).")
+
+    @admin.action(description="Suspend selected tenants (reason required)", permissions=["change"])
+    def suspend(self, request, queryset):
+        reason = self._reason(request, "suspend")
+        if reason is None:
             return
-        done = 0
-        for tenant in queryset:
-            try:
-                tenant_suspend(tenant=tenant, reason=reason, actor=request.user, ip=client_ip(request))
-                done += 1
-            except TenantsError as exc:
-                self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+        done = self._each(request, queryset, tenant_suspend, reason=reason)
         self.message_user(request, f"Suspended {done} tenant(s); their API keys are refused from now on.")
 
-    @admin.action(description="Resume selected tenants", permissions=["change"])
+    @admin.action(description="Resume selected tenants (back to trial or active)", permissions=["change"])
     def resume(self, request, queryset):
-        done = 0
-        for tenant in queryset:
-            try:
-                tenant_resume(tenant=tenant, actor=request.user, ip=client_ip(request))
-                done += 1
-            except TenantsError as exc:
-                self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
+        done = self._each(request, queryset, tenant_resume)
         self.message_user(request, f"Resumed {done} tenant(s).")
+
+    @admin.action(description="Offboard selected tenants for good (reason required)", permissions=["change"])
+    def offboard(self, request, queryset):
+        reason = self._reason(request, "offboard")
+        if reason is None:
+            return
+        done = self._each(request, queryset, tenant_offboard, reason=reason)
+        self.message_user(
+            request,
+            f"Offboarded {done} tenant(s): API access refused, upstream credentials erased; "
+            "rows and the audit trail are kept.",
+        )
 
     @admin.action(description="Reset the owners' feature toggles of selected tenants", permissions=["change"])
     def reset_owner_toggles(self, request, queryset):
@@ -401,7 +520,7 @@ class TenantAdmin(GuardedModelAdmin):
 
 # ----------------------------------------------------------------------- flags
 @admin.register(Flag)
-class FlagAdmin(GuardedModelAdmin):
+class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
     list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
     list_filter = ["archived", "tenant_editable", "risky", "default"]
     search_fields = ["key", "description"]
@@ -452,8 +571,9 @@ class ApiKeyChangeList(ChangeList):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(GuardedModelAdmin):
-    list_display = ["prefix", "name", "tenant", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
+    # Compact columns: at 1366 px beside the filter sidebar, eight full-width dates pushed "Last used" off screen.
+    list_display = ["prefix", "name", "tenant", "scope_labels", "state", "created", "last_used"]
     list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "tenant__slug"]
     actions = ["revoke"]
@@ -477,7 +597,7 @@ class ApiKeyAdmin(GuardedModelAdmin):
             "tenant",
             "name",
             "prefix",
-            "scopes",
+            "scope_labels",
             "created_by",
             "created_at",
             "expires_at",
@@ -487,6 +607,32 @@ class ApiKeyAdmin(GuardedModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj) if obj else []
+
+    @admin.display(description="scopes")
+    def scope_labels(self, obj):
+        return format_html_join(
+            mark_safe("<br>"),
+            '<span class="scope" title="{}">{}</span>',
+            ((f"{s}: {SCOPES.get(s, 'unknown scope')}", SCOPE_LABELS.get(s, s)) for s in obj.scopes),
+        ) or "none"
+
+    @admin.display(description="state", ordering="revoked_at")
+    def state(self, obj):
+        if obj.revoked_at:
+            return format_html("revoked {}", admin_time(obj.revoked_at))
+        if obj.expires_at and obj.expires_at <= timezone.now():
+            return format_html("expired {}", admin_time(obj.expires_at))
+        if obj.expires_at:
+            return format_html("active, expires {}", admin_time(obj.expires_at))
+        return "active"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return admin_time(obj.created_at)
+
+    @admin.display(description="last used", ordering="last_used_at")
+    def last_used(self, obj):
+        return admin_time(obj.last_used_at) if obj.last_used_at else "never"
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -532,10 +678,14 @@ class ApiKeyAdmin(GuardedModelAdmin):
 
 
 @admin.register(UsageDaily)
-class UsageDailyAdmin(GuardedModelAdmin):
+class UsageDailyAdmin(ExportActionsMixin, GuardedModelAdmin):
     list_display = ["day", "tenant", "metric", "count"]
     list_filter = ["metric", "tenant"]
     date_hierarchy = "day"
+    export = Export(
+        stem="usage",
+        columns=(("day", "day"), ("tenant", "tenant__slug"), ("metric", "metric"), ("count", "count")),
+    )
 
     def has_add_permission(self, request):
         return False

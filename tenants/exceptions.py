@@ -27,6 +27,24 @@ class FlagNotEditable(TenantsError):
 class InvalidSettings(TenantsError):
     default_message = "The tenant settings do not match the schema."
 
+    def __init__(self, message: str | None = None, *, field: str | None = None, errors: dict | None = None):
+        super().__init__(message, field=field)
+        # {top-level setting: [(path below it, message)]}: every error at once (settings_schema.settings_error).
+        self.errors: dict[str, list[tuple[str, str]]] = errors or {}
+
+    def messages_for(self, key: str) -> list[str]:
+        """Return the errors of one top-level setting, for a field showing that setting ("a: ..." below it)."""
+        return [f"{path}: {message}" if path else message for path, message in self.errors.get(key, [])]
+
+    def lines_for(self, key: str) -> list[str]:
+        """Return the errors of one top-level setting with their full path ("settings.labels.a: ...")."""
+        lines = []
+        for path, message in self.errors.get(key, []):
+            # Key "settings" is the value itself (not an object): no second "settings".
+            parts = ["settings", *([] if key == "settings" else [key]), *([path] if path else [])]
+            lines.append(f"{'.'.join(parts)}: {message}")
+        return lines
+
 
 class DecryptionError(TenantsError):
     default_message = "The secret could not be decrypted: unknown key id or tampered ciphertext."

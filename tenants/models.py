@@ -238,6 +238,8 @@ class UsageDaily(models.Model):
             models.UniqueConstraint(fields=["tenant", "day", "metric"], name="usage_unique_tenant_day_metric")
         ]
         ordering = ["-day", "metric"]
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.day} {self.metric}={self.count}"

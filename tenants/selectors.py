@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants.cache import cache_ttl
@@ -328,3 +329,14 @@ def apikeys_with_last_use(keys: Iterable[ApiKey]) -> list[ApiKey]:
         if api_key.last_used_at is None or api_key.last_used_at < at:
             api_key.last_used_at = at
     return keys
+
+
+def audit_for_object(obj) -> QuerySet[AuditEvent]:
+    """Return the audit events about `obj`, newest first; a tenant's include everything scoped to it."""
+    about = Q(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+    if isinstance(obj, Tenant):
+        about |= Q(tenant=obj)
+    elif isinstance(obj, Flag):
+        # Overrides are recorded against the flag's key, whichever tenant they belong to.
+        about |= Q(object_type="tenants.tenantflag", object_id=obj.key)
+    return AuditEvent.objects.filter(about).select_related("tenant").order_by("-created_at", "-id")

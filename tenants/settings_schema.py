@@ -39,14 +39,28 @@ def settings_validate(value: object) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidSettings("settings must be a JSON object.", field="settings")
+        raise InvalidSettings(
+            "settings must be a JSON object.", field="settings", errors={"settings": [("", "must be a JSON object")]}
+        )
     try:
         model = TenantSettings.model_validate(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise InvalidSettings(f"settings.{where}: {first['msg']}", field=f"settings.{where}") from None
+        raise settings_error(exc) from None
     return model.model_dump(mode="json", exclude_unset=True)
+
+
+def settings_error(exc: ValidationError) -> InvalidSettings:
+    """Turn every pydantic error into one InvalidSettings: `errors` maps each top-level key to its messages."""
+    errors: dict[str, list[tuple[str, str]]] = {}
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        where = ".".join(loc) or "settings"
+        message = "unknown setting (not in the schema)" if error["type"] == "extra_forbidden" else error["msg"]
+        errors.setdefault(loc[0] if loc else "settings", []).append((".".join(loc[1:]), message))
+        lines.append(f"settings.{where}: {message}")
+    first = ".".join(str(part) for part in exc.errors()[0]["loc"]) or "settings"
+    return InvalidSettings("; ".join(lines), field=f"settings.{first}", errors=errors)
 
 
 def settings_effective(stored: dict) -> dict:

@@ -42,7 +42,7 @@ def breakers(request):
     data: dict = {}
     try:
         states = breaker_selectors.breakers_snapshot()
-        events = breaker_selectors.breaker_events(n=20)
+        events = breaker_selectors.recent_transitions(n=20)
         degraded = storage_degraded()
         context.update(breakers=states, events=events, degraded=degraded)
         data.update(

@@ -1,11 +1,10 @@
 """Usage: served and refused requests per day for the last 30 days and the tenant's current rate-limit status."""
 
-from django.utils import timezone
 
 from portal.access import tenant_view
-from portal.charts import daily_bar_chart
 from portal.selectors import tenant_ratelimit_status
 from portal.views.layout import render_tenant
+from tenants.charts import usage_chart
 from tenants.selectors import tenant_limits, usage_daily
 
 DAYS = 30
@@ -17,7 +16,7 @@ def usage(request, membership):
     tenant = membership.tenant
     rows = usage_daily(tenant, days=DAYS)
     counts = {row["day"]: row["requests"] for row in rows}
-    chart = daily_bar_chart(counts, end=timezone.now().date(), days=DAYS)
+    chart = usage_chart(rows, title="Requests per day (UTC)")
     per_minute, burst, daily_quota = tenant_limits(tenant)
     # The gateway counts what it served as `requests` and each refusal under its own metric.
     days = [
@@ -32,7 +31,8 @@ def usage(request, membership):
     today = days[0]["served"] if days else 0
     context = {
         "chart": chart,
-        "per_day": days,
+        "served_total": sum(counts.values()),
+        "served_peak": max(counts.values(), default=0),
         "today_usage": days[0] if days else None,
         "refused": {
             "rate_limited": sum(day["rate_limited"] for day in days),

@@ -89,19 +89,33 @@ def _redis_breaker_state() -> BreakerState:
         half_open_after=datetime.fromtimestamp(half_open, tz=UTC) if half_open else None,
         storage="process",
         degraded=False,
-        recent=[
-            BreakerEvent(
-                id="",
-                breaker="redis",
-                old=t.old,
-                new=t.new,
-                at=datetime.fromtimestamp(t.at, tz=UTC),
-                by="",
-                reason=t.reason,
-            )
-            for t in redis_breaker.transitions
-        ],
+        recent=_redis_breaker_events(),
     )
+
+
+def _redis_breaker_events() -> list[BreakerEvent]:
+    return [
+        BreakerEvent(
+            id="",
+            breaker=redis_breaker.name,
+            old=t.old,
+            new=t.new,
+            at=datetime.fromtimestamp(t.at, tz=UTC),
+            by="this process",
+            reason=t.reason,
+        )
+        for t in redis_breaker.transitions
+    ]
+
+
+def recent_transitions(n: int = 20) -> list[BreakerEvent]:
+    """Return the newest transitions of every breaker, newest first.
+
+    The shared stream lives in Redis, so the Redis breaker's own outage transitions can
+    never reach it; this process's memory of them is merged in.
+    """
+    merged = [*breaker_events(n=n), *_redis_breaker_events()]
+    return sorted(merged, key=lambda event: event.at, reverse=True)[:n]
 
 
 def breaker_state(name: str) -> BreakerState:
@@ -112,7 +126,9 @@ def breaker_state(name: str) -> BreakerState:
     storage = cb.storage
     state = cb.current_state
     opened_at = storage.opened_at
-    half_open_after = opened_at + timedelta(seconds=cb.reset_timeout) if opened_at and state == "open" else None
+    # A breaker forced open stays open until an operator closes it: it has no half-open time.
+    timed = opened_at and state == "open" and cb.forced != "open"
+    half_open_after = opened_at + timedelta(seconds=cb.reset_timeout) if timed else None
     degraded = bool(getattr(storage, "degraded", False))
     return BreakerState(
         name=name,

@@ -26,6 +26,8 @@ KEY_PREFIX = "aak"
 # aak_ + 8 hex prefix + _ + 43 base64url characters (32 random bytes).
 KEY_PATTERN = re.compile(r"^aak_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
 SCOPES = {"config:read": "read the bootstrap document", "flags:read": "evaluate single flags"}
+# Short names for lists (admin, portal); SCOPES holds the full description.
+SCOPE_LABELS = {"config:read": "Read config", "flags:read": "Evaluate flags"}
 DEFAULT_SCOPES = ["config:read", "flags:read"]
 APIKEY_FIELDS = ["name", "prefix", "scopes", "expires_at", "revoked_at"]
 

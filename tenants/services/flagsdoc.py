@@ -36,7 +36,14 @@ from tenants.services.flags import (
     owner_toggle_restore,
 )
 from tenants.services.plans import plan_create, plan_update
-from tenants.services.tenants import tenant_create, tenant_mark_deleted, tenant_resume, tenant_suspend, tenant_update
+from tenants.services.tenants import (
+    tenant_activate,
+    tenant_create,
+    tenant_offboard,
+    tenant_resume,
+    tenant_suspend,
+    tenant_update,
+)
 from tenants.settings_schema import settings_validate
 
 DOCUMENT_VERSION = 1
@@ -398,9 +405,12 @@ def _apply_tenant(change: Change, actor: Any) -> None:
     if wanted["status"] == Tenant.Status.SUSPENDED:
         tenant_suspend(tenant=tenant, reason=reason, actor=actor)
     elif wanted["status"] == Tenant.Status.DELETED:
-        tenant_mark_deleted(tenant=tenant, reason=reason, actor=actor)
+        tenant_offboard(tenant=tenant, reason=reason, actor=actor)
     else:
-        tenant_resume(tenant=tenant, actor=actor)
+        tenant = tenant_resume(tenant=tenant, actor=actor)
+        # Resume returns to the state the suspension interrupted; the document asks for active.
+        if tenant.status == Tenant.Status.TRIAL and wanted["status"] == Tenant.Status.ACTIVE:
+            tenant_activate(tenant=tenant, actor=actor)
 
 
 def _apply(change: Change, actor: Any) -> None:

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.models import AuditAction
+from audit.models import AuditAction, AuditEvent
 from audit.services import audit_record, audit_snapshot
 from tenants import crypto
 from tenants.cache import versions_bump
@@ -116,13 +116,26 @@ def tenant_update(*, tenant: Tenant, actor: Any, ip: str | None = None, **fields
     return _refresh(tenant, locked)
 
 
-def _set_status(*, tenant: Tenant, status: str, reason: str, action: str, actor: Any, ip: str | None) -> Tenant:
+def _set_status(
+    *,
+    tenant: Tenant,
+    status: str,
+    reason: str,
+    action: str,
+    actor: Any,
+    ip: str | None,
+    erase_credentials: bool = False,
+) -> Tenant:
     locked = _locked(tenant)
     before = _snapshot(locked)
     locked.status = status
     locked.status_reason = reason[:500]
     locked.status_changed_at = timezone.now()
-    locked.save(update_fields=["status", "status_reason", "status_changed_at", "updated_at"])
+    fields = ["status", "status_reason", "status_changed_at", "updated_at"]
+    if erase_credentials:
+        locked.upstream_credentials = ""
+        fields.append("upstream_credentials")
+    locked.save(update_fields=fields)
     # The version bump is what stops cached API-key entries from serving the tenant.
     locked.cache_version = versions_bump([locked.pk])[locked.pk]
     audit_record(
@@ -138,13 +151,31 @@ def _set_status(*, tenant: Tenant, status: str, reason: str, action: str, actor:
     return _refresh(tenant, locked)
 
 
+def _refuse_offboarded(tenant: Tenant, verb: str, status: str) -> None:
+    if status == Tenant.Status.DELETED:
+        raise TenantsError(f"{tenant.slug} was offboarded: a deleted tenant cannot be {verb}.", field="status")
+
+
+@transaction.atomic
+def tenant_activate(*, tenant: Tenant, actor: Any, ip: str | None = None) -> Tenant:
+    """Turn a trial tenant into an active one."""
+    status = _locked(tenant).status
+    _refuse_offboarded(tenant, "activated", status)
+    if status == Tenant.Status.SUSPENDED:
+        raise TenantsError(f"{tenant.slug} is suspended: resume it first.", field="status")
+    if status != Tenant.Status.TRIAL:
+        raise TenantsError(f"{tenant.slug} is {status}: only a trial tenant can be activated.", field="status")
+    return _set_status(
+        tenant=tenant, status=Tenant.Status.ACTIVE, reason="", action=AuditAction.TENANT_ACTIVATE, actor=actor, ip=ip
+    )
+
+
 @transaction.atomic
 def tenant_suspend(*, tenant: Tenant, reason: str, actor: Any, ip: str | None = None) -> Tenant:
     """Suspend a tenant: its API keys get 403 from the next request after commit."""
     if not reason.strip():
         raise TenantsError("Give a reason for the suspension.", field="reason")
-    if tenant.status == Tenant.Status.DELETED:
-        raise TenantsError("A deleted tenant cannot be suspended.")
+    _refuse_offboarded(tenant, "suspended", _locked(tenant).status)
     return _set_status(
         tenant=tenant,
         status=Tenant.Status.SUSPENDED,
@@ -155,21 +186,54 @@ def tenant_suspend(*, tenant: Tenant, reason: str, actor: Any, ip: str | None = 
     )
 
 
+def _status_before_suspension(tenant: Tenant) -> str:
+    # The audit trail remembers what the suspension interrupted; a second suspension's
+    # "before" is already suspended, so take the latest one that left a serving state.
+    serving = (Tenant.Status.TRIAL, Tenant.Status.ACTIVE)
+    for before in (
+        AuditEvent.objects.filter(tenant=tenant, action=AuditAction.TENANT_SUSPEND)
+        .order_by("-created_at", "-id")
+        .values_list("before", flat=True)
+    ):
+        if (before or {}).get("status") in serving:
+            return before["status"]
+    return Tenant.Status.ACTIVE
+
+
 @transaction.atomic
 def tenant_resume(*, tenant: Tenant, actor: Any, ip: str | None = None) -> Tenant:
-    """Return a suspended tenant to active service."""
-    if tenant.status == Tenant.Status.DELETED:
-        raise TenantsError("A deleted tenant cannot be resumed.")
+    """Lift a suspension: the tenant returns to the state it was suspended from (a trial stays a trial)."""
+    status = _locked(tenant).status
+    _refuse_offboarded(tenant, "resumed", status)
+    if status != Tenant.Status.SUSPENDED:
+        raise TenantsError(f"{tenant.slug} is {status}, not suspended: nothing to resume.", field="status")
     return _set_status(
-        tenant=tenant, status=Tenant.Status.ACTIVE, reason="", action=AuditAction.TENANT_RESUME, actor=actor, ip=ip
+        tenant=tenant,
+        status=_status_before_suspension(tenant),
+        reason="",
+        action=AuditAction.TENANT_RESUME,
+        actor=actor,
+        ip=ip,
     )
 
 
 @transaction.atomic
-def tenant_mark_deleted(*, tenant: Tenant, reason: str, actor: Any, ip: str | None = None) -> Tenant:
-    """Mark a tenant deleted (rows are kept for the audit trail); its API access stops."""
+def tenant_offboard(*, tenant: Tenant, reason: str, actor: Any, ip: str | None = None) -> Tenant:
+    """Offboard a tenant for good: status deleted, API access refused, upstream credentials erased.
+
+    The tenant row, its memberships, keys, usage and audit events are kept (docs/tenants.md, "Offboarding").
+    """
+    if not reason.strip():
+        raise TenantsError("Give a reason for offboarding.", field="reason")
+    _refuse_offboarded(tenant, "offboarded again", _locked(tenant).status)
     return _set_status(
-        tenant=tenant, status=Tenant.Status.DELETED, reason=reason, action=AuditAction.TENANT_DELETE, actor=actor, ip=ip
+        tenant=tenant,
+        status=Tenant.Status.DELETED,
+        reason=reason,
+        action=AuditAction.TENANT_OFFBOARD,
+        actor=actor,
+        ip=ip,
+        erase_credentials=True,
     )
 
 

@@ -177,7 +177,7 @@ def test_keys_members_usage_and_account_pages(world, page, live_server, screensh
     screenshot("member-remove-confirm")
 
     page.goto(f"{live_server.url}/portal/t/acme/usage/")
-    assert page.locator("svg rect.bar").count() == 30
+    assert page.locator("#usage-chart g.usage-day").count() == 30
     page.get_by_text("Show the numbers").click()
     screenshot("usage")
 

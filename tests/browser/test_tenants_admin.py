@@ -25,7 +25,7 @@ def test_tenant_page_chart_and_key_issue(page, live_server, screenshot, console_
     login(page, live_server, "/admin/login/", "root", PASSWORD)
 
     page.goto(f"{live_server.url}/admin/tenants/tenant/{tenant.pk}/change/")
-    chart = page.locator("svg.usage-chart")
+    chart = page.locator("#usage-chart svg.usage-svg")
     chart.wait_for()
     assert chart.bounding_box()["width"] > 100
     screenshot("tenant-change-usage-chart")

@@ -196,6 +196,19 @@ def test_tenant_status_follows_the_document(estate, operator, tmp_path):
     assert acme.status == "suspended" and acme.status_reason == "security review"
 
 
+def test_a_trial_suspended_then_set_active_by_the_document_ends_active(estate, operator, tmp_path):
+    tenant_suspend(tenant=estate["globex"], reason="review", actor=None)  # globex was a trial
+    doc = yaml.safe_load(export())
+    doc["tenants"]["globex"]["status"] = "active"
+    doc["tenants"]["globex"]["status_reason"] = ""
+    path = tmp_path / "activate.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    import_(path)
+    assert Tenant.objects.get(slug="globex").status == "active"
+    actions = list(AuditEvent.objects.filter(tenant__slug="globex").order_by("id").values_list("action", flat=True))
+    assert actions[-2:] == ["tenant.resume", "tenant.activate"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

@@ -47,6 +47,8 @@ def last_audit(action: str) -> AuditEvent:
         ["tenant_create", "--slug", "x", "--name", "X", "--plan", "std"],
         ["tenant_suspend", "--tenant", "acme", "--reason", "r"],
         ["tenant_resume", "--tenant", "acme"],
+        ["tenant_activate", "--tenant", "acme"],
+        ["tenant_offboard", "--tenant", "acme", "--reason", "r"],
         ["flag_set", "--flag", "beta", "--default", "on"],
         ["apikey_issue", "--tenant", "acme", "--name", "ci"],
         ["apikey_revoke", "--prefix", "abcd1234"],
@@ -165,6 +167,40 @@ def test_suspend_dry_run_and_repeated_suspend(operator):
     assert db_state() == before and api(secret).status_code == 200
     run_json("tenant_suspend", "--tenant", "acme", "--reason", "r", "--actor", "oncall")
     assert run_json("tenant_suspend", "--tenant", "acme", "--reason", "r", "--actor", "oncall")["changed"] == 0
+
+
+# ---------------------------------------------------------------- tenant_activate / tenant_offboard
+def test_activate_a_trial_and_refuse_a_suspended_tenant(operator):
+    make_tenant("acme")
+    paused = make_tenant("globex")
+    run_json("tenant_suspend", "--tenant", "globex", "--reason", "unpaid", "--actor", "oncall")
+    summary = run_json("tenant_activate", "--tenant", "acme", "--actor", "oncall")
+    assert summary == {**summary, "tenant": "acme", "status": "active", "changed": 1}
+    assert last_audit("tenant.activate").actor_user == operator
+    assert run_json("tenant_activate", "--tenant", "acme", "--actor", "oncall")["changed"] == 0
+    with pytest.raises(CommandError, match="resume it first"):
+        call_command("tenant_activate", "--tenant", "globex", "--actor", "oncall")
+    assert Tenant.objects.get(pk=paused.pk).status == "suspended"
+
+
+def test_offboard_is_final_erases_credentials_and_refuses_the_keys(operator):
+    from tenants.services.tenants import tenant_set_upstream_credentials
+
+    tenant = make_tenant("acme", status="active")
+    tenant_set_upstream_credentials(tenant=tenant, secret="tok-1", actor=None)
+    _, secret = make_key(tenant)
+    with pytest.raises(CommandError, match="--reason"):
+        call_command("tenant_offboard", "--tenant", "acme", "--reason", " ", "--actor", "oncall")
+    summary = run_json("tenant_offboard", "--tenant", "acme", "--reason", "contract ended", "--actor", "oncall")
+    assert summary == {**summary, "status": "deleted", "changed": 1}
+    assert api(secret).status_code == 403
+    assert Tenant.objects.get().upstream_credentials == ""
+    assert last_audit("tenant.offboard").reason == "contract ended"
+    assert run_json("tenant_offboard", "--tenant", "acme", "--reason", "again", "--actor", "oncall")["changed"] == 0
+    resumed = run_json("tenant_resume", "--tenant", "acme", "--actor", "oncall")
+    assert (resumed["status"], resumed["changed"]) == ("deleted", 0)
+    with pytest.raises(CommandError, match="offboarded"):
+        call_command("tenant_activate", "--tenant", "acme", "--actor", "oncall")
 
 
 # ---------------------------------------------------------------- flag_set

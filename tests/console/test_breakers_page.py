@@ -91,3 +91,42 @@ def test_degraded_storage_badge_when_redis_is_down(client, viewer, redis_server,
     html = response.content.decode()
     assert "storage degraded" in html
     assert client.get("/admin/ops/breakers/", {"format": "json"}).json()["storage_degraded"] is True
+
+
+def test_a_forced_open_breaker_never_promises_a_half_open_time(client, operator):
+    breaker("upstream.acme")
+    _trip("upstream.globex")  # opened by failures: it half-opens after reset_timeout
+    client.force_login(operator)
+    client.post(
+        "/admin/ops/breakers/action/", {"name": "upstream.acme", "action": "force_open", "reason": "incident 7"}
+    )
+    states = {b["name"]: b for b in client.get("/admin/ops/breakers/", {"format": "json"}).json()["breakers"]}
+    assert states["upstream.acme"]["state"] == "open" and states["upstream.acme"]["forced"] == "open"
+    assert states["upstream.acme"]["half_open_after"] is None
+    assert states["upstream.globex"]["half_open_after"]
+    html = client.get("/admin/ops/breakers/").content.decode()
+    row = html[html.index('data-breaker="upstream.acme"') :]
+    row = row[: row.index("</tr>")]
+    assert "until closed by an operator" in row
+
+
+def test_the_redis_breakers_outage_appears_in_recent_transitions(client, viewer, redis_server, settings):
+    from resilience.breakers.process import redis_breaker
+    from resilience.connection import get_redis
+
+    settings.SESSION_ENGINE = "resilience.sessions.backends.db"
+    redis_breaker.configure(fail_max=2, reset_timeout=60)
+    client.force_login(viewer)
+    redis_server.kill()
+    for _ in range(2):
+        with contextlib.suppress(Exception):  # the connection error is the point
+            get_redis().ping()
+    assert redis_breaker.state == "open"
+    redis_server.start()
+    redis_breaker.reset()  # back to closed: the outage is over, its transitions stay in memory
+    data = client.get("/admin/ops/breakers/", {"format": "json"}).json()
+    redis_events = [(e["old"], e["new"]) for e in data["events"] if e["breaker"] == "redis"]
+    assert ("closed", "open") in redis_events, data["events"]
+    html = client.get("/admin/ops/breakers/").content.decode()
+    events = html[html.index('id="events"') :]
+    assert "redis" in events and "this process" in events

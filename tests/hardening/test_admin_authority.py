@@ -16,7 +16,7 @@ from .conftest import PASSWORD, staff_with
 
 pytestmark = pytest.mark.django_db
 
-TENANT_ACTIONS = ["suspend", "resume", "test_upstream"]
+TENANT_ACTIONS = ["activate", "suspend", "resume", "offboard", "test_upstream"]
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_change_staff_suspends_resumes_and_revokes_but_cannot_probe(armed, chang
     assert _run(client, "/admin/tenants/tenant/", "suspend", world.a.pk).status_code == 302
     assert Tenant.objects.get(pk=world.a.pk).status == Tenant.Status.SUSPENDED
     assert _run(client, "/admin/tenants/tenant/", "resume", world.b.pk).status_code == 302
-    assert Tenant.objects.get(pk=world.b.pk).status == Tenant.Status.ACTIVE
+    assert Tenant.objects.get(pk=world.b.pk).status == Tenant.Status.TRIAL  # the state it was suspended from
     assert _run(client, "/admin/tenants/apikey/", "revoke", world.a_key.pk).status_code == 302
     assert ApiKey.objects.get(pk=world.a_key.pk).revoked_at is not None
     hits = handler.hits

@@ -81,12 +81,12 @@ def test_field_errors_are_announced_with_their_field(world, owner_client):
 
 @pytest.mark.django_db
 def test_a_deleted_tenant_disappears_and_a_suspended_one_says_so(world, owner_client):
-    from tenants.services.tenants import tenant_mark_deleted, tenant_suspend
+    from tenants.services.tenants import tenant_offboard, tenant_suspend
 
     tenant_suspend(tenant=world.a, reason="unpaid invoice", actor=None)
     html = owner_client.get(reverse("portal:tenant_home", kwargs={"tenant": world.a.slug})).content.decode()
     assert "This tenant is suspended: unpaid invoice" in html
-    tenant_mark_deleted(tenant=world.a, reason="closed", actor=None)
+    tenant_offboard(tenant=world.a, reason="closed", actor=None)
     assert owner_client.get(reverse("portal:tenant_home", kwargs={"tenant": world.a.slug})).status_code == 404
     response = owner_client.get(reverse("portal:index"))
     assert response.status_code == 200 and world.a.name not in response.content.decode()

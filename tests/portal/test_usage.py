@@ -9,7 +9,6 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.charts import daily_bar_chart, nice_ceiling
 from resilience.connection import get_redis
 from resilience.ratelimit.limiter import default_limiter
 from tenants.keys import usage_key
@@ -25,36 +24,17 @@ def usage_url(world):
     return reverse("portal:usage", kwargs={"tenant": world.a.slug})
 
 
-def test_nice_ceiling():
-    assert [nice_ceiling(v) for v in (0, 1, 3, 7, 10, 11, 180, 999)] == [1, 1, 5, 10, 10, 20, 200, 1000]
-
-
-def test_chart_has_one_bar_per_day_scaled_to_the_peak():
-    end = dt.date(2026, 11, 25)
-    chart = daily_bar_chart({end: 50, end - dt.timedelta(days=29): 100, end - dt.timedelta(days=40): 999}, end=end)
-    assert len(chart.bars) == 30 and chart.total == 150 and chart.peak == 100
-    assert chart.bars[0].day == end - dt.timedelta(days=29) and chart.bars[-1].day == end
-    assert chart.bars[0].height == pytest.approx(2 * chart.bars[-1].height)
-    assert chart.bars[0].y + chart.bars[0].height == pytest.approx(chart.baseline)
-    assert [line.value for line in chart.gridlines] == [0, 50, 100]
-
-
-def test_an_empty_chart_says_so_and_labels_its_axis_once():
-    chart = daily_bar_chart({}, end=dt.date(2026, 11, 25))
-    assert chart.total == 0 and [line.value for line in chart.gridlines] == [0, 1]
-    assert all(bar.height == 0 for bar in chart.bars)
-
-
 def test_page_charts_flushed_and_live_counts_of_this_tenant_only(world, owner_client):
     today = timezone.now().date()
     UsageDaily.objects.create(tenant=world.a, day=today - dt.timedelta(days=3), metric="requests", count=120)
     UsageDaily.objects.create(tenant=world.a, day=today - dt.timedelta(days=45), metric="requests", count=777)
     UsageDaily.objects.create(tenant=world.b, day=today - dt.timedelta(days=3), metric="requests", count=9999)
     get_redis().hset(usage_key(world.a.slug, world.a.pk, today.strftime("%Y%m%d")), "requests", 42)
+    get_redis().hset(usage_key(world.a.slug, world.a.pk, today.strftime("%Y%m%d")), "rate_limited", 5)
     html = owner_client.get(usage_url(world)).content.decode()
-    assert html.count('<rect class="bar') == 30
-    assert f"{(today - dt.timedelta(days=3)):%b} {(today - dt.timedelta(days=3)).day}: 120 requests" in html
-    assert f"{today:%b} {today.day}: 42 requests" in html
+    assert html.count('<g class="usage-day"') == 30
+    assert f"{(today - dt.timedelta(days=3)):%b} {(today - dt.timedelta(days=3)).day}: 120 served, 0 refused" in html
+    assert f"{today:%b} {today.day}: 42 served, 5 refused: rate limit" in html
     assert "9999" not in html and "777" not in html
     assert re.search(r"Served, last 30 days</dt><dd>162</dd>", html)
     assert 'role="img"' in html and "<desc" in html and "Show the numbers" in html
@@ -105,7 +85,7 @@ def test_refusals_by_limit_and_by_quota_are_shown_per_day_beside_served(world, o
     assert "Today: 11 served, 79 refused by the rate limit, 0 refused by the daily quota" in html
     rows = re.findall(
         r'<tr><th scope="row"><time datetime="([\d-]+)">[^<]+</time></th>'
-        r'<td class="num">(\d+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td></tr>',
+        r'<td class="usage-num">(\d+)</td><td class="usage-num">(\d+)</td><td class="usage-num">(\d+)</td></tr>',
         html,
     )
     assert rows[0] == (f"{today:%Y-%m-%d}", "11", "79", "0")

@@ -123,7 +123,7 @@ def test_suspend_and_resume_actions_go_through_services(staff_client):
     assert Tenant.objects.get().status == "suspended"
     assert AuditEvent.objects.get(action="tenant.suspend").reason == "abuse"
     staff_client.post("/admin/tenants/tenant/", {"action": "resume", "_selected_action": [tenant.pk]})
-    assert Tenant.objects.get().status == "active"
+    assert Tenant.objects.get().status == "trial"  # resumed to the state it was suspended from
 
 
 def test_issuing_a_key_shows_the_secret_once(staff_client):
@@ -197,8 +197,9 @@ def test_tenant_page_shows_the_usage_chart(staff_client, redis_client):
 
     tenant = make_tenant("acme")
     redis_client.hset(usage_key(tenant.slug, tenant.pk, timezone.now().strftime("%Y%m%d")), "requests", 42)
+    redis_client.hset(usage_key(tenant.slug, tenant.pk, timezone.now().strftime("%Y%m%d")), "rate_limited", 8)
     html = staff_client.get(f"/admin/tenants/tenant/{tenant.pk}/change/").content.decode()
-    assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and ": 42 requests</title>" in html
+    assert '<svg class="usage-svg"' in html and ": 42 served, 8 refused: rate limit</title>" in html
     assert "system tenant.create</a>" in html
     assert "cdn" not in html.lower()
     listing = staff_client.get("/admin/tenants/tenant/?status__exact=trial&q=acm").content.decode()

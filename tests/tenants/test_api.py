@@ -15,7 +15,7 @@ from tenants.keys import apikey_key, route_key, usage_key
 from tenants.models import ApiKey, Tenant
 from tenants.services.apikeys import apikey_hash, apikey_revoke
 from tenants.services.flags import flag_set_override
-from tenants.services.tenants import tenant_mark_deleted, tenant_resume, tenant_suspend
+from tenants.services.tenants import tenant_offboard, tenant_resume, tenant_suspend
 
 from .factories import make_flag, make_key, make_plan, make_tenant
 
@@ -147,7 +147,7 @@ def test_suspension_refuses_the_next_request(client, acme, django_capture_on_com
         tenant_resume(tenant=tenant, actor=None)
     assert get(client, "/api/v1/bootstrap", secret).status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
-        tenant_mark_deleted(tenant=tenant, reason="closed", actor=None)
+        tenant_offboard(tenant=tenant, reason="closed", actor=None)
     assert_error(get(client, "/api/v1/bootstrap", secret), 403, "tenant_deleted")
 
 

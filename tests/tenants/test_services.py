@@ -14,7 +14,7 @@ from tenants.services.flags import flag_clear_override, flag_owner_toggle, flag_
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_update
 from tenants.services.tenants import (
-    tenant_mark_deleted,
+    tenant_offboard,
     tenant_reencrypt_credentials,
     tenant_resume,
     tenant_set_upstream_credentials,
@@ -79,9 +79,9 @@ def test_suspend_and_resume_are_audited_with_reason():
     assert event.reason == "unpaid invoice" and event.ip == "10.0.0.1"
     assert Tenant.objects.get().status == "suspended" and tenant.status == "suspended"
     tenant_resume(tenant=tenant, actor=staff)
-    assert last_event("tenant.resume").after["status"] == "active"
-    tenant_mark_deleted(tenant=tenant, reason="closed", actor=staff)
-    assert last_event("tenant.delete").after["status"] == "deleted"
+    assert last_event("tenant.resume").after["status"] == "trial"  # back to where it was suspended from
+    tenant_offboard(tenant=tenant, reason="closed", actor=staff)
+    assert last_event("tenant.offboard").after["status"] == "deleted"
     with pytest.raises(TenantsError):
         tenant_resume(tenant=tenant, actor=staff)
 
