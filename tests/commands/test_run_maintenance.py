@@ -28,7 +28,7 @@ def test_once_runs_outbox_cleanup_and_flush_then_exits():
     out = StringIO()
     call_command("run_maintenance", "--once", "--json", stdout=out)
     done = summaries(out.getvalue())
-    assert set(done) == {"deliver_outbox", "cleanup_sessions", "flush_usage", "run_maintenance"}
+    assert set(done) == {"deliver_outbox", "deliver_webhooks", "cleanup_sessions", "flush_usage", "run_maintenance"}
     assert done["run_maintenance"]["rounds"] == 1 and done["run_maintenance"]["task_failures"] == 0
 
 

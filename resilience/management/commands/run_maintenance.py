@@ -1,4 +1,4 @@
-"""Run the periodic maintenance (outbox delivery, session cleanup, usage flush, ops-page history) until SIGTERM."""
+"""Run the periodic maintenance (outbox, webhooks, session cleanup, usage flush, ops-page history) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from resilience.history.selectors import READ_ERRORS
 from resilience.history.services import history_sample, maintenance_record_success
 
 # deliver_outbox first: an invalidation Redis missed matters more than a late usage count.
-TASKS = ("deliver_outbox", "cleanup_sessions", "flush_usage")
+TASKS = ("deliver_outbox", "deliver_webhooks", "cleanup_sessions", "flush_usage")
 logger = logging.getLogger(__name__)
 
 
 class Command(OperationCommand):
     help = (
-        "Run deliver_outbox, cleanup_sessions and flush_usage every SESSION_CLEANUP_INTERVAL and sample the ops "
-        "pages' history every HISTORY_SAMPLE_INTERVAL until SIGTERM/SIGINT, "
+        "Run deliver_outbox, deliver_webhooks, cleanup_sessions and flush_usage every SESSION_CLEANUP_INTERVAL "
+        "and sample the ops pages' history every HISTORY_SAMPLE_INTERVAL until SIGTERM/SIGINT, "
         "finishing the task in progress before exiting. A failing task is logged and retried next round; a task "
         "another copy is running is skipped. With --once, exits 1 if a task failed (for cron)."
     )

@@ -1,0 +1,31 @@
+"""Reads for the webhooks app: the endpoints an event goes to, the secrets that sign."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from tenants import crypto
+from webhooks.models import PLATFORM_ONLY_EVENTS, WebhookEndpoint
+
+
+def endpoints_subscribed(*, event_type: str, tenant_id) -> list[WebhookEndpoint]:
+    """Return the enabled endpoints that receive `event_type` about `tenant_id` (None: platform events)."""
+    scope = Q(tenant__isnull=True)
+    if tenant_id is not None and event_type not in PLATFORM_ONLY_EVENTS:
+        scope |= Q(tenant_id=tenant_id)
+    # event_types is a short list; filtered here because SQLite has no JSON containment lookup.
+    return [e for e in WebhookEndpoint.objects.filter(scope, enabled=True) if event_type in e.event_types]
+
+
+def endpoint_active_secrets(endpoint: WebhookEndpoint, *, at=None) -> list[str]:
+    """Return the secrets that sign now, newest first."""
+    at = at or timezone.now()
+    signing = endpoint.secrets.exclude(expires_at__lte=at).order_by("-created_at", "-id")
+    sealed = signing.values_list("sealed", flat=True)
+    return [crypto.decrypt(token) for token in sealed]
+
+
+def endpoints_of_tenant(tenant) -> QuerySet[WebhookEndpoint]:
+    """Return a tenant's own endpoints (not the platform-wide ones)."""
+    return WebhookEndpoint.objects.filter(tenant=tenant).order_by("id")
