@@ -24,6 +24,8 @@ class EventType(models.TextChoices):
     BREAKER_CLOSED = "breaker.closed", "circuit breaker closed"
 
 
+REDELIVER_PERMISSION = "webhooks.redeliver"
+
 # Events about no tenant in particular reach platform-wide endpoints only.
 PLATFORM_ONLY_EVENTS = frozenset({EventType.FLAG_CHANGED, EventType.BREAKER_OPENED, EventType.BREAKER_CLOSED})
 
@@ -123,6 +125,7 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "webhook deliveries"
+        permissions = [("redeliver", "Can send a webhook delivery again (audited)")]
         indexes = [models.Index(fields=["endpoint", "status", "id"], name="webhooks_delivery_queue")]
 
     def __str__(self) -> str:

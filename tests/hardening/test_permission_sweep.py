@@ -25,8 +25,11 @@ from resilience.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
 from tenants.models import ApiKey, AuditEvent, Flag, Plan, Tenant, UsageDaily
+from tenants.services.flags import flag_set_override
 from tenants.services.tenants import tenant_suspend, tenant_update
 from tests.tenants.factories import make_staff
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services.endpoints import endpoint_create
 
 from .permission_sweep import (
     METHODS,
@@ -81,6 +84,10 @@ def objects(world, upstream_url):
     tenant_update(tenant=world.a, upstream_url=upstream_url, actor=None)
     tenant_suspend(tenant=world.b, reason="unpaid", actor=None)
     UsageDaily.objects.create(tenant=world.a, day=date(2026, 1, 2), metric="requests", count=3)
+    endpoint, _ = endpoint_create(
+        tenant=world.a, url="https://hooks.example.com/in", event_types=["override.set"], actor=None
+    )
+    flag_set_override(tenant=world.a, flag=world.editable, enabled=True, actor=None)
     from django.contrib.auth import get_user_model
 
     return {
@@ -92,6 +99,8 @@ def objects(world, upstream_url):
         UsageDaily: UsageDaily.objects.get(),
         get_user_model(): world.outsider,
         Group: Group.objects.create(name="operators"),
+        WebhookEndpoint: endpoint,
+        WebhookDelivery: WebhookDelivery.objects.get(),
     }
 
 

@@ -77,7 +77,8 @@ def target_check(endpoint: WebhookEndpoint) -> None:
             )
 
 
-def _event_types(event_types: Any) -> list[str]:
+def endpoint_event_types(event_types: Any) -> list[str]:
+    """Return the event types sorted and deduplicated, or raise WebhooksError naming the field."""
     if not isinstance(event_types, list | tuple) or not event_types:
         raise WebhooksError("event_types: choose at least one event type.", field="event_types")
     unknown = sorted({str(t) for t in event_types} - set(EventType.values))
@@ -118,7 +119,7 @@ def endpoint_create(
         tenant=tenant,
         url=endpoint_url_check(url, tenant=tenant),
         description=_description(description),
-        event_types=_event_types(event_types),
+        event_types=endpoint_event_types(event_types),
         enabled=bool(enabled),
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
@@ -147,7 +148,7 @@ def endpoint_update(*, endpoint: WebhookEndpoint, actor: Any, ip: str | None = N
     if "description" in fields:
         locked.description = _description(fields["description"])
     if "event_types" in fields:
-        locked.event_types = _event_types(fields["event_types"])
+        locked.event_types = endpoint_event_types(fields["event_types"])
     if "enabled" in fields:
         locked.enabled = bool(fields["enabled"])
     locked.save()
