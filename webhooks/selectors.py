@@ -6,7 +6,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tenants import crypto
-from webhooks.models import PLATFORM_ONLY_EVENTS, WebhookEndpoint
+from webhooks.models import PLATFORM_ONLY_EVENTS, EventType, WebhookDelivery, WebhookEndpoint
+
+
+def tenant_event_choices() -> list[tuple[str, str]]:
+    """Return the event types a tenant endpoint can subscribe to, as form choices."""
+    return [(value, f"{value} — {label}") for value, label in EventType.choices if value not in PLATFORM_ONLY_EVENTS]
 
 
 def endpoints_subscribed(*, event_type: str, tenant_id) -> list[WebhookEndpoint]:
@@ -29,3 +34,8 @@ def endpoint_active_secrets(endpoint: WebhookEndpoint, *, at=None) -> list[str]:
 def endpoints_of_tenant(tenant) -> QuerySet[WebhookEndpoint]:
     """Return a tenant's own endpoints (not the platform-wide ones)."""
     return WebhookEndpoint.objects.filter(tenant=tenant).order_by("id")
+
+
+def endpoint_recent_deliveries(endpoint: WebhookEndpoint, *, limit: int = 20) -> QuerySet[WebhookDelivery]:
+    """Return the endpoint's latest deliveries with their events, newest first."""
+    return endpoint.deliveries.select_related("event").order_by("-id")[:limit]
