@@ -252,3 +252,16 @@ def test_manual_redelivery_is_audited_and_sends_the_same_message_again(tenant, r
     assert AuditEvent.objects.filter(action="webhook.redeliver", actor_label=staff.username).count() == 1
     again.refresh_from_db()
     assert again.manual and again.status == "delivered"
+
+
+def test_a_round_sends_at_most_its_share_to_one_endpoint(tenant, receiver, monkeypatch):
+    from webhooks.services import delivery
+
+    monkeypatch.setattr(delivery, "PER_ENDPOINT_ROUND", 2)
+    _endpoint(receiver.url, tenant=tenant)
+    flag = make_flag("beta")
+    for n in range(5):
+        _override(tenant, flag, n % 2 == 0)
+    assert webhooks_deliver_due().delivered == 2  # each endpoint is visited once per round
+    assert webhooks_deliver_due().delivered == 2
+    assert webhooks_deliver_due().delivered == 1

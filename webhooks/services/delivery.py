@@ -88,6 +88,7 @@ def webhooks_deliver_due(*, now: datetime | None = None) -> DeliveryReport:
         WebhookDelivery.objects.filter(
             status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now, endpoint__enabled=True
         )
+        .order_by("endpoint_id")  # not the model's -id: DISTINCT would then keep one row per delivery
         .values_list("endpoint_id", flat=True)
         .distinct()
     )
