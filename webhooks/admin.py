@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from agentapi_admin.admin_base import GuardedModelAdmin
-from resilience.ratelimit.policy import audit_ip as client_ip
+from agentapi_admin.client_address import client_ip
 from webhooks.exceptions import WebhooksError
 from webhooks.models import REDELIVER_PERMISSION, EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.services.delivery import body_of, delivery_redeliver, endpoint_breaker

@@ -6,7 +6,8 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.utils.cache import add_never_cache_headers
 
-from portal.access import Role, request_ip, tenant_view
+from agentapi_admin.client_address import client_ip
+from portal.access import Role, tenant_view
 from portal.forms import WebhookEndpointForm
 from portal.selectors import tenant_webhook_endpoint
 from portal.views.layout import render_tenant
@@ -43,7 +44,7 @@ def webhook_list(request, membership):
         return _list(request, membership, form, status=400)
     try:
         endpoint, secret = endpoint_create(
-            tenant=membership.tenant, actor=request.user, ip=request_ip(request), **form.cleaned_data
+            tenant=membership.tenant, actor=request.user, ip=client_ip(request), **form.cleaned_data
         )
     except WebhooksError as exc:
         form.add_error(exc.field if exc.field in FIELDS else None, exc.message.partition(": ")[2] or exc.message)
@@ -73,7 +74,7 @@ def webhook_detail(request, membership, endpoint_id):
     if not form.is_valid():
         return _detail(request, membership, endpoint, form, status=400)
     try:
-        endpoint_update(endpoint=endpoint, actor=request.user, ip=request_ip(request), **form.cleaned_data)
+        endpoint_update(endpoint=endpoint, actor=request.user, ip=client_ip(request), **form.cleaned_data)
     except WebhooksError as exc:
         form.add_error(exc.field if exc.field in FIELDS else None, exc.message.partition(": ")[2] or exc.message)
         return _detail(request, membership, endpoint, form, status=400)
@@ -85,7 +86,7 @@ def webhook_detail(request, membership, endpoint_id):
 def webhook_rotate(request, membership, endpoint_id):
     """Add a new signing secret (shown once); the old ones keep signing for the overlap."""
     endpoint = endpoint_id
-    secret = endpoint_rotate_secret(endpoint=endpoint, actor=request.user, ip=request_ip(request))
+    secret = endpoint_rotate_secret(endpoint=endpoint, actor=request.user, ip=client_ip(request))
     initial = {name: getattr(endpoint, name) for name in FIELDS}
     return _detail(request, membership, endpoint, _form(initial=initial), secret=secret)
 
@@ -99,6 +100,6 @@ def webhook_delete(request, membership, endpoint_id):
             request, membership, "portal/webhook_delete.html", {"endpoint": endpoint}, section="webhooks"
         )
     url = endpoint.url
-    endpoint_delete(endpoint=endpoint, actor=request.user, ip=request_ip(request))
+    endpoint_delete(endpoint=endpoint, actor=request.user, ip=client_ip(request))
     messages.success(request, f"The endpoint {url} is deleted; no more events are sent there.")
     return redirect("portal:webhooks", tenant=membership.tenant.slug)

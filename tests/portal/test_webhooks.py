@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
-from tenants.models import AuditEvent
+from audit.models import AuditEvent
 from tests.webhooks.conftest import verify
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services.delivery import webhooks_deliver_due

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tenants.models import AuditEvent
+from audit.models import AuditEvent
 from tenants.services.flags import flag_set_override
 from tests.hardening.conftest import staff_with
 from tests.tenants.factories import make_flag, make_staff

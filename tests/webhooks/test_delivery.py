@@ -9,8 +9,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from resilience.breakers import breaker
-from tenants.models import AuditEvent
 from tenants.services.flags import flag_set_override
 from tests.tenants.factories import make_flag, make_staff
 from webhooks.models import EventType, WebhookAttempt, WebhookDelivery

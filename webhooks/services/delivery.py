@@ -27,10 +27,10 @@ from django.utils import timezone
 from pybreaker import CircuitBreakerError
 
 from agentapi_admin.courier import Courier
+from audit.models import AuditAction
+from audit.services import audit_record
 from resilience.breakers import breaker
 from resilience.outbound import OutboundFailure, outbound_request
-from tenants.services.audit import audit_record
-from webhooks import audit_actions
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import endpoint_active_secrets
 from webhooks.services.endpoints import target_check
@@ -234,7 +234,7 @@ def delivery_redeliver(*, delivery: WebhookDelivery, actor: Any, ip: str | None 
     )
     audit_record(
         actor=actor,
-        action=audit_actions.DELIVERY_REDELIVER,
+        action=AuditAction.WEBHOOK_REDELIVER,
         tenant=delivery.endpoint.tenant,
         obj=again,
         before={"delivery": delivery.pk, "status": delivery.status, "attempts": delivery.attempts},

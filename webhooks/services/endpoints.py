@@ -12,11 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record, audit_snapshot
 from resilience.outbound import OutboundFailure, outbound_url_check
 from tenants import crypto
 from tenants.models import Tenant
-from tenants.services.audit import audit_record, audit_snapshot
-from webhooks import audit_actions
 from webhooks.exceptions import WebhooksError
 from webhooks.models import EventType, WebhookEndpoint, WebhookSecret
 from webhooks.signing import secret_generate
@@ -126,7 +126,7 @@ def endpoint_create(
     secret = _new_secret(endpoint)
     audit_record(
         actor=actor,
-        action=audit_actions.ENDPOINT_CREATE,
+        action=AuditAction.WEBHOOK_ENDPOINT_CREATE,
         tenant=tenant,
         obj=endpoint,
         after=audit_snapshot(endpoint, ENDPOINT_FIELDS),
@@ -154,7 +154,7 @@ def endpoint_update(*, endpoint: WebhookEndpoint, actor: Any, ip: str | None = N
     locked.save()
     audit_record(
         actor=actor,
-        action=audit_actions.ENDPOINT_UPDATE,
+        action=AuditAction.WEBHOOK_ENDPOINT_UPDATE,
         tenant=locked.tenant,
         obj=locked,
         before=before,
@@ -171,7 +171,12 @@ def endpoint_delete(*, endpoint: WebhookEndpoint, actor: Any, ip: str | None = N
     """Delete an endpoint with its secrets and delivery log."""
     before = audit_snapshot(endpoint, ENDPOINT_FIELDS)
     audit_record(
-        actor=actor, action=audit_actions.ENDPOINT_DELETE, tenant=endpoint.tenant, obj=endpoint, before=before, ip=ip
+        actor=actor,
+        action=AuditAction.WEBHOOK_ENDPOINT_DELETE,
+        tenant=endpoint.tenant,
+        obj=endpoint,
+        before=before,
+        ip=ip,
     )
     endpoint.delete()
 
@@ -192,7 +197,7 @@ def endpoint_rotate_secret(
     secret = _new_secret(locked)
     audit_record(
         actor=actor,
-        action=audit_actions.SECRET_ROTATE,
+        action=AuditAction.WEBHOOK_SECRET_ROTATE,
         tenant=locked.tenant,
         obj=locked,
         after={"new_secret": secret[:12] + "…", "previous_secrets_expire_at": ends.isoformat()},

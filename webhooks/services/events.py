@@ -15,21 +15,22 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditAction
 from webhooks.models import EventType, WebhookDelivery, WebhookEvent
 from webhooks.selectors import endpoints_subscribed
 
 # audit action -> event type; other actions make no event.
 AUDIT_EVENTS = {
-    "flag.create": EventType.FLAG_CHANGED,
-    "flag.update": EventType.FLAG_CHANGED,
-    "flag.set_override": EventType.OVERRIDE_SET,
-    "flag.clear_override": EventType.OVERRIDE_CLEARED,
-    "flag.owner_toggle": EventType.OWNER_TOGGLED,
-    "tenant.suspend": EventType.TENANT_STATUS_CHANGED,
-    "tenant.resume": EventType.TENANT_STATUS_CHANGED,
-    "tenant.delete": EventType.TENANT_STATUS_CHANGED,
-    "apikey.issue": EventType.KEY_ISSUED,
-    "apikey.revoke": EventType.KEY_REVOKED,
+    AuditAction.FLAG_CREATE: EventType.FLAG_CHANGED,
+    AuditAction.FLAG_UPDATE: EventType.FLAG_CHANGED,
+    AuditAction.FLAG_SET_OVERRIDE: EventType.OVERRIDE_SET,
+    AuditAction.FLAG_CLEAR_OVERRIDE: EventType.OVERRIDE_CLEARED,
+    AuditAction.FLAG_OWNER_TOGGLE: EventType.OWNER_TOGGLED,
+    AuditAction.TENANT_SUSPEND: EventType.TENANT_STATUS_CHANGED,
+    AuditAction.TENANT_RESUME: EventType.TENANT_STATUS_CHANGED,
+    AuditAction.TENANT_DELETE: EventType.TENANT_STATUS_CHANGED,
+    AuditAction.APIKEY_ISSUE: EventType.KEY_ISSUED,
+    AuditAction.APIKEY_REVOKE: EventType.KEY_REVOKED,
 }
 BREAKER_EVENTS = {"open": EventType.BREAKER_OPENED, "closed": EventType.BREAKER_CLOSED}
 # Endpoint breakers are shown on the breakers page and in the delivery log; an event about
