@@ -265,3 +265,21 @@ def test_a_round_sends_at_most_its_share_to_one_endpoint(tenant, receiver, monke
     assert webhooks_deliver_due().delivered == 2  # each endpoint is visited once per round
     assert webhooks_deliver_due().delivered == 2
     assert webhooks_deliver_due().delivered == 1
+
+
+def test_an_endpoint_whose_secret_cannot_be_unsealed_does_not_stop_the_others(tenant, receiver, second_receiver):
+    from webhooks.models import WebhookSecret
+
+    broken, _ = _endpoint(receiver.url, tenant=tenant)
+    _, secret = _endpoint(second_receiver.url, tenant=tenant)
+    WebhookSecret.objects.filter(endpoint=broken).update(sealed="v1.deadbeef.AAAA")  # a key no longer configured
+    _override(tenant, make_flag("beta"), True)
+
+    report = webhooks_deliver_due()
+
+    assert report.delivered == 1
+    verify(secret, *second_receiver.requests[0])
+    assert receiver.requests == []  # nothing unsigned ever leaves
+    stuck = WebhookDelivery.objects.get(endpoint=broken)
+    assert stuck.status == "pending" and stuck.claimed_until is None
+    assert "signing failed" in stuck.last_error and "rotate" in stuck.last_error

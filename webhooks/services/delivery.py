@@ -30,7 +30,9 @@ from agentapi_admin.courier import Courier
 from audit.models import AuditAction
 from audit.services import audit_record
 from resilience.breakers import breaker
+from resilience.exceptions import DATABASE_UNAVAILABLE_ERRORS
 from resilience.outbound import OutboundFailure, outbound_request
+from tenants import crypto
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import endpoint_active_secrets
 from webhooks.services.endpoints import target_check
@@ -93,7 +95,13 @@ def webhooks_deliver_due(*, now: datetime | None = None) -> DeliveryReport:
         .distinct()
     )
     for endpoint_id in list(endpoint_ids):
-        _deliver_endpoint(endpoint_id, now, report)
+        try:
+            _deliver_endpoint(endpoint_id, now, report)
+        except DATABASE_UNAVAILABLE_ERRORS:
+            raise
+        except Exception:
+            # One endpoint's surprise must not hold back the others; its claim lapses and it is retried.
+            log.exception("webhooks: endpoint %s skipped this round", endpoint_id)
     return report
 
 
@@ -133,14 +141,18 @@ def _attempt(delivery: WebhookDelivery, now: datetime) -> str:
     endpoint, event = delivery.endpoint, delivery.event
     body = body_of(event.payload)
     timestamp = int(time.time())
+    try:
+        signature = signature_header(endpoint_active_secrets(endpoint), msg_id=event.id, timestamp=timestamp, body=body)
+    except crypto.DecryptionError as exc:
+        # Sealed with a key TOKEN_ENCRYPTION_KEY(S_OLD) no longer holds: nothing unsigned is ever sent.
+        error = f"signing failed: {exc}; rotate the endpoint's secret"
+        return _record(delivery, now, {"error": error, "latency": 0.0})
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "webhook-id": event.id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(
-            endpoint_active_secrets(endpoint), msg_id=event.id, timestamp=timestamp, body=body
-        ),
+        "webhook-signature": signature,
     }
     seen: dict[str, Any] = {}
 
