@@ -1,5 +1,8 @@
 """A courier: a daemon thread in each app worker running one delivery round every `interval` seconds.
 
+`wake()` (e.g. from `transaction.on_commit`) starts the next round at once: the request
+thread only sets a flag, the courier's thread does the work.
+
 The outbox and the webhooks each start one; a round that fails for a reason the round
 does not handle itself is logged and the next round runs as usual.
 """
@@ -8,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from django.db import connection
@@ -26,6 +28,20 @@ class Courier:
         self.deliver = deliver
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._woken = threading.Event()
+
+    def stop(self) -> None:
+        """End the thread after its current round (tests; workers keep theirs until they exit)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stopping = True
+            self._woken.set()
+            thread.join(timeout=30)
+
+    def wake(self) -> None:
+        """Run the next round now instead of at the end of the interval (no-op without a thread)."""
+        self._woken.set()
 
     def start(self, *, interval: float) -> bool:
         """Start the thread (idempotent; interval <= 0 starts nothing); return True if one was started."""
@@ -39,8 +55,12 @@ class Courier:
         return True
 
     def _loop(self, interval: float) -> None:
+        me = threading.current_thread()
         while True:
-            time.sleep(interval)
+            self._woken.wait(interval)
+            self._woken.clear()
+            if getattr(me, "stopping", False):
+                return
             try:
                 self.deliver()
             except DATABASE_UNAVAILABLE_ERRORS as exc:

@@ -283,3 +283,26 @@ def test_an_endpoint_whose_secret_cannot_be_unsealed_does_not_stop_the_others(te
     stuck = WebhookDelivery.objects.get(endpoint=broken)
     assert stuck.status == "pending" and stuck.claimed_until is None
     assert "signing failed" in stuck.last_error and "rotate" in stuck.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_wakes_this_process_courier_instead_of_waiting_for_its_poll(receiver, monkeypatch):
+    from agentapi_admin.courier import Courier
+    from tests.tenants.factories import make_tenant
+    from webhooks.services import delivery
+
+    courier = Courier("test-webhooks-courier", webhooks_deliver_due)
+    monkeypatch.setattr(delivery, "_courier", courier)
+    assert delivery.webhooks_courier_start(interval=60)
+    try:
+        tenant = make_tenant("acme")
+        _, secret = _endpoint(receiver.url, tenant=tenant)
+        flag = make_flag("beta")
+        started = time.monotonic()
+        _override(tenant, flag, True)
+        while not receiver.requests and time.monotonic() - started < 10:
+            time.sleep(0.01)
+        assert time.monotonic() - started < 5  # not the 60 s poll
+        assert receiver.payloads(secret)[0]["type"] == "override.set"
+    finally:
+        courier.stop()

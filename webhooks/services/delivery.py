@@ -262,3 +262,8 @@ _courier = Courier("webhooks-courier", webhooks_deliver_due)
 def webhooks_courier_start(*, interval: float) -> bool:
     """Start this process's webhook courier thread (idempotent); return True if one was started."""
     return _courier.start(interval=interval)
+
+
+def webhooks_courier_wake() -> None:
+    """Have this process's courier send at once what was just committed (no-op without a courier)."""
+    _courier.wake()

@@ -18,6 +18,7 @@ from django.utils import timezone
 from audit.models import AuditAction
 from webhooks.models import EventType, WebhookDelivery, WebhookEvent
 from webhooks.selectors import endpoints_subscribed
+from webhooks.services.delivery import webhooks_courier_wake
 
 # audit action -> event type; other actions make no event.
 AUDIT_EVENTS = {
@@ -59,6 +60,8 @@ def event_record(*, type: str, data: dict, tenant=None, at: datetime | None = No
     WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now) for endpoint in endpoints]
     )
+    # The request thread only signals; this worker's courier sends (others find it on their next poll).
+    transaction.on_commit(webhooks_courier_wake)
     return event
 
 
