@@ -155,6 +155,24 @@ def storage_degraded() -> bool:
     return any(getattr(b.storage, "degraded", False) for b in _breakers.values())
 
 
+STORAGE_FIELDS = ("state", "fail_counter", "success_counter", "opened_at", "forced")
+
+
+def breaker_retire(name: str) -> None:
+    """Forget a breaker whose guarded target is gone: its shared state, config and index entry (best-effort)."""
+    with _lock:
+        _breakers.pop(name, None)
+    namespace = key("cb", name)
+    keys = [key("cb", name, "config"), *(f"{namespace}:pybreaker:{field}" for field in STORAGE_FIELDS)]
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.delete(*keys)
+        pipe.srem(registry_key(), name)
+        pipe.execute()
+    except (redis.exceptions.RedisError, RedisDisabled, OSError):
+        pass  # left behind: the breakers page lists it until an operator deletes the keys
+
+
 def forget_breakers() -> None:
     """Drop this process's breaker objects (tests; shared state in Redis is untouched)."""
     with _lock:

@@ -306,3 +306,25 @@ def test_a_commit_wakes_this_process_courier_instead_of_waiting_for_its_poll(rec
         assert receiver.payloads(secret)[0]["type"] == "override.set"
     finally:
         courier.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_an_endpoint_retires_its_breaker(receiver, redis_client):
+    from resilience.breakers.registry import registered_breakers
+    from tests.tenants.factories import make_tenant
+    from webhooks.services.endpoints import endpoint_delete
+
+    tenant = make_tenant("acme")
+    endpoint, _ = _endpoint(receiver.url, tenant=tenant)
+    receiver.status = 500
+    _override(tenant, make_flag("beta"), True)
+    with override_settings(WEBHOOKS_BREAKER_RESET=60):
+        _rounds(5)
+    name = endpoint.breaker_name
+    assert name in registered_breakers() and redis_client.keys(f"agentapi:cb:{name}:*")
+
+    endpoint_delete(endpoint=endpoint, actor=None)
+
+    assert name not in registered_breakers()
+    left = redis_client.keys(f"agentapi:cb:{name}:*")
+    assert all(":seen:" in k and redis_client.ttl(k) > 0 for k in left)  # only de-dup tokens, expiring by TTL

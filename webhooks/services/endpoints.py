@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
+from resilience.breakers.registry import breaker_retire
 from resilience.outbound import OutboundFailure, outbound_url_check
 from tenants import crypto
 from tenants.models import Tenant
@@ -178,7 +179,9 @@ def endpoint_delete(*, endpoint: WebhookEndpoint, actor: Any, ip: str | None = N
         before=before,
         ip=ip,
     )
+    name = endpoint.breaker_name
     endpoint.delete()
+    transaction.on_commit(lambda: breaker_retire(name))
 
 
 @transaction.atomic
