@@ -322,6 +322,8 @@ WEBHOOKS_BREAKER_FAILURES = cfg.integer("WEBHOOKS_BREAKER_FAILURES", 5, minimum=
 WEBHOOKS_BREAKER_RESET = cfg.duration("WEBHOOKS_BREAKER_RESET", "60s", minimum=0.01)
 # How long a rotated-out secret keeps signing next to its successor.
 WEBHOOKS_SECRET_OVERLAP = cfg.duration("WEBHOOKS_SECRET_OVERLAP", "24h", minimum=0)
+# How long delivered and failed deliveries stay in the delivery log (pending ones always stay).
+WEBHOOKS_LOG_RETENTION = cfg.duration("WEBHOOKS_LOG_RETENTION", "30d", minimum=3600)
 # How often each app worker's webhook courier looks for due deliveries; 0 leaves them to
 # deliver_webhooks / run_maintenance.
 WEBHOOKS_POLL_INTERVAL = cfg.duration("WEBHOOKS_POLL_INTERVAL", "1s")

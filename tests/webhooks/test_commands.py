@@ -41,3 +41,31 @@ def test_a_down_receiver_leaves_the_delivery_pending_for_the_next_run(tenant, re
     receiver.stop()
     done = _run()
     assert (done["webhooks_retrying"], done["webhooks_pending"]) == (1, 1)
+
+
+def test_the_log_keeps_finished_deliveries_for_the_retention_then_drops_them(tenant, receiver):
+    from datetime import timedelta
+
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
+
+    endpoint_create(tenant=tenant, url=receiver.url, event_types=[EventType.OVERRIDE_SET], actor=None)
+    flag = make_flag("beta")
+    flag_set_override(tenant=tenant, flag=flag, enabled=True, actor=None)
+    _run()  # delivered
+    receiver.stop()
+    flag_set_override(tenant=tenant, flag=flag, enabled=False, actor=None)
+    _run()  # pending, one failed attempt
+    old = timezone.now() - timedelta(days=31)
+    WebhookDelivery.objects.update(created_at=old)
+    WebhookEvent.objects.update(created_at=old)
+
+    with override_settings(WEBHOOKS_LOG_RETENTION=30 * 86400, WEBHOOKS_RETRY_WINDOW=40 * 86400):
+        done = _run()
+
+    assert done["webhooks_log_pruned"] == 1
+    [kept] = WebhookDelivery.objects.all()
+    assert kept.status == "pending"  # never dropped while it may still be sent
+    assert WebhookEvent.objects.count() == 1 and WebhookAttempt.objects.filter(delivery=kept).exists()

@@ -33,7 +33,7 @@ from resilience.breakers import breaker
 from resilience.exceptions import DATABASE_UNAVAILABLE_ERRORS
 from resilience.outbound import OutboundFailure, outbound_request
 from tenants import crypto
-from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks.selectors import endpoint_active_secrets
 from webhooks.services.endpoints import target_check
 from webhooks.signing import signature_header
@@ -236,6 +236,18 @@ def _record(delivery: WebhookDelivery, now: datetime, seen: dict) -> str:
             succeeded=succeeded,
         )
     return outcome
+
+
+def webhooks_prune_log(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Delete finished deliveries (and events left without any) older than WEBHOOKS_LOG_RETENTION; return how many."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.WEBHOOKS_LOG_RETENTION)
+    finished = WebhookDelivery.objects.filter(created_at__lt=cutoff).exclude(status=WebhookDelivery.Status.PENDING)
+    pruned = 0
+    while ids := list(finished.order_by("id").values_list("id", flat=True)[:batch]):
+        WebhookDelivery.objects.filter(id__in=ids).delete()  # its attempts go with it
+        pruned += len(ids)
+    WebhookEvent.objects.filter(created_at__lt=cutoff, deliveries__isnull=True).delete()
+    return pruned
 
 
 @transaction.atomic

@@ -7,14 +7,15 @@ from django.utils import timezone
 
 from agentapi_admin.command import OperationCommand
 from webhooks.models import WebhookDelivery
-from webhooks.services.delivery import webhooks_deliver_due
+from webhooks.services.delivery import webhooks_deliver_due, webhooks_prune_log
 
 
 class Command(OperationCommand):
     help = (
         "Send every due webhook delivery (each endpoint's in order, retries with backoff, the endpoint's breaker "
         "respected) and report what is pending and how old the oldest is. Safe beside the app's couriers and a "
-        "second copy: each delivery is claimed before it is sent. run_maintenance runs it every round. "
+        "second copy: each delivery is claimed before it is sent. Deletes delivered and failed deliveries older "
+        "than WEBHOOKS_LOG_RETENTION. run_maintenance runs it every round. "
         "With --dry-run, only reports the backlog."
     )
 
@@ -27,6 +28,7 @@ class Command(OperationCommand):
                 webhooks_retrying=report.retrying,
                 webhooks_failed=report.failed,
                 webhooks_held_by_breaker=report.held_by_breaker,
+                webhooks_log_pruned=webhooks_prune_log(),
             )
         pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
         oldest = pending.aggregate(oldest=Min("created_at"))["oldest"]
