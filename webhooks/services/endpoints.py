@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -207,3 +208,33 @@ def endpoint_rotate_secret(
         ip=ip,
     )
     return secret
+
+
+@dataclass
+class ResealReport:
+    """What a reseal changed, would change, and could not open."""
+
+    resealed: int = 0
+    would_reseal: int = 0
+    already_current: int = 0
+    undecryptable: list[str] = field(default_factory=list)
+
+
+def webhook_secrets_reseal(*, dry_run: bool = False) -> ResealReport:
+    """Re-encrypt every signing secret not sealed with the current TOKEN_ENCRYPTION_KEY (the secret is unchanged)."""
+    report = ResealReport()
+    for secret in WebhookSecret.objects.order_by("id").iterator():
+        if not crypto.needs_rotation(secret.sealed):
+            report.already_current += 1
+            continue
+        try:
+            plain = crypto.decrypt(secret.sealed)
+        except crypto.DecryptionError:
+            report.undecryptable.append(f"endpoint {secret.endpoint_id} (secret {secret.hint}…)")
+            continue
+        if dry_run:
+            report.would_reseal += 1
+            continue
+        WebhookSecret.objects.filter(pk=secret.pk, sealed=secret.sealed).update(sealed=crypto.encrypt(plain))
+        report.resealed += 1
+    return report
