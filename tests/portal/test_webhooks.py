@@ -105,3 +105,19 @@ def test_members_are_refused_and_platform_endpoints_are_never_listed(world, memb
     assert member_client.get(_url("webhooks", world)).status_code == 403
     page = owner_client.get(_url("webhooks", world)).content.decode()
     assert "ops.internal.test" not in page and world.b_endpoint.url not in page
+
+
+def test_the_portal_never_shows_the_receiver_s_answer(world, owner_client):
+    from tests.webhooks.conftest import Receiver
+
+    receiver = Receiver()
+    receiver.body = b"internal-answer-body"
+    try:
+        with override_settings(WEBHOOKS_ALLOW_PRIVATE_TARGETS=True):
+            endpoint, _ = endpoint_create(tenant=world.a, url=receiver.url, event_types=["key.issued"], actor=None)
+            owner_client.post(_url("keys", world), {"name": "answer", "scopes": ["config:read"]})
+            webhooks_deliver_due()
+        page = owner_client.get(_url("webhook_detail", world, endpoint_id=endpoint.pk)).content.decode()
+        assert "delivered" in page and "internal-answer-body" not in page
+    finally:
+        receiver.stop()
