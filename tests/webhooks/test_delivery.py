@@ -328,3 +328,28 @@ def test_deleting_an_endpoint_retires_its_breaker(receiver, redis_client):
     assert name not in registered_breakers()
     left = redis_client.keys(f"agentapi:cb:{name}:*")
     assert all(":seen:" in k and redis_client.ttl(k) > 0 for k in left)  # only de-dup tokens, expiring by TTL
+
+
+def test_a_tenant_endpoint_is_checked_again_before_each_request(tenant, receiver):
+    _endpoint(receiver.url, tenant=tenant)  # saved while private targets were allowed
+    _override(tenant, make_flag("beta"), True)
+    with override_settings(WEBHOOKS_ALLOW_PRIVATE_TARGETS=False):
+        webhooks_deliver_due()
+    assert receiver.requests == []
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending" and "not a public address" in delivery.last_error
+
+
+def test_a_disabled_endpoint_queues_nothing_new_and_resumes_its_backlog_when_enabled(tenant, receiver):
+    from webhooks.services.endpoints import endpoint_update
+
+    endpoint, _ = _endpoint(receiver.url, tenant=tenant)
+    flag = make_flag("beta")
+    _override(tenant, flag, True)
+    endpoint_update(endpoint=endpoint, enabled=False, actor=None)
+    _override(tenant, flag, False)
+    webhooks_deliver_due()
+    assert receiver.requests == [] and WebhookDelivery.objects.count() == 1
+    endpoint_update(endpoint=endpoint, enabled=True, actor=None)
+    webhooks_deliver_due()
+    assert len(receiver.requests) == 1
