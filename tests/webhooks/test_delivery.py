@@ -353,3 +353,20 @@ def test_a_disabled_endpoint_queues_nothing_new_and_resumes_its_backlog_when_ena
     endpoint_update(endpoint=endpoint, enabled=True, actor=None)
     webhooks_deliver_due()
     assert len(receiver.requests) == 1
+
+
+def test_delivery_outcomes_are_counted_for_prometheus(tenant, receiver):
+    from tests.observability.conftest import sample
+
+    outcomes = ("delivered", "retrying", "held_by_breaker")
+    before = {o: sample("agentapi_webhook_deliveries_total", outcome=o) for o in outcomes}
+    _endpoint(receiver.url, tenant=tenant)
+    flag = make_flag("beta")
+    _override(tenant, flag, True)
+    webhooks_deliver_due()
+    receiver.status = 500
+    _override(tenant, flag, False)
+    with override_settings(WEBHOOKS_BREAKER_RESET=60):
+        _rounds(6)
+    after = {o: sample("agentapi_webhook_deliveries_total", outcome=o) - before[o] for o in outcomes}
+    assert after == {"delivered": 1, "retrying": 5, "held_by_breaker": 1}

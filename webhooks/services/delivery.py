@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 from pybreaker import CircuitBreakerError
 
+from agentapi_admin import metrics
 from agentapi_admin.courier import Courier
 from audit.models import AuditAction
 from audit.services import audit_record
@@ -124,10 +125,11 @@ def _deliver_endpoint(endpoint_id: int, now: datetime, report: DeliveryReport) -
         if not claimed:
             return  # another worker is sending this endpoint's head
         outcome = _attempt(head, now)
+        metrics.webhook_delivery(outcome)
         if outcome == "delivered":
             report.delivered += 1
             continue
-        if outcome == "held":
+        if outcome == "held_by_breaker":
             report.held_by_breaker += 1
         elif outcome == "failed":
             report.failed += 1
@@ -191,7 +193,7 @@ def _attempt(delivery: WebhookDelivery, now: datetime) -> str:
                 next_attempt_at=now + timedelta(seconds=settings.WEBHOOKS_BREAKER_RESET),
                 last_error=f"not sent: {exc}"[:500],
             )
-            return "held"
+            return "held_by_breaker"
         # This failure is the one that opened the breaker: recorded like any other below.
     except (OutboundFailure, ReceiverRefused):
         pass
