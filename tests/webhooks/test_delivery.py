@@ -370,3 +370,18 @@ def test_delivery_outcomes_are_counted_for_prometheus(tenant, receiver):
         _rounds(6)
     after = {o: sample("agentapi_webhook_deliveries_total", outcome=o) - before[o] for o in outcomes}
     assert after == {"delivered": 1, "retrying": 5, "held_by_breaker": 1}
+
+
+def test_an_operator_pauses_an_endpoint_by_forcing_its_breaker_open(tenant, receiver):
+    from resilience.breakers.services import breaker_force_open, breaker_reset
+
+    endpoint, _ = _endpoint(receiver.url, tenant=tenant)
+    _override(tenant, make_flag("beta"), True)
+    staff = make_staff()
+    endpoint_breaker_name = endpoint.breaker_name
+    breaker(endpoint_breaker_name, fail_max=5, reset_timeout=60)
+    breaker_force_open(name=endpoint_breaker_name, actor=staff, reason="receiver migrating")
+    assert webhooks_deliver_due().held_by_breaker == 1 and receiver.requests == []
+    breaker_reset(name=endpoint_breaker_name, actor=staff, reason="migration done")
+    webhooks_deliver_due(now=timezone.now() + timedelta(seconds=61))
+    assert len(receiver.requests) == 1
