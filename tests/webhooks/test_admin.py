@@ -122,3 +122,14 @@ def test_deleting_an_endpoint_takes_its_log_and_is_audited(staff_client):
     staff_client.post(f"{ENDPOINTS}{endpoint.pk}/delete/", {"post": "yes"})
     assert not WebhookEndpoint.objects.exists() and not WebhookDelivery.objects.exists()
     assert AuditEvent.objects.filter(action="webhook.endpoint_delete").count() == 1
+
+
+def test_endpoint_pages_render_while_redis_is_down(staff_client, redis_server):
+    endpoint, _ = endpoint_create(
+        tenant=None, url="https://hooks.example.com/", event_types=["flag.changed"], actor=None
+    )
+    redis_server.kill()
+    listing = staff_client.get(ENDPOINTS)
+    detail = staff_client.get(f"{ENDPOINTS}{endpoint.pk}/change/")
+    assert listing.status_code == detail.status_code == 200
+    assert "closed" in detail.content.decode()  # the breaker answers from process memory
