@@ -15,7 +15,8 @@ from agentapi_admin.admin_base import GuardedModelAdmin
 from agentapi_admin.client_address import client_ip
 from webhooks.exceptions import WebhooksError
 from webhooks.models import REDELIVER_PERMISSION, EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from webhooks.services.delivery import body_of, delivery_redeliver, endpoint_breaker
+from webhooks.selectors import endpoint_breaker_state
+from webhooks.services.delivery import body_of, delivery_redeliver
 from webhooks.services.endpoints import (
     endpoint_create,
     endpoint_delete,
@@ -91,8 +92,7 @@ class WebhookEndpointAdmin(GuardedModelAdmin):
 
     @admin.display(description="breaker")
     def breaker_state(self, obj):
-        # The breaker's storage answers from process memory while Redis is away.
-        return endpoint_breaker(obj).current_state
+        return endpoint_breaker_state(obj)
 
     @admin.display(description="signing secrets")
     def secrets_in_use(self, obj):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from resilience.breakers import breaker, registered_breakers
 from tenants import crypto
 from webhooks.models import PLATFORM_ONLY_EVENTS, EventType, WebhookDelivery, WebhookEndpoint
 
@@ -39,3 +40,11 @@ def endpoints_of_tenant(tenant) -> QuerySet[WebhookEndpoint]:
 def endpoint_recent_deliveries(endpoint: WebhookEndpoint, *, limit: int = 20) -> QuerySet[WebhookDelivery]:
     """Return the endpoint's latest deliveries with their events, newest first."""
     return endpoint.deliveries.select_related("event").order_by("-id")[:limit]
+
+
+def endpoint_breaker_state(endpoint: WebhookEndpoint) -> str:
+    """Return the endpoint breaker's state without creating it: one never used is closed."""
+    # Building the breaker would announce it in Redis: a page that only looks must not write.
+    if endpoint.breaker_name not in registered_breakers():
+        return "closed"
+    return breaker(endpoint.breaker_name).current_state
