@@ -16,7 +16,7 @@ class EventType(models.TextChoices):
     FLAG_CHANGED = "flag.changed", "flag definition created or changed"
     OVERRIDE_SET = "override.set", "tenant override set by a platform admin"
     OVERRIDE_CLEARED = "override.cleared", "tenant override cleared"
-    OWNER_TOGGLED = "owner.toggled", "tenant owner switched a feature"
+    OWNER_TOGGLED = "owner.toggled", "tenant owner switched a feature (or an admin reset that choice)"
     TENANT_STATUS_CHANGED = "tenant.status_changed", "tenant suspended, resumed or deleted"
     KEY_ISSUED = "key.issued", "API key issued"
     KEY_REVOKED = "key.revoked", "API key revoked"

@@ -8,7 +8,13 @@ from django.test import override_settings
 from resilience.breakers import breaker
 from resilience.breakers.services import breaker_force_close, breaker_force_open
 from tenants.services.apikeys import apikey_revoke
-from tenants.services.flags import flag_clear_override, flag_owner_toggle, flag_set_override, flag_update
+from tenants.services.flags import (
+    flag_clear_override,
+    flag_owner_reset,
+    flag_owner_toggle,
+    flag_set_override,
+    flag_update,
+)
 from tenants.services.tenants import tenant_resume, tenant_suspend
 from tests.tenants.factories import make_flag, make_key, make_staff, make_tenant, make_user
 from webhooks.exceptions import WebhooksError
@@ -36,6 +42,7 @@ def test_every_tenant_change_becomes_its_event_with_before_and_after(tenant):
     flag_set_override(tenant=tenant, flag=flag, enabled=True, actor=None)
     flag_owner_toggle(tenant=tenant, flag=flag, enabled=False, actor=owner)
     flag_clear_override(tenant=tenant, flag=flag, actor=None)
+    flag_owner_reset(tenant=tenant, flag=flag, actor=None)
     tenant_suspend(tenant=tenant, reason="unpaid invoice", actor=None)
     tenant_resume(tenant=tenant, actor=None)
     api_key, _ = make_key(tenant)
@@ -46,6 +53,7 @@ def test_every_tenant_change_becomes_its_event_with_before_and_after(tenant):
         "override.set",
         "owner.toggled",
         "override.cleared",
+        "owner.toggled",
         "tenant.status_changed",
         "tenant.status_changed",
         "key.issued",
@@ -53,14 +61,16 @@ def test_every_tenant_change_becomes_its_event_with_before_and_after(tenant):
     ]
     assert all(e["data"]["tenant"] == "acme" for e in events)
     toggled = events[1]["data"]
-    assert toggled["actor"] == "acme-owner"
-    assert (toggled["before"]["enabled"], toggled["after"]["enabled"]) == (True, False)
+    assert toggled["actor"] == "acme-owner" and toggled["object"] == {"type": "owner_toggle", "flag": "beta"}
+    assert (toggled["before"], toggled["after"]) == (None, {"enabled": False})
     assert events[2]["data"]["after"] is None
-    suspended = events[3]["data"]
+    reset = events[3]["data"]
+    assert (reset["before"], reset["after"], reset["actor"]) == ({"enabled": False}, None, "system")
+    suspended = events[4]["data"]
     assert suspended["object"] == {"type": "tenant", "slug": "acme"}
     assert suspended["before"] == {"status": "trial", "status_reason": ""}
     assert suspended["after"] == {"status": "suspended", "status_reason": "unpaid invoice"}
-    issued, revoked = events[5]["data"], events[6]["data"]
+    issued, revoked = events[6]["data"], events[7]["data"]
     assert issued["object"]["prefix"] == api_key.prefix and issued["before"] is None
     assert revoked["before"]["revoked_at"] is None and revoked["after"]["revoked_at"]
     assert "secret" not in str(events) and "secret_hash" not in str(events)

@@ -27,6 +27,7 @@ AUDIT_EVENTS = {
     AuditAction.FLAG_SET_OVERRIDE: EventType.OVERRIDE_SET,
     AuditAction.FLAG_CLEAR_OVERRIDE: EventType.OVERRIDE_CLEARED,
     AuditAction.FLAG_OWNER_TOGGLE: EventType.OWNER_TOGGLED,
+    AuditAction.FLAG_OWNER_RESET: EventType.OWNER_TOGGLED,
     AuditAction.TENANT_SUSPEND: EventType.TENANT_STATUS_CHANGED,
     AuditAction.TENANT_RESUME: EventType.TENANT_STATUS_CHANGED,
     AuditAction.TENANT_DELETE: EventType.TENANT_STATUS_CHANGED,
@@ -69,8 +70,10 @@ def _object(audit_event, event_type: str) -> dict:
     snapshot = audit_event.after or audit_event.before or {}
     if event_type == EventType.FLAG_CHANGED:
         return {"type": "flag", "key": snapshot.get("key", "")}
-    if event_type in (EventType.OVERRIDE_SET, EventType.OVERRIDE_CLEARED, EventType.OWNER_TOGGLED):
+    if event_type in (EventType.OVERRIDE_SET, EventType.OVERRIDE_CLEARED):
         return {"type": "flag_override", "flag": audit_event.object_id}
+    if event_type == EventType.OWNER_TOGGLED:
+        return {"type": "owner_toggle", "flag": audit_event.object_id}
     if event_type == EventType.TENANT_STATUS_CHANGED:
         return {"type": "tenant", "slug": getattr(audit_event.tenant, "slug", "")}
     return {"type": "api_key", "prefix": snapshot.get("prefix", ""), "name": snapshot.get("name", "")}
