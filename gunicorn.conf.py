@@ -82,6 +82,11 @@ def post_worker_init(worker):
 
     outbox_courier_start(interval=settings.TENANTS_OUTBOX_POLL_INTERVAL)
 
+    # Webhooks are sent by these couriers (and deliver_webhooks), never inside a request.
+    from webhooks.services.delivery import webhooks_courier_start
+
+    webhooks_courier_start(interval=settings.WEBHOOKS_POLL_INTERVAL)
+
 
 # ----------------------------------------------------------------- JSON logs
 # With LOG_FORMAT=json gunicorn's own lines (booting, worker exits) are JSON objects

@@ -76,6 +76,11 @@ BREAKER_STATE = Gauge(
 BREAKER_TRANSITIONS = Counter(
     "agentapi_breaker_transitions", "Breaker state changes noticed by this process.", ["breaker", "to"]
 )
+WEBHOOK_DELIVERIES = Counter(
+    "agentapi_webhook_deliveries",
+    "Webhook delivery attempts by outcome (held_by_breaker: not sent, the endpoint's breaker is open).",
+    ["outcome"],
+)
 REDIS_ERRORS = Counter("agentapi_redis_errors", "Redis commands that failed in the app's clients, by kind.", ["kind"])
 SESSION_FAILURES = Counter(
     "agentapi_session_store_failures", "Requests the session store failed, by operation.", ["operation"]
@@ -168,6 +173,12 @@ def form_throttle_refusal(group: str, result) -> None:
     if settings.METRICS_ENABLED:
         reason = "unavailable" if result.unavailable else "username" if result.by_username else "ip"
         _child(FORM_THROTTLE, group, reason).inc()
+
+
+def webhook_delivery(outcome: str) -> None:
+    """Count one webhook delivery turn: delivered, retrying, failed or held_by_breaker."""
+    if settings.METRICS_ENABLED:
+        _child(WEBHOOK_DELIVERIES, outcome).inc()
 
 
 def breaker_state(name: str, state: str) -> None:

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "resilience",
     "console",
     "portal",
+    "webhooks",
 ]
 
 # The BrowserOnly* classes are Django's, WhiteNoise's, django-csp's and the sessions app's
@@ -321,6 +322,34 @@ TENANTS_STREAM_MAX_CONNECTIONS = cfg.integer("TENANTS_STREAM_MAX_CONNECTIONS", 5
 TENANTS_STREAM_MAX_PER_TENANT = cfg.integer("TENANTS_STREAM_MAX_PER_TENANT", 20, minimum=1)
 # How long a portal invitation link stays usable.
 TENANTS_INVITATION_TTL = cfg.duration("TENANTS_INVITATION_TTL", "7d", minimum=60)
+
+# ---------------------------------------------------------------------- webhooks
+# Functions called with every audit row in its transaction (dotted paths): how a change
+# becomes a webhook event without the lower apps knowing about webhooks.
+AUDIT_RECEIVERS = ["webhooks.services.events.events_from_audit"]
+# Functions called with each breaker transition recorded (best-effort, outside transactions).
+RESILIENCE_BREAKER_TRANSITION_RECEIVERS = ["webhooks.services.events.events_from_breaker"]
+# How long one webhook request may take (connect, send, read), and how much of the answer is read.
+WEBHOOKS_TIMEOUT = cfg.duration("WEBHOOKS_TIMEOUT", "10s", minimum=0.1)
+WEBHOOKS_RESPONSE_MAX_BYTES = cfg.integer("WEBHOOKS_RESPONSE_MAX_BYTES", 8192, minimum=0, maximum=1_048_576)
+# Retries: exponential from BACKOFF_BASE, capped at BACKOFF_MAX, with jitter, until RETRY_WINDOW
+# after the event; then the delivery is marked failed.
+WEBHOOKS_BACKOFF_BASE = cfg.duration("WEBHOOKS_BACKOFF_BASE", "5s", minimum=0.001)
+WEBHOOKS_BACKOFF_MAX = cfg.duration("WEBHOOKS_BACKOFF_MAX", "1h", minimum=0.001)
+WEBHOOKS_RETRY_WINDOW = cfg.duration("WEBHOOKS_RETRY_WINDOW", "24h", minimum=1)
+# Each endpoint's breaker (webhook.<id>): consecutive failures that open it, seconds until a trial.
+WEBHOOKS_BREAKER_FAILURES = cfg.integer("WEBHOOKS_BREAKER_FAILURES", 5, minimum=1, maximum=1000)
+WEBHOOKS_BREAKER_RESET = cfg.duration("WEBHOOKS_BREAKER_RESET", "60s", minimum=0.01)
+# How long a rotated-out secret keeps signing next to its successor.
+WEBHOOKS_SECRET_OVERLAP = cfg.duration("WEBHOOKS_SECRET_OVERLAP", "24h", minimum=0)
+# How long delivered and failed deliveries stay in the delivery log (pending ones always stay).
+WEBHOOKS_LOG_RETENTION = cfg.duration("WEBHOOKS_LOG_RETENTION", "30d", minimum=3600)
+# How often each app worker's webhook courier looks for due deliveries; 0 leaves them to
+# deliver_webhooks / run_maintenance.
+WEBHOOKS_POLL_INTERVAL = cfg.duration("WEBHOOKS_POLL_INTERVAL", "1s")
+# Tenant endpoints may not target loopback, private or link-local addresses unless this is true
+# (platform-wide endpoints, set up by staff, may).
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = cfg.boolean("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
 
 # Invitation links are emailed when EMAIL_URL names a server (smtp://, smtp+tls://, ...);
 # in development the console backend prints them; in production without EMAIL_URL they are

@@ -51,6 +51,11 @@ class AuditAction(models.TextChoices):
     TENANT_SET_UPSTREAM_CREDENTIALS = "tenant.set_upstream_credentials"
     TENANT_SUSPEND = "tenant.suspend"
     TENANT_UPDATE = "tenant.update"
+    WEBHOOK_ENDPOINT_CREATE = "webhook.endpoint_create"
+    WEBHOOK_ENDPOINT_DELETE = "webhook.endpoint_delete"
+    WEBHOOK_ENDPOINT_UPDATE = "webhook.endpoint_update"
+    WEBHOOK_REDELIVER = "webhook.redeliver"
+    WEBHOOK_SECRET_ROTATE = "webhook.secret_rotate"  # noqa: S105 - an action name, not a secret
 
 
 class AuditEvent(models.Model):

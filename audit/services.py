@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import models
+from django.utils.module_loading import import_string
 
 from audit.models import AuditEvent
 
@@ -36,7 +39,7 @@ def audit_record(
         label = f"api-key:{api_key.prefix}"
     else:
         label = "system"
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         actor_user=user,
         actor_api_key=api_key,
         actor_label=label,
@@ -49,6 +52,15 @@ def audit_record(
         reason=reason[:500],
         ip=ip,
     )
+    for receiver in audit_receivers():
+        receiver(event)  # in the caller's transaction: a projection commits or rolls back with the change
+    return event
+
+
+@cache
+def audit_receivers() -> tuple:
+    """Return the functions named in settings.AUDIT_RECEIVERS, each called with every new audit row."""
+    return tuple(import_string(path) for path in getattr(settings, "AUDIT_RECEIVERS", ()))
 
 
 def audit_snapshot(obj: models.Model, fields: list[str]) -> dict:

@@ -111,3 +111,30 @@ class MemberRoleForm(forms.Form):
         choices=ROLE_CHOICES,
         error_messages={"required": "Choose a role.", "invalid_choice": "Choose owner, admin or member."},
     )
+
+
+class WebhookEndpointForm(forms.Form):
+    """A tenant's webhook endpoint: where events go and which ones."""
+
+    url = forms.CharField(
+        label="URL",
+        max_length=2000,
+        help_text="The https:// address that receives the events (public internet; redirects are not followed).",
+        widget=forms.URLInput(attrs={"size": 60}),
+        error_messages={"required": "Enter the URL that receives the events."},
+    )
+    description = forms.CharField(max_length=200, required=False, help_text="Optional: what listens there.")
+    event_types = forms.MultipleChoiceField(
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        label="Events",
+        error_messages={
+            "required": "Choose at least one event type.",
+            "invalid_choice": "“%(value)s” is not an event type this endpoint can receive.",
+        },
+    )
+    enabled = forms.BooleanField(required=False, initial=True, help_text="Off: events are not queued for it.")
+
+    def __init__(self, *args, event_choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["event_types"].choices = event_choices

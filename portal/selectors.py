@@ -13,6 +13,7 @@ from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.selectors import IdentityState, identity_state, top_limited
 from tenants.models import ApiKey, Flag, Invitation, Membership, Tenant
 from tenants.selectors import tenants_for_user
+from webhooks.models import WebhookEndpoint
 
 
 def tenant_api_keys(tenant: Tenant) -> QuerySet[ApiKey]:
@@ -26,6 +27,14 @@ def tenant_api_key(tenant: Tenant, key_id: str) -> ApiKey:
     if key is None:
         raise Http404("No such API key.")
     return key
+
+
+def tenant_webhook_endpoint(tenant: Tenant, endpoint_id: str) -> WebhookEndpoint:
+    """Return the tenant's own webhook endpoint `endpoint_id`, or raise Http404."""
+    endpoint = WebhookEndpoint.objects.filter(tenant=tenant, pk=int(endpoint_id)).first()
+    if endpoint is None:
+        raise Http404("No such webhook endpoint.")
+    return endpoint
 
 
 def tenant_members(tenant: Tenant) -> QuerySet[Membership]:

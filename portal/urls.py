@@ -2,7 +2,7 @@
 
 from django.urls import include, path, register_converter
 
-from portal.views import account, auth, features, home, invitations, keys, members, usage
+from portal.views import account, auth, features, home, invitations, keys, members, usage, webhooks
 
 
 class IdConverter:
@@ -55,6 +55,10 @@ tenant_patterns = [
         "invitations/<portal_id:invitation_id>/revoke/", members.invitation_revoke_view, name="invitation_revoke"
     ),
     path("usage/", usage.usage, name="usage"),
+    path("webhooks/", webhooks.webhook_list, name="webhooks"),
+    path("webhooks/<portal_id:endpoint_id>/", webhooks.webhook_detail, name="webhook_detail"),
+    path("webhooks/<portal_id:endpoint_id>/rotate/", webhooks.webhook_rotate, name="webhook_rotate"),
+    path("webhooks/<portal_id:endpoint_id>/delete/", webhooks.webhook_delete, name="webhook_delete"),
 ]
 
 urlpatterns = [

@@ -28,6 +28,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("audit", ["audit"]),
     ("resilience", ["resilience"]),
     ("tenants", ["tenants"]),
+    # Outbound change delivery: hears of writes through receivers, so nothing below imports it.
+    ("webhooks", ["webhooks"]),
     ("console and portal", ["console", "portal"]),
     # The project's wiring: settings name every app, the root URLconf mounts them all.
     ("wiring", ["agentapi_admin.settings", "agentapi_admin.urls", "agentapi_admin.wsgi", "agentapi_admin.asgi"]),

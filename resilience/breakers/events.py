@@ -6,8 +6,11 @@ import logging
 import os
 import socket
 import time
+from functools import cache
 from pathlib import Path
 
+from django.conf import settings
+from django.utils.module_loading import import_string
 from pybreaker import CircuitBreakerListener
 
 from agentapi_admin import metrics
@@ -51,7 +54,21 @@ def record_transition(
     except REDIS_UNAVAILABLE_ERRORS as exc:
         logger.warning("breaker %s: %s -> %s not recorded (%s)", name, old, new, exc)
         return None
+    if entry is None:
+        return None  # another process recorded it (and told the receivers)
+    for receiver in transition_receivers():
+        try:
+            receiver(name=name, old=old or "", new=new, reason=reason, actor=actor)
+        except Exception:
+            # Best-effort by contract: a transition happens outside any transaction of ours.
+            logger.exception("breaker %s: receiver %s failed", name, receiver)
     return entry.decode() if isinstance(entry, bytes) else entry
+
+
+@cache
+def transition_receivers() -> tuple:
+    """Return the functions named in settings.RESILIENCE_BREAKER_TRANSITION_RECEIVERS."""
+    return tuple(import_string(p) for p in getattr(settings, "RESILIENCE_BREAKER_TRANSITION_RECEIVERS", ()))
 
 
 class TransitionRecorder(CircuitBreakerListener):

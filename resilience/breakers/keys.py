@@ -24,7 +24,8 @@ FAMILIES = (
         type="hash (thresholds, code overrides)",
         ttl="none",
         owner="the breaker registry when a process first builds the breaker",
-        purpose="lets every process build a breaker with the same thresholds; removed by hand when retired",
+        purpose="lets every process build a breaker with the same thresholds; removed by hand when retired, or by "
+        "`breaker_retire` (with the state keys) when a webhook endpoint and its breaker `webhook.<id>` are deleted",
     ),
     KeyFamily(
         pattern="cb:index",
@@ -53,6 +54,11 @@ FAMILIES = (
 def namespace(name: str) -> str:
     """Return the namespace pybreaker's storage puts a breaker's fields under."""
     return key("cb", name)
+
+
+def storage_keys(name: str, fields: tuple[str, ...]) -> list[str]:
+    """Return the keys pybreaker's Redis storage keeps a breaker's `fields` in."""
+    return [f"{namespace(name)}:pybreaker:{field}" for field in fields]
 
 
 def config_key(name: str) -> str:

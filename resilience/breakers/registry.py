@@ -12,7 +12,7 @@ from django.conf import settings
 from pybreaker import STATE_CLOSED, CircuitBreaker, CircuitBreakerError, CircuitMemoryStorage
 
 from resilience.breakers.events import TransitionRecorder
-from resilience.breakers.keys import config_key, namespace, registry_key
+from resilience.breakers.keys import config_key, namespace, registry_key, storage_keys
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.storage import ResilientRedisStorage
 from resilience.connection import get_redis
@@ -149,6 +149,23 @@ def storage_degraded() -> bool:
     if redis_breaker.state != "closed":
         return True
     return any(getattr(b.storage, "degraded", False) for b in _breakers.values())
+
+
+STORAGE_FIELDS = ("state", "fail_counter", "success_counter", "opened_at", "forced")
+
+
+def breaker_retire(name: str) -> None:
+    """Forget a breaker whose guarded target is gone: its shared state, config and index entry (best-effort)."""
+    with _lock:
+        _breakers.pop(name, None)
+    keys = [config_key(name), *storage_keys(name, STORAGE_FIELDS)]
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.delete(*keys)
+        pipe.srem(registry_key(), name)
+        pipe.execute()
+    except REDIS_UNAVAILABLE_ERRORS:
+        pass  # left behind: the breakers page lists it until an operator deletes the keys
 
 
 def forget_breakers() -> None:

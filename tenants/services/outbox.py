@@ -7,17 +7,16 @@ lands. Handlers must be idempotent: a row may be delivered more than once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from resilience.exceptions import DATABASE_UNAVAILABLE_ERRORS
+from agentapi_admin.courier import Courier
 from tenants.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -108,8 +107,13 @@ def outbox_backlog() -> OutboxReport:
     return OutboxReport(pending=pending.count(), oldest_pending_seconds=round(age, 3))
 
 
-_courier: threading.Thread | None = None
-_courier_lock = threading.Lock()
+def _courier_round() -> None:
+    if OutboxMessage.objects.filter(delivered_at__isnull=True).exists():
+        with contextlib.suppress(OutboxUndelivered):  # Redis is still away: the row waits for the next tick
+            outbox_deliver_pending()
+
+
+_courier = Courier("outbox-courier", _courier_round)
 
 
 def outbox_courier_start(*, interval: float) -> bool:
@@ -120,28 +124,4 @@ def outbox_courier_start(*, interval: float) -> bool:
     is gone before Redis is reachable again and no other process saw the outage: without
     it, such a row would wait for the next `run_maintenance` round.
     """
-    global _courier
-    if interval <= 0:
-        return False
-    with _courier_lock:
-        if _courier is not None and _courier.is_alive():
-            return False
-        _courier = threading.Thread(target=_courier_loop, args=(interval,), name="outbox-courier", daemon=True)
-        _courier.start()
-    return True
-
-
-def _courier_loop(interval: float) -> None:
-    while True:
-        time.sleep(interval)
-        try:
-            if OutboxMessage.objects.filter(delivered_at__isnull=True).exists():
-                outbox_deliver_pending()
-        except OutboxUndelivered:
-            pass  # Redis is still away: the row stays pending for the next tick
-        except DATABASE_UNAVAILABLE_ERRORS as exc:
-            log.debug("outbox courier: database unavailable (%s)", type(exc).__name__)
-        except Exception:
-            log.exception("outbox courier: delivery failed")
-        finally:
-            connection.close_if_unusable_or_obsolete()
+    return _courier.start(interval=interval)

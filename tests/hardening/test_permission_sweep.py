@@ -26,9 +26,11 @@ from console.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
 from tenants.models import ApiKey, Flag, Plan, Tenant, UsageDaily
-from tenants.services.flags import flag_owner_toggle
+from tenants.services.flags import flag_owner_toggle, flag_set_override
 from tenants.services.tenants import tenant_suspend, tenant_update
 from tests.tenants.factories import make_staff
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services.endpoints import endpoint_create
 
 from .permission_sweep import (
     METHODS,
@@ -85,6 +87,10 @@ def objects(world, upstream_url):
     # An owner's own choice, for the action that resets owner toggles.
     flag_owner_toggle(tenant=world.a, flag=world.editable, enabled=False, actor=world.a_owner)
     UsageDaily.objects.create(tenant=world.a, day=date(2026, 1, 2), metric="requests", count=3)
+    endpoint, _ = endpoint_create(
+        tenant=world.a, url="https://hooks.example.com/in", event_types=["override.set"], actor=None
+    )
+    flag_set_override(tenant=world.a, flag=world.editable, enabled=True, actor=None)
     from django.contrib.auth import get_user_model
 
     return {
@@ -96,6 +102,8 @@ def objects(world, upstream_url):
         UsageDaily: UsageDaily.objects.get(),
         get_user_model(): world.outsider,
         Group: Group.objects.create(name="operators"),
+        WebhookEndpoint: endpoint,
+        WebhookDelivery: WebhookDelivery.objects.get(),
     }
 
 

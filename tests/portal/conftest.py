@@ -12,6 +12,8 @@ from tenants.services.flags import flag_create
 from tenants.services.invitations import invitation_create
 from tenants.services.memberships import membership_add
 from tests.tenants.factories import make_key, make_plan, make_tenant, make_user
+from webhooks.models import WebhookEndpoint
+from webhooks.services.endpoints import endpoint_create
 
 PASSWORD = "pw-123456789"
 
@@ -36,6 +38,8 @@ class World:
     editable: Flag
     risky: Flag
     locked: Flag
+    a_endpoint: WebhookEndpoint
+    b_endpoint: WebhookEndpoint
 
 
 @pytest.fixture
@@ -74,6 +78,10 @@ def build_world() -> World:
     b_invitation, _ = invitation_create(
         tenant=b, identifier="later@globex.test", role="member", actor=b_owner, link_for=str
     )
+    a_endpoint, _ = endpoint_create(tenant=a, url="https://hooks.acme.test/in", event_types=["key.issued"], actor=None)
+    b_endpoint, _ = endpoint_create(
+        tenant=b, url="https://hooks.globex.test/in", event_types=["key.issued"], actor=None
+    )
     return World(
         a=a,
         b=b,
@@ -93,6 +101,8 @@ def build_world() -> World:
         editable=editable,
         risky=risky,
         locked=locked,
+        a_endpoint=a_endpoint,
+        b_endpoint=b_endpoint,
     )
 
 

@@ -42,7 +42,7 @@ PUBLIC = {
     "password_reset_complete",
 }
 # URL kwargs naming an object that belongs to one tenant.
-OWNED_OBJECT_KWARGS = {"key_id", "membership_id", "invitation_id"}
+OWNED_OBJECT_KWARGS = {"key_id", "membership_id", "invitation_id", "endpoint_id"}
 
 
 def foreign_kwargs(route, world, tenant_slug):
@@ -52,6 +52,7 @@ def foreign_kwargs(route, world, tenant_slug):
         "key_id": world.b_key.pk,
         "membership_id": world.b_owner_membership.pk,
         "invitation_id": world.b_invitation.pk,
+        "endpoint_id": world.b_endpoint.pk,
         "token": "not-a-real-invitation-token-0123456789abc",
         "uidb64": "MQ",  # a password-reset link: user id 1, base64
         # Flags are global definitions; an editable one is what B's owner could change.
@@ -69,6 +70,7 @@ def own_kwargs(route, world):
         "key_id": world.a_key.pk,
         "membership_id": world.a_member_membership.pk,
         "invitation_id": world.a_invitation.pk,
+        "endpoint_id": world.a_endpoint.pk,
         "token": "not-a-real-invitation-token-0123456789abc",
         "uidb64": "MQ",  # a password-reset link: user id 1, base64
         "flag_key": world.editable.key,
@@ -86,6 +88,9 @@ POST_DATA = {
     "scopes": ["config:read"],
     "identifier": "outsider",
     "role": "owner",
+    "url": "https://hooks.example.com/sweep",
+    "event_types": ["key.issued"],
+    "description": "sweep",
 }
 
 
@@ -98,7 +103,7 @@ def tenant_routes():
 def test_the_sweep_sees_every_portal_page():
     names = {route.name for route in portal_routes()}
     assert {"features", "feature_toggle", "keys", "key_revoke", "members", "member_role", "member_remove"} <= names
-    assert {"usage", "tenant_home"} <= names
+    assert {"usage", "tenant_home", "webhooks", "webhook_detail", "webhook_rotate", "webhook_delete"} <= names
     assert names >= UNSCOPED
 
 
@@ -126,7 +131,7 @@ def test_foreign_tenant_and_foreign_ids_answer_404_and_change_nothing(world, rol
                 response = client.generic(method, url, data=_encoded(method), content_type=_ctype(method))
                 assert response.status_code == 404, f"{method} {url} as {role}: {response.status_code}"
                 body = response.content.decode()
-                for secret in (world.b.name, world.b_key.prefix, world.b_owner.username):
+                for secret in (world.b.name, world.b_key.prefix, world.b_owner.username, world.b_endpoint.url):
                     assert secret not in body, f"{method} {url} leaks {secret!r}"
                 checked += 1
             assert world_state() == before, f"{url} changed something"

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0007_ownertoggle'),
+        ("tenants", "0008_outbox_payload_slugs"),
     ]
 
     operations = [

@@ -1,0 +1,1 @@
+"""Writes for the webhooks app, one module per topic: endpoints, events, delivery."""
