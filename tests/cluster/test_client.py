@@ -1,0 +1,78 @@
+"""The app's cluster client: SCAN over every master, pipelines with scripts, errors the app already handles."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from agentapi_admin.redis_process import free_cluster_port
+from resilience.breakers.redis_client import BreakerRedisCluster, ClusterConnectionFactory
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
+
+
+@pytest.fixture
+def client(redis_cluster):
+    client = BreakerRedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port)
+    client.flushall()  # on every master
+    yield client
+    client.close()
+
+
+def test_scan_with_an_integer_cursor_visits_every_master(client):
+    names = {f"scan:{n}" for n in range(300)}
+    for name in names:
+        client.set(name, 1)
+    holders = {client.get_node_from_key(name).name for name in names}
+    assert len(holders) == 3
+
+    seen, cursor, calls = set(), 0, 0
+    while True:
+        cursor, batch = client.scan(cursor=cursor, match="scan:*", count=50)
+        seen.update(name.decode() for name in batch)
+        calls += 1
+        if not cursor:
+            break
+    assert seen == names
+    assert calls > 3  # paged, not one reply per master
+    assert {name.decode() for name in client.scan_iter(match="scan:*", count=50)} == names
+
+
+def test_pipeline_runs_scripts_and_multi_key_deletes_in_order(client):
+    pipe = client.pipeline(transaction=False)
+    pipe.set("p:a", "1")
+    pipe.set("p:b", "2")
+    pipe.eval("return redis.call('GET', KEYS[1])", 1, "p:a")
+    sha = client.script_load("return redis.call('INCR', KEYS[1])")
+    pipe.evalsha(sha, 1, "p:c")
+    pipe.delete("p:a", "p:b", "p:missing")
+    pipe.get("p:a")
+    pipe.get("p:c")
+    assert len(pipe) == 7
+    assert pipe.execute() == [True, True, b"1", 1, 2, None, b"1"]
+
+
+def test_pipeline_reports_a_missing_script_like_a_plain_pipeline(client):
+    pipe = client.pipeline(transaction=False)
+    pipe.evalsha("0" * 40, 1, "p:a")
+    with pytest.raises(redis.exceptions.NoScriptError):
+        pipe.execute()
+    pipe.evalsha("0" * 40, 1, "p:a")
+    pipe.set("p:a", 1)
+    first, second = pipe.execute(raise_on_error=False)
+    assert isinstance(first, redis.exceptions.NoScriptError)
+    assert second is True
+
+
+def test_keys_in_several_slots_raise_crossslot_as_a_redis_error(client):
+    with pytest.raises(redis.exceptions.ClusterCrossSlotError):
+        client.eval("return 1", 2, "slot:a", "slot:b")
+    assert client.eval("return 1", 2, "{slot}:a", "{slot}:b") == 1
+
+
+def test_no_seed_answering_is_an_outage_not_a_crash():
+    port = free_cluster_port()
+    factory = ClusterConnectionFactory(
+        {"CLUSTER_NODES": [("127.0.0.1", port)], "CONNECTION_POOL_KWARGS": {"socket_connect_timeout": 0.2}}
+    )
+    with pytest.raises(REDIS_UNAVAILABLE_ERRORS):
+        factory.connect("redis://127.0.0.1")
