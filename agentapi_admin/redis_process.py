@@ -254,7 +254,10 @@ class RedisClusterProcesses:
             return False
         alive = [line for line in self.ask(node, "CLUSTER NODES").splitlines() if "fail" not in line.split()[2]]
         masters = [line for line in alive if "master" in line.split()[2]]
-        return len(masters) == self.masters and len(alive) == sum(1 for n in self.nodes if n.running())
+        if len(masters) != self.masters or len(alive) != sum(1 for n in self.nodes if n.running()):
+            return False
+        replication = self.ask(node, "INFO replication")
+        return "role:master" in replication or "master_link_status:up" in replication
 
     @staticmethod
     def ask(node: RedisProcess, command: str) -> str:

@@ -198,7 +198,7 @@ class BreakerClusterPipeline(ClusterPipeline):
                 batch = []
             if args:
                 try:
-                    replies.append(RedisCluster.execute_command(self._parent, *args))
+                    replies.append(self._parent._execute_reporting_crossslot(*args))
                 except redis.exceptions.ResponseError as exc:
                     if raise_on_error:
                         raise
