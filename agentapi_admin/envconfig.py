@@ -72,14 +72,24 @@ def integer(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
+DURATION_HELP = "a duration such as 30s, 500ms, 5m, 1h or a plain number of seconds"
+
+
+def parse_duration(raw: str) -> float | None:
+    """Return `raw` (`3600`, `3600s`, `30s`, `500ms`, `5m`, `1h`, `1d`) in seconds, or None if it is not one."""
+    match = _DURATION.match(raw)
+    if not match:
+        return None
+    return float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "").lower() or None]
+
+
 def duration(name: str, default: str, *, minimum: float = 0.0) -> float:
     """Return the variable as seconds; accepts `3600`, `3600s`, `30s`, `500ms`, `5m`, `1h`, `1d`."""
     raw = string(name) or default
-    match = _DURATION.match(raw)
-    expected = "a duration such as 30s, 500ms, 5m, 1h or a plain number of seconds"
-    if not match:
+    seconds = parse_duration(raw)
+    expected = DURATION_HELP
+    if seconds is None:
         raise _fail(name, raw, expected)
-    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "").lower() or None]
     if seconds < minimum:
         raise _fail(name, raw, f"{expected}, at least {minimum:g}s")
     return seconds
@@ -274,9 +284,8 @@ def breaker_overrides(name: str) -> dict[str, dict]:
             kind = _BREAKER_OPTION.get(option_name)
             if kind == "count" and value.isdigit() and int(value) >= 1:
                 values[option_name] = int(value)
-            elif kind == "duration" and _DURATION.match(value):
-                match = _DURATION.match(value)
-                values[option_name] = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "").lower() or None]
+            elif kind == "duration" and parse_duration(value) is not None:
+                values[option_name] = parse_duration(value)
             else:
                 raise _fail(name, raw, expected)
     return overrides

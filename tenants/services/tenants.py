@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -54,14 +55,18 @@ def tenant_create(
     settings: dict | None = None,
     upstream_url: str = "",
     status: str = Tenant.Status.TRIAL,
+    tenant_id: uuid.UUID | None = None,
     ip: str | None = None,
 ) -> Tenant:
-    """Create a tenant with validated settings."""
+    """Create a tenant with validated settings; `tenant_id` keeps an id from another database (flags_import)."""
     if status not in (Tenant.Status.TRIAL, Tenant.Status.ACTIVE):
         raise TenantsError("A new tenant starts as trial or active.", field="status")
     if Tenant.objects.filter(slug=slug).exists():
         raise TenantsError(f"A tenant with slug {slug!r} already exists.", field="slug")
+    if tenant_id is not None and Tenant.objects.filter(pk=tenant_id).exists():
+        raise TenantsError(f"A tenant with id {tenant_id} already exists.", field="tenant_id")
     tenant = Tenant(
+        id=tenant_id or uuid.uuid4(),
         slug=slug,
         name=name,
         plan=plan,

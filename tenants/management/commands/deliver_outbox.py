@@ -30,4 +30,3 @@ class Command(OperationCommand):
         if error:
             summary.update(exit_code=EXIT_REDIS_DOWN, error=error)
         return summary
-

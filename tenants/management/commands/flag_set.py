@@ -1,0 +1,79 @@
+"""Set a flag's default for every tenant, or one tenant's override of it."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from tenants.management.base import TenantWriteCommand
+from tenants.models import Flag, TenantFlag
+from tenants.services.flags import flag_clear_override, flag_set_override, flag_update
+
+
+class Command(TenantWriteCommand):
+    help = (
+        "Change --flag KEY: --default on|off for every tenant without an override, or, with --tenant SLUG, "
+        "that tenant's override: --on/--off (optionally --rollout PERCENT of subjects) or --clear. "
+        "API answers change from the next request after commit."
+    )
+    permission = "tenants.change_flag"
+
+    def add_command_arguments(self, parser) -> None:
+        parser.add_argument("--flag", required=True, metavar="KEY", help="The flag's key.")
+        parser.add_argument("--tenant", metavar="SLUG", help="Set this tenant's override instead of the default.")
+        what = parser.add_mutually_exclusive_group(required=True)
+        what.add_argument("--default", choices=["on", "off"], help="The flag's default for every tenant.")
+        what.add_argument("--on", action="store_true", help="Override: on for --tenant.")
+        what.add_argument("--off", action="store_true", help="Override: off for --tenant.")
+        what.add_argument("--clear", action="store_true", help="Remove --tenant's override.")
+        parser.add_argument(
+            "--rollout", type=int, metavar="PERCENT", help="With --on: the share of subjects it is on for (0-100)."
+        )
+
+    def handle(self, *args, **options):
+        self.check_combination(options)
+        super().handle(*args, **options)
+
+    @staticmethod
+    def check_combination(options: dict) -> None:
+        override = options["on"] or options["off"] or options["clear"]
+        if options["default"] and options["tenant"]:
+            raise CommandError(
+                "--default changes the flag for every tenant, not one: drop --tenant, or use --on/--off with --tenant."
+            )
+        if override and not options["tenant"]:
+            used = "--on" if options["on"] else "--off" if options["off"] else "--clear"
+            raise CommandError(f"{used} needs --tenant SLUG (an override is per tenant); --default sets every tenant.")
+        if options["rollout"] is not None:
+            if not options["on"]:
+                used = "--clear" if options["clear"] else "--off" if options["off"] else "--default"
+                raise CommandError(f"--rollout applies to --on only, not to {used}.")
+            if not 0 <= options["rollout"] <= 100:
+                raise CommandError("--rollout must be a whole number from 0 to 100.")
+
+    def run(self, **options) -> dict:
+        flag = self.resolve(Flag, field="key", value=options["flag"], option="--flag")
+        if options["default"]:
+            return self.set_default(flag, options["default"] == "on")
+        tenant = self.resolve_tenant(options["tenant"])
+        summary = {"flag": flag.key, "tenant": tenant.slug}
+        if options["clear"]:
+            with self.writing():
+                cleared = flag_clear_override(tenant=tenant, flag=flag, actor=self.actor)
+            return {**summary, "cleared": True, "changed": int(cleared)}
+        enabled = bool(options["on"])
+        rollout = 100 if options["rollout"] is None else options["rollout"]
+        current = TenantFlag.objects.filter(tenant=tenant, flag=flag).values_list(
+            "enabled", "rollout_percent", "source"
+        )
+        if list(current) == [(enabled, rollout, TenantFlag.Source.ADMIN)]:
+            return {**summary, "enabled": enabled, "rollout_percent": rollout, "changed": 0}
+        with self.writing():
+            flag_set_override(tenant=tenant, flag=flag, enabled=enabled, rollout_percent=rollout, actor=self.actor)
+        return {**summary, "enabled": enabled, "rollout_percent": rollout, "changed": 1}
+
+    def set_default(self, flag: Flag, default: bool) -> dict:
+        if flag.default == default:
+            return {"flag": flag.key, "default": default, "changed": 0}
+        with self.writing():
+            flag_update(flag=flag, default=default, actor=self.actor)
+        return {"flag": flag.key, "default": default, "changed": 1}
