@@ -128,10 +128,10 @@ class BreakerRedisCluster(RedisCluster):
 class BreakerClusterPipeline(ClusterPipeline):
     """A cluster pipeline that also takes scripts and multi-key deletes.
 
-    redis-py's cluster pipelines refuse EVAL/EVALSHA and DELETE/UNLINK of several keys.
+    redis-py's cluster pipelines refuse EVAL/EVALSHA and DEL/UNLINK/EXISTS of several keys.
     Here plain commands still travel in pipelined batches, while a script runs on its
-    own between them (in the order it was queued) and a multi-key delete becomes one
-    delete per key whose counts are summed: the replies are those of a plain pipeline.
+    own between them (in the order it was queued) and a multi-key DEL/UNLINK/EXISTS becomes
+    one command per key whose counts are summed: the replies are those of a plain pipeline.
     """
 
     def __init__(self, *args, parent: BreakerRedisCluster, **kwargs) -> None:
@@ -165,6 +165,9 @@ class BreakerClusterPipeline(ClusterPipeline):
 
     def delete(self, *names):
         return self._per_key("DEL", names)
+
+    def exists(self, *names):
+        return self._per_key("EXISTS", names)
 
     def unlink(self, *names):
         return self._per_key("UNLINK", names)

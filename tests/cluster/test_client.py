@@ -44,11 +44,13 @@ def test_pipeline_runs_scripts_and_multi_key_deletes_in_order(client):
     pipe.eval("return redis.call('GET', KEYS[1])", 1, "p:a")
     sha = client.script_load("return redis.call('INCR', KEYS[1])")
     pipe.evalsha(sha, 1, "p:c")
+    pipe.exists("p:a", "p:b", "p:missing")
+    pipe.exists("p:c")
     pipe.delete("p:a", "p:b", "p:missing")
     pipe.get("p:a")
     pipe.get("p:c")
-    assert len(pipe) == 7
-    assert pipe.execute() == [True, True, b"1", 1, 2, None, b"1"]
+    assert len(pipe) == 9
+    assert pipe.execute() == [True, True, b"1", 1, 2, 1, 2, None, b"1"]
 
 
 def test_pipeline_reports_a_missing_script_like_a_plain_pipeline(client):
