@@ -22,6 +22,11 @@ def get_redis(alias: str = "default") -> redis.Redis:
     return get_redis_connection(alias)
 
 
+def get_redis_without_breaker(alias: str = "default") -> redis.Redis:
+    """Return a client on the same pool as get_redis() whose commands skip the in-process Redis breaker."""
+    return get_redis(alias).without_breaker()
+
+
 def key(*parts: object) -> str:
     """Return an app key: `<prefix>:<part>:<part>…`."""
     return ":".join([settings.RESILIENCE_KEY_PREFIX, *(str(part) for part in parts)])

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db.models import F
 
 from resilience.breakers.process import redis_breaker
-from resilience.connection import get_redis, key
+from resilience.connection import get_redis, get_redis_without_breaker, key
 from resilience.exceptions import RedisDisabled
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class CacheSync:
                     self._retrying = False
                     return
             try:
-                client = redis.Redis(connection_pool=get_redis().connection_pool)
+                client = get_redis_without_breaker()
                 for payload in payloads:
                     _publish(client, payload.get("versions", {}), payload.get("apikeys", ()))
             except redis.TimeoutError:

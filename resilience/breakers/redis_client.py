@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import redis
@@ -35,6 +36,10 @@ class BreakerRedis(redis.Redis):
     def pipeline(self, transaction: bool = True, shard_hint=None) -> BreakerPipeline:
         return BreakerPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
+    def without_breaker(self) -> redis.Redis:
+        """Return a client on the same pool whose commands skip the Redis breaker."""
+        return redis.Redis(connection_pool=self.connection_pool)
+
 
 class BreakerCacheClient(DefaultClient):
     """django-redis client (CLIENT_CLASS) whose connections are BreakerRedis clients."""
@@ -59,7 +64,11 @@ _CLUSTER_CURSOR_BASE = 16384
 class BreakerRedisCluster(RedisCluster):
     """A redis-py cluster client behind the Redis breaker whose SCAN walks every master."""
 
+    _guarded = True
+
     def execute_command(self, *args, **options):
+        if not self._guarded:
+            return self._execute_reporting_crossslot(*args, **options)
         with metrics.counting_redis_errors():
             return redis_breaker.call(self._execute_reporting_crossslot, *args, **options)
 
@@ -92,6 +101,19 @@ class BreakerRedisCluster(RedisCluster):
             event_dispatcher=self._event_dispatcher,
         )
 
+    def without_breaker(self) -> BreakerRedisCluster:
+        """Return a view of this client (same nodes and pools) whose commands skip the Redis breaker."""
+        view = copy.copy(self)
+        view._guarded = False
+        return view
+
+    def info(self, section=None, *args, **kwargs):
+        """Return INFO of the whole cluster (counters and memory summed over the masters), or of `target_nodes`."""
+        if "target_nodes" in kwargs:
+            return super().info(section, *args, **kwargs)
+        per_master = super().info(section, *args, target_nodes=self.PRIMARIES, **kwargs)
+        return merged_info(list(per_master.values()))
+
     def sorted_primaries(self) -> list:
         """Return the masters in a stable order (by address), the order SCAN visits them."""
         return sorted(self.get_primaries(), key=lambda node: node.name)
@@ -123,6 +145,62 @@ class BreakerRedisCluster(RedisCluster):
             yield from names
             if not cursor:
                 return
+
+
+_SUMMED_INFO = (
+    "used_memory",
+    "used_memory_peak",
+    "maxmemory",
+    "connected_clients",
+    "blocked_clients",
+    "connected_slaves",
+    "evicted_keys",
+    "expired_keys",
+    "total_commands_processed",
+    "keyspace_hits",
+    "keyspace_misses",
+    "rdb_changes_since_last_save",
+)
+
+
+def merged_info(infos: list[dict]) -> dict:
+    """Return one INFO for several masters: counters and memory summed, statuses the worst, the rest the first's."""
+    if not infos:
+        return {}
+    merged = dict(infos[0])
+    for name in _SUMMED_INFO:
+        values = [info[name] for info in infos if isinstance(info.get(name), int | float)]
+        if values:
+            merged[name] = sum(values)
+    for name in ("used_memory", "used_memory_peak", "maxmemory"):
+        if name in merged:
+            merged[f"{name}_human"] = _human_bytes(merged[name])
+    merged["mem_fragmentation_ratio"] = max((info.get("mem_fragmentation_ratio") or 0) for info in infos) or None
+    merged["uptime_in_seconds"] = min(info.get("uptime_in_seconds", 0) for info in infos)
+    merged["run_id"] = ",".join(str(info.get("run_id")) for info in infos)
+    merged["rdb_last_save_time"] = min((info.get("rdb_last_save_time") or 0) for info in infos) or None
+    for name in ("rdb_last_bgsave_status", "aof_last_write_status"):
+        statuses = {info.get(name) for info in infos}
+        merged[name] = "err" if "err" in statuses else merged.get(name)
+    keyspace: dict[str, dict] = {}
+    for info in infos:
+        for name, value in info.items():
+            if name.startswith("db") and isinstance(value, dict):
+                entry = keyspace.setdefault(name, {"keys": 0, "expires": 0, "avg_ttl": 0})
+                entry["keys"] += value.get("keys", 0)
+                entry["expires"] += value.get("expires", 0)
+                entry["avg_ttl"] = max(entry["avg_ttl"], value.get("avg_ttl", 0))
+    merged.update(keyspace)
+    return merged
+
+
+def _human_bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            return f"{size:.2f}{unit}" if unit != "B" else f"{int(size)}B"
+        size /= 1024
+    return f"{value}B"
 
 
 class BreakerClusterPipeline(ClusterPipeline):
@@ -181,6 +259,8 @@ class BreakerClusterPipeline(ClusterPipeline):
         return self
 
     def execute(self, raise_on_error: bool = True):
+        if not self._parent._guarded:
+            return self._execute(raise_on_error)
         with metrics.counting_redis_errors():
             return redis_breaker.call(self._execute, raise_on_error)
 

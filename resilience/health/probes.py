@@ -16,6 +16,7 @@ from django.conf import settings
 from redis._parsers.helpers import parse_info
 from redis.cluster import RedisCluster
 
+from resilience.breakers.redis_client import merged_info
 from resilience.connection import get_redis, redacted_url
 from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS
 from resilience.health.rest import UpstashRestClient
@@ -192,7 +193,7 @@ class ClusterProbe(Probe):
 
     def info(self) -> dict:
         per_master = self.execute("INFO", "everything", target_nodes=RedisCluster.PRIMARIES)
-        return merged_info(list(per_master.values()))
+        return merged_info(list(per_master.values()))  # as the cluster client's info()
 
     def config(self, name: str) -> str | None:
         values = self.execute("CONFIG", "GET", name, target_nodes=RedisCluster.PRIMARIES)
@@ -231,62 +232,6 @@ class ClusterProbe(Probe):
                 }
             )
         return entries
-
-
-_SUMMED_INFO = (
-    "used_memory",
-    "used_memory_peak",
-    "maxmemory",
-    "connected_clients",
-    "blocked_clients",
-    "connected_slaves",
-    "evicted_keys",
-    "expired_keys",
-    "total_commands_processed",
-    "keyspace_hits",
-    "keyspace_misses",
-    "rdb_changes_since_last_save",
-)
-
-
-def merged_info(infos: list[dict]) -> dict:
-    """Return one INFO for several masters: counters and memory summed, statuses the worst, the rest the first's."""
-    if not infos:
-        return {}
-    merged = dict(infos[0])
-    for name in _SUMMED_INFO:
-        values = [info[name] for info in infos if isinstance(info.get(name), int | float)]
-        if values:
-            merged[name] = sum(values)
-    for name in ("used_memory", "used_memory_peak", "maxmemory"):
-        if name in merged:
-            merged[f"{name}_human"] = _human_bytes(merged[name])
-    merged["mem_fragmentation_ratio"] = max((info.get("mem_fragmentation_ratio") or 0) for info in infos) or None
-    merged["uptime_in_seconds"] = min(info.get("uptime_in_seconds", 0) for info in infos)
-    merged["run_id"] = ",".join(str(info.get("run_id")) for info in infos)
-    merged["rdb_last_save_time"] = min((info.get("rdb_last_save_time") or 0) for info in infos) or None
-    for name in ("rdb_last_bgsave_status", "aof_last_write_status"):
-        statuses = {info.get(name) for info in infos}
-        merged[name] = "err" if "err" in statuses else merged.get(name)
-    keyspace: dict[str, dict] = {}
-    for info in infos:
-        for name, value in info.items():
-            if name.startswith("db") and isinstance(value, dict):
-                entry = keyspace.setdefault(name, {"keys": 0, "expires": 0, "avg_ttl": 0})
-                entry["keys"] += value.get("keys", 0)
-                entry["expires"] += value.get("expires", 0)
-                entry["avg_ttl"] = max(entry["avg_ttl"], value.get("avg_ttl", 0))
-    merged.update(keyspace)
-    return merged
-
-
-def _human_bytes(value: int) -> str:
-    size = float(value)
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            return f"{size:.2f}{unit}" if unit != "B" else f"{int(size)}B"
-        size /= 1024
-    return f"{value}B"
 
 
 def _args(entry) -> list[str]:

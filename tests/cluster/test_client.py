@@ -78,3 +78,32 @@ def test_no_seed_answering_is_an_outage_not_a_crash():
     )
     with pytest.raises(REDIS_UNAVAILABLE_ERRORS):
         factory.connect("redis://127.0.0.1")
+
+
+def test_info_describes_the_whole_cluster(client):
+    for n in range(60):
+        client.set(f"info:{n}", n)
+    info = client.info()
+    per_master = client.info(target_nodes=client.PRIMARIES)
+    assert len(per_master) == 3
+    assert info["db0"]["keys"] == 60 == sum(i["db0"]["keys"] for i in per_master.values() if "db0" in i)
+    assert info["used_memory"] == sum(i["used_memory"] for i in per_master.values())
+    assert info["redis_mode"] == "cluster"
+
+
+def test_without_breaker_reaches_the_cluster_while_the_breaker_is_open(client):
+    from resilience.breakers.process import redis_breaker
+    from resilience.exceptions import RedisUnavailable
+
+    with redis_breaker._lock:
+        redis_breaker._set("open", "test")
+    try:
+        with pytest.raises(RedisUnavailable):
+            client.get("k")
+        direct = client.without_breaker()
+        assert direct.set("k", "v") is True
+        pipe = direct.pipeline(transaction=False)
+        pipe.eval("return redis.call('GET', KEYS[1])", 1, "k")
+        assert pipe.execute() == [b"v"]
+    finally:
+        redis_breaker.reset()
