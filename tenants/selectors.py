@@ -127,7 +127,11 @@ def _build_document(tenant_id: object) -> TenantDocument:
         "plan": {"code": plan.code, "name": plan.name},
         "limits": {"requests_per_minute": per_minute, "burst": burst, "daily_quota": quota},
         "settings": settings_effective(tenant.settings),
-        "flags": {key: _evaluate(key, rule, subject).__dict__ for key, rule in rules.items()},
+        # rollout_percent lets clients evaluate a rollout for their own subjects (tests/flags/vectors.json).
+        "flags": {
+            key: {**_evaluate(key, rule, subject).__dict__, "rollout_percent": rule["percent"]}
+            for key, rule in rules.items()
+        },
         "cache_version": tenant.cache_version,
     }
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
