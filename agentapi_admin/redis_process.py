@@ -183,9 +183,18 @@ class RedisClusterProcesses:
         directory: Path | None = None,
         node_timeout_ms: int = 1000,
         extra_args: list[str] | None = None,
+        password: str | None = None,
+        node_class: type[RedisProcess] = RedisProcess,
+        node_kwargs: dict | None = None,
+        client_kwargs: dict | None = None,
+        cli_args: list[str] | None = None,
     ) -> None:
+        """`node_class`/`node_kwargs` make other nodes (TLS ones); `client_kwargs`/`cli_args` reach them."""
         self.directory = Path(directory or tempfile.mkdtemp(prefix="agentapi-cluster-"))
         self.masters, self.replicas = masters, replicas
+        self.password = password
+        self.client_kwargs = {**(client_kwargs or {}), **({"password": password} if password else {})}
+        self.cli_args = [*(cli_args or []), *(["-a", password, "--no-auth-warning"] if password else [])]
         self.nodes: list[RedisProcess] = []
         used: set[int] = set()
         for index in range(masters * (1 + replicas)):
@@ -194,10 +203,13 @@ class RedisClusterProcesses:
                 port = free_cluster_port()
             used.add(port)
             self.nodes.append(
-                RedisProcess(
+                node_class(
                     port=port,
                     directory=self.directory / f"node-{index}",
+                    password=password,
+                    **(node_kwargs or {}),
                     extra_args=[
+                        *(["--masterauth", password] if password else []),
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
@@ -230,6 +242,7 @@ class RedisClusterProcesses:
                     "--cluster-replicas",
                     str(self.replicas),
                     "--cluster-yes",
+                    *self.cli_args,
                 ],
                 check=True,
                 capture_output=True,
@@ -259,13 +272,14 @@ class RedisClusterProcesses:
         replication = self.ask(node, "INFO replication")
         return "role:master" in replication or "master_link_status:up" in replication
 
-    @staticmethod
-    def ask(node: RedisProcess, command: str) -> str:
+    def ask(self, node: RedisProcess, command: str) -> str:
         """Run one command on `node`; return its reply as text ('' when the node is down)."""
         import redis
 
         try:
-            with redis.Redis(port=node.port, socket_timeout=2, socket_connect_timeout=1) as client:
+            with redis.Redis(
+                port=node.port, socket_timeout=2, socket_connect_timeout=1, **self.client_kwargs
+            ) as client:
                 reply = client.execute_command(*command.split())
         except (redis.RedisError, OSError):
             return ""
