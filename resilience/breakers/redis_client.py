@@ -101,6 +101,30 @@ class BreakerRedisCluster(RedisCluster):
             event_dispatcher=self._event_dispatcher,
         )
 
+    # Sources of the scripts this process loaded or registered, by SHA1: a master promoted by a
+    # failover has an empty script cache, and a pipelined EVALSHA cannot be retried without them.
+    _script_sources: dict[str, str] = {}
+
+    def script_load(self, script):
+        sha = super().script_load(script)
+        self._script_sources[sha] = script
+        return sha
+
+    def register_script(self, script):
+        registered = super().register_script(script)
+        self._script_sources[registered.sha] = script
+        return registered
+
+    def evalsha_or_eval(self, sha: str, *args):
+        """Run EVALSHA; when the node lacks the script and this process knows its source, EVAL it instead."""
+        try:
+            return self._execute_reporting_crossslot("EVALSHA", sha, *args)
+        except redis.exceptions.NoScriptError:
+            source = self._script_sources.get(sha)
+            if source is None:
+                raise
+            return self._execute_reporting_crossslot("EVAL", source, *args)
+
     def without_breaker(self) -> BreakerRedisCluster:
         """Return a view of this client (same nodes and pools) whose commands skip the Redis breaker."""
         view = copy.copy(self)
@@ -281,7 +305,10 @@ class BreakerClusterPipeline(ClusterPipeline):
                 batch = []
             if args:
                 try:
-                    replies.append(self._parent._execute_reporting_crossslot(*args))
+                    if args[0] == "EVALSHA":
+                        replies.append(self._parent.evalsha_or_eval(*args[1:]))
+                    else:
+                        replies.append(self._parent._execute_reporting_crossslot(*args))
                 except redis.exceptions.ResponseError as exc:
                     if raise_on_error:
                         raise

@@ -65,6 +65,16 @@ def test_pipeline_reports_a_missing_script_like_a_plain_pipeline(client):
     assert second is True
 
 
+def test_pipeline_reloads_a_known_script_a_promoted_master_lacks(client):
+    script = "return redis.call('INCR', KEYS[1])"
+    sha = client.script_load(script)
+    client.script_flush()  # as on a replica just promoted: it never saw SCRIPT LOAD
+    pipe = client.pipeline(transaction=False)
+    pipe.evalsha(sha, 1, "p:n")
+    pipe.evalsha(sha, 1, "p:n")
+    assert pipe.execute() == [1, 2]
+
+
 def test_keys_in_several_slots_raise_crossslot_as_a_redis_error(client):
     with pytest.raises(redis.exceptions.ClusterCrossSlotError):
         client.eval("return 1", 2, "slot:a", "slot:b")
