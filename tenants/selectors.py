@@ -13,10 +13,11 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
 from tenants.cache import cache_ttl, flags_key, usage_key
-from tenants.models import AuditEvent, Flag, Membership, Tenant, TenantFlag, UsageDaily
+from tenants.models import Flag, Membership, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from tenants.models import ApiKey, AuditEvent, Flag, Plan, Tenant, TenantFlag
+from audit.models import AuditEvent
+from tenants.models import ApiKey, Flag, Plan, Tenant, TenantFlag
 from tenants.services.flags import flag_owner_toggle, flag_set_override, flag_update
 from tenants.services.tenants import tenant_suspend
 from tests.commands.conftest import db_state, redis_state

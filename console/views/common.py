@@ -15,11 +15,10 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
+from console.models import OPERATE_PERMISSION
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.health.selectors import redis_failure_since
 from resilience.history.selectors import history_series
-from resilience.models import OPERATE_PERMISSION
-from resilience.ratelimit.policy import audit_ip as client_ip  # noqa: F401 - the ops views' audit address
 
 # What a page catches when Redis (or the storage behind it) fails, to say so instead of a 500.
 STORAGE_ERRORS = REDIS_UNAVAILABLE_ERRORS
@@ -46,7 +45,7 @@ def ops_page(view):
 
 
 def require_operate(request) -> None:
-    """Refuse an action to staff without the resilience.operate permission."""
+    """Refuse an action to staff without the console.operate permission."""
     if not request.user.has_perm(OPERATE_PERMISSION):
         raise PermissionDenied("Acting from the ops pages needs the 'Can act from the ops pages' permission.")
 

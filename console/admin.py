@@ -1,11 +1,11 @@
-"""Admin index entries for the ops pages (they live at /admin/ops/, see resilience/ops/)."""
+"""Admin index entries for the ops pages (they live at /admin/ops/, see console/views/)."""
 
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.urls import path
 
 from agentapi_admin.admin_base import GuardedModelAdmin
-from resilience.models import BreakersPage, RateLimitsPage, RedisHealthPage, SessionsPage
+from console.models import BreakersPage, RateLimitsPage, RedisHealthPage, SessionsPage
 
 
 class OpsPageAdmin(GuardedModelAdmin):

@@ -9,22 +9,22 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from resilience.exceptions import SessionNotFound
-from resilience.health.selectors import redis_failure_since
-from resilience.ops.forms import (
+from agentapi_admin.client_address import client_ip
+from console.forms import (
     ReasonForm,
     SessionSearchForm,
     SessionTargetForm,
 )
-from resilience.ops.views.common import (
+from console.views.common import (
     SEARCH_LIMIT,
     STORAGE_ERRORS,
-    client_ip,
     ops_page,
     render_ops,
     require_operate,
     storage_failure,
 )
+from resilience.exceptions import SessionNotFound
+from resilience.health.selectors import redis_failure_since
 from resilience.sessions import selectors as session_selectors
 from resilience.sessions import services as session_services
 

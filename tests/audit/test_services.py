@@ -3,8 +3,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from tenants.models import AuditEvent, Plan, Tenant
-from tenants.services.audit import audit_record
+from audit.models import AuditEvent
+from audit.services import audit_record
+from tenants.models import Plan, Tenant
 
 
 @pytest.mark.django_db

@@ -8,15 +8,15 @@ PASSWORD = "a-long-test-password-1"
 
 @pytest.fixture
 def operator(django_user_model):
-    """Staff with the resilience.operate permission."""
+    """Staff with the console.operate permission."""
     user = django_user_model.objects.create_user("operator", "op@example.com", PASSWORD, is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="operate", content_type__app_label="resilience"))
+    user.user_permissions.add(Permission.objects.get(codename="operate", content_type__app_label="console"))
     return user
 
 
 @pytest.fixture
 def viewer(django_user_model):
-    """Staff without the resilience.operate permission."""
+    """Staff without the console.operate permission."""
     return django_user_model.objects.create_user("viewer", "viewer@example.com", PASSWORD, is_staff=True)
 
 

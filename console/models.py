@@ -1,13 +1,13 @@
-"""The resilience app keeps its state in Redis; it has no database tables.
+"""The ops pages' entries on the admin index; the console has no database tables.
 
-The unmanaged models below have no table either: they give the admin ops pages an
-entry on the admin index (and in the sidebar) and carry the permission that
-guards the pages' actions.
+The unmanaged models below have no table: they give the admin ops pages an entry on
+the admin index (and in the sidebar) and carry the permission that guards the
+pages' actions.
 """
 
 from django.db import models
 
-OPERATE_PERMISSION = "resilience.operate"
+OPERATE_PERMISSION = "console.operate"
 
 
 class OpsPage(models.Model):

@@ -40,7 +40,14 @@ def test_admin_index_links_every_page(client, viewer):
     for label in ("Redis health", "Rate-limit counters", "Circuit breakers", "Sessions"):
         assert label in html
     for name, path in [("redishealthpage", "/admin/ops/redis/"), ("sessionspage", "/admin/ops/sessions/")]:
-        assert client.get(f"/admin/resilience/{name}/")["Location"] == path
+        assert client.get(f"/admin/console/{name}/")["Location"] == path
+
+
+def test_the_index_entries_old_addresses_redirect(client, viewer):
+    client.force_login(viewer)
+    old = client.get("/admin/resilience/redishealthpage/")
+    assert old.status_code == 301 and old["Location"] == "/admin/console/redishealthpage/"
+    assert client.get(old["Location"])["Location"] == "/admin/ops/redis/"
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from resilience.health.selectors import redis_health_snapshot
-from resilience.history.charts import redis_charts
-from resilience.ops.views.common import (
+from console.views.common import (
     history_context,
     ops_page,
     render_ops,
 )
+from resilience.health.selectors import redis_health_snapshot
+from resilience.history.charts import redis_charts
 
 
 @ops_page

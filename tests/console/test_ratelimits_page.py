@@ -2,8 +2,9 @@
 
 import pytest
 
+from audit.models import AuditEvent
 from resilience.ratelimit.limiter import RateLimiter
-from tenants.models import AuditEvent, Plan, Tenant
+from tenants.models import Plan, Tenant
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from resilience.ops import views
+from console import views
 
 app_name = "ops"
 

@@ -6,9 +6,9 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from audit.models import AuditEvent
 from resilience.sessions.selectors import sessions_for_user
-from tenants.models import AuditEvent
-from tests.resilience.ops.conftest import PASSWORD
+from tests.console.conftest import PASSWORD
 
 
 def _browser_of(user, ip="198.51.100.9", ua="Firefox/140"):
@@ -114,7 +114,7 @@ def test_sessions_page_lists_from_the_database_when_redis_is_down(client, operat
 def test_sessions_page_says_what_failed_when_the_redis_engine_is_down(rf, operator, redis_server, settings):
     from django.contrib.sessions.backends.db import SessionStore
 
-    from resilience.ops.views import sessions
+    from console.views import sessions
 
     settings.SESSION_ENGINE = "resilience.sessions.backends.redis"  # Redis only: nothing can be listed
     redis_server.kill()

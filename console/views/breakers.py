@@ -10,18 +10,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from resilience.breakers import selectors as breaker_selectors
-from resilience.breakers import services as breaker_services
-from resilience.breakers.registry import registered_breakers, storage_degraded
-from resilience.history.charts import breaker_charts
-from resilience.ops.forms import (
+from agentapi_admin.client_address import client_ip
+from console.forms import (
     BREAKER_ACTIONS,
     BreakerTargetForm,
     ReasonForm,
 )
-from resilience.ops.views.common import (
+from console.views.common import (
     STORAGE_ERRORS,
-    client_ip,
     history_context,
     invalid_target,
     ops_page,
@@ -29,6 +25,10 @@ from resilience.ops.views.common import (
     require_operate,
     storage_failure,
 )
+from resilience.breakers import selectors as breaker_selectors
+from resilience.breakers import services as breaker_services
+from resilience.breakers.registry import registered_breakers, storage_degraded
+from resilience.history.charts import breaker_charts
 
 
 def _breaker_row(state) -> dict:

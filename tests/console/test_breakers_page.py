@@ -5,9 +5,9 @@ import contextlib
 import pytest
 from pybreaker import CircuitBreakerError
 
+from audit.models import AuditEvent
 from resilience.breakers import breaker
 from resilience.breakers.selectors import breaker_state
-from tenants.models import AuditEvent
 
 
 def _trip(name):

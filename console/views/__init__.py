@@ -1,9 +1,9 @@
 """Admin ops pages, one module per page. Thin: parse input, call a selector or service, render HTML or JSON."""
 
-from resilience.ops.views.breakers import breaker_action, breakers
-from resilience.ops.views.ratelimits import ratelimit_reset, ratelimit_reset_tenant, ratelimits
-from resilience.ops.views.redis import redis_health
-from resilience.ops.views.sessions import session_revoke, sessions, sessions_revoke_all
+from console.views.breakers import breaker_action, breakers
+from console.views.ratelimits import ratelimit_reset, ratelimit_reset_tenant, ratelimits
+from console.views.redis import redis_health
+from console.views.sessions import session_revoke, sessions, sessions_revoke_all
 
 __all__ = [
     "breaker_action",

@@ -6,14 +6,14 @@ from typing import Any
 
 from django.db import models
 
-from tenants.models import ApiKey, AuditEvent, Tenant
+from audit.models import AuditEvent
 
 
 def audit_record(
     *,
     actor: Any,
     action: str,
-    tenant: Tenant | None = None,
+    tenant: models.Model | None = None,
     obj: models.Model | None = None,
     object_type: str = "",
     object_id: str = "",
@@ -27,7 +27,9 @@ def audit_record(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
     user = actor if getattr(actor, "is_authenticated", False) else None
-    api_key = actor if isinstance(actor, ApiKey) else None
+    # The API-key model is the one the actor_api_key column points at; audit imports no app to name it.
+    api_key_model = AuditEvent._meta.get_field("actor_api_key").related_model
+    api_key = actor if isinstance(actor, api_key_model) else None
     if user is not None:
         label = user.get_username()
     elif api_key is not None:

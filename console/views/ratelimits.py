@@ -9,18 +9,16 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from resilience.health.selectors import redis_failure_since
-from resilience.history.charts import ratelimit_charts
-from resilience.ops.forms import (
+from agentapi_admin.client_address import client_ip
+from console.forms import (
     IdentityTargetForm,
     RateLimitFilterForm,
     ReasonForm,
     TenantTargetForm,
     ThrottleLookupForm,
 )
-from resilience.ops.views.common import (
+from console.views.common import (
     STORAGE_ERRORS,
-    client_ip,
     history_context,
     invalid_target,
     ops_page,
@@ -28,6 +26,8 @@ from resilience.ops.views.common import (
     require_operate,
     storage_failure,
 )
+from resilience.health.selectors import redis_failure_since
+from resilience.history.charts import ratelimit_charts
 from resilience.ratelimit import selectors as ratelimit_selectors
 from resilience.ratelimit import services as ratelimit_services
 from tenants.models import Tenant
