@@ -28,7 +28,7 @@ test: $(STAMP)
 CLUSTER_TESTS ?= tests/cluster tests/tenants/test_api.py tests/tenants/test_api_limits.py \
 	tests/resilience/sessions tests/resilience/test_sessions.py tests/resilience/ratelimit \
 	tests/resilience/test_throttle.py tests/resilience/test_throttle_accounts.py tests/resilience/breakers \
-	tests/resilience/test_redis_breaker.py tests/commands tests/resilience/ops
+	tests/resilience/test_redis_breaker.py tests/commands tests/console
 
 test-cluster: $(STAMP)
 	AGENTAPI_TEST_REDIS=cluster $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
