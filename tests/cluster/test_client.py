@@ -97,7 +97,8 @@ def test_info_describes_the_whole_cluster(client):
     per_master = client.info(target_nodes=client.PRIMARIES)
     assert len(per_master) == 3
     assert info["db0"]["keys"] == 60 == sum(i["db0"]["keys"] for i in per_master.values() if "db0" in i)
-    assert info["used_memory"] == sum(i["used_memory"] for i in per_master.values())
+    # Memory moves between two INFO calls; the sum is well above any one master's.
+    assert info["used_memory"] > 2 * max(i["used_memory"] for i in per_master.values())
     assert info["redis_mode"] == "cluster"
 
 
