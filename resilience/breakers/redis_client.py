@@ -206,15 +206,21 @@ def merged_info(infos: list[dict]) -> dict:
     for name in ("rdb_last_bgsave_status", "aof_last_write_status"):
         statuses = {info.get(name) for info in infos}
         merged[name] = "err" if "err" in statuses else merged.get(name)
-    keyspace: dict[str, dict] = {}
+    # Per-database keyspace, per-command stats (cmdstat_*), per-error stats: numbers summed by name.
+    nested: dict[str, dict] = {}
     for info in infos:
         for name, value in info.items():
-            if name.startswith("db") and isinstance(value, dict):
-                entry = keyspace.setdefault(name, {"keys": 0, "expires": 0, "avg_ttl": 0})
-                entry["keys"] += value.get("keys", 0)
-                entry["expires"] += value.get("expires", 0)
-                entry["avg_ttl"] = max(entry["avg_ttl"], value.get("avg_ttl", 0))
-    merged.update(keyspace)
+            if not isinstance(value, dict):
+                continue
+            entry = nested.setdefault(name, {})
+            for field, number in value.items():
+                if not isinstance(number, int | float):
+                    entry.setdefault(field, number)
+                elif field in ("avg_ttl", "usec_per_call"):
+                    entry[field] = max(entry.get(field, 0), number)  # an average: the worst master's
+                else:
+                    entry[field] = entry.get(field, 0) + number
+    merged.update(nested)
     return merged
 
 

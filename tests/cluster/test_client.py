@@ -100,6 +100,10 @@ def test_info_describes_the_whole_cluster(client):
     # Memory moves between two INFO calls; the sum is well above any one master's.
     assert info["used_memory"] > 2 * max(i["used_memory"] for i in per_master.values())
     assert info["redis_mode"] == "cluster"
+    stats = client.info("commandstats")
+    per_master_stats = client.info("commandstats", target_nodes=client.PRIMARIES).values()
+    assert stats["cmdstat_set"]["calls"] == sum(s.get("cmdstat_set", {}).get("calls", 0) for s in per_master_stats)
+    assert stats["cmdstat_set"]["calls"] >= 60
 
 
 def test_without_breaker_reaches_the_cluster_while_the_breaker_is_open(client):
