@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 from agentapi_admin.metrics import metrics_view
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
+from tenants.api.stream import stream_view
 from tenants.api.views import api_not_found, api_urls
 
 urlpatterns = [
@@ -32,6 +33,7 @@ urlpatterns = [
         for old, new in [("tenants/auditevent", "audit/auditevent"), ("resilience", "console")]
     ),
     path("admin/", admin.site.urls),
+    path("api/v1/stream", stream_view, name="api_stream"),
     path("api/v1/", api_urls()),
     re_path(r"^api/v1/", api_not_found),
     path("portal/", include("portal.urls")),
