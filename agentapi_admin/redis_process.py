@@ -229,9 +229,10 @@ class RedisClusterProcesses:
 
     def start(self, timeout: float = 60.0) -> RedisClusterProcesses:
         """Start every node, create the cluster once, and wait until every node reports cluster_state:ok."""
+        created = (self.directory / ".created").exists()
         for node in self.nodes:
-            node.start()
-        if not (self.directory / ".created").exists():
+            self._start_node(node, move=not created)
+        if not created:
             redis_cli = shutil.which("redis-cli") or str(Path(self.nodes[0].binary).with_name("redis-cli"))
             subprocess.run(
                 [
@@ -251,6 +252,21 @@ class RedisClusterProcesses:
             (self.directory / ".created").touch()
         self.wait_ok(timeout)
         return self
+
+    def _start_node(self, node: RedisProcess, *, move: bool) -> None:
+        # A free port can be taken by another process before the node binds it (or its bus port);
+        # until the cluster exists, move the node to another pair of ports rather than fail.
+        for attempt in range(5):
+            try:
+                node.start()
+                return
+            except RuntimeError:
+                if not move or attempt == 4:
+                    raise
+                taken = {n.port for n in self.nodes}
+                node.port = free_cluster_port()
+                while node.port in taken:
+                    node.port = free_cluster_port()
 
     def wait_ok(self, timeout: float = 60.0) -> None:
         """Wait until every running node says cluster_state:ok and knows `masters` masters with their replicas."""
