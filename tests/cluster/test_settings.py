@@ -67,3 +67,18 @@ def test_settings_reject_bad_cluster_configuration(load_settings, env, message):
     values, error = load_settings(["CACHES"], DEBUG="true", **env)
     assert values is None
     assert message in error
+
+
+@pytest.mark.parametrize(
+    ("env", "wanted"),
+    [
+        ({}, True),
+        ({"REDIS_CLUSTER_NODES": "node-1:6379"}, False),
+        ({"REDIS_SENTINELS": "s1:26379"}, False),
+        ({"REDIS_ENABLE": "false"}, False),
+    ],
+)
+def test_make_run_starts_no_local_redis_when_a_cluster_is_configured(env, wanted):
+    from agentapi_admin.devserver import _wants_local_redis
+
+    assert _wants_local_redis(env) is wanted
