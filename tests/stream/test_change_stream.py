@@ -270,3 +270,25 @@ def test_redis_gone_says_unavailable_and_ends_so_clients_poll(stack, listen):
         assert listener.closed.wait(5)
     finally:
         stack.redis.start()
+
+
+def test_the_sdk_follows_the_stream_without_polling(stack, server):
+    from agentapi_client import REVOKED, ControlPlane
+
+    secret = new_key(stack)
+    plane = ControlPlane(server.url, secret, poll_interval=3600, stream_url=f"{server.url}/api/v1/stream", timeout=5)
+    changes: queue.Queue = queue.Queue()
+    plane.on_change(lambda keys: changes.put((time.time(), keys)))
+    try:
+        plane.start()
+        wait_for(lambda: plane.streaming, "the SDK's stream to connect")
+        key = flag_key(stack)
+        before = plane.is_enabled(key)
+        committed_at = float(shell(stack, _COMMIT.format(key=key)))
+        arrived, keys = changes.get(timeout=10)
+        assert keys == [key] and plane.is_enabled(key) is (not before)
+        assert arrived - committed_at < LATENCY_BOUND
+        shell(stack, _REVOKE.format(secret=secret))
+        wait_for(lambda: plane.status == REVOKED, "the SDK to see the revocation")
+    finally:
+        plane.stop()
