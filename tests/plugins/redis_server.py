@@ -91,8 +91,15 @@ def redis_cluster() -> RedisClusterProcesses:
 
 
 def cluster_client(cluster: RedisClusterProcesses, **kwargs) -> RedisCluster:
-    """Return a plain redis-py cluster client on `cluster`."""
-    return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", node.port) for node in cluster.nodes], **kwargs)
+    """Return a cluster client on `cluster` that answers as the app's does (INFO and SCAN of the whole cluster).
+
+    It is the app's client class without the in-process Redis breaker, so a test that opens the
+    breaker can still look at Redis.
+    """
+    from resilience.breakers.redis_client import BreakerRedisCluster
+
+    nodes = [ClusterNode("127.0.0.1", node.port) for node in cluster.nodes if node.running()]
+    return BreakerRedisCluster(startup_nodes=nodes, **kwargs).without_breaker()
 
 
 @pytest.fixture(scope="session")
