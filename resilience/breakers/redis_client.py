@@ -199,13 +199,18 @@ def merged_info(infos: list[dict]) -> dict:
     for name in ("used_memory", "used_memory_peak", "maxmemory"):
         if name in merged:
             merged[f"{name}_human"] = _human_bytes(merged[name])
-    merged["mem_fragmentation_ratio"] = max((info.get("mem_fragmentation_ratio") or 0) for info in infos) or None
-    merged["uptime_in_seconds"] = min(info.get("uptime_in_seconds", 0) for info in infos)
-    merged["run_id"] = ",".join(str(info.get("run_id")) for info in infos)
-    merged["rdb_last_save_time"] = min((info.get("rdb_last_save_time") or 0) for info in infos) or None
+    # Only the fields the asked section has: INFO commandstats must stay all cmdstat_* entries.
+    if "mem_fragmentation_ratio" in merged:
+        merged["mem_fragmentation_ratio"] = max(info.get("mem_fragmentation_ratio") or 0 for info in infos)
+    if "uptime_in_seconds" in merged:
+        merged["uptime_in_seconds"] = min(info.get("uptime_in_seconds", 0) for info in infos)
+    if "run_id" in merged:
+        merged["run_id"] = ",".join(str(info.get("run_id")) for info in infos)
+    if "rdb_last_save_time" in merged:
+        merged["rdb_last_save_time"] = min(info.get("rdb_last_save_time") or 0 for info in infos) or None
     for name in ("rdb_last_bgsave_status", "aof_last_write_status"):
-        statuses = {info.get(name) for info in infos}
-        merged[name] = "err" if "err" in statuses else merged.get(name)
+        if name in merged:
+            merged[name] = "err" if "err" in {info.get(name) for info in infos} else merged[name]
     # Per-database keyspace, per-command stats (cmdstat_*), per-error stats: numbers summed by name.
     nested: dict[str, dict] = {}
     for info in infos:

@@ -101,6 +101,7 @@ def test_info_describes_the_whole_cluster(client):
     assert info["used_memory"] > 2 * max(i["used_memory"] for i in per_master.values())
     assert info["redis_mode"] == "cluster"
     stats = client.info("commandstats")
+    assert all(name.startswith("cmdstat_") for name in stats)
     per_master_stats = client.info("commandstats", target_nodes=client.PRIMARIES).values()
     assert stats["cmdstat_set"]["calls"] == sum(s.get("cmdstat_set", {}).get("calls", 0) for s in per_master_stats)
     assert stats["cmdstat_set"]["calls"] >= 60
