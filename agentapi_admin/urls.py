@@ -5,12 +5,17 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from agentapi_admin.metrics import metrics_view
+from portal.views.home import welcome
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
 from tenants.api.stream import stream_view
 from tenants.api.views import api_not_found, api_urls
 
+# The admin's "View site" link leads to the sign-in chooser.
+admin.site.site_url = "/"
+
 urlpatterns = [
+    path("", welcome, name="welcome"),
     path("healthz", resilience_views.healthz, name="healthz"),
     path("readyz", resilience_views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
