@@ -9,7 +9,7 @@ TOOLS := var/tools
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/bin/pip-compile --quiet --generate-hashes \
 	--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: install run test lint check-deploy bench clean lock upgrade
+.PHONY: install run test test-cluster lint check-deploy bench clean lock upgrade
 
 # requirements-dev.txt locks runtime and dev dependencies together, with hashes.
 $(STAMP): requirements-dev.txt
@@ -39,6 +39,17 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests of everything that talks to Redis (API, sessions, limiter, breakers, commands,
+# ops pages) again, on a real Redis Cluster of 3 masters + 3 replicas started by the suite;
+# tests marked standalone_redis (they kill or reconfigure the one server) are left out.
+CLUSTER_TESTS ?= tests/cluster tests/tenants/test_api.py tests/tenants/test_api_limits.py \
+	tests/resilience/sessions tests/resilience/test_sessions.py tests/resilience/ratelimit \
+	tests/resilience/test_throttle.py tests/resilience/test_throttle_accounts.py tests/resilience/breakers \
+	tests/resilience/test_redis_breaker.py tests/commands tests/console
+
+test-cluster: $(STAMP)
+	AGENTAPI_TEST_REDIS=cluster $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -110,7 +110,10 @@ def write_runtime_file(env: dict, *, redis_url: str | None) -> None:
 
 def _wants_local_redis(env: dict) -> bool:
     disabled = env.get("REDIS_ENABLE", "").strip().lower() in {"0", "false", "no", "off"}
-    configured = any(env.get(name, "").strip() for name in ("REDIS_URL", "UPSTASH_REDIS_URL", "REDIS_SENTINELS"))
+    configured = any(
+        env.get(name, "").strip()
+        for name in ("REDIS_URL", "UPSTASH_REDIS_URL", "REDIS_SENTINELS", "REDIS_CLUSTER_NODES")
+    )
     return not disabled and not configured
 
 

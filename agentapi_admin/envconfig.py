@@ -242,7 +242,7 @@ def file_path(name: str) -> str:
     return str(path.resolve())
 
 
-def host_port_list(name: str, *, default_port: int) -> list[tuple[str, int]]:
+def host_port_list(name: str, *, default_port: int, example: str = "sentinel") -> list[tuple[str, int]]:
     """Return a comma-separated `host:port` list as (host, port) pairs; a bare host gets `default_port`."""
     pairs = []
     for item in string_list(name):
@@ -250,7 +250,7 @@ def host_port_list(name: str, *, default_port: int) -> list[tuple[str, int]]:
         if not sep:
             host, port_text = item, str(default_port)
         host = host.strip("[]")
-        expected = f"a comma-separated list of host:port, e.g. sentinel-1:{default_port},sentinel-2:{default_port}"
+        expected = f"a comma-separated list of host:port, e.g. {example}-1:{default_port},{example}-2:{default_port}"
         if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise _fail(name, item, expected)
         pairs.append((host, int(port_text)))

@@ -208,6 +208,35 @@ if RESILIENCE_REDIS_SENTINELS:
     if RESILIENCE_REDIS_PASSWORD:
         RESILIENCE_REDIS_CONNECTION_KWARGS["password"] = RESILIENCE_REDIS_PASSWORD
 
+# Redis Cluster: seed nodes replace the single URL; the cluster client learns every
+# master and replica from them and follows slot moves and failovers by itself.
+RESILIENCE_REDIS_CLUSTER_NODES = cfg.host_port_list("REDIS_CLUSTER_NODES", default_port=6379, example="redis-node")
+_cluster_tls = cfg.boolean("REDIS_CLUSTER_TLS", default=False)
+if RESILIENCE_REDIS_CLUSTER_NODES:
+    if RESILIENCE_REDIS_SENTINELS:
+        raise ImproperlyConfigured(
+            "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: a Redis Cluster fails over by itself and "
+            "Sentinel watches a single master; unset one of them."
+        )
+    if _upstash_url:
+        raise ImproperlyConfigured(
+            "REDIS_CLUSTER_NODES and UPSTASH_REDIS_URL are both set: Upstash is one endpoint, not cluster nodes; "
+            "unset one of them."
+        )
+    if RESILIENCE_REDIS_TLS:
+        raise ImproperlyConfigured(
+            "REDIS_CLUSTER_NODES with a rediss:// REDIS_URL is ambiguous: cluster mode ignores REDIS_URL. "
+            "Unset REDIS_URL and set REDIS_CLUSTER_TLS=true to reach the nodes over TLS."
+        )
+    RESILIENCE_REDIS_TLS = _cluster_tls
+    # For display and logs only; clients get the seed nodes, not this URL.
+    RESILIENCE_REDIS_URL = "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in RESILIENCE_REDIS_CLUSTER_NODES)
+    RESILIENCE_REDIS_URL_SOURCE = "REDIS_CLUSTER_NODES"
+    if RESILIENCE_REDIS_PASSWORD:
+        RESILIENCE_REDIS_CONNECTION_KWARGS["password"] = RESILIENCE_REDIS_PASSWORD
+    if RESILIENCE_REDIS_TLS:
+        RESILIENCE_REDIS_CONNECTION_KWARGS["ssl"] = True
+
 if RESILIENCE_REDIS_TLS:
     RESILIENCE_REDIS_CONNECTION_KWARGS.update(
         {
@@ -245,6 +274,16 @@ def _redis_cache(prefix: str) -> dict:
                     "socket_connect_timeout": RESILIENCE_REDIS_TIMEOUT,
                     "socket_timeout": RESILIENCE_REDIS_TIMEOUT,
                 },
+            }
+        )
+    if RESILIENCE_REDIS_CLUSTER_NODES:
+        # django-redis has no cluster mode: this factory builds one redis-py RedisCluster per process.
+        location = [f"redis://{host}:{port}" for host, port in RESILIENCE_REDIS_CLUSTER_NODES[:1]]
+        options.update(
+            {
+                "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerClusterClient",
+                "CONNECTION_FACTORY": "resilience.breakers.redis_client.ClusterConnectionFactory",
+                "CLUSTER_NODES": RESILIENCE_REDIS_CLUSTER_NODES,
             }
         )
     return {

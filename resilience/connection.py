@@ -56,6 +56,11 @@ def get_async_redis():
     options = dict(settings.RESILIENCE_REDIS_CONNECTION_KWARGS)
     options.pop("socket_timeout", None)
     options["max_connections"] = 2
+    if settings.RESILIENCE_REDIS_CLUSTER_NODES:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode(host, port) for host, port in settings.RESILIENCE_REDIS_CLUSTER_NODES]
+        return RedisCluster(startup_nodes=nodes, require_full_coverage=False, **options)
     if settings.RESILIENCE_REDIS_SENTINELS:
         timeout = settings.RESILIENCE_REDIS_TIMEOUT
         sentinels = Sentinel(
@@ -69,6 +74,11 @@ def get_async_redis():
         )
         return sentinels.master_for(settings.RESILIENCE_REDIS_SENTINEL_MASTER, db=settings.RESILIENCE_REDIS_SENTINEL_DB)
     return aioredis.from_url(settings.RESILIENCE_REDIS_URL, **options)
+
+
+def get_redis_without_breaker(alias: str = "default") -> redis.Redis:
+    """Return a client on the same pool as get_redis() whose commands skip the in-process Redis breaker."""
+    return get_redis(alias).without_breaker()
 
 
 def key(*parts: object) -> str:

@@ -36,9 +36,27 @@ REDIS_WRITE_REFUSED_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.MasterDownError,
 )
 
+
+class ClusterNotConfigured(redis.exceptions.ResponseError):
+    """The app reaches a Redis Cluster node through a single-node client (REDIS_CLUSTER_NODES unset)."""
+
+
+# A cluster that cannot serve this key here and now: redirected (MOVED, ASK: a single-node
+# client on a cluster node, or slots moving), keys spread over several slots (CROSSSLOT),
+# slots without a master (CLUSTERDOWN, TRYAGAIN during a resharding, a slot nobody covers).
+REDIS_CLUSTER_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterCrossSlotError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
+    ClusterNotConfigured,
+)
+
 # Everything that means "Redis cannot serve this request now", as opposed to a bug in a
 # command: unreachable, timed out, still loading its dataset, refused by the open Redis
-# breaker (RedisUnavailable), turned off (REDIS_ENABLE=false), refusing writes, wrapped by
+# breaker (RedisUnavailable), turned off (REDIS_ENABLE=false), refusing writes, a cluster
+# redirecting or refusing the key (MOVED, ASK, CROSSSLOT, CLUSTERDOWN), wrapped by
 # django-redis (ConnectionInterrupted), or a socket-level failure redis-py did not wrap (the
 # built-in ConnectionError and TimeoutError; the Upstash REST client's RestUnavailable is one).
 # Not every OSError: a file error in a view is a bug, not an outage. Catch this tuple wherever
@@ -51,6 +69,7 @@ REDIS_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
     *REDIS_WRITE_REFUSED_ERRORS,
+    *REDIS_CLUSTER_ERRORS,
 )
 
 # The database cannot be reached (down, renamed, refusing connections, connection killed),

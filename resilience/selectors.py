@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from django.conf import settings
 from django.db import connection
 
-from resilience.connection import get_redis
-from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS
+from resilience.connection import get_redis, redacted_url
+from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS, ClusterNotConfigured
+from resilience.health.cluster import cluster_configured, cluster_state_reason, not_configured_reason
 from resilience.health.writes import refusal_reason, write_refusal
 
 logger = logging.getLogger(__name__)
@@ -85,25 +86,34 @@ def database_check() -> CheckResult:
 
 
 _probe_lock = threading.Lock()
-_last_probe: dict = {"at": None, "refusal": None}
+_last_probe: dict = {"at": None, "refusal": None, "topology": (None, None)}
 
 
 def write_probe_forget() -> None:
     """Forget this process's last write probe, so the next check writes again (tests use it)."""
     with _probe_lock:
-        _last_probe.update(at=None, refusal=None)
+        _last_probe.update(at=None, refusal=None, topology=(None, None))
 
 
-def _write_refusal(client) -> BaseException | None:
+def _write_refusal(client) -> tuple[BaseException | None, tuple[str | None, str | None]]:
+    """Return the write probe's refusal and the topology check, both refreshed once per interval."""
     now = time.monotonic()
     with _probe_lock:
         at = _last_probe["at"]
         if at is not None and now - at < WRITE_PROBE_INTERVAL:
-            return _last_probe["refusal"]
-    refusal = write_refusal(client.execute_command)
+            return _last_probe["refusal"], _last_probe["topology"]
+    topology = _topology(client)
+    refusal = None if topology[0] else write_refusal(client.execute_command)
     with _probe_lock:
-        _last_probe.update(at=now, refusal=refusal)
-    return refusal
+        _last_probe.update(at=now, refusal=refusal, topology=topology)
+    return refusal, topology
+
+
+def _topology(client) -> tuple[str | None, str | None]:
+    """Return (why the app must not use this Redis, why the cluster serves only part of its slots)."""
+    if cluster_configured():
+        return None, cluster_state_reason(client)
+    return not_configured_reason(client.info("cluster"), redacted_url(settings.RESILIENCE_REDIS_URL)), None
 
 
 def redis_check() -> CheckResult:
@@ -119,21 +129,34 @@ def redis_check() -> CheckResult:
         except REDIS_WRITE_REFUSED_ERRORS as exc:
             # MISCONF refuses even PING; the server answered, so it is a refusal, not an outage.
             return {"pong": True, "refusal": exc}
-        return {"pong": True, "refusal": _write_refusal(client)}
+        refusal, topology = _write_refusal(client)
+        return {"pong": True, "refusal": refusal, "topology": topology}
 
     result = _timed("redis", probe)
     refusal = result.detail.pop("refusal", None)
-    if refusal is None:
+    misconfigured, partial = result.detail.pop("topology", None) or (None, None)
+    if misconfigured:
+        logger.error("readiness: %s", misconfigured)
+        return CheckResult(
+            "redis",
+            False,
+            _ms(started),
+            detail=result.detail,
+            error=ClusterNotConfigured.__name__,
+            reason=misconfigured,
+        )
+    if refusal is None and partial is None:
         return result
-    logger.warning("readiness: %s", refusal_reason(refusal))
+    reason = refusal_reason(refusal) if refusal is not None else partial
+    logger.warning("readiness: %s", reason)
     return CheckResult(
         "redis",
         True,
         _ms(started),
         detail=result.detail,
-        error=type(refusal).__name__,
+        error=type(refusal).__name__ if refusal is not None else "ClusterStateNotOk",
         degraded=True,
-        reason=refusal_reason(refusal),
+        reason=reason,
     )
 
 

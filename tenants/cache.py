@@ -25,7 +25,7 @@ from django.db.models import F
 
 from resilience import lua
 from resilience.breakers.process import redis_breaker
-from resilience.connection import get_redis
+from resilience.connection import get_redis, get_redis_without_breaker
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 from tenants.keys import USAGE_TTL_SECONDS, apikey_key, document_key, route_key, stream_key, version_key
 
@@ -204,7 +204,7 @@ class CacheSync:
                     self._retrying = False
                     return
             try:
-                client = redis.Redis(connection_pool=get_redis().connection_pool)
+                client = get_redis_without_breaker()
                 for payload in payloads:
                     _publish(client, payload["versions"], payload["slugs"], payload.get("apikeys", ()))
             except redis.TimeoutError:

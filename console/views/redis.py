@@ -21,5 +21,5 @@ def redis_health(request):
         "redis",
         {"title": "Redis health", "snapshot": snapshot, **history},
         {**snapshot, "history": series},
-        json_status=200 if snapshot["ok"] else 503,
+        json_status=200 if snapshot["ok"] and not snapshot.get("misconfigured") else 503,
     )

@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 import redis
 from django.conf import settings
 from redis._parsers.helpers import parse_info
+from redis.cluster import RedisCluster
 
+from resilience.breakers.redis_client import merged_info
 from resilience.connection import get_redis, redacted_url
 from resilience.exceptions import REDIS_WRITE_REFUSED_ERRORS
 from resilience.health.rest import UpstashRestClient
@@ -36,6 +38,8 @@ class Probe:
 
     # True when the app reaches Redis through Sentinel (REDIS_SENTINELS), whatever CLIENT LIST says.
     sentinel_configured = False
+    # True when the probe sees a whole Redis Cluster (REDIS_CLUSTER_NODES), not one server.
+    cluster = False
 
     def execute(self, *args):
         """Run a raw command and return its reply."""
@@ -166,6 +170,77 @@ class NativeProbe(Probe):
         return list(seen.values())
 
 
+class ClusterProbe(Probe):
+    """Probe the app's Redis Cluster (REDIS_CLUSTER_NODES): INFO summed over the masters, plus every node."""
+
+    transport = "native"
+    cluster = True
+
+    def __init__(self, client=None) -> None:
+        self.client = client or get_redis()
+
+    @property
+    def target(self) -> str:
+        return redacted_url(settings.RESILIENCE_REDIS_URL)
+
+    @property
+    def tls(self) -> bool:
+        return bool(settings.RESILIENCE_REDIS_TLS)
+
+    def execute(self, *args, **options):
+        # The cluster client's own routing, without the app's breaker: report the real cause.
+        return RedisCluster.execute_command(self.client, *args, **options)
+
+    def info(self) -> dict:
+        per_master = self.execute("INFO", "everything", target_nodes=RedisCluster.PRIMARIES)
+        return merged_info(list(per_master.values()))  # as the cluster client's info()
+
+    def config(self, name: str) -> str | None:
+        values = self.execute("CONFIG", "GET", name, target_nodes=RedisCluster.PRIMARIES)
+        found = {_text(reply.get(name)) for reply in values.values() if reply.get(name) is not None}
+        return ", ".join(sorted(found)) if found else None
+
+    def slowlog(self, n: int) -> list[dict]:
+        replies = self.execute("SLOWLOG", "GET", n, target_nodes=RedisCluster.PRIMARIES)
+        entries = []
+        for reply in replies.values():
+            entries += [
+                {"id": e["id"], "start_time": e["start_time"], "duration": e["duration"], "args": _args(e)}
+                for e in reply
+            ]
+        return entries
+
+    def scan(self, cursor: int, count: int) -> tuple[int, list[str]]:
+        next_cursor, keys = self.client.scan(cursor=cursor, count=count)  # every master in turn
+        return int(next_cursor), [_text(k) for k in keys]
+
+    def dbsize(self) -> int:
+        return int(self.execute("DBSIZE", target_nodes=RedisCluster.PRIMARIES))
+
+    def pools(self) -> list[dict]:
+        entries = []
+        for node in sorted(self.client.get_nodes(), key=lambda n: n.name):
+            pool = node.redis_connection.connection_pool if node.redis_connection else None
+            if pool is None:
+                continue
+            entries.append(
+                {
+                    "aliases": [f"{node.name} ({'primary' if node.server_type == 'primary' else 'replica'})"],
+                    "in_use": len(pool._get_in_use_connections()),
+                    "idle": len(pool._get_free_connections()),
+                    "max": pool.max_connections,
+                }
+            )
+        return entries
+
+
+def _args(entry) -> list[str]:
+    if isinstance(entry, dict):
+        command = entry.get("command", b"")
+        return _text(command).split(" ") if command else []
+    return [_text(a) for a in entry[3]]
+
+
 class RestProbe(Probe):
     """Probe through Upstash's REST API (REDIS_PROTOCOL=rest)."""
 
@@ -198,5 +273,7 @@ def _text(value) -> str:
 
 
 def default_probe() -> Probe:
-    """Return the probe REDIS_PROTOCOL asks for."""
-    return RestProbe() if settings.RESILIENCE_REDIS_PROTOCOL == "rest" else NativeProbe()
+    """Return the probe REDIS_PROTOCOL and REDIS_CLUSTER_NODES ask for."""
+    if settings.RESILIENCE_REDIS_PROTOCOL == "rest":
+        return RestProbe()
+    return ClusterProbe() if settings.RESILIENCE_REDIS_CLUSTER_NODES else NativeProbe()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from resilience.connection import family_of
+from resilience.health.cluster import cluster_overview, not_configured_reason
 from resilience.health.probes import Probe, default_probe
 from resilience.health.writes import refusal_reason, write_refusal
 from resilience.sessions.keys import index_key
@@ -111,6 +112,13 @@ def redis_health_snapshot(probe: Probe | None = None, *, quick: bool = False) ->
     info = part("info", probe.info) or {}
     config = {name: part(f"config {name}", probe.config, name) for name in ("maxmemory-policy", "maxclients")}
     snapshot["server"] = _server(info, probe, part)
+    misconfigured = not_configured_reason(info, target)
+    if misconfigured:
+        # It answers, but the app cannot use it: say so as loudly as an outage (verdict down).
+        snapshot.update(misconfigured=misconfigured, error=misconfigured)
+    if probe.cluster:
+        snapshot["cluster"] = part("cluster nodes", cluster_overview, probe.client)
+        snapshot["warnings"] += (snapshot["cluster"] or {}).get("warnings", [])
     snapshot["memory"] = _memory(info, config["maxmemory-policy"], snapshot["warnings"])
     snapshot["clients"] = {
         "connected": info.get("connected_clients"),
@@ -166,7 +174,9 @@ def _int(value) -> int | None:
 def _server(info: dict, probe: Probe, part: _PartRunner) -> dict:
     role = info.get("role")
     mode = info.get("redis_mode")
-    if mode == "standalone" and probe.sentinel_configured:
+    if probe.cluster:
+        mode = "cluster"
+    elif mode == "standalone" and probe.sentinel_configured:
         mode = "sentinel-managed"
     elif mode == "standalone" and role == "master":
         names = part("client list", probe.client_names)
@@ -387,6 +397,8 @@ def redis_health_verdict(snapshot: dict, *, max_latency_ms: float = 250.0) -> tu
     """Return ("healthy" | "degraded" | "down", reasons) for a snapshot."""
     if not snapshot["ok"]:
         return "down", [snapshot["error"] or "Redis did not answer PING."]
+    if snapshot.get("misconfigured"):
+        return "down", [snapshot["misconfigured"]]
     reasons = list(snapshot["warnings"])
     p50 = snapshot.get("latency", {}).get("p50_ms")
     if p50 is not None and p50 > max_latency_ms:

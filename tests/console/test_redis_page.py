@@ -3,6 +3,7 @@
 import pytest
 
 from resilience.health.selectors import health_state_reset
+from tests.plugins.redis_server import CLUSTER
 from tests.resilience.health.upstash_standin import UpstashStandIn
 
 
@@ -28,7 +29,7 @@ def test_page_shows_the_snapshot(client, viewer, redis_client):
         "Keyspace",
         "Slowlog: top 10 by duration",
         "App connection pools",
-        "standalone",
+        "cluster" if CLUSTER else "standalone",
         "primary",
     ):
         assert text in html

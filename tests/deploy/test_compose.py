@@ -232,6 +232,8 @@ COMPOSE_EXEMPT = {
     "REDIS_SENTINEL_MASTER": "as REDIS_SENTINELS",
     "REDIS_SENTINEL_PASSWORD": "as REDIS_SENTINELS",
     "REDIS_SENTINEL_DB": "as REDIS_SENTINELS",
+    "REDIS_CLUSTER_NODES": "Redis Cluster deployments run their own Redis topology: docs/deployment.md",
+    "REDIS_CLUSTER_TLS": "as REDIS_CLUSTER_NODES",
 }
 
 

@@ -6,7 +6,7 @@ import redis
 from django.conf import settings
 
 from agentapi_admin.command import EXIT_FAILED, EXIT_OK, EXIT_REDIS_DOWN, OperationCommand, UsageError
-from resilience.health.probes import NativeProbe, RestProbe
+from resilience.health.probes import ClusterProbe, NativeProbe, RestProbe
 from resilience.health.selectors import redis_health_snapshot, redis_health_verdict
 
 EXIT_BY_VERDICT = {"healthy": EXIT_OK, "degraded": EXIT_FAILED, "down": EXIT_REDIS_DOWN}
@@ -48,6 +48,7 @@ class Command(OperationCommand):
                 version=server["version"],
                 role=server["role"],
                 mode=server["mode"],
+                **({"nodes": _nodes(snapshot["cluster"])} if snapshot.get("cluster") else {}),
                 memory=memory["used_human"],
                 policy=memory["policy"],
                 clients=snapshot["clients"]["connected"],
@@ -68,6 +69,8 @@ class Command(OperationCommand):
             return probe
         if not settings.RESILIENCE_REDIS_ENABLED:
             return None  # the snapshot reports REDIS_ENABLE=false
+        if settings.RESILIENCE_REDIS_CLUSTER_NODES:
+            return ClusterProbe()  # the cluster client's own timeouts: it must reach every node anyway
         probe = NativeProbe()
         pool = probe.client.connection_pool
         if type(pool) in (redis.ConnectionPool, redis.BlockingConnectionPool):
@@ -77,3 +80,17 @@ class Command(OperationCommand):
                 connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
             )
         return probe
+
+
+def _nodes(cluster: dict) -> list[dict]:
+    """Return one line per cluster node: address, role, slots, memory, health."""
+    return [
+        {
+            "address": node["address"],
+            "role": node["role"],
+            "slots": ",".join(node["slots"]) or "-",
+            "memory": node["used_human"],
+            "health": node["health"],
+        }
+        for node in cluster["nodes"]
+    ]
