@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "tenants",
     "resilience",
     "portal",
+    "automation",
 ]
 
 MIDDLEWARE = [

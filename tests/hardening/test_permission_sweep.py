@@ -21,6 +21,8 @@ from django.db import transaction
 from django.test import Client
 
 from agentapi_admin.admin_base import GuardedModelAdmin
+from automation.models import StaffToken
+from automation.services import staff_token_create
 from resilience.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
@@ -76,7 +78,7 @@ def clients(users):
 
 
 @pytest.fixture
-def objects(world, upstream_url):
+def objects(world, upstream_url, change_staff):
     """One row of every admin model; acme has a reachable upstream, globex is suspended."""
     tenant_update(tenant=world.a, upstream_url=upstream_url, actor=None)
     tenant_suspend(tenant=world.b, reason="unpaid", actor=None)
@@ -92,6 +94,8 @@ def objects(world, upstream_url):
         UsageDaily: UsageDaily.objects.get(),
         get_user_model(): world.outsider,
         Group: Group.objects.create(name="operators"),
+        # Change staff's own token: only its owner sees it, which the sweep must confirm.
+        StaffToken: staff_token_create(user=change_staff, name="ci", scopes=["tenants:read"], actor=None)[0],
     }
 
 

@@ -1,0 +1,29 @@
+"""What each staff-token scope lets a token do, and the Django permissions its owner must hold for it."""
+
+from __future__ import annotations
+
+# scope -> (what it allows, the permissions its endpoints require of the token's user)
+SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tenants:read": (
+        "read tenants, plans, flags, overrides and API-key metadata",
+        ("tenants.view_tenant", "tenants.view_plan", "tenants.view_flag", "tenants.view_apikey"),
+    ),
+    "tenants:write": ("create, update, suspend and resume tenants", ("tenants.add_tenant", "tenants.change_tenant")),
+    "plans:write": ("create and update plans", ("tenants.add_plan", "tenants.change_plan")),
+    "flags:write": (
+        "create and update flags, set and clear tenant overrides",
+        ("tenants.add_flag", "tenants.change_flag"),
+    ),
+    "keys:write": ("issue and revoke tenant API keys", ("tenants.add_apikey", "tenants.change_apikey")),
+    "audit:read": ("read the audit trail", ("tenants.view_auditevent",)),
+}
+
+
+def scopes_missing_permissions(user, scopes: list[str]) -> dict[str, list[str]]:
+    """Return {scope: [permission, …]} for each of `scopes` whose permissions `user` does not hold."""
+    missing = {}
+    for scope in scopes:
+        lacking = [perm for perm in SCOPES[scope][1] if not user.has_perm(perm)]
+        if lacking:
+            missing[scope] = lacking
+    return missing
