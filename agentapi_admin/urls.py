@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from agentapi_admin.metrics import metrics_view
+from automation.api.views import admin_api_not_found, admin_api_urls
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
 from tenants.api.views import api_not_found, api_urls
@@ -23,6 +24,9 @@ urlpatterns = [
         name="admin_password_change_throttled",
     ),
     path("admin/", admin.site.urls),
+    # Before api/v1/, whose catch-all would answer these paths.
+    path("api/v1/admin/", admin_api_urls()),
+    re_path(r"^api/v1/admin/", admin_api_not_found),
     path("api/v1/", api_urls()),
     re_path(r"^api/v1/", api_not_found),
     path("portal/", include("portal.urls")),
