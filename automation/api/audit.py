@@ -47,4 +47,4 @@ def audit_events_list(
         "created_at__lt": until,
     }
     rows = rows.filter(**{name: value for name, value in filters.items() if value is not None})
-    return page(request, rows, key="-id", cursor=cursor, limit=limit, serialize=audit_data)
+    return page(request, rows, key="-id", cursor=cursor, limit=limit, serialize=audit_data, kind=int)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from ninja import Query, Router
 
 from automation.api.auth import staff
@@ -233,4 +234,4 @@ def override_delete(request, slug: str, key: str, if_match: str | None = IF_MATC
         current = _override_or_404(tenant, flag)
         require_if_match(request, override_data(current))
         flag_services.flag_clear_override(tenant=tenant, flag=flag, actor=actor, ip=client_address(request))
-    return 204, None
+    return HttpResponse(status=204)

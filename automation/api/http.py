@@ -38,9 +38,9 @@ def etag_of(data) -> str:
     return '"' + hashlib.sha256(dumps(data).encode()).hexdigest()[:32] + '"'
 
 
-def resource(request, data, *, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    """Answer `data` as JSON with its ETag; a GET whose If-None-Match matches answers 304."""
-    etag = etag_of(data)
+def resource(request, data, *, status: int = 200, headers: dict | None = None, version=None) -> HttpResponse:
+    """Answer `data` as JSON with its ETag (of `version` when given); a matching If-None-Match GET answers 304."""
+    etag = etag_of(data if version is None else version)
     if request.method == "GET" and etag in _etags(request.headers.get("If-None-Match", "")):
         response = HttpResponse(status=304)
     else:
@@ -80,23 +80,31 @@ def encode_cursor(value) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": value}).encode()).decode().rstrip("=")
 
 
-def decode_cursor(raw: str | None):
-    """Return the position a cursor points after, or None for the first page; a bad cursor is a 400."""
+def decode_cursor(raw: str | None, kind: type = str):
+    """Return the position (a `kind`) a cursor points after, or None for the first page; a bad cursor is a 400."""
     if raw is None:
         return None
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        return decoded["after"]
+        after = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))["after"]
     except (ValueError, TypeError, KeyError):
+        after = None
+    # Only a value the database can compare: a str without NUL (PostgreSQL refuses it) or a bigint.
+    valid = (kind is str and isinstance(after, str) and "\x00" not in after) or (
+        kind is int and type(after) is int and 0 <= after < 2**63
+    )
+    if not valid:
         raise Problem(
             400, "invalid_cursor", "cursor is not one this API issued: pass `next_cursor` as it came.", field="cursor"
-        ) from None
+        )
+    return after
 
 
-def page(request, queryset, *, key: str, cursor: str | None, limit: int, serialize: Callable) -> HttpResponse:
+def page(
+    request, queryset, *, key: str, cursor: str | None, limit: int, serialize: Callable, kind: type = str
+) -> HttpResponse:
     """Answer one page of `queryset` ordered by the unique `key` (prefix '-' for descending) with a next cursor."""
     field = key.lstrip("-")
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, kind)
     if after is not None:
         queryset = queryset.filter(**{f"{field}__{'lt' if key.startswith('-') else 'gt'}": after})
     rows = list(queryset.order_by(key)[: limit + 1])

@@ -17,7 +17,7 @@ from automation.api.http import (
 )
 from automation.api.idempotency import idempotent
 from automation.api.schemas import ApiKeyIn, ApiKeyIssued, ApiKeyOut, ApiKeyPage
-from automation.api.serializers import apikey_data
+from automation.api.serializers import apikey_data, apikey_version
 from automation.api.tenants import ERRORS, IDEMPOTENCY_KEY, IF_MATCH, WRITE_ERRORS, tenant_rows
 from tenants.models import ApiKey
 from tenants.services import apikeys as services
@@ -52,7 +52,8 @@ def apikeys_list(
 )
 def apikey_get(request, slug: str, prefix: str):
     tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
-    return resource(request, apikey_data(get_or_404(_keys(tenant), field="prefix", value=prefix, what="API key")))
+    api_key = get_or_404(_keys(tenant), field="prefix", value=prefix, what="API key")
+    return resource(request, apikey_data(api_key), version=apikey_version(api_key))
 
 
 @router.post(
@@ -73,13 +74,15 @@ def apikey_issue(request, slug: str, payload: ApiKeyIn, idempotency_key: str | N
                 actor=actor,
                 ip=client_address(request),
             )
-        data = apikey_data(_keys(tenant).get(pk=api_key.pk))
+        api_key = _keys(tenant).get(pk=api_key.pk)
         response = resource(
-            request, {**data, "secret": secret}, status=201, headers={"Location": f"{request.path}/{api_key.prefix}"}
+            request,
+            {**apikey_data(api_key), "secret": secret},
+            status=201,
+            headers={"Location": f"{request.path}/{api_key.prefix}", "Cache-Control": "no-store"},
+            # The key's ETag, as GET answers it: the secret is no part of the resource.
+            version=apikey_version(api_key),
         )
-        # The ETag is the key's, not the answer's: the secret is no part of the resource.
-        response["ETag"] = resource(request, data)["ETag"]
-        response["Cache-Control"] = "no-store"
         return response
 
     # A replay never holds the secret: it is not kept anywhere, Redis included.
@@ -97,6 +100,7 @@ def apikey_revoke(request, slug: str, prefix: str, if_match: str | None = IF_MAT
     with acting(request) as actor:
         rows = _keys(tenant).select_for_update(of=("self",))
         api_key = get_or_404(rows, field="prefix", value=prefix, what="API key")
-        require_if_match(request, apikey_data(api_key))
+        require_if_match(request, apikey_version(api_key))
         services.apikey_revoke(api_key=api_key, actor=actor, ip=client_address(request))
-    return resource(request, apikey_data(_keys(tenant).get(pk=api_key.pk)))
+    api_key = _keys(tenant).get(pk=api_key.pk)
+    return resource(request, apikey_data(api_key), version=apikey_version(api_key))

@@ -71,6 +71,13 @@ def apikey_data(api_key: ApiKey) -> dict:
     }
 
 
+def apikey_version(api_key: ApiKey) -> dict:
+    """Return what a key's ETag digests: its data without `last_used_at`, which every request may move."""
+    data = apikey_data(api_key)
+    del data["last_used_at"]
+    return data
+
+
 def audit_data(event: AuditEvent) -> dict:
     return {
         "id": event.pk,

@@ -72,3 +72,10 @@ def api(token):
 @pytest.fixture
 def plan(db):
     return make_plan("standard")
+
+
+@pytest.fixture(autouse=True)
+def _roomy_rate_limit(settings):
+    """A budget no test reaches by accident; the rate-limit tests set their own with override_settings."""
+    settings.RESILIENCE_RATE_LIMIT_PER_MINUTE = 100_000
+    settings.RESILIENCE_RATE_LIMIT_BURST = 10_000
