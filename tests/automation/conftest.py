@@ -10,6 +10,33 @@ from django.test import Client
 from tests.automation.factories import make_operator, make_token
 from tests.tenants.factories import make_plan
 
+# Every operation of the admin API, by operationId.
+ADMIN_OPERATIONS = (
+    "tenants_list",
+    "tenant_get",
+    "tenant_create",
+    "tenant_update",
+    "tenant_suspend",
+    "tenant_resume",
+    "plans_list",
+    "plan_get",
+    "plan_create",
+    "plan_update",
+    "flags_list",
+    "flag_get",
+    "flag_create",
+    "flag_update",
+    "overrides_list",
+    "override_get",
+    "override_put",
+    "override_delete",
+    "apikeys_list",
+    "apikey_get",
+    "apikey_issue",
+    "apikey_revoke",
+    "audit_events_list",
+)
+
 
 class AdminApi:
     """A test client for /api/v1/admin/ sending one bearer token."""
