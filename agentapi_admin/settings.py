@@ -49,8 +49,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "csp",
+    "audit",
     "tenants",
     "resilience",
+    "console",
     "portal",
     "automation",
 ]

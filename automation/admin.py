@@ -8,10 +8,10 @@ from django.contrib.admin.views.main import ChangeList
 from django.template.response import TemplateResponse
 
 from agentapi_admin.admin_base import GuardedModelAdmin
+from agentapi_admin.client_address import client_ip
 from automation.models import StaffToken
 from automation.scopes import SCOPES, scopes_missing_permissions
 from automation.services import staff_token_create, staff_token_revoke
-from resilience.ratelimit.policy import audit_ip as client_ip
 
 
 class StaffTokenCreateForm(forms.ModelForm):

@@ -13,9 +13,6 @@ class StaffToken(models.Model):
     them (and that the user is still active staff) on every request.
     """
 
-    AUDIT_CREATE = "staff_token.create"
-    AUDIT_REVOKE = "staff_token.revoke"
-
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_tokens")
     name = models.CharField(max_length=100)
     # "sat_" + 8 hex: the visible start of the token, for recognition and as its rate-limit identity.

@@ -15,7 +15,7 @@ SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("tenants.add_flag", "tenants.change_flag"),
     ),
     "keys:write": ("issue and revoke tenant API keys", ("tenants.add_apikey", "tenants.change_apikey")),
-    "audit:read": ("read the audit trail", ("tenants.view_auditevent",)),
+    "audit:read": ("read the audit trail", ("audit.view_auditevent",)),
 }
 
 

@@ -12,10 +12,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record, audit_snapshot
 from automation.exceptions import TokenError
 from automation.models import StaffToken
 from automation.scopes import SCOPES, scopes_missing_permissions
-from tenants.services.audit import audit_record, audit_snapshot
 
 TOKEN_PREFIX = "sat"  # noqa: S105 - the public marker of a token, not a secret
 TOKEN_PATTERN = re.compile(r"^(sat_[0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
@@ -74,7 +75,7 @@ def staff_token_create(
     )
     audit_record(
         actor=actor,
-        action=StaffToken.AUDIT_CREATE,
+        action=AuditAction.STAFF_TOKEN_CREATE,
         obj=token,
         after={**audit_snapshot(token, TOKEN_FIELDS), "user": user.get_username()},
         reason=reason,
@@ -93,7 +94,7 @@ def staff_token_revoke(*, token: StaffToken, actor: Any, ip: str | None = None) 
         locked.save(update_fields=["revoked_at"])
         audit_record(
             actor=actor,
-            action=StaffToken.AUDIT_REVOKE,
+            action=AuditAction.STAFF_TOKEN_REVOKE,
             obj=locked,
             before=before,
             after=audit_snapshot(locked, TOKEN_FIELDS),

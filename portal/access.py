@@ -19,7 +19,6 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from portal.selectors import user_memberships
-from resilience.ratelimit.policy import audit_ip
 from tenants.models import Membership, Tenant
 
 Role = Membership.Role
@@ -131,7 +130,3 @@ def tenant_view(
 
     return decorator
 
-
-def request_ip(request: HttpRequest) -> str | None:
-    """Return the client address for the audit trail (X-Forwarded-For only from trusted proxies)."""
-    return audit_ip(request)

@@ -8,8 +8,9 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from resilience.ratelimit.selectors import UNAVAILABLE_ERRORS, IdentityState, identity_state, top_limited
-from tenants.models import ApiKey, AuditEvent, Flag, Invitation, Membership, Tenant
+from tenants.models import ApiKey, Flag, Invitation, Membership, Tenant
 from tenants.selectors import tenants_for_user
 
 
@@ -61,9 +62,9 @@ def tenant_flag(tenant: Tenant, flag_key: str) -> Flag:
 
 
 FLAG_ACTIONS = {
-    "flag.owner_toggle": "switched",
-    "flag.set_override": "overrode (platform admin)",
-    "flag.clear_override": "cleared the override of",
+    AuditAction.FLAG_OWNER_TOGGLE: "switched",
+    AuditAction.FLAG_SET_OVERRIDE: "overrode (platform admin)",
+    AuditAction.FLAG_CLEAR_OVERRIDE: "cleared the override of",
 }
 
 
@@ -118,19 +119,19 @@ def tenant_overview(tenant: Tenant) -> dict:
 
 # Plain words for the audit actions a tenant's own people can see; unknown ones show their code.
 ACTIVITY_TEXT = {
-    "tenant.create": "created the tenant",
-    "tenant.update": "changed the tenant settings",
-    "tenant.suspend": "suspended the tenant",
-    "tenant.resume": "resumed the tenant",
-    "tenant.set_upstream_credentials": "replaced the upstream credentials",
-    "membership.add": "added a member",
-    "membership.change_role": "changed a role",
-    "membership.remove": "removed a member",
-    "apikey.issue": "created an API key",
-    "apikey.revoke": "revoked an API key",
-    "flag.owner_toggle": "switched a feature",
-    "flag.set_override": "overrode a feature",
-    "flag.clear_override": "cleared a feature override",
+    AuditAction.TENANT_CREATE: "created the tenant",
+    AuditAction.TENANT_UPDATE: "changed the tenant settings",
+    AuditAction.TENANT_SUSPEND: "suspended the tenant",
+    AuditAction.TENANT_RESUME: "resumed the tenant",
+    AuditAction.TENANT_SET_UPSTREAM_CREDENTIALS: "replaced the upstream credentials",
+    AuditAction.MEMBERSHIP_ADD: "added a member",
+    AuditAction.MEMBERSHIP_CHANGE_ROLE: "changed a role",
+    AuditAction.MEMBERSHIP_REMOVE: "removed a member",
+    AuditAction.APIKEY_ISSUE: "created an API key",
+    AuditAction.APIKEY_REVOKE: "revoked an API key",
+    AuditAction.FLAG_OWNER_TOGGLE: "switched a feature",
+    AuditAction.FLAG_SET_OVERRIDE: "overrode a feature",
+    AuditAction.FLAG_CLEAR_OVERRIDE: "cleared a feature override",
 }
 
 

@@ -23,9 +23,9 @@ from django.contrib.auth.forms import UsernameField
 from django.template.response import TemplateResponse
 
 from agentapi_admin import metrics
+from agentapi_admin.client_address import client_ip_identity
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.limiter import default_limiter
-from resilience.ratelimit.policy import client_ip
 from resilience.ratelimit.selectors import identity_state
 
 SCOPE = "form"
@@ -85,7 +85,7 @@ class ThrottleResult:
 
 
 def _checks(request, group: str, username_field: str) -> list[tuple]:
-    values = [("ip", client_ip(request))]
+    values = [("ip", client_ip_identity(request))]
     username = _username(request, username_field)
     if username:
         values.append(("username", username))

@@ -1,4 +1,4 @@
-"""Tenants, plans, memberships, feature flags, API keys, audit events and daily usage.
+"""Tenants, plans, memberships, feature flags, API keys and daily usage.
 
 Writes go through `tenants.services`; models hold data and database-level rules only.
 """
@@ -201,41 +201,6 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-
-class AuditEvent(models.Model):
-    """An append-only record of a write: who, when, what, before and after."""
-
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # Snapshot of the actor's name, kept when the user or key is gone.
-    actor_label = models.CharField(max_length=150)
-    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
-    action = models.CharField(max_length=64, db_index=True)
-    object_type = models.CharField(max_length=64, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    reason = models.CharField(max_length=500, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
-
-    def save(self, *args, **kwargs):
-        # Append-only is an invariant of the table, not business logic: refuse rewrites.
-        if self.pk is not None:
-            raise ValueError("AuditEvent rows are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("AuditEvent rows are append-only")
 
 
 class UsageDaily(models.Model):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from resilience.ratelimit.policy import audit_ip
-from tenants.services.audit import audit_record
+from agentapi_admin.client_address import client_ip
+from audit.models import AuditAction
+from audit.services import audit_record
 
 
 def _where(request) -> str:
@@ -15,13 +16,17 @@ def _where(request) -> str:
 
 @receiver(user_logged_in, dispatch_uid="audit_user_logged_in")
 def audit_logged_in(sender, request, user, **kwargs) -> None:
-    audit_record(actor=user, action="auth.login", obj=user, after={"via": _where(request)}, ip=audit_ip(request))
+    audit_record(
+        actor=user, action=AuditAction.AUTH_LOGIN, obj=user, after={"via": _where(request)}, ip=client_ip(request)
+    )
 
 
 @receiver(user_logged_out, dispatch_uid="audit_user_logged_out")
 def audit_logged_out(sender, request, user, **kwargs) -> None:
     if user is not None:
-        audit_record(actor=user, action="auth.logout", obj=user, after={"via": _where(request)}, ip=audit_ip(request))
+        audit_record(
+            actor=user, action=AuditAction.AUTH_LOGOUT, obj=user, after={"via": _where(request)}, ip=client_ip(request)
+        )
 
 
 @receiver(user_login_failed, dispatch_uid="audit_user_login_failed")
@@ -30,9 +35,9 @@ def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
     username = str(credentials.get("username", ""))[:150]
     audit_record(
         actor=None,
-        action="auth.login_failed",
+        action=AuditAction.AUTH_LOGIN_FAILED,
         object_type="auth.user",
         object_id=username[:64],
         after={"username": username, "via": _where(request)},
-        ip=audit_ip(request),
+        ip=client_ip(request),
     )

@@ -13,10 +13,11 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
 from tenants.cache import cache_ttl, flags_key, usage_key
-from tenants.models import AuditEvent, Flag, Membership, Tenant, TenantFlag, UsageDaily
+from tenants.models import Flag, Membership, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,11 @@ def _build_document(tenant_id: object) -> TenantDocument:
         "plan": {"code": plan.code, "name": plan.name},
         "limits": {"requests_per_minute": per_minute, "burst": burst, "daily_quota": quota},
         "settings": settings_effective(tenant.settings),
-        "flags": {key: _evaluate(key, rule, subject).__dict__ for key, rule in rules.items()},
+        # rollout_percent lets clients evaluate a rollout for their own subjects (tests/flags/vectors.json).
+        "flags": {
+            key: {**_evaluate(key, rule, subject).__dict__, "rollout_percent": rule["percent"]}
+            for key, rule in rules.items()
+        },
         "cache_version": tenant.cache_version,
     }
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()

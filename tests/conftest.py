@@ -134,3 +134,30 @@ def second_upstream():
     """Another stand-in on its own port: where a hostile redirect points."""
     with serve_stand_in() as served:
         yield served
+
+
+
+# Django's own migrations at the version the project's migrations were written against.
+BUILTIN_MIGRATIONS = [
+    ("auth", "0012_alter_user_first_name_max_length"),
+    ("contenttypes", "0002_remove_content_type_name"),
+]
+
+
+@pytest.fixture
+def migrate(transactional_db):
+    """Return migrate(targets) -> historical apps at those migrations; migrate() applies every migration.
+
+    The database ends at the latest migrations again, whatever the test did.
+    """
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def run(targets=None):
+        executor = MigrationExecutor(connection)
+        targets = executor.loader.graph.leaf_nodes() if targets is None else [*targets, *BUILTIN_MIGRATIONS]
+        executor.migrate(targets)
+        return executor.loader.project_state(targets).apps
+
+    yield run
+    run()

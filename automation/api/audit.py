@@ -6,12 +6,12 @@ from datetime import datetime
 
 from ninja import Query, Router
 
+from audit.models import AuditEvent
 from automation.api.auth import staff
 from automation.api.http import DEFAULT_LIMIT, MAX_LIMIT, page
 from automation.api.schemas import AuditPage
 from automation.api.serializers import audit_data
 from automation.api.tenants import ERRORS
-from tenants.models import AuditEvent
 
 router = Router(tags=["audit"])
 SINCE = Query(None, description="Events at or after this time (ISO 8601).")
@@ -20,7 +20,7 @@ UNTIL = Query(None, description="Events before this time (ISO 8601).")
 
 @router.get(
     "/audit-events",
-    auth=staff("audit:read", "tenants.view_auditevent"),
+    auth=staff("audit:read", "audit.view_auditevent"),
     response={200: AuditPage, **ERRORS},
     summary="Audit events, newest first (cursor pages)",
 )

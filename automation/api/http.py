@@ -12,8 +12,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.http import HttpResponse
 
-from resilience.ratelimit.policy import audit_ip
-from tenants.services.audit import audit_via
+from agentapi_admin.client_address import client_ip
+from audit.services import audit_via
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -131,4 +131,5 @@ def acting(request) -> Iterator:
 
 
 def client_address(request) -> str | None:
-    return audit_ip(request)
+    """Return the exact client address the audit trail records."""
+    return client_ip(request)

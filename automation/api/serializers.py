@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tenants.models import ApiKey, AuditEvent, Flag, Plan, Tenant, TenantFlag
+from audit.models import AuditEvent
+from tenants.models import ApiKey, Flag, Plan, Tenant, TenantFlag
 
 
 def tenant_data(tenant: Tenant) -> dict:

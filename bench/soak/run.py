@@ -155,7 +155,7 @@ def phases(faults: list[Fault], start: float, end: float) -> list[tuple[str, flo
 def snapshot(env: dict) -> dict:
     code = (
         "import json, django; django.setup();"
-        "from tenants.models import AuditEvent, TenantFlag, UsageDaily;"
+        "from audit.models import AuditEvent; from tenants.models import TenantFlag, UsageDaily;"
         "from django.db.models import Sum;"
         "print(json.dumps({'audit': AuditEvent.objects.count(),"
         "'logins': AuditEvent.objects.filter(action='auth.login').count(),"

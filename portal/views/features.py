@@ -5,7 +5,8 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from portal.access import Role, request_ip, tenant_view
+from agentapi_admin.client_address import client_ip
+from portal.access import Role, tenant_view
 from portal.forms import FlagToggleForm
 from portal.selectors import flag_history, tenant_flag
 from portal.views.layout import render_tenant
@@ -68,7 +69,7 @@ def feature_toggle(request, membership, flag_key):
             request, membership, "portal/feature_confirm.html", {**context, "form": form}, section="features"
         )
     try:
-        flag_owner_toggle(tenant=tenant, flag=flag, enabled=enabled, actor=request.user, ip=request_ip(request))
+        flag_owner_toggle(tenant=tenant, flag=flag, enabled=enabled, actor=request.user, ip=client_ip(request))
     except FlagNotEditable as exc:
         raise PermissionDenied(NOT_EDITABLE.format(key=flag.key)) from exc
     state = "on" if enabled else "off"

@@ -3,7 +3,8 @@
 from django.contrib import messages
 from django.shortcuts import redirect
 
-from portal.access import SAFE_METHODS, portal_page, render_error, request_ip
+from agentapi_admin.client_address import client_ip
+from portal.access import SAFE_METHODS, portal_page, render_error
 from portal.forms import InvitationResponseForm
 from portal.views.layout import render_page
 from tenants.exceptions import InvitationInvalid, InvitationNotForYou, TenantsError
@@ -27,7 +28,7 @@ def invitation(request, token):
     form = InvitationResponseForm(request.POST)
     if not form.is_valid():
         return render_page(request, "portal/invitation.html", {**context, "form": form}, status=400)
-    ip = request_ip(request)
+    ip = client_ip(request)
     try:
         if form.cleaned_data["answer"] == "accept":
             membership = invitation_accept(token=token, user=request.user, ip=ip)

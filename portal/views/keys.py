@@ -5,7 +5,8 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from portal.access import Role, request_ip, tenant_view
+from agentapi_admin.client_address import client_ip
+from portal.access import Role, tenant_view
 from portal.forms import ApiKeyCreateForm
 from portal.selectors import tenant_api_key, tenant_api_keys
 from portal.views.layout import render_tenant
@@ -50,7 +51,7 @@ def key_list(request, membership):
             scopes=form.cleaned_data["scopes"],
             expires_at=form.expires_at(),
             actor=request.user,
-            ip=request_ip(request),
+            ip=client_ip(request),
         )
     except TenantsError as exc:
         form.add_error(FORM_FIELDS.get(exc.field), exc.message)
@@ -68,6 +69,6 @@ def key_revoke(request, membership, key_id):
             messages.info(request, f"“{key.name}” was already revoked.")
             return redirect("portal:keys", tenant=membership.tenant.slug)
         return render_tenant(request, membership, "portal/key_revoke.html", {"key": key}, section="keys")
-    apikey_revoke(api_key=key, actor=request.user, ip=request_ip(request))
+    apikey_revoke(api_key=key, actor=request.user, ip=client_ip(request))
     messages.success(request, f"“{key.name}” ({key.prefix}…) is revoked; requests using it are refused from now on.")
     return redirect("portal:keys", tenant=membership.tenant.slug)

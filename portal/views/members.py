@@ -7,7 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from portal.access import ROLE_RANK, Role, request_ip, tenant_view
+from agentapi_admin.client_address import client_ip
+from portal.access import ROLE_RANK, Role, tenant_view
 from portal.forms import MemberInviteForm, MemberRoleForm
 from portal.selectors import tenant_invitation, tenant_members, tenant_membership, tenant_pending_invitations
 from portal.views.layout import render_tenant
@@ -49,7 +50,7 @@ def member_list(request, membership):
                 role=form.cleaned_data["role"],
                 actor=request.user,
                 link_for=link_for,
-                ip=request_ip(request),
+                ip=client_ip(request),
             )
         except TenantsError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -75,7 +76,7 @@ def invitation_revoke_view(request, membership, invitation_id):
     if request.method == "GET":
         return render_tenant(request, membership, "portal/invitation_revoke.html", context, section="members")
     try:
-        invitation_revoke(invitation=target, actor=request.user, ip=request_ip(request))
+        invitation_revoke(invitation=target, actor=request.user, ip=client_ip(request))
     except TenantsError as exc:
         context["error"] = exc.message
         return render_tenant(
@@ -104,7 +105,7 @@ def member_role(request, membership, membership_id):
     if form.is_valid():
         try:
             membership_change_role(
-                membership=target, role=form.cleaned_data["role"], actor=request.user, ip=request_ip(request)
+                membership=target, role=form.cleaned_data["role"], actor=request.user, ip=client_ip(request)
             )
         except LastOwnerError as exc:
             form.add_error("role", exc.message)
@@ -132,7 +133,7 @@ def member_remove(request, membership, membership_id):
     if request.method == "GET":
         return render_tenant(request, membership, "portal/member_remove.html", context, section="members")
     try:
-        membership_remove(membership=target, actor=request.user, ip=request_ip(request))
+        membership_remove(membership=target, actor=request.user, ip=client_ip(request))
     except TenantsError as exc:
         # LastOwnerError included: explain on the confirmation page instead of failing.
         context["error"] = exc.message

@@ -7,10 +7,11 @@ import uuid
 from django.db import transaction
 from pybreaker import STATE_CLOSED, STATE_OPEN
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from resilience.breakers.events import record_transition, transition_token
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.registry import breaker, registered_breakers
-from tenants.services.audit import audit_record
 
 
 def _named(name: str):
@@ -21,7 +22,7 @@ def _named(name: str):
     return breaker(name)
 
 
-def _change(name: str, *, forced: str, target: str, action: str, actor, reason: str, ip=None) -> None:
+def _change(name: str, *, forced: str, target: str, action: AuditAction, actor, reason: str, ip=None) -> None:
     if not reason.strip():
         raise ValueError("A reason is required: it goes to the audit trail.")
     cb = _named(name)
@@ -44,13 +45,13 @@ def _change(name: str, *, forced: str, target: str, action: str, actor, reason: 
             before["state"],
             target,
             token=f"operator:{uuid.uuid4().hex}",
-            reason=f"{action}: {reason}",
+            reason=f"{action.split('.', 1)[1]}: {reason}",
             actor=label,
             claim=(transition_token(cb, target),),
         )
         audit_record(
             actor=actor,
-            action=f"breaker.{action}",
+            action=action,
             object_type="resilience.breaker",
             object_id=name,
             before=before,
@@ -62,14 +63,24 @@ def _change(name: str, *, forced: str, target: str, action: str, actor, reason: 
 
 def breaker_force_open(*, name: str, actor, reason: str, ip=None) -> None:
     """Pin a breaker open: calls fail fast until an operator closes or resets it."""
-    _change(name, forced="open", target=STATE_OPEN, action="force_open", actor=actor, reason=reason, ip=ip)
+    _change(
+        name, forced="open", target=STATE_OPEN, action=AuditAction.BREAKER_FORCE_OPEN, actor=actor, reason=reason, ip=ip
+    )
 
 
 def breaker_force_close(*, name: str, actor, reason: str, ip=None) -> None:
     """Pin a breaker closed: calls go through and failures are not counted until a reset."""
-    _change(name, forced="closed", target=STATE_CLOSED, action="force_close", actor=actor, reason=reason, ip=ip)
+    _change(
+        name,
+        forced="closed",
+        target=STATE_CLOSED,
+        action=AuditAction.BREAKER_FORCE_CLOSE,
+        actor=actor,
+        reason=reason,
+        ip=ip,
+    )
 
 
 def breaker_reset(*, name: str, actor, reason: str, ip=None) -> None:
     """Remove any pin, close the breaker and zero its counters."""
-    _change(name, forced="", target=STATE_CLOSED, action="reset", actor=actor, reason=reason, ip=ip)
+    _change(name, forced="", target=STATE_CLOSED, action=AuditAction.BREAKER_RESET, actor=actor, reason=reason, ip=ip)

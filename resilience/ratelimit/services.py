@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from resilience.connection import get_redis, key
 from resilience.ratelimit.limiter import SCOPES, index_all_key, index_tenant_key, state_key, tenant_label
 from resilience.ratelimit.selectors import _glob_escape
 from tenants.models import Tenant
-from tenants.services.audit import audit_record
 
 
 def _tenant_row(tenant) -> Tenant | None:
@@ -26,7 +27,7 @@ def ratelimit_reset_identity(*, scope: str, tenant, identity: str, actor, reason
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="ratelimit.reset_identity",
+            action=AuditAction.RATELIMIT_RESET_IDENTITY,
             tenant=_tenant_row(tenant),
             object_type="ratelimit.identity",
             object_id=key,
@@ -65,7 +66,7 @@ def ratelimit_reset_tenant(*, tenant, actor, reason: str, ip=None) -> int:
         client.delete(index)
         audit_record(
             actor=actor,
-            action="ratelimit.reset_tenant",
+            action=AuditAction.RATELIMIT_RESET_TENANT,
             tenant=_tenant_row(tenant),
             object_type="ratelimit.tenant",
             object_id=label,
@@ -146,7 +147,7 @@ def ratelimit_reset_matching(
         if not dry_run:
             audit_record(
                 actor=actor,
-                action="ratelimit.reset_matching",
+                action=AuditAction.RATELIMIT_RESET_MATCHING,
                 tenant=_tenant_row(tenant),
                 object_type="ratelimit.pattern",
                 object_id=f"{scope_glob}:{label or '*'}"[:64],

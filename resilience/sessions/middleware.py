@@ -9,6 +9,7 @@ from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from agentapi_admin import metrics
+from agentapi_admin.client_address import client_ip
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class SessionActivityMiddleware:
         note = getattr(session, "note_activity", None)
         if note is not None:
             modified = session.modified
-            if note(ip=request.META.get("REMOTE_ADDR", ""), user_agent=request.META.get("HTTP_USER_AGENT", "")):
+            if note(ip=client_ip(request) or "", user_agent=request.META.get("HTTP_USER_AGENT", "")):
                 # A Redis that cannot take this write (down, full) must not turn the page into a 503.
                 session.activity_only = not modified
         return response

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from resilience.exceptions import SessionNotFound
 from resilience.sessions.backends.base import SessionCleanupReport, session_ref
 from resilience.sessions.selectors import session_engine, sessions_for_user
-from tenants.services.audit import audit_record
 
 
 def session_revoke(*, session_key: str, actor, reason: str = "", ip: str | None = None) -> str:
@@ -20,7 +21,7 @@ def session_revoke(*, session_key: str, actor, reason: str = "", ip: str | None 
         # The audit row goes first: if Redis refuses the delete, the row rolls back with it.
         audit_record(
             actor=actor,
-            action="session.revoke",
+            action=AuditAction.SESSION_REVOKE,
             object_type="session",
             object_id=session_ref(session_key),
             before={"user_id": owner},
@@ -37,7 +38,7 @@ def sessions_revoke_all(*, user, actor, except_key: str | None = None, reason: s
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="session.revoke_all",
+            action=AuditAction.SESSION_REVOKE_ALL,
             obj=user,
             before={"sessions": refs},
             after={"sessions": [session_ref(except_key)] if except_key else []},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ninja import Schema
+from ninja import Field, Schema
 
 from tenants.settings_schema import TenantSettings
 
@@ -36,12 +36,19 @@ class LimitsOut(Schema):
     daily_quota: int | None
 
 
+class BootstrapFlagOut(EvaluatedFlagOut):
+    rollout_percent: int = Field(
+        description="With reason `rollout`: the share of subjects the flag is on for (evaluate locally with the "
+        "documented bucket function); 100 otherwise."
+    )
+
+
 class BootstrapOut(Schema):
     tenant: TenantOut
     plan: PlanOut
     limits: LimitsOut
     settings: TenantSettings
-    flags: dict[str, EvaluatedFlagOut]
+    flags: dict[str, BootstrapFlagOut]
     cache_version: int
 
 

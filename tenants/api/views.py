@@ -19,12 +19,12 @@ from ninja import Path, Query
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.security.http import HttpAuthBase
 
+from agentapi_admin.client_address import client_ip_identity
 from agentapi_admin.openapi import DocumentedAPI, problems
 from agentapi_admin.problems import as_problem, problem_response
 from resilience.ratelimit import ratelimit_response
 from resilience.ratelimit.enforce import ratelimit_enforce
 from resilience.ratelimit.middleware import limits_itself
-from resilience.ratelimit.policy import client_ip
 from tenants.api.gateway import GatewayResult, gateway_call
 from tenants.api.schemas import BootstrapOut, FlagOut
 from tenants.models import FLAG_KEY_PATTERN
@@ -106,7 +106,7 @@ class TenantKey(HttpAuthBase):
             flag_key=self._flag_key(request),
             field_name=self.field,
             if_none_match=inm,
-            client_ip=client_ip(request),
+            client_ip=client_ip_identity(request),
         )
         outcome = result.outcome
         if outcome in _KEY_ERRORS:

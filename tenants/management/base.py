@@ -22,15 +22,19 @@ from tenants.exceptions import TenantsError
 class TenantWriteCommand(OperationCommand):
     """An operations command that changes tenants' data as a named staff user."""
 
-    #: The Django permission the admin requires for the same change, e.g. "tenants.change_tenant".
-    permission: str = ""
+    #: The Django permission(s) the admin requires for the same change, e.g. "tenants.change_tenant".
+    permission: str | tuple[str, ...] = ""
+
+    @property
+    def permissions(self) -> tuple[str, ...]:
+        return (self.permission,) if isinstance(self.permission, str) else tuple(self.permission)
 
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
         parser.add_argument(
             "--actor",
             metavar="USERNAME",
-            help=f"The staff user the change is audited as (required; needs {self.permission}).",
+            help=f"The staff user the change is audited as (required; needs {', '.join(self.permissions)}).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -49,9 +53,10 @@ class TenantWriteCommand(OperationCommand):
             raise CommandError(
                 f"There is no active staff user {username!r}: give --actor the username of an active staff account."
             )
-        if not user.has_perm(self.permission):
+        missing = [permission for permission in self.permissions if not user.has_perm(permission)]
+        if missing:
             raise CommandError(
-                f"{username} lacks the permission {self.permission} that the admin requires for this change; "
+                f"{username} lacks the permission {', '.join(missing)} that the admin requires for this change; "
                 "grant it in the admin (Users or Groups) or run the command as another --actor."
             )
         return user

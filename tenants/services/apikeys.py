@@ -12,10 +12,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record, audit_snapshot
 from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.models import ApiKey, Tenant
-from tenants.services.audit import audit_record, audit_snapshot
 
 KEY_PREFIX = "aak"
 # aak_ + 8 hex prefix + _ + 43 base64url characters (32 random bytes).
@@ -89,7 +90,7 @@ def apikey_issue_known_secret(
     )
     audit_record(
         actor=actor,
-        action="apikey.issue",
+        action=AuditAction.APIKEY_ISSUE,
         tenant=tenant,
         obj=api_key,
         after=audit_snapshot(api_key, APIKEY_FIELDS),
@@ -111,7 +112,7 @@ def apikey_revoke(*, api_key: ApiKey, actor: Any, ip: str | None = None) -> ApiK
     versions_bump([locked.tenant_id], forget=[locked.secret_hash])
     audit_record(
         actor=actor,
-        action="apikey.revoke",
+        action=AuditAction.APIKEY_REVOKE,
         tenant=locked.tenant,
         obj=locked,
         before=before,

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from resilience.connection import get_redis, key
 from tenants.cache import apikey_key, versions_bump
 from tenants.models import ApiKey, Tenant
-from tenants.services.audit import audit_record
 
 BATCH = 500
 
@@ -64,7 +65,7 @@ def tenant_cache_purge(
                 for tenant in Tenant.objects.filter(pk__in=batch):
                     audit_record(
                         actor=actor,
-                        action="tenant.cache_purge",
+                        action=AuditAction.TENANT_CACHE_PURGE,
                         tenant=tenant,
                         obj=tenant,
                         after={"cache_version": versions[tenant.pk]},

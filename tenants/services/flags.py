@@ -7,10 +7,11 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.models import AuditAction
+from audit.services import audit_record, audit_snapshot
 from tenants.cache import versions_bump
 from tenants.exceptions import FlagNotEditable, PermissionDenied, TenantsError
 from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, Tenant, TenantFlag
-from tenants.services.audit import audit_record, audit_snapshot
 
 FLAG_FIELDS = ["key", "description", "default", "tenant_editable", "risky", "archived"]
 UPDATABLE_FLAG_FIELDS = {"description", "default", "tenant_editable", "risky", "archived"}
@@ -41,7 +42,7 @@ def flag_create(
         key=key, description=description, default=default, tenant_editable=tenant_editable, risky=risky
     )
     versions_bump(_all_tenants())
-    audit_record(actor=actor, action="flag.create", obj=flag, after=audit_snapshot(flag, FLAG_FIELDS), ip=ip)
+    audit_record(actor=actor, action=AuditAction.FLAG_CREATE, obj=flag, after=audit_snapshot(flag, FLAG_FIELDS), ip=ip)
     return flag
 
 
@@ -59,7 +60,7 @@ def flag_update(*, flag: Flag, actor: Any, ip: str | None = None, **fields: Any)
     after = audit_snapshot(locked, FLAG_FIELDS)
     if after != before:
         versions_bump(_all_tenants())
-    audit_record(actor=actor, action="flag.update", obj=locked, before=before, after=after, ip=ip)
+    audit_record(actor=actor, action=AuditAction.FLAG_UPDATE, obj=locked, before=before, after=after, ip=ip)
     for name in fields:
         setattr(flag, name, getattr(locked, name))
     return flag
@@ -119,7 +120,7 @@ def flag_set_override(
         rollout_percent=rollout_percent,
         source=source,
         actor=actor,
-        action="flag.set_override",
+        action=AuditAction.FLAG_SET_OVERRIDE,
         ip=ip,
     )
 
@@ -135,7 +136,7 @@ def flag_clear_override(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | Non
     versions_bump([tenant.pk])
     audit_record(
         actor=actor,
-        action="flag.clear_override",
+        action=AuditAction.FLAG_CLEAR_OVERRIDE,
         tenant=tenant,
         object_type="tenants.tenantflag",
         object_id=flag.key,
@@ -164,6 +165,6 @@ def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, 
         rollout_percent=100,
         source=TenantFlag.Source.OWNER,
         actor=actor,
-        action="flag.owner_toggle",
+        action=AuditAction.FLAG_OWNER_TOGGLE,
         ip=ip,
     )

@@ -19,9 +19,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from tenants.exceptions import InvitationExpired, InvitationInvalid, InvitationNotForYou, TenantsError
 from tenants.models import Invitation, Membership, Tenant
-from tenants.services.audit import audit_record
 from tenants.services.memberships import ROLES, membership_add
 
 TOKEN_BYTES = 32
@@ -97,7 +98,12 @@ def invitation_create(
         expires_at=timezone.now() + dt.timedelta(seconds=settings.TENANTS_INVITATION_TTL),
     )
     audit_record(
-        actor=actor, action="invitation.create", tenant=tenant, obj=invitation, after=_snapshot(invitation), ip=ip
+        actor=actor,
+        action=AuditAction.INVITATION_CREATE,
+        tenant=tenant,
+        obj=invitation,
+        after=_snapshot(invitation),
+        ip=ip,
     )
     if settings.TENANTS_INVITATION_EMAIL:
         link = link_for(token)
@@ -155,7 +161,7 @@ def invitation_accept(*, token: str, user: Any, ip: str | None = None) -> Member
         raise InvitationNotForYou()
     if Membership.objects.filter(tenant=invitation.tenant, user=user).exists():
         raise TenantsError(f"You are already a member of {invitation.tenant.name}.")
-    _respond(invitation, state=Invitation.State.ACCEPTED, action="invitation.accept", user=user, ip=ip)
+    _respond(invitation, state=Invitation.State.ACCEPTED, action=AuditAction.INVITATION_ACCEPT, user=user, ip=ip)
     return membership_add(tenant=invitation.tenant, user=user, role=invitation.role, actor=user, ip=ip)
 
 
@@ -165,7 +171,7 @@ def invitation_decline(*, token: str, user: Any, ip: str | None = None) -> Invit
     invitation = _pending(token)
     if not _matches(invitation, user):
         raise InvitationNotForYou()
-    _respond(invitation, state=Invitation.State.DECLINED, action="invitation.decline", user=user, ip=ip)
+    _respond(invitation, state=Invitation.State.DECLINED, action=AuditAction.INVITATION_DECLINE, user=user, ip=ip)
     return invitation
 
 
@@ -175,6 +181,6 @@ def invitation_revoke(*, invitation: Invitation, actor: Any, ip: str | None = No
     locked = Invitation.objects.select_for_update().select_related("tenant").get(pk=invitation.pk)
     if locked.state != Invitation.State.PENDING:
         raise TenantsError(f"This invitation is already {locked.get_state_display().lower()}.")
-    _respond(locked, state=Invitation.State.REVOKED, action="invitation.revoke", user=actor, ip=ip)
+    _respond(locked, state=Invitation.State.REVOKED, action=AuditAction.INVITATION_REVOKE, user=actor, ip=ip)
     invitation.state = locked.state
     return locked

@@ -6,9 +6,10 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from tenants.exceptions import LastOwnerError, TenantsError
 from tenants.models import Membership, Tenant
-from tenants.services.audit import audit_record
 
 ROLES = set(Membership.Role.values)
 
@@ -41,7 +42,12 @@ def membership_add(*, tenant: Tenant, user: Any, role: str, actor: Any, ip: str 
         raise TenantsError(f"{user.get_username()} is already a member of {tenant.slug}.", field="user")
     membership = Membership.objects.create(tenant=tenant, user=user, role=role)
     audit_record(
-        actor=actor, action="membership.add", tenant=tenant, obj=membership, after=_snapshot(membership), ip=ip
+        actor=actor,
+        action=AuditAction.MEMBERSHIP_ADD,
+        tenant=tenant,
+        obj=membership,
+        after=_snapshot(membership),
+        ip=ip,
     )
     return membership
 
@@ -59,7 +65,7 @@ def membership_change_role(*, membership: Membership, role: str, actor: Any, ip:
     membership.role = role
     audit_record(
         actor=actor,
-        action="membership.change_role",
+        action=AuditAction.MEMBERSHIP_CHANGE_ROLE,
         tenant=locked.tenant,
         obj=locked,
         before=before,
@@ -80,7 +86,7 @@ def membership_remove(*, membership: Membership, actor: Any, ip: str | None = No
     locked.delete()
     audit_record(
         actor=actor,
-        action="membership.remove",
+        action=AuditAction.MEMBERSHIP_REMOVE,
         tenant=locked.tenant,
         object_type="tenants.membership",
         object_id=str(pk),

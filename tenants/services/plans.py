@@ -6,10 +6,11 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.models import AuditAction
+from audit.services import audit_record, audit_snapshot
 from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.models import Flag, Plan
-from tenants.services.audit import audit_record, audit_snapshot
 
 PLAN_FIELDS = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "default_flags"]
 
@@ -50,7 +51,7 @@ def plan_create(
     )
     plan.full_clean()
     plan.save()
-    audit_record(actor=actor, action="plan.create", obj=plan, after=audit_snapshot(plan, PLAN_FIELDS), ip=ip)
+    audit_record(actor=actor, action=AuditAction.PLAN_CREATE, obj=plan, after=audit_snapshot(plan, PLAN_FIELDS), ip=ip)
     return plan
 
 
@@ -71,5 +72,5 @@ def plan_update(*, plan: Plan, actor: Any, ip: str | None = None, **fields: Any)
     after = audit_snapshot(plan, PLAN_FIELDS)
     if after != before:
         versions_bump(plan.tenants.values_list("pk", flat=True))
-    audit_record(actor=actor, action="plan.update", obj=plan, before=before, after=after, ip=ip)
+    audit_record(actor=actor, action=AuditAction.PLAN_UPDATE, obj=plan, before=before, after=after, ip=ip)
     return plan

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record, audit_snapshot
 from tenants import crypto
 from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.models import Plan, Tenant
-from tenants.services.audit import audit_record, audit_snapshot
 from tenants.settings_schema import settings_validate
 
 TENANT_FIELDS = ["slug", "name", "status", "status_reason", "plan", "settings", "upstream_url", "cache_version"]
@@ -54,14 +56,18 @@ def tenant_create(
     settings: dict | None = None,
     upstream_url: str = "",
     status: str = Tenant.Status.TRIAL,
+    tenant_id: uuid.UUID | None = None,
     ip: str | None = None,
 ) -> Tenant:
-    """Create a tenant with validated settings."""
+    """Create a tenant with validated settings; `tenant_id` keeps an id from another database (flags_import)."""
     if status not in (Tenant.Status.TRIAL, Tenant.Status.ACTIVE):
         raise TenantsError("A new tenant starts as trial or active.", field="status")
     if Tenant.objects.filter(slug=slug).exists():
         raise TenantsError(f"A tenant with slug {slug!r} already exists.", field="slug")
+    if tenant_id is not None and Tenant.objects.filter(pk=tenant_id).exists():
+        raise TenantsError(f"A tenant with id {tenant_id} already exists.", field="tenant_id")
     tenant = Tenant(
+        id=tenant_id or uuid.uuid4(),
         slug=slug,
         name=name,
         plan=plan,
@@ -72,7 +78,9 @@ def tenant_create(
     )
     _clean(tenant)
     tenant.save()
-    audit_record(actor=actor, action="tenant.create", tenant=tenant, obj=tenant, after=_snapshot(tenant), ip=ip)
+    audit_record(
+        actor=actor, action=AuditAction.TENANT_CREATE, tenant=tenant, obj=tenant, after=_snapshot(tenant), ip=ip
+    )
     return tenant
 
 
@@ -97,7 +105,13 @@ def tenant_update(*, tenant: Tenant, actor: Any, ip: str | None = None, **fields
     if changed:
         locked.cache_version = versions_bump([locked.pk])[locked.pk]
     audit_record(
-        actor=actor, action="tenant.update", tenant=locked, obj=locked, before=before, after=_snapshot(locked), ip=ip
+        actor=actor,
+        action=AuditAction.TENANT_UPDATE,
+        tenant=locked,
+        obj=locked,
+        before=before,
+        after=_snapshot(locked),
+        ip=ip,
     )
     return _refresh(tenant, locked)
 
@@ -132,7 +146,12 @@ def tenant_suspend(*, tenant: Tenant, reason: str, actor: Any, ip: str | None = 
     if tenant.status == Tenant.Status.DELETED:
         raise TenantsError("A deleted tenant cannot be suspended.")
     return _set_status(
-        tenant=tenant, status=Tenant.Status.SUSPENDED, reason=reason, action="tenant.suspend", actor=actor, ip=ip
+        tenant=tenant,
+        status=Tenant.Status.SUSPENDED,
+        reason=reason,
+        action=AuditAction.TENANT_SUSPEND,
+        actor=actor,
+        ip=ip,
     )
 
 
@@ -142,7 +161,7 @@ def tenant_resume(*, tenant: Tenant, actor: Any, ip: str | None = None) -> Tenan
     if tenant.status == Tenant.Status.DELETED:
         raise TenantsError("A deleted tenant cannot be resumed.")
     return _set_status(
-        tenant=tenant, status=Tenant.Status.ACTIVE, reason="", action="tenant.resume", actor=actor, ip=ip
+        tenant=tenant, status=Tenant.Status.ACTIVE, reason="", action=AuditAction.TENANT_RESUME, actor=actor, ip=ip
     )
 
 
@@ -150,7 +169,7 @@ def tenant_resume(*, tenant: Tenant, actor: Any, ip: str | None = None) -> Tenan
 def tenant_mark_deleted(*, tenant: Tenant, reason: str, actor: Any, ip: str | None = None) -> Tenant:
     """Mark a tenant deleted (rows are kept for the audit trail); its API access stops."""
     return _set_status(
-        tenant=tenant, status=Tenant.Status.DELETED, reason=reason, action="tenant.delete", actor=actor, ip=ip
+        tenant=tenant, status=Tenant.Status.DELETED, reason=reason, action=AuditAction.TENANT_DELETE, actor=actor, ip=ip
     )
 
 
@@ -163,7 +182,7 @@ def tenant_set_upstream_credentials(*, tenant: Tenant, secret: str, actor: Any, 
     locked.save(update_fields=["upstream_credentials", "updated_at"])
     audit_record(
         actor=actor,
-        action="tenant.set_upstream_credentials",
+        action=AuditAction.TENANT_SET_UPSTREAM_CREDENTIALS,
         tenant=locked,
         obj=locked,
         before=before,
@@ -183,7 +202,7 @@ def tenant_reencrypt_credentials(*, tenant: Tenant, actor: Any, ip: str | None =
     locked.save(update_fields=["upstream_credentials", "updated_at"])
     audit_record(
         actor=actor,
-        action="tenant.reencrypt_credentials",
+        action=AuditAction.TENANT_REENCRYPT_CREDENTIALS,
         tenant=locked,
         obj=locked,
         after={"key_id": crypto.current_key_id()},

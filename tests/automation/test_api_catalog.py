@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tenants.models import AuditEvent, Plan, TenantFlag
+from audit.models import AuditEvent
+from tenants.models import Plan, TenantFlag
 from tests.automation.conftest import problem
 from tests.tenants.factories import make_flag, make_key, make_plan, make_tenant
 

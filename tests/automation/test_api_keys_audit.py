@@ -7,7 +7,8 @@ import base64
 import pytest
 from django.test import Client
 
-from tenants.models import ApiKey, AuditEvent
+from audit.models import AuditEvent
+from tenants.models import ApiKey
 from tests.automation.conftest import AdminApi, problem
 from tests.automation.factories import make_operator, make_token
 from tests.tenants.factories import make_key, make_tenant

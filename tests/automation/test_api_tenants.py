@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tenants.models import AuditEvent, Tenant
+from audit.models import AuditEvent
+from tenants.models import Tenant
 from tests.automation.conftest import problem
 from tests.tenants.factories import make_key, make_plan, make_tenant
 

@@ -12,11 +12,11 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from automation.cache import token_used_key
 from automation.models import StaffToken
 from automation.selectors import staff_token_check, staff_token_touch
 from automation.services import staff_token_revoke, token_hash
-from tenants.models import AuditEvent
 from tests.automation.factories import grant, make_operator, make_token
 from tests.tenants.factories import make_staff, make_user
 
@@ -165,9 +165,9 @@ def test_staff_see_and_revoke_only_their_own_tokens():
 
 def test_grant_helper_reloads_permissions():
     user = make_operator("carol", scopes=[])
-    assert not user.has_perm("tenants.view_auditevent")
-    grant(user, "tenants.view_auditevent")
-    assert user.has_perm("tenants.view_auditevent")
+    assert not user.has_perm("audit.view_auditevent")
+    grant(user, "audit.view_auditevent")
+    assert user.has_perm("audit.view_auditevent")
 
 
 def test_a_superuser_sees_and_revokes_any_token():

@@ -16,12 +16,13 @@ from playwright.sync_api import expect
 from pybreaker import CircuitBreakerError
 
 from agentapi_admin.redis_process import free_port
+from audit.models import AuditEvent
 from resilience.breakers import breaker
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.registry import forget_breakers
 from resilience.health.selectors import health_state_reset
 from resilience.ratelimit.limiter import RateLimiter
-from tenants.models import AuditEvent, Plan, Tenant
+from tenants.models import Plan, Tenant
 from tests.browser.conftest import login
 from tests.conftest import BASE_DIR, clean_env
 
@@ -59,7 +60,7 @@ def test_redis_health_page(admin_page, live_server, redis_client, screenshot, co
         pipe.execute()
     page.click("text=Redis health")
     page.wait_for_url(re.compile(r"/admin/ops/redis/$"))
-    expect(page.locator(".breadcrumbs")).to_contain_text("Home \u203a Resilience \u203a Redis health")
+    expect(page.locator(".breadcrumbs")).to_contain_text("Home \u203a Operations console \u203a Redis health")
     expect(page.locator(".ops-ok")).to_contain_text("PING p50")
     expect(page.locator("tr[data-family=rl]")).to_contain_text("Rate limits")
     first = page.locator(".ops-updated time").get_attribute("datetime")

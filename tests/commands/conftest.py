@@ -36,7 +36,7 @@ def db_state() -> dict:
     """Return every row of the project's models (for before/after comparisons)."""
     state = {}
     tables = set(connection.introspection.table_names())
-    for label in ("tenants", "sessions", "auth", "resilience"):
+    for label in ("audit", "tenants", "sessions", "auth", "console"):
         for model in apps.get_app_config(label).get_models():
             if model._meta.db_table not in tables:
                 continue

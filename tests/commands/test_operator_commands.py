@@ -18,7 +18,8 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from tenants.models import ApiKey, AuditEvent, Tenant, TenantFlag
+from audit.models import AuditEvent
+from tenants.models import ApiKey, Tenant, TenantFlag
 from tests.commands.conftest import db_state, run_json
 from tests.tenants.factories import make_flag, make_key, make_plan, make_staff, make_tenant, make_user
 

@@ -6,10 +6,11 @@ import pytest
 from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN
+from audit.models import AuditEvent
 from resilience.connection import key
 from tenants.api.gateway import gateway_call
 from tenants.cache import apikey_key, flags_key, version_key
-from tenants.models import AuditEvent, Tenant
+from tenants.models import Tenant
 from tenants.services.apikeys import apikey_hash
 from tests.commands.conftest import db_state, redis_state, run_json
 from tests.tenants.factories import make_key, make_plan, make_tenant

@@ -6,9 +6,9 @@ import pytest
 from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_LOCKED, EXIT_REDIS_DOWN
+from audit.models import AuditEvent
 from resilience.connection import key
 from resilience.ratelimit.limiter import RateLimiter, index_all_key, index_tenant_key, state_key
-from tenants.models import AuditEvent
 from tests.commands.conftest import db_state, redis_state, run_json
 from tests.tenants.factories import make_tenant
 

@@ -6,9 +6,10 @@ import pytest
 from django.core.management.base import CommandError
 
 from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, EXIT_REDIS_DOWN
+from audit.models import AuditEvent
 from resilience.connection import key
 from tenants import crypto
-from tenants.models import AuditEvent, Tenant
+from tenants.models import Tenant
 from tenants.services import secrets
 from tests.commands.conftest import db_state, redis_state, run_json
 from tests.tenants.factories import make_plan, make_tenant

@@ -17,8 +17,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from resilience.admin import OpsPageAdmin
-from resilience.models import OPERATE_PERMISSION
+from console.admin import OpsPageAdmin
+from console.models import OPERATE_PERMISSION
 from tests.portal.sweep import world_state
 
 ROLES = ("anonymous", "non-staff", "view-only staff", "change staff", "superuser")

@@ -19,11 +19,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from audit.models import AuditEvent
 from resilience.breakers.process import redis_breaker
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.sessions import selectors
 from resilience.sessions.services import session_revoke, sessions_revoke_all
-from tenants.models import AuditEvent
 
 from .conftest import PASSWORD
 

@@ -7,8 +7,9 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.models import AuditEvent
 from resilience.connection import get_redis, key
-from tenants.models import ApiKey, AuditEvent, UsageDaily
+from tenants.models import ApiKey, UsageDaily
 
 from .strategies import INJECTIONS, encodable, latin1_header, text
 

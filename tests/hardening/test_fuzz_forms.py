@@ -153,7 +153,7 @@ def test_tenant_admin_add_form(world, slug, name, settings_json, url, credential
         after = world_state()
         # The superuser's own sign-in row aside, nothing was written.
         assert after[0]["tenants.Tenant"] == before[0]["tenants.Tenant"]
-        assert after[0]["tenants.AuditEvent"] == before[0]["tenants.AuditEvent"]
+        assert after[0]["audit.AuditEvent"] == before[0]["audit.AuditEvent"]
 
 
 @pytest.mark.parametrize("value", INJECTIONS)

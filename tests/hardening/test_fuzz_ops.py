@@ -8,7 +8,7 @@ from django.test import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tenants.models import AuditEvent
+from audit.models import AuditEvent
 
 from .conftest import PASSWORD
 from .strategies import encodable, text

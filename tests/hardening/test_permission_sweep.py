@@ -21,12 +21,13 @@ from django.db import transaction
 from django.test import Client
 
 from agentapi_admin.admin_base import GuardedModelAdmin
+from audit.models import AuditEvent
 from automation.models import StaffToken
 from automation.services import staff_token_create
-from resilience.admin import OpsPageAdmin
+from console.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
-from tenants.models import ApiKey, AuditEvent, Flag, Plan, Tenant, UsageDaily
+from tenants.models import ApiKey, Flag, Plan, Tenant, UsageDaily
 from tenants.services.tenants import tenant_suspend, tenant_update
 from tests.tenants.factories import make_staff
 

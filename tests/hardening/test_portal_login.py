@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tenants.models import AuditEvent
+from audit.models import AuditEvent
 
 from .conftest import PASSWORD
 

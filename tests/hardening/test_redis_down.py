@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from tenants.models import AuditEvent
+from audit.models import AuditEvent
 from tests.portal.sweep import portal_routes
 
 from .conftest import PASSWORD

@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.test import Client
 
-from resilience.admin import OpsPageAdmin
+from console.admin import OpsPageAdmin
 from tests.portal.sweep import world_state
 from tests.tenants.factories import make_staff
 
@@ -107,7 +107,7 @@ def test_moderate_nesting_in_tenant_settings_is_the_schema_error(root, world):
 # ------------------------------------------------------------- date hierarchy and filters
 def test_every_date_hierarchy_refuses_out_of_range_dates(root):
     hierarchies = [(m, ma.date_hierarchy) for m, ma in registered(lambda ma: ma.date_hierarchy)]
-    assert {m._meta.label for m, _ in hierarchies} >= {"tenants.AuditEvent", "tenants.UsageDaily"}
+    assert {m._meta.label for m, _ in hierarchies} >= {"audit.AuditEvent", "tenants.UsageDaily"}
     for model, field in hierarchies:
         for query in (
             {f"{field}__year": "99999999999"},

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from tenants.models import AuditEvent
+from audit.models import AuditEvent
 
 from .conftest import PASSWORD, client_for
 

@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tenants.models import AuditEvent, TenantFlag
+from audit.models import AuditEvent
+from tenants.models import TenantFlag
 from tenants.selectors import flags_evaluate
 from tenants.services.flags import flag_set_override
 

@@ -11,7 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tenants.models import AuditEvent, Invitation, Membership
+from audit.models import AuditEvent
+from tenants.models import Invitation, Membership
 from tests.tenants.factories import make_staff, make_user
 
 from .conftest import client_for

@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from tenants.models import ApiKey, AuditEvent
+from audit.models import AuditEvent
+from tenants.models import ApiKey
 from tenants.services.apikeys import KEY_PATTERN, apikey_hash, apikey_mark_used
 
 from .sweep import world_state

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tenants.models import AuditEvent, Membership
+from audit.models import AuditEvent
+from tenants.models import Membership
 from tenants.services.memberships import membership_add
 
 from .sweep import world_state

@@ -40,8 +40,9 @@ def make_tenant(slug: str | None = None, *, plan=None, owner=None, **fields):
 
 def make_flag(key: str | None = None, *, default: bool = False, tenant_editable: bool = False, **fields):
     key = key or f"flag{next(_seq)}"
+    description = fields.pop("description", f"{key} flag")
     return flag_create(
-        key=key, description=f"{key} flag", default=default, tenant_editable=tenant_editable, actor=None, **fields
+        key=key, description=description, default=default, tenant_editable=tenant_editable, actor=None, **fields
     )
 
 

@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 
 from agentapi_admin.redis_process import free_port
-from tenants.models import ApiKey, AuditEvent, Flag, Membership, Plan, Tenant, TenantFlag
+from audit.models import AuditEvent
+from tenants.models import ApiKey, Flag, Membership, Plan, Tenant, TenantFlag
 from tenants.services.apikeys import KEY_PATTERN, apikey_hash
 from tenants.services.flags import flag_set_override
 
@@ -175,12 +176,18 @@ def test_audit_log_is_read_only_with_a_readable_diff(staff_client):
     tenant = make_tenant("acme")
     flag_set_override(tenant=tenant, flag=make_flag("beta"), enabled=True, rollout_percent=10, actor=None)
     event = AuditEvent.objects.get(action="flag.set_override")
-    page = staff_client.get(f"/admin/tenants/auditevent/{event.pk}/change/")
+    page = staff_client.get(f"/admin/audit/auditevent/{event.pk}/change/")
     html = page.content.decode()
     assert page.status_code == 200 and 'class="audit-diff"' in html and "rollout_percent" in html
     assert 'name="_save"' not in html
-    assert staff_client.get("/admin/tenants/auditevent/add/").status_code == 403
-    assert staff_client.post(f"/admin/tenants/auditevent/{event.pk}/delete/").status_code == 403
+    assert staff_client.get("/admin/audit/auditevent/add/").status_code == 403
+    assert staff_client.post(f"/admin/audit/auditevent/{event.pk}/delete/").status_code == 403
+
+
+def test_the_audit_log_s_old_admin_address_redirects(staff_client):
+    old = staff_client.get("/admin/tenants/auditevent/?action=flag.create")
+    assert old.status_code == 301 and old["Location"] == "/admin/audit/auditevent/?action=flag.create"
+    assert staff_client.get("/admin/tenants/auditevent/7/change/")["Location"] == "/admin/audit/auditevent/7/change/"
 
 
 def test_tenant_page_shows_the_usage_chart(staff_client, redis_client):

@@ -307,3 +307,13 @@ def test_requests_without_a_tenant_key_keep_the_middleware_ip_limit(client, sett
     settings.RESILIENCE_RATE_LIMIT_BURST = 0
     assert_error(client.get("/api/v1/bootstrap"), 401, "missing_api_key")
     assert_error(client.get("/api/v1/bootstrap"), 429, "rate_limited")
+
+
+def test_bootstrap_flags_carry_the_rollout_percent_for_local_evaluation(client, acme):
+    tenant, secret = acme
+    flag = make_flag("beta", default=True)
+    make_flag("plain", default=True)
+    flag_set_override(tenant=tenant, flag=flag, enabled=True, rollout_percent=30, actor=None)
+    flags = get(client, "/api/v1/bootstrap", secret).json()["flags"]
+    assert flags["beta"]["reason"] == "rollout" and flags["beta"]["rollout_percent"] == 30
+    assert flags["plain"]["rollout_percent"] == 100

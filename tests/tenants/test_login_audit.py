@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from tenants.models import AuditEvent
+from audit.models import AuditEvent
 
 PASSWORD = "a-long-test-password-1"
 

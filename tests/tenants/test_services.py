@@ -5,9 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from tenants import crypto
 from tenants.exceptions import FlagNotEditable, InvalidSettings, LastOwnerError, PermissionDenied, TenantsError
-from tenants.models import ApiKey, AuditEvent, Membership, Tenant, TenantFlag
+from tenants.models import ApiKey, Membership, Tenant, TenantFlag
 from tenants.services.apikeys import KEY_PATTERN, apikey_hash, apikey_issue, apikey_revoke
 from tenants.services.flags import flag_clear_override, flag_owner_toggle, flag_set_override, flag_update
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove

@@ -6,10 +6,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from pybreaker import CircuitBreakerError
 
+from audit.models import AuditEvent
 from resilience.breakers import breaker, upstream_check
 from resilience.breakers.selectors import breaker_events, breaker_state
 from resilience.breakers.services import breaker_force_close, breaker_force_open, breaker_reset
-from tenants.models import AuditEvent, Plan, Tenant
+from tenants.models import Plan, Tenant
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory, override_settings
 
-from resilience.ratelimit.policy import client_ip, limits_for
+from agentapi_admin.client_address import client_ip_identity
+from resilience.ratelimit.policy import limits_for
 from tenants.models import Plan, Tenant
 
 pytestmark = pytest.mark.urls("tests.resilience.ratelimit.urls")
@@ -98,7 +99,7 @@ def _request(remote="10.0.0.9", forwarded=None):
 )
 def test_client_ip_honours_trusted_proxies(trusted, remote, forwarded, expected):
     with override_settings(RESILIENCE_RATE_LIMIT_TRUSTED_PROXIES=trusted):
-        assert client_ip(_request(remote, forwarded)) == expected
+        assert client_ip_identity(_request(remote, forwarded)) == expected
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from audit.models import AuditEvent
 from resilience.ratelimit import RateLimiter, state_key
 from resilience.ratelimit.selectors import identity_state, limited_identities, top_limited
 from resilience.ratelimit.services import ratelimit_reset_identity, ratelimit_reset_tenant
-from tenants.models import AuditEvent, Plan, Tenant
+from tenants.models import Plan, Tenant
 
 
 @pytest.fixture

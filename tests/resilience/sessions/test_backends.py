@@ -8,11 +8,11 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from audit.models import AuditEvent
 from resilience.exceptions import SessionNotFound
 from resilience.sessions import selectors
 from resilience.sessions.backends.base import META_KEY
 from resilience.sessions.services import session_revoke, sessions_revoke_all
-from tenants.models import AuditEvent
 
 PASSWORD = "a-long-test-password-1"
 UA = "Mozilla/5.0 (X11; Linux x86_64) ContractTest/1.0"
@@ -155,6 +155,12 @@ class SessionEngineContract:
         self.login(client)
         client.get("/admin/", REMOTE_ADDR="192.0.2.99", HTTP_USER_AGENT=UA)
         assert selectors.sessions_for_user(user)[0].ip == "192.0.2.99"
+
+    def test_behind_a_trusted_proxy_the_client_s_address_is_recorded(self, client, user, settings):
+        settings.RESILIENCE_RATE_LIMIT_TRUSTED_PROXIES = 1
+        self.login(client)
+        client.get("/admin/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="198.51.100.4", HTTP_USER_AGENT=UA)
+        assert selectors.sessions_for_user(user)[0].ip == "198.51.100.4"  # what the audit trail records too
 
     def test_metadata_restarts_when_another_user_logs_in_on_the_session(self, client, user, django_user_model):
         bob = django_user_model.objects.create_user("bob", password=PASSWORD, is_staff=True)

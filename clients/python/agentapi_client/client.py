@@ -1,0 +1,199 @@
+"""A tenant's view of the control plane: the bootstrap document, kept current, evaluated locally."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+
+import httpx
+
+from agentapi_client.evaluation import Evaluation, evaluate
+
+log = logging.getLogger("agentapi_client")
+
+#: Client states. `stale` serves the last known good document; `revoked` and `suspended` are final for the key.
+NOT_READY, READY, STALE, REVOKED, SUSPENDED = "not_ready", "ready", "stale", "revoked", "suspended"
+
+
+class ControlPlaneError(Exception):
+    """The control plane refused the key or could not be reached before any document was known."""
+
+    def __init__(self, message: str, *, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ControlPlane:
+    """Fetch `GET /api/v1/bootstrap`, keep it current by conditional polling, and answer flags locally.
+
+    Thread-safe. When the control plane is unreachable, the last known good document keeps
+    being served (`status == "stale"`) and polling backs off up to `max_backoff` seconds.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        poll_interval: float = 30.0,
+        timeout: float = 5.0,
+        max_backoff: float = 300.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "agentapi-client-python/0.1"},
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._lock = threading.Lock()
+        self._document: dict | None = None
+        self._etag: str | None = None
+        self._listeners: list[Callable[[list[str]], None]] = []
+        self._status_listeners: list[Callable[[str], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.status = NOT_READY
+        self.last_error: str = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> ControlPlane:
+        """Fetch the document once (raising ControlPlaneError if that fails) and start polling in the background."""
+        self.refresh()
+        if self._document is None:
+            raise ControlPlaneError(self.last_error or "no document", status=self.status)
+        if self.poll_interval > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="agentapi-client-poll", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop polling and close the HTTP connection pool."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._http.close()
+
+    def on_change(self, callback: Callable[[list[str]], None]) -> None:
+        """Call `callback(changed_flag_keys)` after a new document replaces the old one."""
+        self._listeners.append(callback)
+
+    def on_status(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(status)` when the client's status changes."""
+        self._status_listeners.append(callback)
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def document(self) -> dict | None:
+        """Return the last known good bootstrap document (None before the first success)."""
+        return self._document
+
+    @property
+    def tenant(self) -> dict:
+        return self._require()["tenant"]
+
+    @property
+    def settings(self) -> dict:
+        return self._require()["settings"]
+
+    @property
+    def limits(self) -> dict:
+        return self._require()["limits"]
+
+    def flag(self, key: str, subject: str | None = None) -> Evaluation | None:
+        """Evaluate flag `key` for `subject` (None: the tenant) locally; None if the flag does not exist."""
+        entry = self._require()["flags"].get(key)
+        return None if entry is None else evaluate(key, entry, subject)
+
+    def is_enabled(self, key: str, subject: str | None = None, *, default: bool = False) -> bool:
+        """Return the flag's value, or `default` for an unknown flag or before any document is known."""
+        if self._document is None:
+            return default
+        result = self.flag(key, subject)
+        return default if result is None else result.enabled
+
+    def _require(self) -> dict:
+        document = self._document
+        if document is None:
+            raise ControlPlaneError("no bootstrap document yet: call start()", status=self.status)
+        return document
+
+    # ------------------------------------------------------------------ polling
+    def refresh(self) -> bool:
+        """Ask for the document once (If-None-Match); return True if a new document replaced the old one."""
+        headers = {"If-None-Match": self._etag} if self._etag else {}
+        try:
+            response = self._http.get("/api/v1/bootstrap", headers=headers)
+        except httpx.HTTPError as exc:
+            self._fail(STALE if self._document is not None else NOT_READY, f"control plane unreachable: {exc}")
+            return False
+        if response.status_code == 304:
+            self._set_status(READY)
+            return False
+        if response.status_code == 200:
+            return self._replace(response.json(), response.headers.get("ETag"))
+        error = _error_code(response)
+        if response.status_code == 401:
+            self._fail(REVOKED, f"the API key was refused ({error})")
+        elif response.status_code == 403 and error in {"tenant_suspended", "tenant_deleted"}:
+            self._fail(SUSPENDED, f"the tenant is not served ({error})")
+        else:
+            self._fail(STALE if self._document is not None else NOT_READY, f"HTTP {response.status_code} ({error})")
+        return False
+
+    def _replace(self, document: dict, etag: str | None) -> bool:
+        with self._lock:
+            old = self._document
+            self._document, self._etag = document, etag
+        self._set_status(READY)
+        changed = _changed_flags(old, document) if old is not None else sorted(document.get("flags", {}))
+        if old is not None and changed:
+            for callback in list(self._listeners):
+                try:
+                    callback(changed)
+                except Exception:  # a listener's bug must not stop updates
+                    log.exception("agentapi_client: change listener failed")
+        return old is None or old != document
+
+    def _fail(self, status: str, message: str) -> None:
+        self.last_error = message
+        log.warning("agentapi_client: %s", message)
+        self._set_status(status)
+
+    def _set_status(self, status: str) -> None:
+        if status == self.status:
+            return
+        self.status = status
+        for callback in list(self._status_listeners):
+            try:
+                callback(status)
+            except Exception:
+                log.exception("agentapi_client: status listener failed")
+
+    def _poll(self) -> None:
+        delay = self.poll_interval
+        while not self._stop.wait(delay * random.uniform(0.9, 1.1)):  # noqa: S311 - jitter, not security
+            self.refresh()
+            if self.status == REVOKED:
+                return  # a revoked key never comes back
+            if self.status in (READY, SUSPENDED):
+                delay = self.poll_interval
+            else:
+                delay = min(max(delay * 2, self.poll_interval), self.max_backoff)
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", "")) or "unknown"
+    except ValueError:
+        return "unknown"
+
+
+def _changed_flags(old: dict, new: dict) -> list[str]:
+    before, after = old.get("flags", {}), new.get("flags", {})
+    return sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
