@@ -20,16 +20,17 @@ def _unauthorized(error: str, detail: str) -> Problem:
 
 
 class StaffTokenAuth(HttpAuthBase):
-    """Bearer staff token (`sat_<8 hex>_<secret>`) holding `scope`, whose user holds `permission` right now."""
+    """Bearer staff token (`sat_<8 hex>_<secret>`) holding `scopes`, whose user holds `permissions` right now."""
 
     openapi_type = "http"
     openapi_scheme = "bearer"
     openapi_bearerFormat = "sat_<8 hex>_<43 characters>"
 
-    def __init__(self, scope: str, permission: str):
-        assert scope in SCOPES and permission in SCOPES[scope][1], (scope, permission)
+    def __init__(self, scopes: tuple[str, ...], permissions: tuple[str, ...]):
+        granted = {perm for scope in scopes for perm in SCOPES[scope][1]}
+        assert scopes and permissions and set(permissions) <= granted, (scopes, permissions)
         super().__init__()
-        self.scope, self.permission = scope, permission
+        self.scopes, self.permissions = scopes, permissions
 
     def __call__(self, request: HttpRequest) -> StaffToken:
         header = request.headers.get("Authorization", "")
@@ -52,13 +53,15 @@ class StaffTokenAuth(HttpAuthBase):
         staff_token_touch(token)
         if not token.user.is_staff:
             raise Problem(403, "not_staff", "The token's user is no longer staff; its tokens no longer work.")
-        if self.scope not in token.scopes:
-            raise Problem(403, "insufficient_scope", f"This token lacks the {self.scope!r} scope.")
-        if not token.user.has_perm(self.permission):
+        missing_scopes = [scope for scope in self.scopes if scope not in token.scopes]
+        if missing_scopes:
+            raise Problem(403, "insufficient_scope", f"This token lacks the scope {', '.join(missing_scopes)}.")
+        missing = [perm for perm in self.permissions if not token.user.has_perm(perm)]
+        if missing:
             raise Problem(
                 403,
                 "permission_denied",
-                f"{token.user.get_username()} lacks the permission {self.permission}; "
+                f"{token.user.get_username()} lacks the permission {', '.join(missing)}; "
                 "a token never does more than its user may.",
             )
         return token
@@ -71,5 +74,6 @@ class StaffTokenAuth(HttpAuthBase):
             raise Problem(denied.status_code, "rate_limited", "", response=denied)
 
 
-def staff(scope: str, permission: str) -> StaffTokenAuth:
-    return StaffTokenAuth(scope, permission)
+def staff(scope: str | tuple[str, ...], *permissions: str) -> StaffTokenAuth:
+    """Return the auth of an operation needing `scope` (or every scope of a tuple) and `permissions`."""
+    return StaffTokenAuth(scope if isinstance(scope, tuple) else (scope,), permissions)

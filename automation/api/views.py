@@ -12,7 +12,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from agentapi_admin.openapi import DocumentedAPI
 from agentapi_admin.problems import as_problem, problem_response
-from automation.api import audit, catalog, keys, tenants
+from automation.api import audit, catalog, estate, keys, tenants
 from automation.api.auth import CHALLENGE
 from automation.api.http import Problem
 from resilience.ratelimit.middleware import limits_itself
@@ -36,6 +36,7 @@ api.add_router("", tenants.router)
 api.add_router("", catalog.router)
 api.add_router("", keys.router)
 api.add_router("", audit.router)
+api.add_router("", estate.router)
 
 
 @api.exception_handler(Problem)

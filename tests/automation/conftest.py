@@ -35,6 +35,9 @@ ADMIN_OPERATIONS = (
     "apikey_issue",
     "apikey_revoke",
     "audit_events_list",
+    "flags_document_get",
+    "flags_document_plan",
+    "flags_document_apply",
 )
 
 

@@ -18,6 +18,7 @@ WRITES_WITH_IF_MATCH = {
     "override_put",
     "override_delete",
     "apikey_revoke",
+    "flags_document_apply",
 }
 CREATES = {"tenant_create", "plan_create", "flag_create", "apikey_issue"}
 
