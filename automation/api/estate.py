@@ -14,22 +14,18 @@ from automation.api.auth import staff
 from automation.api.http import Problem, acting, require_if_match, resource
 from automation.api.tenants import IF_MATCH
 from tenants.services import flagsdoc
-from tenants.services.flagsdoc import DocumentError, flags_document_export, flags_document_parse
+from tenants.services.flagsdoc import (
+    IMPORT_PERMISSIONS,
+    DocumentError,
+    flags_document_export,
+    flags_document_parse,
+)
 
 router = Router(tags=["flags-document"])
 
 READ_PERMISSIONS = ("tenants.view_flag", "tenants.view_plan", "tenants.view_tenant")
-# What flags_import's --actor needs: the import may create and change flags, plans and tenants.
-WRITE_PERMISSIONS = (
-    "tenants.add_flag",
-    "tenants.change_flag",
-    "tenants.add_plan",
-    "tenants.change_plan",
-    "tenants.add_tenant",
-    "tenants.change_tenant",
-)
 READ = staff("tenants:read", *READ_PERMISSIONS)
-APPLY = staff(("flags:write", "plans:write", "tenants:write"), *WRITE_PERMISSIONS)
+APPLY = staff(("flags:write", "plans:write", "tenants:write"), *IMPORT_PERMISSIONS)
 DOCUMENT = Body(..., description="A flags document, version 1 (docs/automation.md), as JSON.")
 PRUNE = Query(False, description="Archive flags and clear overrides the document leaves out.")
 
