@@ -16,6 +16,9 @@ SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "keys:write": ("issue and revoke tenant API keys", ("tenants.add_apikey", "tenants.change_apikey")),
     "audit:read": ("read the audit trail", ("audit.view_auditevent",)),
+    # The ops pages are open to every active staff user; acting from them needs console.operate.
+    "ops:read": ("read rate-limit counters and circuit breakers", ()),
+    "ops:write": ("reset rate-limit counters, force or reset circuit breakers", ("console.operate",)),
 }
 
 

@@ -28,7 +28,7 @@ class StaffTokenAuth(HttpAuthBase):
 
     def __init__(self, scopes: tuple[str, ...], permissions: tuple[str, ...]):
         granted = {perm for scope in scopes for perm in SCOPES[scope][1]}
-        assert scopes and permissions and set(permissions) <= granted, (scopes, permissions)
+        assert scopes and set(permissions) <= granted, (scopes, permissions)
         super().__init__()
         self.scopes, self.permissions = scopes, permissions
 

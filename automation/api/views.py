@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from redis import RedisError
 
 from agentapi_admin.openapi import DocumentedAPI
 from agentapi_admin.problems import as_problem, problem_response
-from automation.api import audit, catalog, estate, keys, tenants
+from automation.api import audit, catalog, estate, keys, ops, tenants
 from automation.api.auth import CHALLENGE
 from automation.api.http import Problem
 from resilience.ratelimit.middleware import limits_itself
@@ -37,6 +38,7 @@ api.add_router("", catalog.router)
 api.add_router("", keys.router)
 api.add_router("", audit.router)
 api.add_router("", estate.router)
+api.add_router("", ops.router)
 
 
 @api.exception_handler(Problem)
@@ -49,6 +51,14 @@ def _problem(request, exc: Problem):
 @api.exception_handler(TenantsError)
 def _service_refusal(request, exc: TenantsError):
     return problem_response(422, "invalid_request", exc.message, field=exc.field)
+
+
+@api.exception_handler(RedisError)
+def _redis_unavailable(request, exc):
+    # Only the operations that read or change Redis state itself get here (counters, breakers, idempotency).
+    return problem_response(
+        503, "redis_unavailable", "Redis is unreachable; retry shortly.", headers={"Retry-After": "1"}
+    )
 
 
 @api.exception_handler(PermissionDenied)

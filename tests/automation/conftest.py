@@ -38,6 +38,13 @@ ADMIN_OPERATIONS = (
     "flags_document_get",
     "flags_document_plan",
     "flags_document_apply",
+    "ratelimits_list",
+    "ratelimit_reset",
+    "breakers_list",
+    "breaker_get",
+    "breaker_force_open",
+    "breaker_force_close",
+    "breaker_reset",
 )
 
 
