@@ -5,8 +5,18 @@ from __future__ import annotations
 # scope -> (what it allows, the permissions its endpoints require of the token's user)
 SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tenants:read": (
-        "read tenants, plans, flags, overrides and API-key metadata",
-        ("tenants.view_tenant", "tenants.view_plan", "tenants.view_flag", "tenants.view_apikey"),
+        "read tenants, plans, flags, overrides, members, usage and API-key metadata",
+        (
+            "tenants.view_tenant",
+            "tenants.view_plan",
+            "tenants.view_flag",
+            "tenants.view_apikey",
+            "tenants.view_membership",
+        ),
+    ),
+    "members:write": (
+        "add members to tenants, change their roles, remove them",
+        ("tenants.add_membership", "tenants.change_membership", "tenants.delete_membership"),
     ),
     "tenants:write": ("create, update, suspend and resume tenants", ("tenants.add_tenant", "tenants.change_tenant")),
     "plans:write": ("create and update plans", ("tenants.add_plan", "tenants.change_plan")),

@@ -45,6 +45,11 @@ ADMIN_OPERATIONS = (
     "breaker_force_open",
     "breaker_force_close",
     "breaker_reset",
+    "members_list",
+    "member_add",
+    "member_update",
+    "member_remove",
+    "usage_get",
 )
 
 

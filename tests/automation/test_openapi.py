@@ -19,8 +19,10 @@ WRITES_WITH_IF_MATCH = {
     "override_delete",
     "apikey_revoke",
     "flags_document_apply",
+    "member_update",
+    "member_remove",
 }
-CREATES = {"tenant_create", "plan_create", "flag_create", "apikey_issue"}
+CREATES = {"tenant_create", "plan_create", "flag_create", "apikey_issue", "member_add"}
 
 
 def document(path: str) -> dict:
