@@ -300,6 +300,12 @@ TENANTS_CACHE_TTL = cfg.duration("TENANTS_CACHE_TTL", "300s", minimum=1)
 # How often each app worker looks for cache invalidations Redis missed and delivers them
 # (one indexed query per interval per worker); 0 leaves them to run_maintenance alone.
 TENANTS_OUTBOX_POLL_INTERVAL = cfg.duration("TENANTS_OUTBOX_POLL_INTERVAL", "1s")
+# The change stream (GET /api/v1/stream): a heartbeat comment this often keeps proxies from
+# closing an idle stream; each server process holds at most this many streams, and at most
+# this many per tenant.
+TENANTS_STREAM_HEARTBEAT = cfg.duration("TENANTS_STREAM_HEARTBEAT", "15s", minimum=1)
+TENANTS_STREAM_MAX_CONNECTIONS = cfg.integer("TENANTS_STREAM_MAX_CONNECTIONS", 500, minimum=1)
+TENANTS_STREAM_MAX_PER_TENANT = cfg.integer("TENANTS_STREAM_MAX_PER_TENANT", 20, minimum=1)
 # How long a portal invitation link stays usable.
 TENANTS_INVITATION_TTL = cfg.duration("TENANTS_INVITATION_TTL", "7d", minimum=60)
 

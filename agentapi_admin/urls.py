@@ -8,6 +8,7 @@ from agentapi_admin.metrics import metrics_view
 from automation.api.views import admin_api_not_found, admin_api_urls
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
+from tenants.api.stream import stream_view
 from tenants.api.views import api_not_found, api_urls
 
 urlpatterns = [
@@ -36,6 +37,7 @@ urlpatterns = [
     # Before api/v1/, whose catch-all would answer these paths.
     path("api/v1/admin/", admin_api_urls()),
     re_path(r"^api/v1/admin/", admin_api_not_found),
+    path("api/v1/stream", stream_view, name="api_stream"),
     path("api/v1/", api_urls()),
     re_path(r"^api/v1/", api_not_found),
     path("portal/", include("portal.urls")),

@@ -40,12 +40,21 @@ _REDELIVER_MAX = 1000
 # Usage hashes outlive their day long enough for a late flush_usage to read them.
 USAGE_TTL_SECONDS = 8 * 86_400
 
+# A version that goes up is also an event on the tenant's change stream (GET /api/v1/stream).
 _PUBLISH_MAX = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local new = tonumber(ARGV[1])
-if new > cur then redis.call('SET', KEYS[1], new) end
+if new > cur then
+  redis.call('SET', KEYS[1], new)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'version', new)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
 return cur
 """
+# The change stream keeps about this many events per tenant, for an idle day: a client that
+# resumes from an older Last-Event-ID still gets one change event and refetches.
+STREAM_MAXLEN = 1000
+STREAM_TTL_MS = 86_400_000
 
 
 def flags_key(tenant_id: object, version: int) -> str:
@@ -56,6 +65,11 @@ def flags_key(tenant_id: object, version: int) -> str:
 def version_key(tenant_id: object) -> str:
     """Return the key holding a tenant's published cache version."""
     return key("flags", tenant_id, "ver")
+
+
+def stream_key(tenant_id: object) -> str:
+    """Return the key of a tenant's change stream (a capped Redis stream of version bumps)."""
+    return key("stream", tenant_id)
 
 
 def apikey_key(secret_hash: str) -> str:
@@ -108,7 +122,9 @@ def _publish(client, versions: dict, apikeys: Iterable[str] = ()) -> None:
     # so a retry queued during a pause is the first thing Redis runs when it resumes.
     with client.pipeline(transaction=False) as pipe:
         for tenant_id, version in versions.items():
-            pipe.eval(_PUBLISH_MAX, 1, version_key(tenant_id), version)
+            pipe.eval(
+                _PUBLISH_MAX, 2, version_key(tenant_id), stream_key(tenant_id), version, STREAM_MAXLEN, STREAM_TTL_MS
+            )
             pipe.delete(flags_key(tenant_id, int(version) - 1))
         for secret_hash in apikeys:
             pipe.delete(apikey_key(secret_hash))

@@ -14,7 +14,7 @@ from tests.deploy.compose import COMPOSE_FILE, UPSTASH_FILE, MissingVariable, Ov
 
 # Values a real .env must add to .env.example's for compose to interpolate.
 REQUIRED = {"POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "redis-secret"}
-APP_SERVICES = ("admin", "migrate", "maintenance")
+APP_SERVICES = ("admin", "stream", "migrate", "maintenance")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def resolved():
 
 
 def test_services_are_the_ones_issue_8_lists(base):
-    core = {"admin", "migrate", "maintenance", "postgres", "redis"}
+    core = {"admin", "stream", "migrate", "maintenance", "postgres", "redis"}
     assert set(base["services"]) == core | {"redisinsight", "prometheus", "grafana"}
     assert compose.active_services(base) == core
     assert compose.active_services(base, ("development",)) == core | {"redisinsight"}
@@ -54,6 +54,14 @@ def test_admin_runs_gunicorn_after_migrations_and_healthy_stores(resolved):
     }
     assert admin["ports"] == ["127.0.0.1:8000:8000"]
     assert admin["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+
+
+def test_stream_runs_the_asgi_app_on_uvicorn_after_migrations(resolved):
+    stream = resolved["services"]["stream"]
+    assert stream["command"][:2] == ["uvicorn", "agentapi_admin.asgi:application"]
+    assert stream["environment"]["PORT"] == "8001" and "--proxy-headers" in stream["command"]
+    assert stream["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert stream["ports"] == ["127.0.0.1:8001:8001"]
 
 
 def test_migrate_is_one_shot_and_maintenance_runs_the_loop(resolved):
@@ -120,6 +128,7 @@ def test_redisinsight_is_a_loopback_only_debugging_profile(resolved):
         ("redis", {"cpus": "0.5", "memory": "512M"}, {"cpus": "0.25", "memory": "256M"}),
         ("redisinsight", {"cpus": "0.25", "memory": "256M"}, {"cpus": "0.1", "memory": "128M"}),
         ("postgres", {"cpus": "1", "memory": "1G"}, {"cpus": "0.25", "memory": "256M"}),
+        ("stream", {"cpus": "1", "memory": "1G"}, {"cpus": "0.25", "memory": "256M"}),
         ("migrate", {"cpus": "1", "memory": "512M"}, {"cpus": "0.25", "memory": "256M"}),
         ("maintenance", {"cpus": "0.5", "memory": "512M"}, {"cpus": "0.1", "memory": "128M"}),
         ("prometheus", {"cpus": "0.5", "memory": "1G"}, {"cpus": "0.1", "memory": "256M"}),
@@ -134,7 +143,7 @@ def test_every_service_has_resource_limits(resolved, service, limits, reservatio
 def test_every_long_running_service_has_a_health_check(resolved):
     # migrate exits when done and maintenance serves nothing; compose waits on their exit or process.
     checked = {name for name, service in resolved["services"].items() if "healthcheck" in service}
-    assert checked == {"admin", "postgres", "redis", "redisinsight", "prometheus", "grafana"}
+    assert checked == {"admin", "stream", "postgres", "redis", "redisinsight", "prometheus", "grafana"}
     for name in checked:
         check = resolved["services"][name]["healthcheck"]
         assert check["test"][0] in {"CMD", "CMD-SHELL"}
@@ -164,9 +173,9 @@ def test_volumes_are_named_and_declared(resolved):
     assert used == declared
 
 
-def test_only_the_admin_and_the_optional_consoles_publish_ports(resolved):
+def test_only_the_admin_the_stream_and_the_optional_consoles_publish_ports(resolved):
     published = {name for name, service in resolved["services"].items() if service.get("ports")}
-    assert published == {"admin", "redisinsight", "prometheus", "grafana"}
+    assert published == {"admin", "stream", "redisinsight", "prometheus", "grafana"}
     for name in published:
         for mapping in resolved["services"][name]["ports"]:
             assert mapping.startswith("127.0.0.1:"), (name, mapping)

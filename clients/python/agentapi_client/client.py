@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -26,10 +27,13 @@ class ControlPlaneError(Exception):
 
 
 class ControlPlane:
-    """Fetch `GET /api/v1/bootstrap`, keep it current by conditional polling, and answer flags locally.
+    """Fetch `GET /api/v1/bootstrap`, keep it current, and answer flags locally.
 
-    Thread-safe. When the control plane is unreachable, the last known good document keeps
-    being served (`status == "stale"`) and polling backs off up to `max_backoff` seconds.
+    With `stream_url` (the control plane's `/api/v1/stream`), changes arrive as Server-Sent
+    Events within a second and polling pauses while the stream is connected; without it, or
+    while the stream is down, conditional polling every `poll_interval` seconds keeps the
+    document current. Thread-safe. When the control plane is unreachable, the last known good
+    document keeps being served (`status == "stale"`) and polling backs off up to `max_backoff`.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class ControlPlane:
         poll_interval: float = 30.0,
         timeout: float = 5.0,
         max_backoff: float = 300.0,
+        stream_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.poll_interval = poll_interval
@@ -58,6 +63,11 @@ class ControlPlane:
         self._status_listeners: list[Callable[[str], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stream_url = stream_url
+        self._stream_thread: threading.Thread | None = None
+        self._last_event_id: str | None = None
+        #: True while the change stream is connected (polling pauses).
+        self.streaming = False
         self.status = NOT_READY
         self.last_error: str = ""
 
@@ -70,13 +80,17 @@ class ControlPlane:
         if self.poll_interval > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._poll, name="agentapi-client-poll", daemon=True)
             self._thread.start()
+        if self._stream_url and self._stream_thread is None:
+            self._stream_thread = threading.Thread(target=self._listen, name="agentapi-client-stream", daemon=True)
+            self._stream_thread.start()
         return self
 
     def stop(self) -> None:
         """Stop polling and close the HTTP connection pool."""
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        for thread in (self._thread, self._stream_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)
         self._http.close()
 
     def on_change(self, callback: Callable[[list[str]], None]) -> None:
@@ -178,6 +192,8 @@ class ControlPlane:
     def _poll(self) -> None:
         delay = self.poll_interval
         while not self._stop.wait(delay * random.uniform(0.9, 1.1)):  # noqa: S311 - jitter, not security
+            if self.streaming:
+                continue  # the stream brings changes as they happen
             self.refresh()
             if self.status == REVOKED:
                 return  # a revoked key never comes back
@@ -185,6 +201,66 @@ class ControlPlane:
                 delay = self.poll_interval
             else:
                 delay = min(max(delay * 2, self.poll_interval), self.max_backoff)
+
+    # ------------------------------------------------------------------ streaming
+    def _listen(self) -> None:
+        """Hold the change stream open, refreshing on each event; reconnect with backoff when it drops."""
+        delay = 1.0
+        while not self._stop.is_set() and self.status != REVOKED:
+            ended = self._stream_once()
+            if ended == REVOKED:
+                return
+            delay = 1.0 if ended == "reconnect" else min(delay * 2, self.max_backoff)
+            self._stop.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not security
+
+    def _stream_once(self) -> str:
+        """Read one stream connection to its end; return why it ended: revoked, reconnect or backoff."""
+        headers = {"Accept": "text/event-stream"}
+        if self._last_event_id:
+            headers["Last-Event-ID"] = self._last_event_id
+        try:
+            with self._http.stream(
+                "GET", self._stream_url, headers=headers, timeout=httpx.Timeout(self._http.timeout.connect, read=60)
+            ) as response:
+                if response.status_code == 401:
+                    response.read()
+                    self._fail(REVOKED, f"the API key was refused by the stream ({_error_code(response)})")
+                    return REVOKED
+                if response.status_code != 200:
+                    return "backoff"
+                return self._read_events(response)
+        except httpx.HTTPError:
+            return "backoff"
+        finally:
+            self.streaming = False
+
+    def _read_events(self, response: httpx.Response) -> str:
+        fields: dict = {}
+        for line in response.iter_lines():
+            if self._stop.is_set():
+                return "backoff"
+            if line:
+                if not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.removeprefix(" ")
+                continue
+            event, fields = fields, {}
+            name = event.get("event")
+            if name == "ready":
+                self.streaming = True
+                data = json.loads(event.get("data") or "{}")
+                if data.get("etag") != self._etag:
+                    self.refresh()  # something changed while no stream was connected
+            elif name == "change":
+                self._last_event_id = event.get("id") or self._last_event_id
+                self.refresh()
+            elif name == "revoked":
+                self._fail(REVOKED, "the API key was revoked (change stream)")
+                return REVOKED
+            elif name in ("suspended", "unavailable"):
+                self.refresh()  # records the suspension; or notes that the control plane is degraded
+                return "backoff"
+        return "reconnect"
 
 
 def _error_code(response: httpx.Response) -> str:
