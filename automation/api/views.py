@@ -7,6 +7,8 @@ inside `acting()` (actor = the token's user, provenance = the token) and render.
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.core.exceptions import PermissionDenied
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from redis import RedisError
@@ -16,6 +18,7 @@ from agentapi_admin.problems import as_problem, problem_response
 from automation.api import audit, catalog, estate, keys, members, ops, tenants
 from automation.api.auth import CHALLENGE
 from automation.api.http import Problem
+from resilience.ratelimit.enforce import add_headers
 from resilience.ratelimit.middleware import limits_itself
 from tenants.api.views import json_method_not_allowed
 from tenants.exceptions import TenantsError
@@ -106,5 +109,18 @@ def admin_api_urls():
     for pattern in patterns:
         pattern.callback = json_method_not_allowed(pattern.callback)
         if pattern.name != "openapi-json":
-            limits_itself(pattern.callback, methods=("GET", "POST", "PUT", "PATCH", "DELETE"))
+            pattern.callback = limits_itself(_with_limit_headers(pattern.callback), methods=WRITE_AND_READ)
     return patterns, app_name, namespace
+
+
+WRITE_AND_READ = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _with_limit_headers(view):
+    """Copy the token's RateLimit-* headers onto the answer here, not only in a middleware API paths may skip."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        return add_headers(request, view(request, *args, **kwargs))
+
+    return wrapped

@@ -94,3 +94,16 @@ def test_last_use_is_recorded(api, token):
     assert StaffToken.objects.get(pk=token[0].pk).last_used_at is None
     api.get("/tenants")
     assert StaffToken.objects.get(pk=token[0].pk).last_used_at is not None
+
+
+def test_the_limit_and_its_headers_hold_without_the_rate_limit_middleware(settings):
+    # API paths may skip browser middleware; the token's limit lives in the API itself.
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("RateLimitMiddleware")]
+    settings.RESILIENCE_RATE_LIMIT_PER_MINUTE = 60
+    settings.RESILIENCE_RATE_LIMIT_BURST = 1
+    _, secret = make_token(make_operator("bare"))
+    bare = AdminApi(secret)
+    answers = [bare.get("/tenants") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0]["RateLimit-Limit"] == "60" and answers[1]["RateLimit-Remaining"] == "0"
+    assert problem(answers[2], 429, "rate_limited") and answers[2]["Retry-After"]
