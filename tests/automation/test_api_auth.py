@@ -107,3 +107,11 @@ def test_the_limit_and_its_headers_hold_without_the_rate_limit_middleware(settin
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[0]["RateLimit-Limit"] == "60" and answers[1]["RateLimit-Remaining"] == "0"
     assert problem(answers[2], 429, "rate_limited") and answers[2]["Retry-After"]
+
+
+def test_a_read_costs_four_queries_and_no_write(api, plan, django_assert_num_queries):
+    make_tenant("acme", plan=plan)
+    api.get("/tenants/acme")  # the first use of the minute records last_used_at
+    # The token with its user, the user's and the groups' permissions (fresh each request), the tenant.
+    with django_assert_num_queries(4):
+        assert api.get("/tenants/acme").status_code == 200
