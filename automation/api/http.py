@@ -114,11 +114,11 @@ def page(
     return resource(request, {"items": [serialize(row) for row in rows], "next_cursor": next_cursor})
 
 
-def get_or_404(queryset, *, field: str, value, what: str):
-    """Return the row whose `field` is `value`, or raise a 404 problem naming the input."""
+def get_or_404(queryset, *, field: str, value, what: str, param: str | None = None):
+    """Return the row whose `field` is `value`, or raise a 404 problem naming the input (`param`, else `field`)."""
     row = queryset.filter(**{field: value}).first()
     if row is None:
-        raise Problem(404, "not_found", f"No {what} with {field} {value!r}.", field=field)
+        raise Problem(404, "not_found", f"No {what} with {param or field} {value!r}.", field=param or field)
     return row
 
 

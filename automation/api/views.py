@@ -15,7 +15,7 @@ from redis import RedisError
 
 from agentapi_admin.openapi import DocumentedAPI
 from agentapi_admin.problems import as_problem, problem_response
-from automation.api import audit, catalog, estate, keys, members, ops, tenants
+from automation.api import audit, catalog, estate, invitations, keys, members, ops, tenants
 from automation.api.auth import CHALLENGE
 from automation.api.http import Problem
 from resilience.ratelimit.enforce import add_headers
@@ -43,6 +43,7 @@ api.add_router("", audit.router)
 api.add_router("", estate.router)
 api.add_router("", ops.router)
 api.add_router("", members.router)
+api.add_router("", invitations.router)
 
 
 @api.exception_handler(Problem)

@@ -50,6 +50,9 @@ ADMIN_OPERATIONS = (
     "member_update",
     "member_remove",
     "usage_get",
+    "invitations_list",
+    "invitation_create",
+    "invitation_revoke",
 )
 
 

@@ -21,8 +21,9 @@ WRITES_WITH_IF_MATCH = {
     "flags_document_apply",
     "member_update",
     "member_remove",
+    "invitation_revoke",
 }
-CREATES = {"tenant_create", "plan_create", "flag_create", "apikey_issue", "member_add"}
+CREATES = {"tenant_create", "plan_create", "flag_create", "apikey_issue", "member_add", "invitation_create"}
 
 
 def document(path: str) -> dict:
