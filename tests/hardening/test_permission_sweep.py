@@ -67,7 +67,10 @@ def users(world, view_only_staff, change_staff):
 
 
 @pytest.fixture
-def clients(users):
+def clients(users, settings):
+    # The sweep compares writes, so no session may refresh its activity mid-sweep; on a loaded machine the
+    # sweep outlasts SESSION_ACTIVITY_INTERVAL (60 s) and a refused request then carried that refresh.
+    settings.RESILIENCE_SESSION_ACTIVITY_INTERVAL = 3600
     made = {}
     for role, user in users.items():
         client = Client()
