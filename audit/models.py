@@ -23,6 +23,7 @@ class AuditAction(models.TextChoices):
     BREAKER_RESET = "breaker.reset"
     FLAG_CLEAR_OVERRIDE = "flag.clear_override"
     FLAG_CREATE = "flag.create"
+    FLAG_OWNER_RESET = "flag.owner_reset"
     FLAG_OWNER_TOGGLE = "flag.owner_toggle"
     FLAG_SET_OVERRIDE = "flag.set_override"
     FLAG_UPDATE = "flag.update"

@@ -65,6 +65,7 @@ FLAG_ACTIONS = {
     AuditAction.FLAG_OWNER_TOGGLE: "switched",
     AuditAction.FLAG_SET_OVERRIDE: "overrode (platform admin)",
     AuditAction.FLAG_CLEAR_OVERRIDE: "cleared the override of",
+    AuditAction.FLAG_OWNER_RESET: "reset your team's choice for (platform admin)",
 }
 
 
@@ -132,6 +133,7 @@ ACTIVITY_TEXT = {
     AuditAction.FLAG_OWNER_TOGGLE: "switched a feature",
     AuditAction.FLAG_SET_OVERRIDE: "overrode a feature",
     AuditAction.FLAG_CLEAR_OVERRIDE: "cleared a feature override",
+    AuditAction.FLAG_OWNER_RESET: "reset a feature toggle",
 }
 
 

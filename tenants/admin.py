@@ -25,6 +25,7 @@ from tenants.models import (
     ApiKey,
     Flag,
     Membership,
+    OwnerToggle,
     Plan,
     Tenant,
     TenantFlag,
@@ -32,7 +33,7 @@ from tenants.models import (
 )
 from tenants.selectors import usage_daily
 from tenants.services.apikeys import SCOPES, apikey_issue, apikey_revoke
-from tenants.services.flags import flag_clear_override, flag_create, flag_set_override, flag_update
+from tenants.services.flags import flag_clear_override, flag_create, flag_owner_reset, flag_set_override, flag_update
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
 from tenants.services.tenants import (
@@ -167,7 +168,7 @@ class TenantAdmin(GuardedModelAdmin):
     list_filter = ["status", "plan"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline, OverrideInline]
-    actions = ["suspend", "resume", "test_upstream"]
+    actions = ["suspend", "resume", "reset_owner_toggles", "test_upstream"]
     readonly_fields = [
         "status",
         "status_reason",
@@ -175,6 +176,7 @@ class TenantAdmin(GuardedModelAdmin):
         "cache_version",
         "credentials",
         "usage_chart",
+        "owner_toggles",
         "recent_audit",
     ]
 
@@ -188,6 +190,7 @@ class TenantAdmin(GuardedModelAdmin):
             ("Status", {"fields": ["status", "status_reason", "status_changed_at", "cache_version"]}),
             ("Upstream credentials", {"fields": ["credentials", *creds]}),
             ("Usage (last 30 days)", {"fields": ["usage_chart"]}),
+            ("Owner toggles", {"fields": ["owner_toggles"]}),
             ("Audit", {"fields": ["recent_audit"]}),
         ]
 
@@ -203,6 +206,28 @@ class TenantAdmin(GuardedModelAdmin):
         return usage_svg(usage_daily(obj, days=30))
 
     @admin.display(description="latest changes")
+    @admin.display(description="Owner toggles (the tenant's own choices, applied within the overrides)")
+    def owner_toggles(self, obj):
+        toggles = OwnerToggle.objects.filter(tenant=obj).select_related("flag", "updated_by").order_by("flag__key")
+        if not toggles:
+            return "none"
+        return format_html(
+            "<ul>{}</ul><p class='help'>Reset them with the action “Reset the owners' feature toggles”.</p>",
+            format_html_join(
+                "",
+                "<li><code>{}</code> {} by {} at {}</li>",
+                (
+                    (
+                        toggle.flag.key,
+                        "on" if toggle.enabled else "off",
+                        toggle.updated_by or "someone since removed",
+                        toggle.updated_at.strftime("%Y-%m-%d %H:%M"),
+                    )
+                    for toggle in toggles
+                ),
+            ),
+        )
+
     def recent_audit(self, obj):
         events = AuditEvent.objects.filter(tenant=obj).order_by("-created_at", "-id")[:10]
         if not events:
@@ -334,6 +359,13 @@ class TenantAdmin(GuardedModelAdmin):
             except TenantsError as exc:
                 self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
         self.message_user(request, f"Resumed {done} tenant(s).")
+
+    @admin.action(description="Reset the owners' feature toggles of selected tenants", permissions=["change"])
+    def reset_owner_toggles(self, request, queryset):
+        done = 0
+        for toggle in OwnerToggle.objects.filter(tenant__in=queryset).select_related("tenant", "flag"):
+            done += flag_owner_reset(tenant=toggle.tenant, flag=toggle.flag, actor=request.user, ip=client_ip(request))
+        self.message_user(request, f"Reset {done} owner toggle(s); the overrides and defaults apply again.")
 
     @admin.action(
         description="Test upstream connection (GET <upstream URL>/status through its breaker)",

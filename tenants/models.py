@@ -157,11 +157,15 @@ class Flag(models.Model):
 
 
 class TenantFlag(models.Model):
-    """A tenant's override of a flag, set by a platform admin or (when editable) the tenant's owner."""
+    """The platform's override of a flag for one tenant: its bounds for the tenant's own owner toggle.
+
+    Owner toggles are `OwnerToggle` rows since owners stopped replacing the platform's choice;
+    `source` stays for rows written before that (all `admin` since migration 0007).
+    """
 
     class Source(models.TextChoices):
         ADMIN = "admin", "Admin override"
-        OWNER = "owner", "Owner toggle"
+        OWNER = "owner", "Owner toggle (before 0007)"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="flag_overrides")
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="overrides")
@@ -179,6 +183,24 @@ class TenantFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant}:{self.flag}={self.enabled}@{self.rollout_percent}%"
+
+
+class OwnerToggle(models.Model):
+    """A tenant owner's on/off choice for a tenant-editable flag, applied within the platform's override."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="owner_toggles")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="owner_toggles")
+    enabled = models.BooleanField()
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "flag"], name="ownertoggle_unique_tenant_flag")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}:{self.flag}={'on' if self.enabled else 'off'} (owner)"
 
 
 class ApiKey(models.Model):

@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import RedisDisabled
 from tenants.cache import cache_ttl, flags_key, usage_key
-from tenants.models import Flag, Membership, Tenant, TenantFlag, UsageDaily
+from tenants.models import Flag, Membership, OwnerToggle, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ class ExplainedFlag:
     editable: bool
     risky: bool
     rollout_percent: int
+    #: The tenant owner's own choice (None: none), and the platform's override ({enabled, percent} or None).
+    owner_enabled: bool | None = None
+    platform: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -89,17 +92,24 @@ def _build_document(tenant_id: object) -> TenantDocument:
     tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
     plan = tenant.plan
     overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
+    owners = {o.flag_id: o for o in OwnerToggle.objects.filter(tenant=tenant)}
     rules = {}
     for flag in Flag.objects.all():
         override = overrides.get(flag.pk)
-        version = flag.updated_at
+        # An owner's choice counts only while owners may edit the flag, and only within the override:
+        # "off" always wins, "on" restores what the platform set (its rollout), never more.
+        owner = owners.get(flag.pk) if flag.tenant_editable else None
+        version = max([flag.updated_at] + [layer.updated_at for layer in (override, owner) if layer is not None])
         percent = 100
         if flag.archived:
-            enabled, reason = False, "archived"
+            enabled, reason, version = False, "archived", flag.updated_at
+        elif owner is not None and not owner.enabled:
+            enabled, reason = False, "owner_toggle"
         elif override is not None:
             enabled, reason = override.enabled, _OVERRIDE_REASON[override.source]
             percent = override.rollout_percent if override.enabled else 100
-            version = max(version, override.updated_at)
+        elif owner is not None:
+            enabled, reason = True, "owner_toggle"
         elif flag.key in plan.default_flags:
             enabled, reason = bool(plan.default_flags[flag.key]), "plan"
             version = max(version, plan.updated_at)
@@ -114,6 +124,10 @@ def _build_document(tenant_id: object) -> TenantDocument:
             "risky": flag.risky,
             "archived": flag.archived,
             "description": flag.description,
+            "owner": None if owner is None else owner.enabled,
+            "platform": None
+            if override is None
+            else {"enabled": override.enabled, "percent": override.rollout_percent},
         }
     per_minute, burst, quota = tenant_limits(tenant)
     subject = str(tenant.pk)
@@ -233,6 +247,8 @@ def flags_explain(tenant: Tenant) -> list[ExplainedFlag]:
                 editable=rule["editable"],
                 risky=rule["risky"],
                 rollout_percent=rule["percent"],
+                owner_enabled=rule.get("owner"),
+                platform=rule.get("platform"),
             )
         )
     return explained

@@ -10,7 +10,7 @@ from portal.access import Role, tenant_view
 from portal.forms import FlagToggleForm
 from portal.selectors import flag_history, tenant_flag
 from portal.views.layout import render_tenant
-from tenants.exceptions import FlagNotEditable
+from tenants.exceptions import FlagNotEditable, TenantsError
 from tenants.selectors import flags_explain
 from tenants.services.flags import flag_owner_toggle
 
@@ -27,6 +27,28 @@ NOT_EDITABLE = "“{key}” is managed by the platform team and cannot be change
 
 def _explained(tenant, key):
     return next((row for row in flags_explain(tenant) if row.key == key), None)
+
+
+def toggle_effects(row, tenant_name: str) -> dict:
+    """Return what turning the flag on and off would do, in the platform's bounds (shown before confirming)."""
+    platform = row.platform
+    if platform is None:
+        on = f"It will be on for everyone in {tenant_name}."
+        kept = ""
+    elif not platform["enabled"]:
+        on = "The platform team has turned it off for your tenant: turning it on is not possible from the portal."
+        kept = ""
+    elif platform["percent"] < 100:
+        on = f"It will be on for {platform['percent']} % of subjects: the rollout the platform team set."
+        kept = f" The platform team's rollout ({platform['percent']} %) is kept and applies again when you turn it on."
+    else:
+        on = f"It will be on for everyone in {tenant_name}, as the platform team set."
+        kept = " The platform team's setting is kept and applies again when you turn it on."
+    return {
+        "on": on,
+        "off": f"It will be off for everyone in {tenant_name}.{kept}",
+        "can_turn_on": platform is None or platform["enabled"],
+    }
 
 
 @tenant_view()
@@ -46,7 +68,7 @@ def feature_toggle(request, membership, flag_key):
         return redirect("portal:features", tenant=tenant.slug)
     if not flag.tenant_editable:
         raise PermissionDenied(NOT_EDITABLE.format(key=flag.key))
-    context = {"flag": flag, "row": row, "reasons": REASONS}
+    context = {"flag": flag, "row": row, "reasons": REASONS, "effects": toggle_effects(row, tenant.name)}
     if request.method == "GET":
         form = FlagToggleForm(initial={"enabled": "false" if row.enabled else "true"})
         return render_tenant(
@@ -72,6 +94,16 @@ def feature_toggle(request, membership, flag_key):
         flag_owner_toggle(tenant=tenant, flag=flag, enabled=enabled, actor=request.user, ip=client_ip(request))
     except FlagNotEditable as exc:
         raise PermissionDenied(NOT_EDITABLE.format(key=flag.key)) from exc
+    except TenantsError as exc:  # the platform's override bounds the toggle
+        form.add_error("enabled", exc.message)
+        return render_tenant(
+            request,
+            membership,
+            "portal/feature_confirm.html",
+            {**context, "form": form},
+            section="features",
+            status=400,
+        )
     state = "on" if enabled else "off"
     messages.success(request, f"“{flag.key}” is now {state} for {tenant.name}.")
     return redirect(reverse("portal:features", kwargs={"tenant": tenant.slug}) + f"#flag-{flag.key}")

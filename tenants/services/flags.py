@@ -11,7 +11,7 @@ from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
 from tenants.cache import versions_bump
 from tenants.exceptions import FlagNotEditable, PermissionDenied, TenantsError
-from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, Tenant, TenantFlag
+from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, OwnerToggle, Tenant, TenantFlag
 
 FLAG_FIELDS = ["key", "description", "default", "tenant_editable", "risky", "archived"]
 UPDATABLE_FLAG_FIELDS = {"description", "default", "tenant_editable", "risky", "archived"}
@@ -146,9 +146,40 @@ def flag_clear_override(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | Non
     return True
 
 
+def _owner_snapshot(toggle: OwnerToggle | None) -> dict | None:
+    return None if toggle is None else {"enabled": toggle.enabled}
+
+
+def _save_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip, reason: str = "") -> OwnerToggle:
+    toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
+    before = _owner_snapshot(toggle)
+    toggle = toggle or OwnerToggle(tenant=tenant, flag=flag)
+    toggle.enabled = bool(enabled)
+    toggle.updated_by = actor if getattr(actor, "is_authenticated", False) else None
+    toggle.save()
+    versions_bump([tenant.pk])
+    audit_record(
+        actor=actor,
+        action=AuditAction.FLAG_OWNER_TOGGLE,
+        tenant=tenant,
+        obj=toggle,
+        object_type="tenants.ownertoggle",
+        object_id=flag.key,
+        before=before,
+        after=_owner_snapshot(toggle),
+        reason=reason,
+        ip=ip,
+    )
+    return toggle
+
+
 @transaction.atomic
-def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip: str | None = None) -> TenantFlag:
-    """Let a tenant owner or admin switch a tenant-editable flag for their tenant."""
+def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip: str | None = None) -> OwnerToggle:
+    """Record a tenant owner's or admin's choice for a tenant-editable flag, within the platform's override.
+
+    The platform's override (if any) is left as it is: "off" turns the flag off for the tenant,
+    "on" gives back what the platform set (its rollout percentage), never more.
+    """
     role = (
         Membership.objects.filter(tenant=tenant, user_id=getattr(actor, "pk", None))
         .values_list("role", flat=True)
@@ -158,13 +189,44 @@ def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, 
         raise PermissionDenied("Only an owner or admin of this tenant can toggle its flags.")
     if not flag.tenant_editable or flag.archived:
         raise FlagNotEditable()
-    return _save_override(
-        tenant=tenant,
-        flag=flag,
-        enabled=enabled,
-        rollout_percent=100,
-        source=TenantFlag.Source.OWNER,
+    override = TenantFlag.objects.filter(tenant=tenant, flag=flag).first()
+    if enabled and override is not None and not override.enabled:
+        raise TenantsError(
+            f"The platform team has turned “{flag.key}” off for this tenant; an owner toggle cannot turn it on. "
+            "Ask the platform team.",
+            field="enabled",
+        )
+    return _save_owner_toggle(tenant=tenant, flag=flag, enabled=enabled, actor=actor, ip=ip)
+
+
+@transaction.atomic
+def owner_toggle_restore(
+    *, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip: str | None = None
+) -> OwnerToggle:
+    """Set a tenant owner's choice on the owners' behalf (flags_import restoring an export); audited as the actor."""
+    if not flag.tenant_editable:
+        raise FlagNotEditable(f"“{flag.key}” is not editable by tenant owners: an owner toggle cannot be restored.")
+    return _save_owner_toggle(
+        tenant=tenant, flag=flag, enabled=enabled, actor=actor, ip=ip, reason="restored on the owners' behalf"
+    )
+
+
+@transaction.atomic
+def flag_owner_reset(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | None = None) -> bool:
+    """Remove the tenant owner's choice for a flag (platform admin); return True if there was one."""
+    toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
+    if toggle is None:
+        return False
+    before = _owner_snapshot(toggle)
+    toggle.delete()
+    versions_bump([tenant.pk])
+    audit_record(
         actor=actor,
-        action=AuditAction.FLAG_OWNER_TOGGLE,
+        action=AuditAction.FLAG_OWNER_RESET,
+        tenant=tenant,
+        object_type="tenants.ownertoggle",
+        object_id=flag.key,
+        before=before,
         ip=ip,
     )
+    return True

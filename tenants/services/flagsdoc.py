@@ -8,7 +8,8 @@ small diff in review:
     flags:   {<key>: {description, default, tenant_editable, risky, archived}}
     plans:   {<code>: {name, rate_limit_per_minute, burst, daily_quota, default_flags}}
     tenants: {<slug>: {id, name, plan, status, status_reason, settings, upstream_url,
-                       overrides: {<flag key>: {enabled, rollout_percent, source}}}}
+                       overrides: {<flag key>: {enabled, rollout_percent}},
+                       owner_toggles: {<flag key>: true | false}}}
 
 API keys, members and usage are not part of it: secrets never leave the database.
 """
@@ -26,7 +27,14 @@ from django.db import transaction
 
 from tenants.exceptions import TenantsError
 from tenants.models import FLAG_KEY_PATTERN, Flag, Plan, Tenant, TenantFlag
-from tenants.services.flags import flag_clear_override, flag_create, flag_set_override, flag_update
+from tenants.services.flags import (
+    flag_clear_override,
+    flag_create,
+    flag_owner_reset,
+    flag_set_override,
+    flag_update,
+    owner_toggle_restore,
+)
 from tenants.services.plans import plan_create, plan_update
 from tenants.services.tenants import tenant_create, tenant_mark_deleted, tenant_resume, tenant_suspend, tenant_update
 from tenants.settings_schema import settings_validate
@@ -131,11 +139,11 @@ TENANT_SPEC = {
     "settings": (_mapping, {}),
     "upstream_url": (_text(200), ""),
     "overrides": (_mapping, {}),
+    "owner_toggles": (_mapping, {}),
 }
 OVERRIDE_SPEC = {
     "enabled": (_boolean, _ABSENT),
     "rollout_percent": (_percent, 100),
-    "source": (_choice(*TenantFlag.Source.values), TenantFlag.Source.ADMIN.value),
 }
 
 
@@ -207,6 +215,10 @@ def flags_document_parse(data: Any) -> dict:
                 raise DocumentError(f"{path}.overrides.{key}: no flag {key!r} in the document or database.")
             overrides[key] = _record(f"{path}.overrides.{key}", override, OVERRIDE_SPEC)
         tenant["overrides"] = overrides
+        for key, enabled in tenant["owner_toggles"].items():
+            if key not in known_flags:
+                raise DocumentError(f"{path}.owner_toggles.{key}: no flag {key!r} in the document or database.")
+            _boolean(f"{path}.owner_toggles.{key}", enabled)
         tenants[slug] = tenant
     return {"version": DOCUMENT_VERSION, "flags": flags, "plans": plans, "tenants": tenants}
 
@@ -223,7 +235,7 @@ def _plan_record(plan: Plan) -> dict:
 
 
 def _override_record(override: TenantFlag) -> dict:
-    return {"enabled": override.enabled, "rollout_percent": override.rollout_percent, "source": override.source}
+    return {"enabled": override.enabled, "rollout_percent": override.rollout_percent}
 
 
 def _tenant_record(tenant: Tenant) -> dict:
@@ -239,11 +251,18 @@ def _tenant_record(tenant: Tenant) -> dict:
             override.flag.key: _override_record(override)
             for override in sorted(tenant.flag_overrides.all(), key=lambda o: o.flag.key)
         },
+        "owner_toggles": {
+            toggle.flag.key: toggle.enabled for toggle in sorted(tenant.owner_toggles.all(), key=lambda t: t.flag.key)
+        },
     }
 
 
 def _tenants():
-    return Tenant.objects.select_related("plan").prefetch_related("flag_overrides__flag").order_by("slug")
+    return (
+        Tenant.objects.select_related("plan")
+        .prefetch_related("flag_overrides__flag", "owner_toggles__flag")
+        .order_by("slug")
+    )
 
 
 def flags_document_export() -> dict:
@@ -337,9 +356,15 @@ def flags_document_plan(doc: dict, *, prune: bool = False) -> list[Change]:
                 changes.append(Change("~", "tenant", slug, fields, wanted))
             current_overrides = current["overrides"]
         overrides += _upserts("override", current_overrides, wanted["overrides"], OVERRIDE_SPEC, prefix=f"{slug}/")
+        current_toggles = {key: {"enabled": on} for key, on in (current or {}).get("owner_toggles", {}).items()}
+        wanted_toggles = {key: {"enabled": on} for key, on in wanted["owner_toggles"].items()}
+        overrides += _upserts("owner_toggle", current_toggles, wanted_toggles, ["enabled"], prefix=f"{slug}/")
         if prune:
             overrides += [
                 Change("-", "override", f"{slug}/{key}") for key in current_overrides if key not in wanted["overrides"]
+            ]
+            overrides += [
+                Change("-", "owner_toggle", f"{slug}/{key}") for key in current_toggles if key not in wanted_toggles
             ]
     changes += overrides
     if prune:
@@ -415,7 +440,9 @@ def _apply(change: Change, actor: Any) -> None:
     else:
         slug, key = change.name.split("/", 1)
         tenant, flag = Tenant.objects.get(slug=slug), Flag.objects.get(key=key)
-        if change.op == "-":
+        if change.kind == "owner_toggle":
+            _apply_owner_toggle(change, tenant, flag, actor)
+        elif change.op == "-":
             flag_clear_override(tenant=tenant, flag=flag, actor=actor)
         else:
             flag_set_override(
@@ -423,9 +450,16 @@ def _apply(change: Change, actor: Any) -> None:
                 flag=flag,
                 enabled=wanted["enabled"],
                 rollout_percent=wanted["rollout_percent"],
-                source=wanted["source"],
                 actor=actor,
             )
+
+
+def _apply_owner_toggle(change: Change, tenant: Tenant, flag: Flag, actor: Any) -> None:
+    """Restore or remove a tenant owner's choice (the platform acting on the owners' behalf, audited as such)."""
+    if change.op == "-":
+        flag_owner_reset(tenant=tenant, flag=flag, actor=actor)
+    else:
+        owner_toggle_restore(tenant=tenant, flag=flag, enabled=change.target["enabled"], actor=actor)
 
 
 @transaction.atomic

@@ -100,9 +100,8 @@ def test_export_lists_everything_sorted_and_versioned(estate):
         "archived": False,
     }
     assert doc["plans"]["std"]["default_flags"] == {"beta": True} and doc["plans"]["std"]["daily_quota"] == 1000
-    globex_beta = {"enabled": True, "rollout_percent": 30, "source": "admin"}
-    assert doc["tenants"]["globex"]["overrides"] == {"beta": globex_beta}
-    assert doc["tenants"]["acme"]["overrides"]["tools"]["source"] == "owner"
+    assert doc["tenants"]["globex"]["overrides"] == {"beta": {"enabled": True, "rollout_percent": 30}}
+    assert doc["tenants"]["acme"]["owner_toggles"] == {"tools": False}
     assert doc["tenants"]["initech"]["status"] == "suspended"
     assert doc["tenants"]["initech"]["status_reason"] == "unpaid"
     assert json.loads(export("--format", "json")) == doc
@@ -140,7 +139,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(estate, operator, redis_clien
     doc["flags"]["new_editor"] = {"description": "New editor", "default": False}
     doc["plans"]["std"]["daily_quota"] = 2000
     doc["tenants"]["globex"]["overrides"]["beta"]["rollout_percent"] = 60
-    del doc["tenants"]["acme"]["overrides"]["tools"]
+    del doc["tenants"]["acme"]["owner_toggles"]["tools"]
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(doc))
     db_before, redis_before = db_state(), redis_state(redis_client)
@@ -152,7 +151,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(estate, operator, redis_clien
     assert "~ flag beta: default false -> true" in lines
     assert "~ plan std: daily_quota 1000 -> 2000" in lines
     assert "~ override globex/beta: rollout_percent 30 -> 60" in lines
-    assert "- override acme/tools" in lines
+    assert "- owner_toggle acme/tools" in lines
     assert db_state() == db_before and redis_state(redis_client) == redis_before
 
     out = StringIO()

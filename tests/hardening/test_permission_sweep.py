@@ -28,6 +28,7 @@ from console.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
 from tenants.models import ApiKey, Flag, Plan, Tenant, UsageDaily
+from tenants.services.flags import flag_owner_toggle
 from tenants.services.tenants import tenant_suspend, tenant_update
 from tests.tenants.factories import make_staff
 
@@ -83,9 +84,11 @@ def clients(users, settings):
 
 @pytest.fixture
 def objects(world, upstream_url, change_staff):
-    """One row of every admin model; acme has a reachable upstream, globex is suspended."""
+    """One row of every admin model; acme has a reachable upstream and an owner toggle, globex is suspended."""
     tenant_update(tenant=world.a, upstream_url=upstream_url, actor=None)
     tenant_suspend(tenant=world.b, reason="unpaid", actor=None)
+    # An owner's own choice, for the action that resets owner toggles.
+    flag_owner_toggle(tenant=world.a, flag=world.editable, enabled=False, actor=world.a_owner)
     UsageDaily.objects.create(tenant=world.a, day=date(2026, 1, 2), metric="requests", count=3)
     from django.contrib.auth import get_user_model
 

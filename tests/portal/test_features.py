@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from tenants.models import TenantFlag
+from tenants.models import OwnerToggle, TenantFlag
 from tenants.selectors import flags_evaluate
 from tenants.services.flags import flag_set_override
 
@@ -39,8 +39,9 @@ def test_owner_toggles_an_editable_flag_and_it_is_audited(world, owner_client):
     response = owner_client.post(toggle_url(world, world.editable), {"enabled": "true"})
     assert response.status_code == 302
     assert response["Location"].endswith("/portal/t/acme/features/#flag-new-ui")
-    override = TenantFlag.objects.get(tenant=world.a, flag=world.editable)
-    assert override.enabled is True and override.source == TenantFlag.Source.OWNER
+    toggle = OwnerToggle.objects.get(tenant=world.a, flag=world.editable)
+    assert toggle.enabled is True and toggle.updated_by == world.a_owner
+    assert not TenantFlag.objects.filter(tenant=world.a, flag=world.editable).exists()
     event = AuditEvent.objects.filter(action="flag.owner_toggle").latest("id")
     assert event.actor_user == world.a_owner and event.tenant == world.a and event.ip == "127.0.0.1"
     # The cached evaluation was invalidated on commit: the next read sees the toggle.
@@ -143,3 +144,30 @@ def test_archived_flag_is_hidden_and_404(world, owner_client):
     flag_update(flag=world.editable, actor=None, archived=True)
     assert 'id="flag-new-ui"' not in owner_client.get(features_url(world)).content.decode()
     assert owner_client.post(toggle_url(world, world.editable), {"enabled": "true"}).status_code == 404
+
+
+def test_a_toggle_shows_the_platforms_rollout_and_keeps_it(world, owner_client):
+    flag_set_override(tenant=world.a, flag=world.editable, enabled=True, rollout_percent=30, actor=None)
+    html = owner_client.get(features_url(world)).content.decode()
+    row = html.split(f'id="flag-{world.editable.key}"')[1].split("</tr>")[0]
+    assert "30 %" in row and "Change…" in row  # a rollout goes through the page that says what changes
+    confirm = owner_client.get(toggle_url(world, world.editable)).content.decode()
+    assert "for 30 % of subjects" in confirm and "rollout (30 %) is kept" in confirm
+
+    assert owner_client.post(toggle_url(world, world.editable), {"enabled": "false"}).status_code == 302
+    override = TenantFlag.objects.get(tenant=world.a, flag=world.editable)
+    assert (override.enabled, override.rollout_percent) == (True, 30)
+    row = owner_client.get(features_url(world)).content.decode().split(f'id="flag-{world.editable.key}"')[1]
+    assert "The platform team's setting: on for 30 % of subjects" in row.split("</tr>")[0]
+
+    assert owner_client.post(toggle_url(world, world.editable), {"enabled": "true"}).status_code == 302
+    assert flags_evaluate(world.a)[world.editable.key].reason == "rollout"
+
+
+def test_an_owner_cannot_turn_on_what_the_platform_turned_off(world, owner_client):
+    flag_set_override(tenant=world.a, flag=world.editable, enabled=False, actor=None)
+    row = owner_client.get(features_url(world)).content.decode().split(f'id="flag-{world.editable.key}"')[1]
+    assert "Turned off by the platform team" in row.split("</tr>")[0]
+    response = owner_client.post(toggle_url(world, world.editable), {"enabled": "true"})
+    assert response.status_code == 400 and "platform team has turned" in response.content.decode()
+    assert not OwnerToggle.objects.exists()

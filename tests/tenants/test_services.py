@@ -8,7 +8,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from tenants import crypto
 from tenants.exceptions import FlagNotEditable, InvalidSettings, LastOwnerError, PermissionDenied, TenantsError
-from tenants.models import ApiKey, Membership, Tenant, TenantFlag
+from tenants.models import ApiKey, Membership, OwnerToggle, Tenant, TenantFlag
 from tenants.services.apikeys import KEY_PATTERN, apikey_hash, apikey_issue, apikey_revoke
 from tenants.services.flags import flag_clear_override, flag_owner_toggle, flag_set_override, flag_update
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
@@ -147,8 +147,8 @@ def test_owner_toggle_rules():
     membership_add(tenant=tenant, user=member, role="member", actor=owner)
     editable, locked = make_flag("dark_mode", tenant_editable=True), make_flag("billing_v2", tenant_editable=False)
     flag_owner_toggle(tenant=tenant, flag=editable, enabled=True, actor=owner)
-    override = TenantFlag.objects.get()
-    assert override.source == "owner" and override.enabled and override.updated_by == owner
+    toggle = OwnerToggle.objects.get()
+    assert toggle.enabled and toggle.updated_by == owner and not TenantFlag.objects.exists()
     assert last_event("flag.owner_toggle").actor_label == "owner"
     with pytest.raises(FlagNotEditable):
         flag_owner_toggle(tenant=tenant, flag=locked, enabled=True, actor=owner)
