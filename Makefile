@@ -4,20 +4,38 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
+# pip-tools lives in its own venv: it writes the lock files and is no dependency of the app.
+TOOLS := var/tools
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/bin/pip-compile --quiet --generate-hashes \
+	--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: install run test lint check-deploy bench clean
+.PHONY: install run test lint check-deploy bench clean lock upgrade
 
-$(STAMP): requirements.txt requirements-dev.txt
+# requirements-dev.txt locks runtime and dev dependencies together, with hashes.
+$(STAMP): requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentapi-admin needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $(STAMP)
+
+$(TOOLS)/bin/pip-compile:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet pip-tools==7.6.2
+
+# Re-lock after editing pyproject.toml's dependencies; existing pins stay unless they must move.
+lock: $(TOOLS)/bin/pip-compile
+	$(PIP_COMPILE) $(UPGRADE) -o requirements.txt pyproject.toml
+	$(PIP_COMPILE) $(UPGRADE) --extra dev -c requirements.txt -o requirements-dev.txt pyproject.toml
+
+# Move every pin to the newest release pyproject.toml allows (PACKAGE=name: only that one).
+upgrade:
+	$(MAKE) lock UPGRADE="$(if $(PACKAGE),--upgrade-package $(PACKAGE),--upgrade)"
 
 install: $(STAMP)
 
 run: $(STAMP)
-	PORT=$(PORT) $(BIN)/python -m agentapi_admin.devserver
+	@# exec: python replaces the shell, so Ctrl-C ends make run without "make: *** Interrupt".
+	@PORT=$(PORT) exec $(BIN)/python -m agentapi_admin.devserver
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,7 +2,8 @@
 
 Operators run these from a shell, cron or a compose service, so they share one
 contract: `--dry-run` counts what would change and changes nothing, `--json`
-prints one machine-readable summary, a progress bar appears only on a TTY, and a
+prints one machine-readable summary, a progress bar (count, rate, ETA) appears on
+stderr only when it is a terminal, usage errors exit 64, and a
 Redis lock keeps two copies of the same command from running at once.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -25,13 +27,22 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REDIS_DOWN = 2
 EXIT_LOCKED = 3
+EXIT_USAGE = 64  # sysexits.h EX_USAGE: the command line is wrong; 2 stays "Redis unreachable"
 
 SLUG_MAX_LENGTH = 50  # Tenant.slug's max_length
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done (or, for health checks, healthy); 1 failed or degraded; "
-    "2 Redis unreachable; 3 another copy of this command holds its lock."
+    "2 Redis unreachable; 3 another copy of this command holds its lock; 64 usage error (a bad option)."
 )
+
+
+class UsageError(CommandError):
+    """The command line is wrong (a bad option or value): exit 64, with the fix in the message."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("returncode", EXIT_USAGE)
+        super().__init__(*args, **kwargs)
 
 
 def redis_down(exc: BaseException, hint: str = "") -> CommandError:
@@ -55,6 +66,15 @@ class OperationCommand(BaseCommand):
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.epilog = EXIT_CODES_HELP
+
+        def usage_error(message: str):
+            # argparse would exit 2, the code reserved for "Redis unreachable".
+            if parser.called_from_command_line:
+                parser.print_usage(sys.stderr)
+                parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
+            raise UsageError(f"Error: {message}")
+
+        parser.error = usage_error
         return parser
 
     def add_arguments(self, parser) -> None:
@@ -151,37 +171,72 @@ class OperationCommand(BaseCommand):
         if self._lock is not None:
             self._lock.reacquire()
 
-    def progress(self, items: Iterable, *, total: int | None = None, description: str = "") -> Iterator:
-        """Yield items, drawing a progress bar only when stdout is a terminal."""
-        if self.as_json or not self.stdout.isatty():
-            yield from items
-            return
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task(description or self.command_name, total=total)
+    def progress(
+        self, items: Iterable, *, total: int | None = None, description: str = "", unit: str = "items"
+    ) -> Iterator:
+        """Yield items, drawing a progress bar (count, rate, ETA) only when stderr is a terminal."""
+        with self._progress_bar(description or self.command_name, total=total, unit=unit) as advance:
             for item in items:
                 yield item
-                bar.advance(task)
+                if advance is not None:
+                    advance(1)
 
     @contextmanager
-    def ticking(self, description: str = "", *, pause: float = 0.0) -> Iterator:
+    def _progress_bar(self, description: str, *, total: int | None, unit: str) -> Iterator:
+        """Yield advance(n) for a rich progress bar on stderr when it is a terminal, else None.
+
+        stderr keeps stdout to the summary alone, so `command > file` still shows progress.
+        """
+        if self.as_json or not self.stderr.isatty():
+            yield None
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn() if total else TextColumn("{task.completed:.0f}"),
+            TextColumn(unit),
+            # Filled by advance(): rich's speed and time_remaining are None until it has two samples.
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[eta]}"),
+        ]
+        console = Console(file=getattr(self.stderr, "_out", self.stderr), force_terminal=True)
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(description or self.command_name, total=total, rate="", eta="")
+
+            def advance(count: int = 1) -> None:
+                bar.advance(task, count)
+                state = bar.tasks[task]
+                speed = state.speed
+                rate = f"{speed:,.0f} {unit}/s" if speed else ""
+                eta = f"ETA {state.time_remaining:.0f}s" if state.time_remaining is not None else ""
+                bar.update(task, rate=rate, eta=eta)
+                bar.refresh()
+
+            yield advance
+
+    @contextmanager
+    def ticking(
+        self, description: str = "", *, pause: float = 0.0, total: int | None = None, unit: str = "batches"
+    ) -> Iterator:
         """Yield a callback for services' batch loops: each call advances the progress bar and renews the lock.
 
+        `tick(n)` counts n units of work (default 1); with `total` the bar shows an ETA.
         `pause` seconds of sleep per batch leave a busy Redis room for its traffic.
         """
-        ticks = self.progress(iter(int, 1), description=description)
+        with self._progress_bar(description or self.command_name, total=total, unit=unit) as advance:
 
-        def tick() -> None:
-            next(ticks)
-            self.heartbeat()
-            if pause:
-                time.sleep(pause)
+            def tick(count: int = 1) -> None:
+                if advance is not None:
+                    advance(count)
+                self.heartbeat()
+                if pause:
+                    time.sleep(pause)
 
-        try:
             yield tick
-        finally:
-            ticks.close()
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -206,8 +261,8 @@ class OperationCommand(BaseCommand):
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         known = ", ".join(slugs[:10]) + (" …" if len(slugs) > 10 else "") if slugs else "none yet"
         if not well_formed:
-            raise CommandError(
+            raise UsageError(
                 f"--tenant {slug[:80]!r} is not a tenant slug (letters, digits, '-' and '_', "
                 f"at most {SLUG_MAX_LENGTH} characters).{hint} Known tenants: {known}."
             )
-        raise CommandError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")
+        raise UsageError(f"Unknown tenant {slug!r}.{hint} Known tenants: {known}.")

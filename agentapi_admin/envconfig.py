@@ -9,6 +9,7 @@ False).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +30,31 @@ def read_env_file(path: Path) -> None:
     """Load a `.env` file if present; real environment variables win."""
     if path.is_file():
         environ.Env.read_env(str(path), overwrite=False)
+
+
+def read_devserver_file(path: Path) -> bool:
+    """Adopt a running `make run`'s REDIS_URL and DEBUG from `path` when no Redis is configured.
+
+    The file names its writer's pid; a file left by a killed run (dead pid) is ignored.
+    Return True if the file was read.
+    """
+    if not path.is_file() or any(is_set(name) for name in ("REDIS_URL", "UPSTASH_REDIS_URL", "REDIS_SENTINELS")):
+        return False
+    values = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.startswith("#"):
+            values[name.strip()] = value.strip()
+    try:
+        pid = int(values.pop("DEVSERVER_PID", ""))
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # alive, owned by another user
+    except (ValueError, ProcessLookupError):
+        return False
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
+    return True
 
 
 def is_set(name: str) -> bool:

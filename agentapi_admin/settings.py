@@ -16,8 +16,11 @@ from agentapi_admin import envconfig as cfg
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A local `.env` is convenient in development; the test suite turns it off so a
 # developer's file cannot change what the tests see.
+_from_devserver = False
 if cfg.boolean("READ_ENV_FILE", default=True):
     cfg.read_env_file(BASE_DIR / ".env")
+    # A running `make run` of this checkout names its Redis here (see agentapi_admin/devserver.py).
+    _from_devserver = cfg.read_devserver_file(BASE_DIR / "var" / "devserver.env")
 
 # --------------------------------------------------------------------------- core
 DEBUG = cfg.boolean("DEBUG", default=False)
@@ -117,6 +120,8 @@ _redis_url = cfg.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
 # Upstash's native endpoint wins so a deployment switches provider by adding one variable.
 RESILIENCE_REDIS_URL = _upstash_url or _redis_url or "redis://127.0.0.1:6379/0"
 RESILIENCE_REDIS_URL_SOURCE = "UPSTASH_REDIS_URL" if _upstash_url else ("REDIS_URL" if _redis_url else "default")
+if _from_devserver and _redis_url:
+    RESILIENCE_REDIS_URL_SOURCE = "var/devserver.env (make run)"
 
 if RESILIENCE_REDIS_PROTOCOL == "rest":
     if not (RESILIENCE_UPSTASH_REST_URL and RESILIENCE_UPSTASH_REST_TOKEN):
@@ -318,6 +323,8 @@ if _email:
 elif DEBUG:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 TENANTS_INVITATION_EMAIL = bool(_email) or DEBUG
+# The portal's "Forgot your password?" mails a reset link, so it exists only where mail can be sent.
+PORTAL_PASSWORD_RESET = bool(_email) or DEBUG
 DEFAULT_FROM_EMAIL = cfg.string("DEFAULT_FROM_EMAIL", "agentapi-admin@localhost")
 
 # -------------------------------------------------------- rate limits / breakers
@@ -369,6 +376,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = DEBUG
+# Files served at the site root, e.g. /favicon.ico, which browsers ask for on every page.
+WHITENOISE_ROOT = BASE_DIR / "public"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

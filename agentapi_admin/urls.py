@@ -6,12 +6,17 @@ from django.views.generic import RedirectView
 
 from agentapi_admin.metrics import metrics_view
 from automation.api.views import admin_api_not_found, admin_api_urls
+from portal.views.home import welcome
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
 from tenants.api.stream import stream_view
 from tenants.api.views import api_not_found, api_urls
 
+# The admin's "View site" link leads to the sign-in chooser.
+admin.site.site_url = "/"
+
 urlpatterns = [
+    path("", welcome, name="welcome"),
     path("healthz", resilience_views.healthz, name="healthz"),
     path("readyz", resilience_views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

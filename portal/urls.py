@@ -62,6 +62,11 @@ urlpatterns = [
     path("login/", auth.login, name="login"),
     path("logout/", auth.logout, name="logout"),
     path("account/", account.account, name="account"),
+    path("account/password/", auth.password_change, name="password_change"),
+    path("password-reset/", auth.password_reset, name="password_reset"),
+    path("password-reset/sent/", auth.password_reset_done, name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", auth.password_reset_confirm, name="password_reset_confirm"),
+    path("password-reset/done/", auth.password_reset_complete, name="password_reset_complete"),
     path("invitations/<invitation_token:token>/", invitations.invitation, name="invitation"),
     path("t/<tenant_slug:tenant>/", include(tenant_patterns)),
 ]

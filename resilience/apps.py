@@ -13,7 +13,6 @@ class ResilienceConfig(AppConfig):
         from django.conf import settings
 
         from resilience import scrape
-        from resilience.connection import redacted_url
 
         scrape.register()
 
@@ -24,7 +23,15 @@ class ResilienceConfig(AppConfig):
                 "shared between processes. Use this for local experiments only.",
                 settings.SESSION_STORAGE,
             )
-            return
+
+
+def log_redis_configuration() -> None:
+    """Log once, when a server process starts, which Redis it uses (commands stay quiet)."""
+    from django.conf import settings
+
+    from resilience.connection import redacted_url
+
+    if settings.RESILIENCE_REDIS_ENABLED:
         logger.info(
             "Redis %s (from %s), pool %d, timeout %gs; sessions: %s",
             redacted_url(settings.RESILIENCE_REDIS_URL),

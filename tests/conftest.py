@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import http.server
 import json
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,24 @@ _CONFIG_NAMES = {
     "DEFAULT_FROM_EMAIL",
     "PROMETHEUS_MULTIPROC_DIR",
 }
+
+
+# Usage counters and daily quotas are per UTC day: a test that reads "today" must not see it change.
+DAY_BOUNDARY_GUARD_SECONDS = 90
+
+
+def seconds_to_utc_midnight(now: dt.datetime | None = None) -> float:
+    now = now or dt.datetime.now(dt.UTC)
+    midnight = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - now).total_seconds()
+
+
+@pytest.fixture(autouse=True)
+def same_utc_day():
+    """Start no test in the last 90 s of a UTC day: wait for the new day, so "today" holds throughout."""
+    left = seconds_to_utc_midnight()
+    if left < DAY_BOUNDARY_GUARD_SECONDS:
+        time.sleep(left + 0.5)
 
 
 def clean_env(**overrides: str) -> dict:

@@ -1,11 +1,17 @@
-"""The tenant switcher and each tenant's overview."""
+"""The site's front door (a sign-in chooser), the tenant switcher and each tenant's overview."""
 
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
 from portal.access import portal_page, tenant_view
 from portal.selectors import tenant_overview, user_memberships
 from portal.views.layout import render_page, render_tenant
+
+
+@require_safe
+def welcome(request):
+    """Offer the two ways in: the admin for platform staff, the portal for tenant owners and members."""
+    return render(request, "portal/welcome.html")
 
 
 @portal_page

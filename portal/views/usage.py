@@ -1,4 +1,4 @@
-"""Usage: requests per day for the last 30 days and the tenant's current rate-limit status."""
+"""Usage: served and refused requests per day for the last 30 days and the tenant's current rate-limit status."""
 
 from django.utils import timezone
 
@@ -13,14 +13,31 @@ DAYS = 30
 
 @tenant_view()
 def usage(request, membership):
-    """Chart the tenant's daily requests and show its limits and current window."""
+    """Chart the tenant's daily requests, list served and refused ones per day, show its limits and window."""
     tenant = membership.tenant
-    counts = {row["day"]: row["requests"] for row in usage_daily(tenant, days=DAYS)}
+    rows = usage_daily(tenant, days=DAYS)
+    counts = {row["day"]: row["requests"] for row in rows}
     chart = daily_bar_chart(counts, end=timezone.now().date(), days=DAYS)
     per_minute, burst, daily_quota = tenant_limits(tenant)
-    today = counts.get(timezone.now().date(), 0)
+    # The gateway counts what it served as `requests` and each refusal under its own metric.
+    days = [
+        {
+            "day": row["day"],
+            "served": row["requests"],
+            "rate_limited": row.get("rate_limited", 0),
+            "quota_exceeded": row.get("quota_exceeded", 0),
+        }
+        for row in reversed(rows)
+    ]
+    today = days[0]["served"] if days else 0
     context = {
         "chart": chart,
+        "per_day": days,
+        "today_usage": days[0] if days else None,
+        "refused": {
+            "rate_limited": sum(day["rate_limited"] for day in days),
+            "quota_exceeded": sum(day["quota_exceeded"] for day in days),
+        },
         "today": today,
         "quota_percent": min(100, round(100 * today / daily_quota)) if daily_quota else None,
         "status": tenant_ratelimit_status(tenant),

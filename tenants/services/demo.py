@@ -1,4 +1,4 @@
-"""Demo data for `make run` and `seed_demo` (PRODUCT.md contract); safe to run again and again."""
+"""Demo data for `make run` and `seed_demo`: users, plan, tenants, flags and keys; safe to run again and again."""
 
 from __future__ import annotations
 
@@ -58,10 +58,15 @@ def _users() -> dict:
     users = {}
     for username, spec in DEMO_USERS.items():
         user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
-        user.is_staff = spec["is_staff"]
-        user.is_superuser = spec["is_superuser"]
-        user.set_password(settings.DEMO_PASSWORD)
-        user.save()
+        changed = [field for field in ("is_staff", "is_superuser") if getattr(user, field) != spec[field]]
+        for field in changed:
+            setattr(user, field, spec[field])
+        # Re-hashing an unchanged password would change the session auth hash and sign the user out.
+        if not user.check_password(settings.DEMO_PASSWORD):
+            user.set_password(settings.DEMO_PASSWORD)
+            changed.append("password")
+        if changed:
+            user.save(update_fields=changed)
         users[username] = {"role": spec["role"], "password": settings.DEMO_PASSWORD}
     return users
 

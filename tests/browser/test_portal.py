@@ -13,7 +13,7 @@ from resilience.breakers.process import redis_breaker
 from resilience.connection import get_redis
 from tenants.cache import usage_key
 from tenants.models import TenantFlag, UsageDaily
-from tests.browser.conftest import login
+from tests.browser.conftest import ARTIFACTS, login
 from tests.portal.conftest import PASSWORD, build_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -239,3 +239,58 @@ def test_keyboard_users_skip_to_content_and_see_focus(world, page, live_server, 
     page.keyboard.press("Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("", "none")
+
+
+def visible_inside(page, inner: str, outer: str) -> dict:
+    """Return the boxes of `inner` and of the scroll container `outer`, and whether `outer` scrolls sideways."""
+    return page.evaluate(
+        """([inner, outer]) => {
+            const a = document.querySelector(inner).getBoundingClientRect();
+            const wrap = document.querySelector(outer);
+            const b = wrap.getBoundingClientRect();
+            return {inner_right: a.right, inner_left: a.left, outer_right: b.right, outer_left: b.left,
+                    scrolls: wrap.scrollWidth > wrap.clientWidth + 1,
+                    page_scrolls: document.documentElement.scrollWidth > window.innerWidth + 1};
+        }""",
+        [inner, outer],
+    )
+
+
+@pytest.mark.parametrize("width", [1366, 1280, 390])
+def test_members_remove_button_is_not_clipped(world, browser, live_server, width, request):
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        login(page, live_server, "/portal/login/", "a-owner", PASSWORD)
+        page.wait_for_url("**/portal/t/acme/")
+        page.goto(f"{live_server.url}/portal/t/acme/members/")
+        remove = 'section[aria-labelledby="members-title"] tbody tr:last-child a.button'
+        box = visible_inside(page, remove, 'section[aria-labelledby="members-title"] .table-wrap')
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"portal-members-{width}px.png"), full_page=True)
+        assert not box["scrolls"], box
+        assert not box["page_scrolls"], box
+        assert box["outer_left"] <= box["inner_left"] and box["inner_right"] <= box["outer_right"], box
+        assert page.locator(remove).is_visible()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_the_front_door_offers_both_sign_ins(browser, live_server, width, console_errors):
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"front-door-{width}px.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.get_by_role("link", name="Tenant portal").click()
+        page.wait_for_url("**/portal/login/**")
+        page.go_back()
+        page.get_by_role("link", name="Admin").click()
+        page.wait_for_url("**/admin/login/**")
+        favicon = page.request.get(f"{live_server.url}/favicon.ico")
+        assert favicon.status == 200 and favicon.headers["content-type"] == "image/x-icon"
+    finally:
+        context.close()

@@ -32,6 +32,26 @@ def test_once_runs_outbox_cleanup_and_flush_then_exits():
     assert done["run_maintenance"]["rounds"] == 1 and done["run_maintenance"]["task_failures"] == 0
 
 
+def test_text_mode_prints_one_readable_line_per_task_not_json():
+    out = StringIO()
+    call_command("run_maintenance", "--once", stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "deliver_outbox",
+        "cleanup_sessions",
+        "flush_usage",
+        "run_maintenance",
+    ]
+    assert not any(line.lstrip().startswith("{") for line in lines), lines
+    assert lines[-1].startswith("run_maintenance: rounds=1, task_failures=0")
+
+
+def test_heartbeat_file_is_touched_every_round(tmp_path):
+    beat = tmp_path / "run_maintenance.heartbeat"
+    call_command("run_maintenance", "--once", "--heartbeat-file", str(beat), stdout=StringIO())
+    assert beat.is_file() and time.time() - beat.stat().st_mtime < 60
+
+
 def test_a_task_held_by_another_copy_is_skipped_not_failed(redis_client):
     held = redis_client.lock(key("lock", "flush_usage"), timeout=30)
     assert held.acquire(blocking=False)

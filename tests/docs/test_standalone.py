@@ -28,3 +28,14 @@ def test_relative_links_point_inside_the_repository():
         for target in re.findall(r"\]\(([^)#:\s]+)", document.read_text()):
             resolved = (document.parent / target).resolve()
             assert resolved.is_relative_to(BASE_DIR), f"{document.name} links outside: {target}"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
+def test_no_section_is_named_after_a_tracker_issue(document):
+    # A reader has no tracker: "Rate limiter decision (issue 4)" says nothing; name the subject instead.
+    hits = [
+        f"{document.name}:{n}: {line.strip()}"
+        for n, line in enumerate(document.read_text().splitlines(), start=1)
+        if line.startswith("#") and re.search(r"\bissue[ -]?#?\d", line, re.IGNORECASE)
+    ]
+    assert not hits, "\n".join(hits)

@@ -60,6 +60,7 @@ def _portal_urls(stack) -> list[str]:
         # No invitation is needed: the page asks the database before it could answer 404.
         "invitation_id": 1,
         "token": "x" * 43,
+        "uidb64": "MQ",  # a password-reset link: user id 1, base64
     }
     return [
         reverse(f"portal:{route.name}", kwargs={name: values[name] for name in route.kwargs})

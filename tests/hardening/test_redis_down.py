@@ -105,6 +105,7 @@ def _portal_urls(world) -> list[str]:
         "membership_id": world.a_member_membership.pk,
         "invitation_id": world.a_invitation.pk,
         "token": "not-a-real-invitation-token-0123456789abc",
+        "uidb64": "MQ",  # a password-reset link: user id 1, base64
         "flag_key": world.editable.key,
     }
     return [

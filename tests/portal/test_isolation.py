@@ -20,7 +20,27 @@ from .conftest import client_for
 from .sweep import METHODS, portal_routes, world_state
 
 # Pages outside any tenant; a new one must be added here on purpose (and get its own tests).
-UNSCOPED = {"index", "login", "logout", "account", "invitation"}
+UNSCOPED = {
+    "index",
+    "login",
+    "logout",
+    "account",
+    "invitation",
+    "password_change",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
+# Pages for visitors who cannot sign in (a forgotten password): public, and tested in test_account.py.
+PUBLIC = {
+    "login",
+    "logout",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
 # URL kwargs naming an object that belongs to one tenant.
 OWNED_OBJECT_KWARGS = {"key_id", "membership_id", "invitation_id"}
 
@@ -33,6 +53,7 @@ def foreign_kwargs(route, world, tenant_slug):
         "membership_id": world.b_owner_membership.pk,
         "invitation_id": world.b_invitation.pk,
         "token": "not-a-real-invitation-token-0123456789abc",
+        "uidb64": "MQ",  # a password-reset link: user id 1, base64
         # Flags are global definitions; an editable one is what B's owner could change.
         "flag_key": world.editable.key,
     }
@@ -49,6 +70,7 @@ def own_kwargs(route, world):
         "membership_id": world.a_member_membership.pk,
         "invitation_id": world.a_invitation.pk,
         "token": "not-a-real-invitation-token-0123456789abc",
+        "uidb64": "MQ",  # a password-reset link: user id 1, base64
         "flag_key": world.editable.key,
     }
     return {name: values[name] for name in route.kwargs}
@@ -169,7 +191,7 @@ def test_admins_cannot_manage_members(world, admin_client_a):
 def test_anonymous_visitors_are_sent_to_the_login_page(world, client):
     login = reverse("portal:login")
     for route in portal_routes():
-        if route.name in {"login", "logout"}:
+        if route.name in PUBLIC:
             continue
         url = reverse(f"portal:{route.name}", kwargs=foreign_kwargs(route, world, world.a.slug))
         for method in ("GET", "POST"):
@@ -191,9 +213,7 @@ def test_users_without_any_membership_see_no_tenant(world):
 
 def isolation_request_count() -> int:
     """Return how many requests the foreign-id sweep sends, over both roles it runs as."""
-    per_role = sum(
-        (2 if OWNED_OBJECT_KWARGS & set(route.kwargs) else 1) * len(METHODS) for route in tenant_routes()
-    )
+    per_role = sum((2 if OWNED_OBJECT_KWARGS & set(route.kwargs) else 1) * len(METHODS) for route in tenant_routes())
     return 2 * per_role
 
 

@@ -56,7 +56,7 @@ def test_page_charts_flushed_and_live_counts_of_this_tenant_only(world, owner_cl
     assert f"{(today - dt.timedelta(days=3)):%b} {(today - dt.timedelta(days=3)).day}: 120 requests" in html
     assert f"{today:%b} {today.day}: 42 requests" in html
     assert "9999" not in html and "777" not in html
-    assert re.search(r"Requests, last 30 days</dt><dd>162</dd>", html)
+    assert re.search(r"Served, last 30 days</dt><dd>162</dd>", html)
     assert 'role="img"' in html and "<desc" in html and "Show the numbers" in html
 
 
@@ -88,3 +88,27 @@ def test_page_degrades_when_redis_is_down(world, settings, redis_server):
     response = client.get(usage_url(world))
     assert response.status_code == 200
     assert "cannot be read right now" in response.content.decode()
+
+
+def test_refusals_by_limit_and_by_quota_are_shown_per_day_beside_served(world, owner_client):
+    """79 of 90 requests refused must not read as "11 requests, OK"."""
+    today = timezone.now().date()
+    yesterday = today - dt.timedelta(days=1)
+    for metric, count in {"requests": 30, "rate_limited": 4, "quota_exceeded": 2}.items():
+        UsageDaily.objects.create(tenant=world.a, day=yesterday, metric=metric, count=count)
+    get_redis().hset(usage_key(world.a.pk, today.strftime("%Y%m%d")), mapping={"requests": 11, "rate_limited": 79})
+    UsageDaily.objects.create(tenant=world.b, day=today, metric="rate_limited", count=5555)
+    html = owner_client.get(usage_url(world)).content.decode()
+    assert re.search(r"Served, last 30 days</dt><dd>41</dd>", html)
+    assert re.search(r"Refused by rate limit</dt><dd>83</dd>", html)
+    assert re.search(r"Refused by daily quota</dt><dd>2</dd>", html)
+    assert "Today: 11 served, 79 refused by the rate limit, 0 refused by the daily quota" in html
+    rows = re.findall(
+        r'<tr><th scope="row"><time datetime="([\d-]+)">[^<]+</time></th>'
+        r'<td class="num">(\d+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td></tr>',
+        html,
+    )
+    assert rows[0] == (f"{today:%Y-%m-%d}", "11", "79", "0")
+    assert rows[1] == (f"{yesterday:%Y-%m-%d}", "30", "4", "2")
+    assert len(rows) == 30
+    assert "5555" not in html

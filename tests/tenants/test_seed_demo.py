@@ -1,4 +1,4 @@
-"""seed_demo: the demo logins, tenants and API keys of PRODUCT.md, idempotent, keys that work."""
+"""seed_demo: the demo logins, tenants and API keys, idempotent, keys that work."""
 
 import json
 
@@ -63,3 +63,24 @@ def test_second_run_keeps_rows_and_prints_working_keys(capsys):
     assert third["api_keys"]["globex"] == first["api_keys"]["globex"]
     response = client.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {third['api_keys']['acme']}")
     assert response.status_code == 200
+
+
+def test_rerun_keeps_password_hashes_so_demo_users_stay_signed_in(capsys, settings):
+    seed(capsys)
+    User = get_user_model()
+    before = dict(User.objects.values_list("username", "password"))
+    client = Client()
+    client.force_login(User.objects.get(username="acme-owner"))
+    assert client.get("/portal/t/acme/").status_code == 200
+    seed(capsys)
+    assert dict(User.objects.values_list("username", "password")) == before
+    assert client.get("/portal/t/acme/").status_code == 200, "a re-seed must not sign the demo users out"
+
+
+def test_rerun_with_a_new_demo_password_changes_only_the_password(capsys, settings):
+    seed(capsys)
+    User = get_user_model()
+    settings.DEMO_PASSWORD = "a-new-demo-pass-456"
+    result = seed(capsys)
+    assert result["users"]["admin"]["password"] == "a-new-demo-pass-456"
+    assert all(user.check_password("a-new-demo-pass-456") for user in User.objects.all())

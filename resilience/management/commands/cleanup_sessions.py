@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
-from agentapi_admin.command import OperationCommand
+from agentapi_admin.command import OperationCommand, UsageError
 from resilience.sessions.services import sessions_cleanup
 
 
@@ -29,9 +27,9 @@ class Command(OperationCommand):
 
     def run(self, **options) -> dict:
         if not 1 <= options["batch_size"] <= 100_000:
-            raise CommandError("--batch-size must be a whole number from 1 to 100000, e.g. --batch-size 1000.")
+            raise UsageError("--batch-size must be a whole number from 1 to 100000, e.g. --batch-size 1000.")
         if not 0 <= options["pause_ms"] <= 10_000:
-            raise CommandError("--pause-ms must be from 0 to 10000 milliseconds, e.g. --pause-ms 5.")
+            raise UsageError("--pause-ms must be from 0 to 10000 milliseconds, e.g. --pause-ms 5.")
         with self.ticking("session index batches", pause=options["pause_ms"] / 1000) as tick:
             report = sessions_cleanup(batch_size=options["batch_size"], dry_run=self.dry_run, tick=tick)
         return {

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
-from agentapi_admin.command import EXIT_FAILED, OperationCommand
+from agentapi_admin.command import EXIT_FAILED, OperationCommand, UsageError
 from resilience.breakers.upstream import DEFAULT_TIMEOUT, upstream_check
 
 
@@ -25,7 +23,7 @@ class Command(OperationCommand):
         from tenants.models import Tenant
 
         if options["timeout"] <= 0:
-            raise CommandError("--timeout must be a positive number of seconds, e.g. --timeout 5.")
+            raise UsageError("--timeout must be a positive number of seconds, e.g. --timeout 5.")
         if options["tenant"]:
             tenants = [self.resolve_tenant(options["tenant"])]
         else:

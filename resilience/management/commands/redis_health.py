@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import redis
 from django.conf import settings
-from django.core.management.base import CommandError
 
-from agentapi_admin.command import EXIT_FAILED, EXIT_OK, EXIT_REDIS_DOWN, OperationCommand
+from agentapi_admin.command import EXIT_FAILED, EXIT_OK, EXIT_REDIS_DOWN, OperationCommand, UsageError
 from resilience.health.probes import NativeProbe, RestProbe
 from resilience.health.selectors import redis_health_snapshot, redis_health_verdict
 
@@ -31,9 +30,9 @@ class Command(OperationCommand):
 
     def run(self, **options) -> dict:
         if not 0 < options["timeout"] <= 60:
-            raise CommandError("--timeout must be a number of seconds from 0 to 60, e.g. --timeout 2.")
+            raise UsageError("--timeout must be a number of seconds from 0 to 60, e.g. --timeout 2.")
         if options["max_latency_ms"] <= 0:
-            raise CommandError("--max-latency-ms must be positive, e.g. --max-latency-ms 250.")
+            raise UsageError("--max-latency-ms must be positive, e.g. --max-latency-ms 250.")
         snapshot = redis_health_snapshot(self._probe(options["timeout"]), quick=True)
         verdict, reasons = redis_health_verdict(snapshot, max_latency_ms=options["max_latency_ms"])
         summary = {

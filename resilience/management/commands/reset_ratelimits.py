@@ -6,7 +6,7 @@ import difflib
 
 from django.core.management.base import CommandError
 
-from agentapi_admin.command import OperationCommand
+from agentapi_admin.command import OperationCommand, UsageError
 from resilience.connection import get_redis
 from resilience.ratelimit.limiter import SCOPES, state_key
 from resilience.ratelimit.services import ratelimit_reset_identity, ratelimit_reset_matching
@@ -34,9 +34,9 @@ class Command(OperationCommand):
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise CommandError(f"Unknown --scope {scope!r}: use one of {', '.join(SCOPES)}.{hint}")
         if identity is not None and scope is None:
-            raise CommandError(f"--identity needs --scope (one of {', '.join(SCOPES)}), e.g. --scope ip --identity …")
+            raise UsageError(f"--identity needs --scope (one of {', '.join(SCOPES)}), e.g. --scope ip --identity …")
         if options["all"] and (scope or options["tenant"]):
-            raise CommandError("--all resets everything: leave out --tenant, --scope and --identity, or drop --all.")
+            raise UsageError("--all resets everything: leave out --tenant, --scope and --identity, or drop --all.")
         if not (options["all"] or scope or options["tenant"]):
             raise CommandError("Say what to reset: --tenant SLUG, --scope S [--identity ID], or --all.")
         tenant = self.resolve_tenant(options["tenant"]) if options["tenant"] else None

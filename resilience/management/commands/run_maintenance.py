@@ -6,12 +6,13 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, OperationCommand
+from agentapi_admin.command import EXIT_FAILED, EXIT_LOCKED, OperationCommand, UsageError
 from resilience.history.selectors import READ_ERRORS
 from resilience.history.services import history_sample, maintenance_record_success
 
@@ -34,24 +35,32 @@ class Command(OperationCommand):
             "--interval", type=float, help="Seconds between rounds (default: SESSION_CLEANUP_INTERVAL)."
         )
         parser.add_argument("--once", action="store_true", help="Run one round and exit.")
+        parser.add_argument(
+            "--heartbeat-file",
+            metavar="PATH",
+            help="Touch PATH at start and after every wake-up (at least every HISTORY_SAMPLE_INTERVAL outside "
+            "tasks), for `python -m agentapi_admin.healthcheck --heartbeat PATH`.",
+        )
 
     def run(self, **options) -> dict:
         interval = options["interval"] if options["interval"] is not None else settings.SESSION_CLEANUP_INTERVAL
         if interval <= 0:
-            raise CommandError("--interval must be a positive number of seconds, e.g. --interval 300.")
+            raise UsageError("--interval must be a positive number of seconds, e.g. --interval 300.")
         sample_every = settings.RESILIENCE_HISTORY_INTERVAL
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
         rounds = failures = skipped = samples = 0
         tasks_due = 0.0
+        beat = self._heartbeat(options.get("heartbeat_file"))
         try:
+            beat()
             while not stop.is_set():
                 if time.monotonic() >= tasks_due:
                     tasks_due = time.monotonic() + interval
                     rounds += 1
                     for task in TASKS:
                         try:
-                            call_command(task, json=True, stdout=self.stdout, stderr=self.stderr)
+                            call_command(task, json=self.as_json, stdout=self.stdout, stderr=self.stderr)
                         except CommandError as exc:
                             if exc.returncode == EXIT_LOCKED:
                                 skipped += 1  # another maintenance loop (a second replica) is doing it
@@ -62,6 +71,7 @@ class Command(OperationCommand):
                         else:
                             maintenance_record_success(task=task)
                 samples += self._sample(sample_every)
+                beat()
                 if options["once"]:
                     break
                 stop.wait(max(0.05, min(sample_every, tasks_due - time.monotonic())))
@@ -73,6 +83,21 @@ class Command(OperationCommand):
             summary["exit_code"] = EXIT_FAILED
             summary["error"] = f"{failures} maintenance task(s) failed; their errors are above."
         return summary
+
+    @staticmethod
+    def _heartbeat(path: str | None):
+        """Return a callback touching `path` (a no-op without one); failures to write are usage errors."""
+        if not path:
+            return lambda: None
+        heartbeat = Path(path)
+
+        def beat() -> None:
+            try:
+                heartbeat.touch()
+            except OSError as exc:
+                raise UsageError(f"--heartbeat-file {path}: cannot write it ({exc}); choose a writable path.") from exc
+
+        return beat
 
     @staticmethod
     def _sample(every: float) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.core.management.base import CommandError
 from django.utils import timezone
 
+from agentapi_admin.command import UsageError
 from agentapi_admin.envconfig import DURATION_HELP, parse_duration
 from tenants.management.base import TenantWriteCommand
 from tenants.services.apikeys import SCOPES, apikey_issue
@@ -31,7 +31,7 @@ class Command(TenantWriteCommand):
         if options["expires"] is not None:
             seconds = parse_duration(options["expires"])
             if seconds is None or seconds <= 0:
-                raise CommandError(
+                raise UsageError(
                     f"--expires {options['expires']!r} is not a positive duration: give e.g. 30d or {DURATION_HELP}."
                 )
             expires_at = timezone.now() + timedelta(seconds=seconds)

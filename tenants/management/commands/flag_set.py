@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
+from agentapi_admin.command import UsageError
 from tenants.management.base import TenantWriteCommand
 from tenants.models import Flag, TenantFlag
 from tenants.services.flags import flag_clear_override, flag_set_override, flag_update
@@ -37,18 +36,18 @@ class Command(TenantWriteCommand):
     def check_combination(options: dict) -> None:
         override = options["on"] or options["off"] or options["clear"]
         if options["default"] and options["tenant"]:
-            raise CommandError(
+            raise UsageError(
                 "--default changes the flag for every tenant, not one: drop --tenant, or use --on/--off with --tenant."
             )
         if override and not options["tenant"]:
             used = "--on" if options["on"] else "--off" if options["off"] else "--clear"
-            raise CommandError(f"{used} needs --tenant SLUG (an override is per tenant); --default sets every tenant.")
+            raise UsageError(f"{used} needs --tenant SLUG (an override is per tenant); --default sets every tenant.")
         if options["rollout"] is not None:
             if not options["on"]:
                 used = "--clear" if options["clear"] else "--off" if options["off"] else "--default"
-                raise CommandError(f"--rollout applies to --on only, not to {used}.")
+                raise UsageError(f"--rollout applies to --on only, not to {used}.")
             if not 0 <= options["rollout"] <= 100:
-                raise CommandError("--rollout must be a whole number from 0 to 100.")
+                raise UsageError("--rollout must be a whole number from 0 to 100.")
 
     def run(self, **options) -> dict:
         flag = self.resolve(Flag, field="key", value=options["flag"], option="--flag")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from django.core.management.base import CommandError
 
-from agentapi_admin.command import EXIT_REDIS_DOWN, OperationCommand
+from agentapi_admin.command import EXIT_REDIS_DOWN, OperationCommand, UsageError
 from resilience.exceptions import RedisDisabled
 from tenants.services.usage import FlushReport, usage_flush_batch, usage_scan_batches
 
@@ -24,7 +24,7 @@ class Command(OperationCommand):
     def run(self, **options) -> dict:
         # Redis refuses a SCAN COUNT beyond a 64-bit integer; a bound keeps memory per batch sane too.
         if not 1 <= options["batch_size"] <= 100_000:
-            raise CommandError("--batch-size must be a whole number from 1 to 100000, e.g. --batch-size 500.")
+            raise UsageError("--batch-size must be a whole number from 1 to 100000, e.g. --batch-size 500.")
         report = FlushReport()
         try:
             for batch in self.progress(usage_scan_batches(options["batch_size"]), description="usage keys"):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
-from agentapi_admin.command import EXIT_FAILED, OperationCommand
+from agentapi_admin.command import EXIT_FAILED, OperationCommand, UsageError
 from tenants import crypto
 from tenants.services.secrets import secrets_rotate
 
@@ -23,7 +21,7 @@ class Command(OperationCommand):
 
     def run(self, **options) -> dict:
         if not 1 <= options["batch_size"] <= 10_000:
-            raise CommandError("--batch-size must be a whole number from 1 to 10000, e.g. --batch-size 100.")
+            raise UsageError("--batch-size must be a whole number from 1 to 10000, e.g. --batch-size 100.")
         with self.ticking("secret batches") as tick:
             report = secrets_rotate(actor=None, batch_size=options["batch_size"], dry_run=self.dry_run, tick=tick)
         summary = {

@@ -1,4 +1,4 @@
-"""Create the demo users, tenants, flags and API keys (idempotent); see PRODUCT.md for the contract."""
+"""Create the demo users, tenants, flags and API keys (idempotent), and print the logins and keys."""
 
 from django.core.management.base import CommandError
 
@@ -26,7 +26,8 @@ class Command(OperationCommand):
         """Print the logins and API keys (JSON with --json)."""
         if self.as_json:
             return super().emit(summary)
-        self.stdout.write("Demo logins (password from DEMO_PASSWORD):")
+        password = next(iter(summary["users"].values()))["password"]
+        self.stdout.write(f"Demo logins (password {password}, from DEMO_PASSWORD):")
         for username, info in summary["users"].items():
             self.stdout.write(f"  {username:<14} {info['role']}")
         self.stdout.write("Demo API keys (curl -H 'Authorization: Bearer <key>' /api/v1/bootstrap):")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import CommandError
-
+from agentapi_admin.command import UsageError
 from tenants.management.base import TenantWriteCommand
 from tenants.models import Plan, Tenant
 from tenants.services.tenants import tenant_create
@@ -19,7 +18,7 @@ def _settings(raw: str | None) -> dict | None:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise CommandError(
+        raise UsageError(
             '--tenant-settings is not a JSON object; pass e.g. --tenant-settings \'{"agent_type": "goose"}\'.'
         )
     return value
