@@ -19,6 +19,8 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from agentapi_admin.problems import problem_response
+
 MESSAGE = "The query string contains a NUL character, which no parameter accepts; remove it and try again."
 
 
@@ -36,7 +38,9 @@ class RejectNulBytesMiddleware:
 
     def __call__(self, request):
         if _has_nul(request):
-            if request.path.startswith("/api/") or "json" in request.headers.get("Accept", ""):
+            if request.path.startswith("/api/"):
+                return problem_response(400, "bad_request", MESSAGE, field="query")
+            if "json" in request.headers.get("Accept", ""):
                 return JsonResponse({"error": "bad_request", "detail": MESSAGE}, status=400)
             return HttpResponse(MESSAGE, status=400, content_type="text/plain; charset=utf-8")
         return self.get_response(request)

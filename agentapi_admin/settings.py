@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "console",
     "portal",
     "webhooks",
+    "automation",
 ]
 
 # The BrowserOnly* classes are Django's, WhiteNoise's, django-csp's and the sessions app's

@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from agentapi_admin.metrics import metrics_view
+from automation.api.views import admin_api_not_found, admin_api_urls
 from portal.views.home import welcome
 from resilience import views as resilience_views
 from resilience.throttle import throttle_form, throttle_login
@@ -38,6 +39,9 @@ urlpatterns = [
         for old, new in [("tenants/auditevent", "audit/auditevent"), ("resilience", "console")]
     ),
     path("admin/", admin.site.urls),
+    # Before api/v1/, whose catch-all would answer these paths.
+    path("api/v1/admin/", admin_api_urls()),
+    re_path(r"^api/v1/admin/", admin_api_not_found),
     path("api/v1/stream", stream_view, name="api_stream"),
     path("api/v1/", api_urls()),
     re_path(r"^api/v1/", api_not_found),

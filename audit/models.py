@@ -42,6 +42,8 @@ class AuditAction(models.TextChoices):
     SESSION_REVOKE = "session.revoke"
     SESSION_REVOKE_ALL = "session.revoke_all"
     TENANT_ACTIVATE = "tenant.activate"
+    STAFF_TOKEN_CREATE = "staff_token.create"  # noqa: S105 - an action name, not a secret
+    STAFF_TOKEN_REVOKE = "staff_token.revoke"  # noqa: S105 - an action name, not a secret
     TENANT_CACHE_PURGE = "tenant.cache_purge"
     TENANT_CREATE = "tenant.create"
     TENANT_DELETE = "tenant.delete"  # rows written before offboarding had its own name

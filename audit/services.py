@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
@@ -10,6 +13,19 @@ from django.db import models
 from django.utils.module_loading import import_string
 
 from audit.models import AuditEvent
+
+# How the actor acted when it was not in person (e.g. "staff token sat_1a2b3c4d"); appended to each reason.
+_VIA: ContextVar[str] = ContextVar("audit_via", default="")
+
+
+@contextmanager
+def audit_via(provenance: str) -> Iterator[None]:
+    """Record `provenance` in the reason of every audit row written inside the block (`… [via <provenance>]`)."""
+    token = _VIA.set(provenance)
+    try:
+        yield
+    finally:
+        _VIA.reset(token)
 
 
 def audit_record(
@@ -39,6 +55,10 @@ def audit_record(
         label = f"api-key:{api_key.prefix}"
     else:
         label = "system"
+    via = _VIA.get()
+    if via:
+        suffix = f"[via {via}]"
+        reason = f"{reason[: 500 - len(suffix) - 1]} {suffix}" if reason else suffix
     event = AuditEvent.objects.create(
         actor_user=user,
         actor_api_key=api_key,

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("tenants", ["tenants"]),
     # Outbound change delivery: hears of writes through receivers, so nothing below imports it.
     ("webhooks", ["webhooks"]),
-    ("console and portal", ["console", "portal"]),
+    ("console, portal and automation", ["console", "portal", "automation"]),
     # The project's wiring: settings name every app, the root URLconf mounts them all.
     ("wiring", ["agentapi_admin.settings", "agentapi_admin.urls", "agentapi_admin.wsgi", "agentapi_admin.asgi"]),
 ]
@@ -98,7 +98,7 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
     fake.mkdir()
     (fake / "leak.py").write_text("def f():\n    from console.models import OPERATE_PERMISSION\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    assert violations() == ["audit/leak.py:2 (audit) imports console.models.OPERATE_PERMISSION (console and portal)"]
+    assert violations() == ["audit/leak.py:2 (audit) imports console.models.OPERATE_PERMISSION (console, portal and automation)"]
 
 
 def test_every_project_package_is_on_the_map():

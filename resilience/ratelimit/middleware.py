@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from agentapi_admin.problems import as_problem
 from resilience.ratelimit.enforce import add_headers, ratelimit_enforce
 
 # A view marked with this attribute decides its own limits (the service API's gateway:
@@ -42,7 +43,7 @@ class RateLimitMiddleware:
             # No view was reached (an unresolved path, or a middleware answered first).
             denied = ratelimit_enforce(request, scopes=("ip", "user"))
             if denied is not None:
-                return denied
+                return _api_problem(request, denied)
         return add_headers(request, response)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
@@ -51,4 +52,10 @@ class RateLimitMiddleware:
         request._ratelimit_pending = False
         if request.method in getattr(view_func, LIMITS_ITSELF, ()):
             return None
-        return ratelimit_enforce(request, scopes=("ip", "user"))
+        denied = ratelimit_enforce(request, scopes=("ip", "user"))
+        return None if denied is None else _api_problem(request, denied)
+
+
+def _api_problem(request, denied):
+    """Answer API paths with an RFC 9457 problem, as every API error is; other paths keep plain JSON."""
+    return as_problem(denied) if request.path_info.startswith("/api/") else denied

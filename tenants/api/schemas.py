@@ -11,12 +11,6 @@ from tenants.settings_schema import TenantSettings
 Reason = Literal["default", "plan", "admin_override", "owner_toggle", "rollout", "archived"]
 
 
-class ErrorOut(Schema):
-    error: str
-    detail: str
-    field: str | None = None
-
-
 class EvaluatedFlagOut(Schema):
     enabled: bool
     reason: Reason

@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
+from agentapi_admin.problems import as_problem
 from resilience.connection import get_async_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants.api.views import ApiError, TenantKey, error_response
@@ -138,7 +139,7 @@ async def stream_view(request: HttpRequest) -> HttpResponse:
         result = await sync_to_async(_AUTH)(request)
     except ApiError as exc:
         if exc.response is not None:
-            return exc.response
+            return as_problem(exc.response)
         return error_response(exc.status, exc.error, exc.detail, field=exc.field, headers=exc.headers)
     tenant_id = result.tenant_id
     if _open["*"] >= settings.TENANTS_STREAM_MAX_CONNECTIONS:

@@ -15,21 +15,23 @@ from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from ninja import NinjaAPI, Path, Query
+from ninja import Path, Query
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.security.http import HttpAuthBase
 
 from agentapi_admin.client_address import client_ip_identity
+from agentapi_admin.openapi import DocumentedAPI, problems
+from agentapi_admin.problems import as_problem, problem_response
 from resilience.ratelimit import ratelimit_response
 from resilience.ratelimit.enforce import ratelimit_enforce
 from resilience.ratelimit.middleware import limits_itself
 from tenants.api.gateway import GatewayResult, gateway_call
-from tenants.api.schemas import BootstrapOut, ErrorOut, FlagOut
+from tenants.api.schemas import BootstrapOut, FlagOut
 from tenants.models import FLAG_KEY_PATTERN
 from tenants.selectors import flag_evaluate_from_rules
 from tenants.services.apikeys import KEY_PATTERN
 
-ERRORS = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+ERRORS = problems(401, 403, 422, 429, 503)
 SUBJECT_MAX_LENGTH = 200
 # Sent to the gateway instead of a flag key that cannot exist: such a request is answered 422, never billed.
 _NO_SUCH_FLAG = "!"
@@ -47,13 +49,8 @@ class ApiError(Exception):
 
 
 def error_response(status: int, error: str, detail: str, *, field: str | None = None, headers=None) -> JsonResponse:
-    body = {"error": error, "detail": detail}
-    if field:
-        body["field"] = field
-    response = JsonResponse(body, status=status)
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
+    """Return an RFC 9457 problem; `error`, `detail` and `field` keep the members clients already read."""
+    return problem_response(status, error, detail, field=field, headers=headers)
 
 
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="agentapi", error="invalid_token"'}
@@ -156,11 +153,13 @@ class TenantKey(HttpAuthBase):
         return key if valid_subject and _FLAG_KEY.match(key) else _NO_SUCH_FLAG
 
 
-api = NinjaAPI(
+api = DocumentedAPI(
     title="agentapi-admin service API",
     version="1",
     description="Tenant configuration and evaluated feature flags for AgentAPI replicas.",
     urls_namespace="api-v1",
+    servers=[{"url": "/", "description": "this deployment"}],
+    etag_operations={"bootstrap"},
     # Swagger UI loads from a CDN, which the CSP forbids; the JSON document is what clients use.
     docs_url=None,
 )
@@ -169,7 +168,7 @@ api = NinjaAPI(
 @api.exception_handler(ApiError)
 def _api_error(request, exc: ApiError):
     if exc.response is not None:
-        return exc.response
+        return as_problem(exc.response)
     return error_response(exc.status, exc.error, exc.detail, field=exc.field, headers=exc.headers)
 
 
@@ -217,8 +216,9 @@ def bootstrap(request):
 
 @api.get(
     "/flags/{key}",
+    operation_id="flag_evaluate",
     auth=TenantKey(field="rules", scope="flags:read"),
-    response={200: FlagOut, 404: ErrorOut, **ERRORS},
+    response={200: FlagOut, **problems(404), **ERRORS},
     summary="Evaluate one flag for a subject (user, session, …)",
 )
 def flag(
@@ -238,7 +238,9 @@ def flag(
     return _with_limits(response, result)
 
 
-def _json_method_not_allowed(view):
+def json_method_not_allowed(view):
+    """Wrap a view so Django's plain-text 405 becomes a problem naming the allowed methods."""
+
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
@@ -295,7 +297,7 @@ def api_urls():
     """Return the API's URL patterns with JSON 405 answers."""
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
-        pattern.callback = _json_method_not_allowed(pattern.callback)
+        pattern.callback = json_method_not_allowed(pattern.callback)
         if pattern.name in DIRECT_ROUTES:
             pattern.callback = _direct(pattern.callback, *DIRECT_ROUTES[pattern.name])
         if pattern.name in GATEWAY_ROUTES:

@@ -48,6 +48,15 @@ from tenants.settings_schema import settings_validate
 
 DOCUMENT_VERSION = 1
 IMPORT_REASON = "flags_import"
+# What an import's actor must hold: it may create and change flags, plans and tenants.
+IMPORT_PERMISSIONS = (
+    "tenants.add_flag",
+    "tenants.change_flag",
+    "tenants.add_plan",
+    "tenants.change_plan",
+    "tenants.add_tenant",
+    "tenants.change_tenant",
+)
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 _ABSENT = object()

@@ -20,10 +20,12 @@ def test_nul_in_a_query_is_a_400_page(staff_client, path):
     assert "NUL character" in response.content.decode()
 
 
-def test_nul_in_an_api_query_is_a_400_json(client):
-    response = client.get("/api/v1/flags/beta?subject=a%00")
-    assert response.status_code == 400
-    assert response.json()["error"] == "bad_request"
+@pytest.mark.parametrize("path", ["/api/v1/flags/beta?subject=a%00", "/api/v1/admin/tenants?q=%00"])
+def test_nul_in_an_api_query_is_a_400_problem(client, path):
+    response = client.get(path)
+    assert response.status_code == 400 and response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["error"] == "bad_request" and body["status"] == 400 and body["field"] == "query"
 
 
 def test_nul_in_a_form_field_stays_a_form_error(staff_client):

@@ -175,7 +175,10 @@ def url_allowed(url: AdminUrl, method: str, user) -> bool:
     model_admin, suffix, obj = url.model_admin, url.kind.split(":", 1)[1], url.obj
     if isinstance(model_admin, OpsPageAdmin):
         return model_admin.has_view_permission(request)
-    if suffix in ("changelist", "history", "object") or (suffix == "change" and method == "GET"):
+    if suffix == "object":
+        # `<id>/` only redirects to the change page (Django checks no permission there); that page checks.
+        return model_admin.has_view_or_change_permission(request, None)
+    if suffix in ("changelist", "history") or (suffix == "change" and method == "GET"):
         return model_admin.has_view_or_change_permission(request, None if suffix == "changelist" else obj)
     if suffix == "add":
         return model_admin.has_add_permission(request)

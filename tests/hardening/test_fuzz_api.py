@@ -73,7 +73,7 @@ def test_hostile_flag_keys_and_query_params_are_4xx_json(world, settings, flag, 
 
     path = "/api/v1/flags/" + quote(encodable(flag), safe="")
     response = client.get(path, query, HTTP_AUTHORIZATION=f"Bearer {world.a_secret}")
-    if response.status_code == 404 and not response.get("Content-Type", "").startswith("application/json"):
+    if response.status_code == 404 and "json" not in response.get("Content-Type", ""):
         return  # the URL resolver's own 404 (e.g. a slash in the key): not the API's
     _assert_json_error(response)
     carries_nul = "\x00" in (subject or "") or any("\x00" in k + v for k, v in extra.items())

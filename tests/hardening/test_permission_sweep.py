@@ -22,6 +22,8 @@ from django.test import Client
 
 from agentapi_admin.admin_base import GuardedModelAdmin
 from audit.models import AuditEvent
+from automation.models import StaffToken
+from automation.services import staff_token_create
 from console.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
@@ -68,7 +70,10 @@ def users(world, view_only_staff, change_staff):
 
 
 @pytest.fixture
-def clients(users):
+def clients(users, settings):
+    # The session's once-per-interval activity refresh is a write of its own; on a slow run it would land
+    # inside a refused request and read as the refusal writing. Every sweep (URLs and actions) is about views.
+    settings.RESILIENCE_SESSION_ACTIVITY_INTERVAL = 86_400
     made = {}
     for role, user in users.items():
         client = Client()
@@ -80,7 +85,7 @@ def clients(users):
 
 
 @pytest.fixture
-def objects(world, upstream_url):
+def objects(world, upstream_url, change_staff):
     """One row of every admin model; acme has a reachable upstream and an owner toggle, globex is suspended."""
     tenant_update(tenant=world.a, upstream_url=upstream_url, actor=None)
     tenant_suspend(tenant=world.b, reason="unpaid", actor=None)
@@ -104,6 +109,8 @@ def objects(world, upstream_url):
         Group: Group.objects.create(name="operators"),
         WebhookEndpoint: endpoint,
         WebhookDelivery: WebhookDelivery.objects.get(),
+        # Change staff's own token: only its owner sees it, which the sweep must confirm.
+        StaffToken: staff_token_create(user=change_staff, name="ci", scopes=["tenants:read"], actor=None)[0],
     }
 
 
@@ -150,10 +157,7 @@ def assert_allowed(role: str, url_label: str, response):
     assert not response.get("Location", "").startswith("/admin/login/"), where
 
 
-def test_every_admin_url_as_every_role(world, users, clients, objects, settings):
-    # The session's once-per-interval activity refresh is a write of its own; on a slow run it would land
-    # inside a refused request and read as the refusal writing. The sweep is about the views.
-    settings.RESILIENCE_SESSION_ACTIVITY_INTERVAL = 86_400
+def test_every_admin_url_as_every_role(world, users, clients, objects):
     urls = admin_urls(objects)
     kinds = {url.kind for url in urls}
     assert {"model:changelist", "model:change", "model:delete", "ops-page", "ops-action", "site:index"} <= kinds

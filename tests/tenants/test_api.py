@@ -35,9 +35,11 @@ def get(client, path, secret=None, **headers):
 
 def assert_error(response, status, error, field=None):
     assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/json"
+    # RFC 9457 problem details, keeping the members clients read before: error, detail, field.
+    assert response["Content-Type"] == "application/problem+json"
     body = response.json()
     assert body["error"] == error and body["detail"]
+    assert body["status"] == status and body["title"] and body["type"].endswith(f"/{error}")
     if field:
         assert body["field"] == field
     return body

@@ -8,7 +8,12 @@ import yaml
 from django.core.management.base import CommandError
 
 from tenants.management.base import TenantWriteCommand
-from tenants.services.flagsdoc import flags_document_apply, flags_document_parse, flags_document_plan
+from tenants.services.flagsdoc import (
+    IMPORT_PERMISSIONS,
+    flags_document_apply,
+    flags_document_parse,
+    flags_document_plan,
+)
 
 
 def read_document(path: str):
@@ -32,14 +37,7 @@ class Command(TenantWriteCommand):
         "run changes nothing. Without --prune, flags and overrides the file leaves out are kept; with it, they "
         "are archived (flags) or cleared (overrides). Tenants and plans are never deleted."
     )
-    permission = (
-        "tenants.add_flag",
-        "tenants.change_flag",
-        "tenants.add_plan",
-        "tenants.change_plan",
-        "tenants.add_tenant",
-        "tenants.change_tenant",
-    )
+    permission = IMPORT_PERMISSIONS
 
     def add_command_arguments(self, parser) -> None:
         parser.add_argument("file", metavar="FILE", help="The document to apply.")

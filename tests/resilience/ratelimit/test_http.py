@@ -23,14 +23,15 @@ def tenants(db):
 
 
 @override_settings(RESILIENCE_RATE_LIMIT_PER_MINUTE=60, RESILIENCE_RATE_LIMIT_BURST=3)
-def test_api_paths_get_headers_then_429_json(client):
+def test_api_paths_get_headers_then_429_problem(client):
     answers = [client.get("/api/ping") for _ in range(5)]
     assert [a.status_code for a in answers] == [200, 200, 200, 200, 429]
     assert answers[0]["RateLimit-Limit"] == "60"
     assert [a["RateLimit-Remaining"] for a in answers[:4]] == ["3", "2", "1", "0"]
     denied = answers[-1]
-    assert denied["Content-Type"] == "application/json"
-    assert denied.json()["error"] == "rate_limited"
+    # Under /api/ every error is an RFC 9457 problem, keeping the `error` member clients read.
+    assert denied["Content-Type"] == "application/problem+json"
+    assert denied.json()["error"] == "rate_limited" and denied.json()["status"] == 429
     assert denied["Retry-After"] == "1"
     assert denied["RateLimit-Remaining"] == "0"
 

@@ -1,0 +1,237 @@
+"""Plans, flags and tenants' flag overrides."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from ninja import Query, Router
+
+from automation.api.auth import staff
+from automation.api.http import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Problem,
+    acting,
+    client_address,
+    get_or_404,
+    page,
+    require_if_match,
+    resource,
+)
+from automation.api.idempotency import idempotent
+from automation.api.schemas import (
+    FlagCreate,
+    FlagOut,
+    FlagPage,
+    FlagUpdate,
+    OverrideIn,
+    OverrideList,
+    OverrideOut,
+    PlanCreate,
+    PlanOut,
+    PlanPage,
+    PlanUpdate,
+)
+from automation.api.serializers import flag_data, override_data, plan_data
+from automation.api.tenants import ERRORS, IDEMPOTENCY_KEY, IF_MATCH, WRITE_ERRORS, tenant_rows
+from tenants.models import Flag, Plan, TenantFlag
+from tenants.services import flags as flag_services
+from tenants.services import plans as plan_services
+
+router = Router()
+
+PLANS_READ = staff("tenants:read", "tenants.view_plan")
+PLANS_ADD = staff("plans:write", "tenants.add_plan")
+PLANS_CHANGE = staff("plans:write", "tenants.change_plan")
+FLAGS_READ = staff("tenants:read", "tenants.view_flag")
+FLAGS_ADD = staff("flags:write", "tenants.add_flag")
+FLAGS_CHANGE = staff("flags:write", "tenants.change_flag")
+
+
+def _fields(payload, *, allowed: str) -> dict:
+    fields = payload.dict(exclude_unset=True)
+    if not fields:
+        raise Problem(422, "empty_update", f"Send at least one of {allowed}.", field="body")
+    return fields
+
+
+# ------------------------------------------------------------------------------- plans
+@router.get("/plans", auth=PLANS_READ, response={200: PlanPage, **ERRORS}, tags=["plans"], summary="List plans")
+def plans_list(
+    request,
+    cursor: str | None = Query(None, max_length=500),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+):
+    return page(request, Plan.objects.all(), key="code", cursor=cursor, limit=limit, serialize=plan_data)
+
+
+@router.get(
+    "/plans/{code}", auth=PLANS_READ, response={200: PlanOut, 304: None, **ERRORS}, tags=["plans"], summary="Get a plan"
+)
+def plan_get(request, code: str):
+    return resource(request, plan_data(get_or_404(Plan.objects.all(), field="code", value=code, what="plan")))
+
+
+@router.post(
+    "/plans",
+    auth=PLANS_ADD,
+    response={201: PlanOut, **WRITE_ERRORS},
+    tags=["plans"],
+    summary="Create a plan (Idempotency-Key)",
+)
+def plan_create(request, payload: PlanCreate, idempotency_key: str | None = IDEMPOTENCY_KEY):
+    def create():
+        if Plan.objects.filter(code=payload.code).exists():
+            raise Problem(409, "conflict", f"A plan with code {payload.code!r} already exists.", field="code")
+        with acting(request) as actor:
+            plan = plan_services.plan_create(**payload.dict(), actor=actor, ip=client_address(request))
+        return resource(request, plan_data(plan), status=201, headers={"Location": f"{request.path}/{plan.code}"})
+
+    return idempotent(request, create)
+
+
+@router.patch(
+    "/plans/{code}", auth=PLANS_CHANGE, response={200: PlanOut, **WRITE_ERRORS}, tags=["plans"], summary="Update a plan"
+)
+def plan_update(request, code: str, payload: PlanUpdate, if_match: str | None = IF_MATCH):
+    fields = _fields(payload, allowed="name, rate_limit_per_minute, burst, daily_quota, default_flags")
+    if fields.get("name", ...) is None:
+        raise Problem(422, "invalid_request", "name cannot be null.", field="name")
+    with acting(request) as actor:
+        plan = get_or_404(Plan.objects.select_for_update(), field="code", value=code, what="plan")
+        require_if_match(request, plan_data(plan))
+        plan = plan_services.plan_update(plan=plan, actor=actor, ip=client_address(request), **fields)
+    return resource(request, plan_data(plan))
+
+
+# ------------------------------------------------------------------------------- flags
+@router.get("/flags", auth=FLAGS_READ, response={200: FlagPage, **ERRORS}, tags=["flags"], summary="List flags")
+def flags_list(
+    request,
+    archived: bool | None = Query(None),
+    cursor: str | None = Query(None, max_length=500),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+):
+    rows = Flag.objects.all() if archived is None else Flag.objects.filter(archived=archived)
+    return page(request, rows, key="key", cursor=cursor, limit=limit, serialize=flag_data)
+
+
+@router.get(
+    "/flags/{key}", auth=FLAGS_READ, response={200: FlagOut, 304: None, **ERRORS}, tags=["flags"], summary="Get a flag"
+)
+def flag_get(request, key: str):
+    return resource(request, flag_data(get_or_404(Flag.objects.all(), field="key", value=key, what="flag")))
+
+
+@router.post(
+    "/flags",
+    auth=FLAGS_ADD,
+    response={201: FlagOut, **WRITE_ERRORS},
+    tags=["flags"],
+    summary="Define a flag (Idempotency-Key)",
+)
+def flag_create(request, payload: FlagCreate, idempotency_key: str | None = IDEMPOTENCY_KEY):
+    def create():
+        if Flag.objects.filter(key=payload.key).exists():
+            raise Problem(409, "conflict", f"A flag with key {payload.key!r} already exists.", field="key")
+        with acting(request) as actor:
+            flag = flag_services.flag_create(**payload.dict(), actor=actor, ip=client_address(request))
+        return resource(request, flag_data(flag), status=201, headers={"Location": f"{request.path}/{flag.key}"})
+
+    return idempotent(request, create)
+
+
+@router.patch(
+    "/flags/{key}", auth=FLAGS_CHANGE, response={200: FlagOut, **WRITE_ERRORS}, tags=["flags"], summary="Update a flag"
+)
+def flag_update(request, key: str, payload: FlagUpdate, if_match: str | None = IF_MATCH):
+    fields = _fields(payload, allowed="description, default, tenant_editable, risky, archived")
+    nulls = sorted(name for name, value in fields.items() if value is None)
+    if nulls:
+        raise Problem(422, "invalid_request", f"{nulls[0]} cannot be null.", field=nulls[0])
+    with acting(request) as actor:
+        flag = get_or_404(Flag.objects.select_for_update(), field="key", value=key, what="flag")
+        require_if_match(request, flag_data(flag))
+        flag_services.flag_update(flag=flag, actor=actor, ip=client_address(request), **fields)
+    return resource(request, flag_data(Flag.objects.get(pk=flag.pk)))
+
+
+# --------------------------------------------------------------------------- overrides
+def _overrides():
+    return TenantFlag.objects.select_related("tenant", "flag")
+
+
+def _override_or_404(tenant, flag) -> TenantFlag:
+    override = _overrides().filter(tenant=tenant, flag=flag).first()
+    if override is None:
+        raise Problem(404, "not_found", f"Tenant {tenant.slug!r} has no override of {flag.key!r}.", field="key")
+    return override
+
+
+@router.get(
+    "/tenants/{slug}/overrides",
+    auth=FLAGS_READ,
+    response={200: OverrideList, **ERRORS},
+    tags=["overrides"],
+    summary="List a tenant's flag overrides",
+)
+def overrides_list(request, slug: str):
+    tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
+    rows = _overrides().filter(tenant=tenant).order_by("flag__key")
+    return resource(request, {"items": [override_data(row) for row in rows]})
+
+
+@router.get(
+    "/tenants/{slug}/overrides/{key}",
+    auth=FLAGS_READ,
+    response={200: OverrideOut, 304: None, **ERRORS},
+    tags=["overrides"],
+    summary="Get a tenant's override of a flag",
+)
+def override_get(request, slug: str, key: str):
+    tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
+    flag = get_or_404(Flag.objects.all(), field="key", value=key, what="flag")
+    return resource(request, override_data(_override_or_404(tenant, flag)))
+
+
+@router.put(
+    "/tenants/{slug}/overrides/{key}",
+    auth=FLAGS_CHANGE,
+    response={200: OverrideOut, 201: OverrideOut, **WRITE_ERRORS},
+    tags=["overrides"],
+    summary="Set a tenant's override of a flag",
+    description="Creates it (201) or, with If-Match, replaces it (200). API answers change after commit.",
+)
+def override_put(request, slug: str, key: str, payload: OverrideIn, if_match: str | None = IF_MATCH):
+    with acting(request) as actor:
+        tenant = get_or_404(tenant_rows().select_for_update(of=("self",)), field="slug", value=slug, what="tenant")
+        flag = get_or_404(Flag.objects.all(), field="key", value=key, what="flag")
+        current = _overrides().filter(tenant=tenant, flag=flag).first()
+        if current is not None:
+            require_if_match(request, override_data(current))
+        flag_services.flag_set_override(
+            tenant=tenant,
+            flag=flag,
+            enabled=payload.enabled,
+            rollout_percent=payload.rollout_percent,
+            actor=actor,
+            ip=client_address(request),
+        )
+    override = _overrides().get(tenant=tenant, flag=flag)
+    return resource(request, override_data(override), status=200 if current is not None else 201)
+
+
+@router.delete(
+    "/tenants/{slug}/overrides/{key}",
+    auth=FLAGS_CHANGE,
+    response={204: None, **WRITE_ERRORS},
+    tags=["overrides"],
+    summary="Remove a tenant's override (the plan or flag default applies again)",
+)
+def override_delete(request, slug: str, key: str, if_match: str | None = IF_MATCH):
+    with acting(request) as actor:
+        tenant = get_or_404(tenant_rows().select_for_update(of=("self",)), field="slug", value=slug, what="tenant")
+        flag = get_or_404(Flag.objects.all(), field="key", value=key, what="flag")
+        current = _override_or_404(tenant, flag)
+        require_if_match(request, override_data(current))
+        flag_services.flag_clear_override(tenant=tenant, flag=flag, actor=actor, ip=client_address(request))
+    return HttpResponse(status=204)

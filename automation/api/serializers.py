@@ -1,0 +1,95 @@
+"""The representations the admin API answers with (their canonical JSON is what each ETag digests)."""
+
+from __future__ import annotations
+
+from audit.models import AuditEvent
+from tenants.models import ApiKey, Flag, Plan, Tenant, TenantFlag
+
+
+def tenant_data(tenant: Tenant) -> dict:
+    return {
+        "id": str(tenant.pk),
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "status": tenant.status,
+        "status_reason": tenant.status_reason,
+        "plan": tenant.plan.code,
+        "settings": tenant.settings,
+        "upstream_url": tenant.upstream_url,
+        "has_upstream_credentials": bool(tenant.upstream_credentials),
+        "created_at": tenant.created_at,
+        "updated_at": tenant.updated_at,
+    }
+
+
+def plan_data(plan: Plan) -> dict:
+    return {
+        "code": plan.code,
+        "name": plan.name,
+        "rate_limit_per_minute": plan.rate_limit_per_minute,
+        "burst": plan.burst,
+        "daily_quota": plan.daily_quota,
+        "default_flags": plan.default_flags,
+        "created_at": plan.created_at,
+        "updated_at": plan.updated_at,
+    }
+
+
+def flag_data(flag: Flag) -> dict:
+    return {
+        "key": flag.key,
+        "description": flag.description,
+        "default": flag.default,
+        "tenant_editable": flag.tenant_editable,
+        "risky": flag.risky,
+        "archived": flag.archived,
+        "created_at": flag.created_at,
+        "updated_at": flag.updated_at,
+    }
+
+
+def override_data(override: TenantFlag) -> dict:
+    return {
+        "tenant": override.tenant.slug,
+        "flag": override.flag.key,
+        "enabled": override.enabled,
+        "rollout_percent": override.rollout_percent,
+        "source": override.source,
+        "updated_at": override.updated_at,
+    }
+
+
+def apikey_data(api_key: ApiKey) -> dict:
+    return {
+        "prefix": api_key.prefix,
+        "tenant": api_key.tenant.slug,
+        "name": api_key.name,
+        "scopes": api_key.scopes,
+        "created_at": api_key.created_at,
+        "expires_at": api_key.expires_at,
+        "revoked_at": api_key.revoked_at,
+        "last_used_at": api_key.last_used_at,
+    }
+
+
+def apikey_version(api_key: ApiKey) -> dict:
+    """Return what a key's ETag digests: its data without `last_used_at`, which every request may move."""
+    data = apikey_data(api_key)
+    del data["last_used_at"]
+    return data
+
+
+def audit_data(event: AuditEvent) -> dict:
+    return {
+        "id": event.pk,
+        "created_at": event.created_at,
+        "actor": event.actor_label,
+        "action": event.action,
+        "tenant": event.tenant.slug if event.tenant_id else None,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "before": event.before,
+        "after": event.after,
+        "reason": event.reason,
+        "ip": event.ip,
+    }

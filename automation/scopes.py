@@ -1,0 +1,49 @@
+"""What each staff-token scope lets a token do, and the Django permissions its owner must hold for it."""
+
+from __future__ import annotations
+
+# scope -> (what it allows, the permissions its endpoints require of the token's user)
+SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tenants:read": (
+        "read tenants, plans, flags, overrides, members, usage and API-key metadata",
+        (
+            "tenants.view_tenant",
+            "tenants.view_plan",
+            "tenants.view_flag",
+            "tenants.view_apikey",
+            "tenants.view_membership",
+            "tenants.view_invitation",
+        ),
+    ),
+    "members:write": (
+        "add members to tenants, change their roles, remove them; invite people and revoke invitations",
+        (
+            "tenants.add_membership",
+            "tenants.change_membership",
+            "tenants.delete_membership",
+            "tenants.add_invitation",
+            "tenants.change_invitation",
+        ),
+    ),
+    "tenants:write": ("create, update, suspend and resume tenants", ("tenants.add_tenant", "tenants.change_tenant")),
+    "plans:write": ("create and update plans", ("tenants.add_plan", "tenants.change_plan")),
+    "flags:write": (
+        "create and update flags, set and clear tenant overrides",
+        ("tenants.add_flag", "tenants.change_flag"),
+    ),
+    "keys:write": ("issue and revoke tenant API keys", ("tenants.add_apikey", "tenants.change_apikey")),
+    "audit:read": ("read the audit trail", ("audit.view_auditevent",)),
+    # The ops pages are open to every active staff user; acting from them needs console.operate.
+    "ops:read": ("read rate-limit counters and circuit breakers", ()),
+    "ops:write": ("reset rate-limit counters, force or reset circuit breakers", ("console.operate",)),
+}
+
+
+def scopes_missing_permissions(user, scopes: list[str]) -> dict[str, list[str]]:
+    """Return {scope: [permission, …]} for each of `scopes` whose permissions `user` does not hold."""
+    missing = {}
+    for scope in scopes:
+        lacking = [perm for perm in SCOPES[scope][1] if not user.has_perm(perm)]
+        if lacking:
+            missing[scope] = lacking
+    return missing
