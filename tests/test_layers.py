@@ -98,7 +98,9 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
     fake.mkdir()
     (fake / "leak.py").write_text("def f():\n    from console.models import OPERATE_PERMISSION\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    assert violations() == ["audit/leak.py:2 (audit) imports console.models.OPERATE_PERMISSION (console, portal and automation)"]
+    assert violations() == [
+        "audit/leak.py:2 (audit) imports console.models.OPERATE_PERMISSION (console, portal and automation)"
+    ]
 
 
 def test_every_project_package_is_on_the_map():

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from tenants.cache import apikey_used_key
+from tenants.keys import apikey_used_key
 from tenants.models import ApiKey
 from tenants.services.apikeys import KEY_PATTERN, apikey_hash
 
@@ -86,7 +86,7 @@ def test_list_shows_prefix_scopes_and_last_use(world, owner_client, redis_client
     assert f"{world.a_key.prefix}…" in row and "config:read" in row and "never" in row
     # A real request: its use is recorded in Redis and shown before any flush reaches the database.
     assert Client().get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {world.a_secret}").status_code == 200
-    recorded_ms = int(redis_client.hget(apikey_used_key(world.a.pk), world.a_key.pk))
+    recorded_ms = int(redis_client.hget(apikey_used_key(world.a.slug, world.a.pk), world.a_key.pk))
     assert ApiKey.objects.get(pk=world.a_key.pk).last_used_at is None
     html = owner_client.get(keys_url(world)).content.decode()
     row = html.split("acme replica")[1].split("</tr>")[0]
