@@ -20,6 +20,7 @@ from automation.api.schemas import ApiKeyIn, ApiKeyIssued, ApiKeyOut, ApiKeyPage
 from automation.api.serializers import apikey_data, apikey_version
 from automation.api.tenants import ERRORS, IDEMPOTENCY_KEY, IF_MATCH, WRITE_ERRORS, tenant_rows
 from tenants.models import ApiKey
+from tenants.selectors import apikeys_with_last_use
 from tenants.services import apikeys as services
 
 router = Router(tags=["api-keys"])
@@ -53,7 +54,8 @@ def apikeys_list(
 def apikey_get(request, slug: str, prefix: str):
     tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
     api_key = get_or_404(_keys(tenant), field="prefix", value=prefix, what="API key")
-    return resource(request, apikey_data(api_key), version=apikey_version(api_key))
+    # last_used_at as the portal shows it: a use recorded in Redis counts before the flush reaches the database.
+    return resource(request, apikey_data(apikeys_with_last_use([api_key])[0]), version=apikey_version(api_key))
 
 
 @router.post(

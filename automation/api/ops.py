@@ -98,7 +98,10 @@ def _breaker(state) -> dict:
 @router.get("/ratelimits", auth=READ, response={200: IdentityPage, **ERRORS}, summary="Live rate-limit counters")
 def ratelimits_list(
     request,
-    tenant: str | None = Query(None, max_length=50, description="A tenant slug, or `-` for none."),
+    # A slug's characters only: ':', '{' and '}' split Redis keys (resilience.ratelimit.keys).
+    tenant: str | None = Query(
+        None, max_length=50, pattern=r"^[-a-zA-Z0-9_]+$", description="A tenant slug, or `-` for none."
+    ),
     scope: Scope | None = SCOPE_FILTER,
     q: str = Query("", max_length=200, description="Part of the identity."),
     cursor: str | None = Query(None, pattern=r"^[0-9]{1,19}$", description="`next_cursor` of the previous page."),

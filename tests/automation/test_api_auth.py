@@ -81,7 +81,8 @@ def test_each_token_has_its_own_rate_limit(api, operator, redis_client):
     # Another token of the same user has its own allowance.
     _, other = make_token(operator, name="other")
     assert AdminApi(other).get("/tenants").status_code == 200
-    assert any(k.startswith("agentapi:rl:user:-:key-sat_") for k in redis_client.scan_iter("agentapi:rl:user:*"))
+    # agentapi:rl:{<slot tag>}:user:-:key-sat_… (keys.call_keys): the identity is the token's prefix.
+    assert any(":user:-:key-sat_" in k for k in redis_client.scan_iter("agentapi:rl:*"))
 
 
 @override_settings(RESILIENCE_RATE_LIMIT_PER_MINUTE=60, RESILIENCE_RATE_LIMIT_BURST=1)

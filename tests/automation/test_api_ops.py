@@ -44,6 +44,7 @@ def test_counters_are_listed_and_one_identity_reset(ops_api, plan, client):
 def test_counter_refusals(ops_api):
     problem(ops_api.get("/ratelimits?cursor=abc"), 400, "invalid_request", "cursor")
     problem(ops_api.get("/ratelimits?scope=planet"), 400, "invalid_request", "scope")
+    problem(ops_api.get("/ratelimits?tenant=%7B"), 400, "invalid_request", "tenant")
     body = {"scope": "tenant", "tenant": "nope", "identity": "x", "reason": "r"}
     problem(ops_api.post("/ratelimits/reset", body), 422, "invalid_request", "tenant")
     blank = {**body, "tenant": "-", "reason": "   "}

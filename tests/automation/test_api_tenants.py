@@ -117,7 +117,8 @@ def test_update_requires_if_match_and_refuses_a_lost_update(api, plan):
 # Effects reach Redis after commit (the outbox), as in production: real transactions.
 @pytest.mark.django_db(transaction=True)
 def test_suspend_stops_the_service_api_at_once_and_resume_restores_it(api, plan):
-    tenant = make_tenant("acme", plan=plan)
+    # Resume returns a tenant to the status it was suspended from: an active one here.
+    tenant = make_tenant("acme", plan=plan, status="active")
     _, secret = make_key(tenant)
     service = Client()
     assert service.get("/api/v1/bootstrap", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
@@ -135,9 +136,9 @@ def test_suspend_stops_the_service_api_at_once_and_resume_restores_it(api, plan)
 
 
 def test_a_deleted_tenant_cannot_be_suspended_or_resumed(api, plan):
-    from tenants.services.tenants import tenant_mark_deleted
+    from tenants.services.tenants import tenant_offboard
 
-    tenant_mark_deleted(tenant=make_tenant("gone", plan=plan), reason="offboarded", actor=None)
+    tenant_offboard(tenant=make_tenant("gone", plan=plan), reason="offboarded", actor=None)
     etag = api.get("/tenants/gone")["ETag"]
     problem(api.post("/tenants/gone/suspend", {"reason": "x"}, If_Match=etag), 409, "tenant_deleted")
     problem(api.post("/tenants/gone/resume", If_Match=etag), 409, "tenant_deleted")
