@@ -32,6 +32,19 @@ SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("tenants.add_flag", "tenants.change_flag"),
     ),
     "keys:write": ("issue and revoke tenant API keys", ("tenants.add_apikey", "tenants.change_apikey")),
+    "webhooks:read": (
+        "read webhook endpoints (never their secrets) and their deliveries",
+        ("webhooks.view_webhookendpoint", "webhooks.view_webhookdelivery"),
+    ),
+    "webhooks:write": (
+        "create, update, rotate the secret of and delete webhook endpoints; redeliver deliveries",
+        (
+            "webhooks.add_webhookendpoint",
+            "webhooks.change_webhookendpoint",
+            "webhooks.delete_webhookendpoint",
+            "webhooks.redeliver",
+        ),
+    ),
     "audit:read": ("read the audit trail", ("audit.view_auditevent",)),
     # The ops pages are open to every active staff user; acting from them needs console.operate.
     "ops:read": ("read rate-limit counters and circuit breakers", ()),

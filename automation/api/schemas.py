@@ -182,3 +182,85 @@ class AuditEventOut(Schema):
 
 class AuditPage(Page):
     items: list[AuditEventOut]
+
+
+# ---------------------------------------------------------------------------- webhooks
+class WebhookEndpointOut(Schema):
+    id: int
+    tenant: str | None = Field(description="The tenant's slug; null for a platform-wide endpoint.")
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str | None = Field(
+        description="The signing secret (`whsec_...`), in this answer only; null in an Idempotency-Key replay."
+    )
+
+
+class WebhookSecretRotated(WebhookEndpointOut):
+    secret: str = Field(description="The new signing secret, in this answer only; the previous ones overlap.")
+    previous_secrets_expire_at: datetime
+
+
+class WebhookEndpointPage(Page):
+    items: list[WebhookEndpointOut]
+
+
+class WebhookEndpointCreate(Schema):
+    tenant: str | None = Field(
+        None, min_length=1, max_length=50, pattern=SLUG, description="A tenant's slug; omit for platform-wide."
+    )
+    url: str = Field(min_length=1, max_length=2000, description="http(s); a tenant's must be a public address.")
+    event_types: list[str] = Field(min_length=1, max_length=20)
+    description: str = Field("", max_length=200)
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(Schema):
+    url: str | None = Field(None, min_length=1, max_length=2000)
+    event_types: list[str] | None = Field(None, min_length=1, max_length=20)
+    description: str | None = Field(None, max_length=200)
+    enabled: bool | None = None
+
+
+class WebhookDeliveryOut(Schema):
+    id: int
+    endpoint: int
+    event_id: str
+    event_type: str
+    status: Literal["pending", "delivered", "failed"]
+    manual: bool
+    attempts: int
+    next_attempt_at: datetime
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_latency_ms: float | None
+    last_error: str
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class WebhookDeliveryPage(Page):
+    items: list[WebhookDeliveryOut]
+
+
+# ------------------------------------------------------------------------ owner toggles
+class OwnerToggleOut(Schema):
+    tenant: str
+    flag: str
+    enabled: bool
+    updated_by: str | None = Field(description="The username of who made the choice, if known.")
+    updated_at: datetime
+
+
+class OwnerTogglePage(Page):
+    items: list[OwnerToggleOut]
+
+
+class OffboardIn(Schema):
+    reason: str = Field(min_length=1, max_length=500)

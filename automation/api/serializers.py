@@ -93,3 +93,46 @@ def audit_data(event: AuditEvent) -> dict:
         "reason": event.reason,
         "ip": event.ip,
     }
+
+
+def webhook_endpoint_data(endpoint) -> dict:
+    """An endpoint as the API shows it: never a secret, nor a secret's hint."""
+    return {
+        "id": endpoint.pk,
+        "tenant": endpoint.tenant.slug if endpoint.tenant_id else None,
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "event_types": endpoint.event_types,
+        "enabled": endpoint.enabled,
+        "created_at": endpoint.created_at,
+        "updated_at": endpoint.updated_at,
+    }
+
+
+def webhook_delivery_data(delivery) -> dict:
+    return {
+        "id": delivery.pk,
+        "endpoint": delivery.endpoint_id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event.type,
+        "status": delivery.status,
+        "manual": delivery.manual,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at,
+        "last_attempt_at": delivery.last_attempt_at,
+        "last_status_code": delivery.last_status_code,
+        "last_latency_ms": delivery.last_latency_ms,
+        "last_error": delivery.last_error,
+        "delivered_at": delivery.delivered_at,
+        "created_at": delivery.created_at,
+    }
+
+
+def owner_toggle_data(toggle) -> dict:
+    return {
+        "tenant": toggle.tenant.slug,
+        "flag": toggle.flag.key,
+        "enabled": toggle.enabled,
+        "updated_by": toggle.updated_by.get_username() if toggle.updated_by_id else None,
+        "updated_at": toggle.updated_at,
+    }

@@ -15,13 +15,14 @@ from redis import RedisError
 
 from agentapi_admin.openapi import DocumentedAPI
 from agentapi_admin.problems import as_problem, problem_response
-from automation.api import audit, catalog, estate, invitations, keys, members, ops, tenants
+from automation.api import audit, catalog, estate, invitations, keys, members, ops, tenants, webhooks
 from automation.api.auth import CHALLENGE
 from automation.api.http import Problem
 from resilience.ratelimit.enforce import add_headers
 from resilience.ratelimit.middleware import limits_itself
 from tenants.api.views import json_method_not_allowed
 from tenants.exceptions import TenantsError
+from webhooks.exceptions import WebhooksError
 
 api = DocumentedAPI(
     title="agentapi-admin admin API",
@@ -44,6 +45,7 @@ api.add_router("", estate.router)
 api.add_router("", ops.router)
 api.add_router("", members.router)
 api.add_router("", invitations.router)
+api.add_router("", webhooks.router)
 
 
 @api.exception_handler(Problem)
@@ -55,6 +57,11 @@ def _problem(request, exc: Problem):
 
 @api.exception_handler(TenantsError)
 def _service_refusal(request, exc: TenantsError):
+    return problem_response(422, "invalid_request", exc.message, field=exc.field)
+
+
+@api.exception_handler(WebhooksError)
+def _webhooks_refusal(request, exc: WebhooksError):
     return problem_response(422, "invalid_request", exc.message, field=exc.field)
 
 

@@ -53,6 +53,14 @@ ADMIN_OPERATIONS = (
     "invitations_list",
     "invitation_create",
     "invitation_revoke",
+    "webhook_endpoints_list",
+    "webhook_endpoint_get",
+    "webhook_endpoint_create",
+    "webhook_endpoint_update",
+    "webhook_endpoint_rotate_secret",
+    "webhook_endpoint_delete",
+    "webhook_deliveries_list",
+    "webhook_delivery_redeliver",
 )
 
 

@@ -22,8 +22,19 @@ WRITES_WITH_IF_MATCH = {
     "member_update",
     "member_remove",
     "invitation_revoke",
+    "webhook_endpoint_update",
+    "webhook_endpoint_rotate_secret",
+    "webhook_endpoint_delete",
 }
-CREATES = {"tenant_create", "plan_create", "flag_create", "apikey_issue", "member_add", "invitation_create"}
+CREATES = {
+    "tenant_create",
+    "plan_create",
+    "flag_create",
+    "apikey_issue",
+    "member_add",
+    "invitation_create",
+    "webhook_endpoint_create",
+}
 
 
 def document(path: str) -> dict:
