@@ -25,7 +25,10 @@ SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
             "tenants.change_invitation",
         ),
     ),
-    "tenants:write": ("create, update, suspend and resume tenants", ("tenants.add_tenant", "tenants.change_tenant")),
+    "tenants:write": (
+        "create, update, activate, suspend, resume and offboard tenants; reset their owners' feature toggles",
+        ("tenants.add_tenant", "tenants.change_tenant"),
+    ),
     "plans:write": ("create and update plans", ("tenants.add_plan", "tenants.change_plan")),
     "flags:write": (
         "create and update flags, set and clear tenant overrides",

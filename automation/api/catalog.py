@@ -1,7 +1,8 @@
-"""Plans, flags and tenants' flag overrides."""
+"""Plans, flags, tenants' flag overrides and their owners' toggles."""
 
 from __future__ import annotations
 
+from django.db.models import F
 from django.http import HttpResponse
 from ninja import Query, Router
 
@@ -26,14 +27,16 @@ from automation.api.schemas import (
     OverrideIn,
     OverrideList,
     OverrideOut,
+    OwnerToggleOut,
+    OwnerTogglePage,
     PlanCreate,
     PlanOut,
     PlanPage,
     PlanUpdate,
 )
-from automation.api.serializers import flag_data, override_data, plan_data
+from automation.api.serializers import flag_data, override_data, owner_toggle_data, plan_data
 from automation.api.tenants import ERRORS, IDEMPOTENCY_KEY, IF_MATCH, WRITE_ERRORS, tenant_rows
-from tenants.models import Flag, Plan, TenantFlag
+from tenants.models import Flag, OwnerToggle, Plan, TenantFlag
 from tenants.services import flags as flag_services
 from tenants.services import plans as plan_services
 
@@ -45,6 +48,9 @@ PLANS_CHANGE = staff("plans:write", "tenants.change_plan")
 FLAGS_READ = staff("tenants:read", "tenants.view_flag")
 FLAGS_ADD = staff("flags:write", "tenants.add_flag")
 FLAGS_CHANGE = staff("flags:write", "tenants.change_flag")
+# As the tenants admin's "Reset the owners' feature toggles" action: changing the tenant.
+TOGGLES_READ = staff("tenants:read", "tenants.view_tenant", "tenants.view_flag")
+TOGGLES_RESET = staff("tenants:write", "tenants.change_tenant")
 
 
 def _fields(payload, *, allowed: str) -> dict:
@@ -234,4 +240,65 @@ def override_delete(request, slug: str, key: str, if_match: str | None = IF_MATC
         current = _override_or_404(tenant, flag)
         require_if_match(request, override_data(current))
         flag_services.flag_clear_override(tenant=tenant, flag=flag, actor=actor, ip=client_address(request))
+    return HttpResponse(status=204)
+
+
+def _owner_toggles(tenant):
+    return OwnerToggle.objects.select_related("tenant", "flag", "updated_by").filter(tenant=tenant)
+
+
+@router.get(
+    "/tenants/{slug}/owner-toggles",
+    auth=TOGGLES_READ,
+    response={200: OwnerTogglePage, **ERRORS},
+    tags=["owner-toggles"],
+    summary="List the tenant owner's feature toggles (by flag key, cursor pages)",
+)
+def owner_toggles_list(
+    request,
+    slug: str,
+    cursor: str | None = Query(None, max_length=500),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+):
+    tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
+    rows = _owner_toggles(tenant).annotate(flag_key=F("flag__key"))
+    return page(request, rows, key="flag_key", cursor=cursor, limit=limit, serialize=owner_toggle_data)
+
+
+def _owner_toggle_or_404(tenant, flag_key: str, *, lock: bool = False) -> OwnerToggle:
+    rows = _owner_toggles(tenant)
+    return get_or_404(
+        rows.select_for_update(of=("self",)) if lock else rows,
+        field="flag__key",
+        value=flag_key,
+        what="owner toggle for this tenant",
+        param="flag_key",
+    )
+
+
+@router.get(
+    "/tenants/{slug}/owner-toggles/{flag_key}",
+    auth=TOGGLES_READ,
+    response={200: OwnerToggleOut, 304: None, **ERRORS},
+    tags=["owner-toggles"],
+    summary="Get the tenant owner's choice for a flag (its ETag is what a reset's If-Match names)",
+)
+def owner_toggle_get(request, slug: str, flag_key: str):
+    tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
+    return resource(request, owner_toggle_data(_owner_toggle_or_404(tenant, flag_key)))
+
+
+@router.delete(
+    "/tenants/{slug}/owner-toggles/{flag_key}",
+    auth=TOGGLES_RESET,
+    response={204: None, **WRITE_ERRORS},
+    tags=["owner-toggles"],
+    summary="Reset the tenant owner's choice for a flag (the override or default applies again)",
+)
+def owner_toggle_reset(request, slug: str, flag_key: str, if_match: str | None = IF_MATCH):
+    with acting(request) as actor:
+        tenant = get_or_404(tenant_rows().select_for_update(of=("self",)), field="slug", value=slug, what="tenant")
+        toggle = _owner_toggle_or_404(tenant, flag_key, lock=True)
+        require_if_match(request, owner_toggle_data(toggle))
+        flag_services.flag_owner_reset(tenant=tenant, flag=toggle.flag, actor=actor, ip=client_address(request))
     return HttpResponse(status=204)

@@ -1,4 +1,4 @@
-"""Tenants: list, get, create, update, suspend, resume; their flag overrides and API keys."""
+"""Tenants: list, get, create, update, activate, suspend, resume, offboard; their flag overrides and API keys."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from automation.api.http import (
     resource,
 )
 from automation.api.idempotency import idempotent
-from automation.api.schemas import SuspendIn, TenantCreate, TenantOut, TenantPage, TenantUpdate
+from automation.api.schemas import OffboardIn, SuspendIn, TenantCreate, TenantOut, TenantPage, TenantUpdate
 from automation.api.serializers import tenant_data
 from tenants.models import Plan, Tenant
 from tenants.services import tenants as services
@@ -147,3 +147,34 @@ def tenant_resume(request, slug: str, if_match: str | None = IF_MATCH):
         services.tenant_resume(tenant=tenant, actor=actor, ip=client_address(request))
     return resource(request, tenant_data(tenant_rows().get(pk=tenant.pk)))
 
+
+@router.post(
+    "/tenants/{slug}/activate",
+    auth=CHANGE,
+    response={200: TenantOut, **WRITE_ERRORS},
+    summary="Activate a trial tenant (trial → active)",
+)
+def tenant_activate(request, slug: str, if_match: str | None = IF_MATCH):
+    with acting(request) as actor:
+        tenant = locked_tenant(slug)
+        require_if_match(request, tenant_data(tenant))
+        if tenant.status == Tenant.Status.DELETED:
+            raise Problem(409, "tenant_deleted", "A deleted tenant cannot be activated.", field="slug")
+        services.tenant_activate(tenant=tenant, actor=actor, ip=client_address(request))
+    return resource(request, tenant_data(tenant_rows().get(pk=tenant.pk)))
+
+
+@router.post(
+    "/tenants/{slug}/offboard",
+    auth=CHANGE,
+    response={200: TenantOut, **WRITE_ERRORS},
+    summary="Offboard a tenant for good: API access refused, upstream credentials erased (reason required)",
+)
+def tenant_offboard(request, slug: str, payload: OffboardIn, if_match: str | None = IF_MATCH):
+    with acting(request) as actor:
+        tenant = locked_tenant(slug)
+        require_if_match(request, tenant_data(tenant))
+        if tenant.status == Tenant.Status.DELETED:
+            raise Problem(409, "tenant_deleted", "The tenant is already offboarded.", field="slug")
+        services.tenant_offboard(tenant=tenant, reason=payload.reason, actor=actor, ip=client_address(request))
+    return resource(request, tenant_data(tenant_rows().get(pk=tenant.pk)))
