@@ -100,9 +100,20 @@ def decode_cursor(raw: str | None, kind: type = str):
 
 
 def page(
-    request, queryset, *, key: str, cursor: str | None, limit: int, serialize: Callable, kind: type = str
+    request,
+    queryset,
+    *,
+    key: str,
+    cursor: str | None,
+    limit: int,
+    serialize: Callable,
+    kind: type = str,
+    prepare: Callable | None = None,
 ) -> HttpResponse:
-    """Answer one page of `queryset` ordered by the unique `key` (prefix '-' for descending) with a next cursor."""
+    """Answer one page of `queryset` ordered by the unique `key` (prefix '-' for descending) with a next cursor.
+
+    `prepare` takes the page's rows and returns them ready to serialize (one batched read for the page).
+    """
     field = key.lstrip("-")
     after = decode_cursor(cursor, kind)
     if after is not None:
@@ -111,6 +122,8 @@ def page(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(getattr(rows[-1], field)) if more else None
+    if prepare is not None:
+        rows = prepare(rows)
     return resource(request, {"items": [serialize(row) for row in rows], "next_cursor": next_cursor})
 
 

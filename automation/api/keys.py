@@ -42,7 +42,15 @@ def apikeys_list(
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
 ):
     tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
-    return page(request, _keys(tenant), key="prefix", cursor=cursor, limit=limit, serialize=apikey_data)
+    return page(
+        request,
+        _keys(tenant),
+        key="prefix",
+        cursor=cursor,
+        limit=limit,
+        serialize=apikey_data,
+        prepare=apikeys_with_last_use,
+    )
 
 
 @router.get(

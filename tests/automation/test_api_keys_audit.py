@@ -29,7 +29,8 @@ def test_issue_shows_the_secret_once_and_revoke_refuses_it_on_the_next_request(a
     got = api.get(f"/tenants/acme/api-keys/{body['prefix']}")
     # last_used_at moved (the request above); the ETag did not: telemetry is no part of the version.
     assert "secret" not in got.json() and got.json()["last_used_at"] and got["ETag"] == issued["ETag"]
-    assert [k["prefix"] for k in api.get("/tenants/acme/api-keys").json()["items"]] == [body["prefix"]]
+    listed = api.get("/tenants/acme/api-keys").json()["items"]
+    assert [(k["prefix"], k["last_used_at"]) for k in listed] == [(body["prefix"], got.json()["last_used_at"])]
     problem(api.post(f"/tenants/acme/api-keys/{body['prefix']}/revoke"), 428, "precondition_required")
     revoked = api.post(f"/tenants/acme/api-keys/{body['prefix']}/revoke", If_Match=got["ETag"])
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
