@@ -78,6 +78,13 @@ def cluster_overview(client: RedisCluster) -> dict:
     }
 
 
+def _unreachable(node: dict, exc: Exception) -> dict:
+    node["error"] = type(exc).__name__
+    if node["health"] == "ok":
+        node["health"] = "unreachable"
+    return node
+
+
 def _node(client: RedisCluster, address: str, entry: dict, by_id: dict) -> dict:
     flags = set(entry["flags"].replace("myself,", "").split(","))
     role = "primary" if "master" in flags else "replica"
@@ -108,11 +115,10 @@ def _node(client: RedisCluster, address: str, entry: dict, by_id: dict) -> dict:
         server.ping()
         node["ping_ms"] = round((time.perf_counter() - started) * 1000, 3)
         info = server.info("everything")
-    except (*REDIS_UNAVAILABLE_ERRORS, redis.exceptions.RedisError) as exc:
-        node["error"] = type(exc).__name__
-        if node["health"] == "ok":
-            node["health"] = "unreachable"
-        return node
+    except REDIS_UNAVAILABLE_ERRORS as exc:
+        return _unreachable(node, exc)
+    except redis.exceptions.ResponseError as exc:  # e.g. LOADING or a node still joining: shown, not raised
+        return _unreachable(node, exc)
     finally:
         if own:
             server.close()

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from resilience.breakers.process import redis_breaker
+from tests.plugins.redis_server import redis_contents
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +30,7 @@ def run_json(name: str, *args: str, **options) -> dict:
 
 def redis_state(client) -> dict:
     """Return every key with its type and value dump (for before/after comparisons)."""
-    return {name: (client.type(name), client.dump(name)) for name in client.scan_iter(count=1000)}
+    return redis_contents(client)
 
 
 def db_state() -> dict:

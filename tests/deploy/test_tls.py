@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 
+from resilience.ratelimit.keys import state_key
 from tests.deploy.tls_material import make_ca_and_cert
 
 
@@ -45,7 +46,7 @@ def test_cache_sessions_and_readyz_work_over_verified_tls(tls_redis, app_server)
     assert any(k.startswith("agentapi:session:") for k in keys), keys
     assert any(k.startswith("agentapi:cache:") for k in keys), keys
     assert "agentapi:probe:raw" in keys
-    assert "agentapi:rl:ip:-:deploy-probe" in keys
+    assert state_key("ip", None, "deploy-probe") in keys
     assert any(k.startswith("agentapi:cb:deploy.probe:") for k in keys), keys
 
 

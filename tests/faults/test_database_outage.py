@@ -59,6 +59,7 @@ def _portal_urls(stack) -> list[str]:
         "flag_key": (stack.database.query("SELECT key FROM tenants_flag ORDER BY key LIMIT 1") or [("x",)])[0][0],
         # No invitation is needed: the page asks the database before it could answer 404.
         "invitation_id": 1,
+        "endpoint_id": 1,
         "token": "x" * 43,
         "uidb64": "MQ",  # a password-reset link: user id 1, base64
     }

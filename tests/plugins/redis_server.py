@@ -173,3 +173,31 @@ def _flush_cluster() -> None:
     for node in _cluster.master_nodes():
         with redis.Redis(port=node.port) as client:
             client.flushall()
+
+
+def redis_contents(client) -> dict:
+    """Return {key: (type, value)} for every key (SCAN), values read by type.
+
+    Compared by value, not DUMP: a large hash's DUMP follows its dict order, which
+    incremental rehashing changes on plain reads.
+    """
+    contents = {}
+    for name in client.scan_iter(count=1000):
+        kind = client.type(name)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind == "string":
+            value = client.get(name)
+        elif kind == "hash":
+            value = sorted(client.hgetall(name).items())
+        elif kind == "set":
+            value = sorted(client.smembers(name))
+        elif kind == "zset":
+            value = client.zrange(name, 0, -1, withscores=True)
+        elif kind == "list":
+            value = client.lrange(name, 0, -1)
+        elif kind == "stream":
+            value = client.xrange(name)
+        else:
+            value = client.dump(name)
+        contents[name] = (kind, repr(value))
+    return contents

@@ -9,6 +9,7 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from resilience.connection import get_redis
+from tests.plugins.redis_server import redis_contents
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -51,9 +52,8 @@ def db_state() -> dict:
 
 
 def redis_state() -> dict:
-    """Return {key: digest of DUMP} for every key in the test Redis (SCAN, not KEYS)."""
-    client = get_redis()
-    return {key: hashlib.sha256(client.dump(key) or b"").hexdigest() for key in sorted(client.scan_iter(count=500))}
+    """Return {key: digest of its type and value} for every key in the test Redis (SCAN, not KEYS)."""
+    return {key: hashlib.sha256(repr(value).encode()).hexdigest() for key, value in redis_contents(get_redis()).items()}
 
 
 def world_state() -> tuple[dict, dict]:

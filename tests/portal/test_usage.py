@@ -76,7 +76,8 @@ def test_refusals_by_limit_and_by_quota_are_shown_per_day_beside_served(world, o
     yesterday = today - dt.timedelta(days=1)
     for metric, count in {"requests": 30, "rate_limited": 4, "quota_exceeded": 2}.items():
         UsageDaily.objects.create(tenant=world.a, day=yesterday, metric=metric, count=count)
-    get_redis().hset(usage_key(world.a.pk, today.strftime("%Y%m%d")), mapping={"requests": 11, "rate_limited": 79})
+    today_key = usage_key(world.a.slug, world.a.pk, today.strftime("%Y%m%d"))
+    get_redis().hset(today_key, mapping={"requests": 11, "rate_limited": 79})
     UsageDaily.objects.create(tenant=world.b, day=today, metric="rate_limited", count=5555)
     html = owner_client.get(usage_url(world)).content.decode()
     assert re.search(r"Served, last 30 days</dt><dd>41</dd>", html)

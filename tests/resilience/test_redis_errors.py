@@ -18,10 +18,15 @@ HOME = ROOT / "resilience" / "exceptions.py"
 PRECISE = {"NoScriptError", "ResponseError", "TimeoutError", "RedisDisabled", "LockError", "LockNotOwnedError"}
 
 
+# Starts and probes local redis-server processes for `make run` and the test fixtures: a node
+# that answers nothing (any error) is simply "down" there, not an outage of the app's Redis.
+PROCESS_TOOLING = ROOT / "agentapi_admin" / "redis_process.py"
+
+
 def _modules():
     for package in PROJECT_PACKAGES:
         for source in sorted((ROOT / package).rglob("*.py")):
-            if source != HOME and "migrations" not in source.parts:
+            if source not in (HOME, PROCESS_TOOLING) and "migrations" not in source.parts:
                 yield source, ast.parse(source.read_text(), filename=str(source))
 
 
