@@ -26,7 +26,6 @@ PROBLEM_SCHEMA = {
 }
 
 
-
 class Problem(Schema):
     """The response model handlers declare for errors; the document shows PROBLEM_SCHEMA in its place."""
 

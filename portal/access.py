@@ -129,4 +129,3 @@ def tenant_view(
         return wrapper
 
     return decorator
-

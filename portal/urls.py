@@ -51,9 +51,7 @@ tenant_patterns = [
     path("members/", members.member_list, name="members"),
     path("members/<portal_id:membership_id>/role/", members.member_role, name="member_role"),
     path("members/<portal_id:membership_id>/remove/", members.member_remove, name="member_remove"),
-    path(
-        "invitations/<portal_id:invitation_id>/revoke/", members.invitation_revoke_view, name="invitation_revoke"
-    ),
+    path("invitations/<portal_id:invitation_id>/revoke/", members.invitation_revoke_view, name="invitation_revoke"),
     path("usage/", usage.usage, name="usage"),
     path("webhooks/", webhooks.webhook_list, name="webhooks"),
     path("webhooks/<portal_id:endpoint_id>/", webhooks.webhook_detail, name="webhook_detail"),

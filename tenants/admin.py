@@ -610,11 +610,14 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     @admin.display(description="scopes")
     def scope_labels(self, obj):
-        return format_html_join(
-            mark_safe("<br>"),
-            '<span class="scope" title="{}">{}</span>',
-            ((f"{s}: {SCOPES.get(s, 'unknown scope')}", SCOPE_LABELS.get(s, s)) for s in obj.scopes),
-        ) or "none"
+        return (
+            format_html_join(
+                mark_safe("<br>"),
+                '<span class="scope" title="{}">{}</span>',
+                ((f"{s}: {SCOPES.get(s, 'unknown scope')}", SCOPE_LABELS.get(s, s)) for s in obj.scopes),
+            )
+            or "none"
+        )
 
     @admin.display(description="state", ordering="revoked_at")
     def state(self, obj):

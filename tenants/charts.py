@@ -125,9 +125,7 @@ def usage_chart(
         for index, (metric, label) in enumerate(series)
         if index == 0 or any(int(row.get(metric, 0) or 0) for row in rows)
     ]
-    counted = [
-        (row["day"], {metric: int(row.get(metric, 0) or 0) for metric, _ in present}) for row in rows
-    ]
+    counted = [(row["day"], {metric: int(row.get(metric, 0) or 0) for metric, _ in present}) for row in rows]
     peak = max((sum(counts.values()) for _, counts in counted), default=0)
     top = nice_ceiling(peak)
     slot = WIDTH / max(len(counted), 1)

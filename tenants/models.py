@@ -261,9 +261,7 @@ class OutboxMessage(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(
-                fields=["id"], name="outbox_pending_idx", condition=Q(delivered_at__isnull=True)
-            ),
+            models.Index(fields=["id"], name="outbox_pending_idx", condition=Q(delivered_at__isnull=True)),
         ]
 
     def __str__(self) -> str:

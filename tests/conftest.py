@@ -156,7 +156,6 @@ def second_upstream():
         yield served
 
 
-
 # Django's own migrations at the version the project's migrations were written against.
 BUILTIN_MIGRATIONS = [
     ("auth", "0012_alter_user_first_name_max_length"),

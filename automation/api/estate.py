@@ -97,5 +97,3 @@ def flags_document_apply(
         require_if_match(request, flags_document_export())
         changes = flagsdoc.flags_document_apply(parsed, actor=actor, prune=prune)
     return _answer(request, changes, applied=bool(changes))
-
-

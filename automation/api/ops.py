@@ -177,8 +177,6 @@ def breaker_force_close(request, name: str, payload: ReasonIn):
     return _act(request, name, payload.reason, breaker_services.breaker_force_close)
 
 
-@router.post(
-    "/breakers/{name}/reset", auth=OPERATE, response=ACTION_ERRORS, summary="Unpin, close and zero a breaker"
-)
+@router.post("/breakers/{name}/reset", auth=OPERATE, response=ACTION_ERRORS, summary="Unpin, close and zero a breaker")
 def breaker_reset(request, name: str, payload: ReasonIn):
     return _act(request, name, payload.reason, breaker_services.breaker_reset)

@@ -1,6 +1,5 @@
 """Usage: served and refused requests per day for the last 30 days and the tenant's current rate-limit status."""
 
-
 from portal.access import tenant_view
 from portal.selectors import tenant_ratelimit_status
 from portal.views.layout import render_tenant

@@ -122,9 +122,7 @@ def test_deploy_check_still_wants_framing_and_csrf_protection(settings):
     from agentapi_admin.checks import check_browser_security_middleware
 
     assert check_browser_security_middleware(None) == []
-    settings.MIDDLEWARE = [
-        path for path in settings.MIDDLEWARE if "XFrameOptions" not in path and "Csrf" not in path
-    ]
+    settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if "XFrameOptions" not in path and "Csrf" not in path]
     assert [warning.id for warning in check_browser_security_middleware(None)] == [
         "agentapi_admin.W002",
         "agentapi_admin.W003",

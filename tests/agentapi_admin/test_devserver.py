@@ -70,7 +70,11 @@ def test_make_run_serves_readyz_with_bundled_redis_and_stops_it(tmp_path):
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=clean_env(**env), capture_output=True, text=True,
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -142,7 +146,11 @@ def test_newcomer_make_run_restart_stays_signed_in_and_second_shell_sees_the_sam
         # A second shell: no REDIS_URL, no DEBUG; var/devserver.env leads it to make run's Redis.
         health = subprocess.run(
             [sys.executable, "manage.py", "redis_health", "--json"],
-            cwd=checkout, env=checkout_env(), capture_output=True, text=True, timeout=60,
+            cwd=checkout,
+            env=checkout_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert health.returncode == 0, health.stderr
         report = json.loads(health.stdout)

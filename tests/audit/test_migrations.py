@@ -30,7 +30,6 @@ def test_rows_and_granted_permissions_survive_the_move(migrate):
     assert auditor.has_perm("audit.view_auditevent")
 
 
-
 def test_grants_on_the_old_type_reach_the_new_one_when_both_exist(migrate):
     old = migrate(BEFORE)
     ContentType = old.get_model("contenttypes", "ContentType")

@@ -30,9 +30,7 @@ def test_invite_shows_the_link_once_and_revoke_stops_it(api, plan):
     token = body["link"].rstrip("/").rsplit("/", 1)[-1]
     with pytest.raises(InvitationInvalid):
         invitation_for(token=token, user=make_user("bob", email="bob@example.com"))
-    problem(
-        api.post(f"/tenants/acme/invitations/{body['id']}/revoke", If_Match=revoked["ETag"]), 409, "not_pending"
-    )
+    problem(api.post(f"/tenants/acme/invitations/{body['id']}/revoke", If_Match=revoked["ETag"]), 409, "not_pending")
 
 
 def test_a_replayed_invitation_never_holds_the_link(api, plan):

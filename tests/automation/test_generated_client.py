@@ -101,9 +101,7 @@ def test_a_generated_client_provisions_a_tenant_end_to_end(generated, live_serve
 
     issued = api["apikey_issue"].sync_detailed("acme", client=admin, body=models.ApiKeyIn(name="replica"))
     assert issued.status_code == 201 and issued.parsed.secret
-    override = api["override_put"].sync_detailed(
-        "acme", "beta", client=admin, body=models.OverrideIn(enabled=True)
-    )
+    override = api["override_put"].sync_detailed("acme", "beta", client=admin, body=models.OverrideIn(enabled=True))
     assert override.status_code == 201 and override.parsed.enabled is True
 
     service_client = importlib.import_module("service_client")

@@ -21,8 +21,6 @@ def _operations():
     return {op.definition.raw["operationId"]: op for op in (result.ok() for result in schema.get_all_operations())}
 
 
-
-
 def test_the_document_lists_every_admin_endpoint():
     assert set(_operations()) == set(ADMIN_OPERATIONS)
 

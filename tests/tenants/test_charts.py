@@ -66,5 +66,5 @@ def test_html_has_a_legend_a_text_alternative_and_every_number_in_a_table():
     assert html.count('<g class="usage-day"') == 30
     assert len(re.findall(r"<rect class=\"s\d\"", html)) == 3  # zero-height segments are not drawn
     table = html[html.index("<table") :]
-    assert "<td class=\"usage-num\">7</td><td class=\"usage-num\">3</td><td class=\"usage-num\">1</td>" in table
-    assert "fill=\"#" not in html and " style=" not in html  # colours and positions come from the stylesheet
+    assert '<td class="usage-num">7</td><td class="usage-num">3</td><td class="usage-num">1</td>' in table
+    assert 'fill="#' not in html and " style=" not in html  # colours and positions come from the stylesheet

@@ -31,8 +31,7 @@ class Command(OperationCommand):
                 self.heartbeat()
         except REDIS_UNAVAILABLE_ERRORS as exc:
             raise CommandError(
-                f"Redis is unreachable ({exc}); check REDIS_URL. Last-use times stay in Redis for 8 days: "
-                "retry later.",
+                f"Redis is unreachable ({exc}); check REDIS_URL. Last-use times stay in Redis for 8 days: retry later.",
                 returncode=EXIT_REDIS_DOWN,
             ) from exc
         return {

@@ -182,7 +182,6 @@ class SessionEngineContract:
         assert self.store_class(key)[META_KEY]["uid"] == str(bob.pk)
         assert info.created is not None
 
-
     # --- lifetimes ---------------------------------------------------------------
     def test_absolute_lifetime_ends_a_session_that_activity_keeps_sliding(self, client, user, settings):
         settings.RESILIENCE_SESSION_MAX_AGE_ABSOLUTE = 2
