@@ -178,26 +178,21 @@ def _flush_cluster() -> None:
 def redis_contents(client) -> dict:
     """Return {key: (type, value)} for every key (SCAN), values read by type.
 
-    Compared by value, not DUMP: a large hash's DUMP follows its dict order, which
-    incremental rehashing changes on plain reads.
+    Hashes, sets and sorted sets are compared by value, not DUMP: a large one's DUMP follows
+    its dict order, which incremental rehashing changes on plain reads.
     """
+    readers = {
+        "hash": lambda name: sorted(client.hgetall(name).items()),
+        "set": lambda name: sorted(client.smembers(name)),
+        "zset": lambda name: client.zrange(name, 0, -1, withscores=True),
+    }
     contents = {}
     for name in client.scan_iter(count=1000):
         kind = client.type(name)
         kind = kind.decode() if isinstance(kind, bytes) else kind
-        if kind == "string":
-            value = client.get(name)
-        elif kind == "hash":
-            value = sorted(client.hgetall(name).items())
-        elif kind == "set":
-            value = sorted(client.smembers(name))
-        elif kind == "zset":
-            value = client.zrange(name, 0, -1, withscores=True)
-        elif kind == "list":
-            value = client.lrange(name, 0, -1)
-        elif kind == "stream":
-            value = client.xrange(name)
-        else:
+        try:
+            value = readers[kind](name) if kind in readers else client.dump(name)
+        except UnicodeDecodeError:  # binary members on a decoding client: their serialisation is stable enough
             value = client.dump(name)
         contents[name] = (kind, repr(value))
     return contents
