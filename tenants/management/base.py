@@ -120,3 +120,32 @@ class TenantWriteCommand(TenantCommand):
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         listed = ", ".join(known[:10]) + (" …" if len(known) > 10 else "") if known else "none yet"
         raise CommandError(f"Unknown {model._meta.verbose_name} {value!r} for {option}.{hint} Known: {listed}.")
+
+
+class TenantStatusCommand(TenantWriteCommand):
+    """A command that moves one tenant to a status through its service; a tenant already there is left as it is."""
+
+    permission = "tenants.change_tenant"
+    #: Whether the change takes a --reason for the audit log.
+    takes_reason = False
+
+    def add_command_arguments(self, parser) -> None:
+        self.add_tenant_argument(parser, allow_all=False, required=True)
+        if self.takes_reason:
+            parser.add_argument("--reason", required=True, help="Why; shown in the audit log and the admin.")
+
+    def already_done(self, tenant) -> bool:
+        """Return True if the tenant needs no change."""
+        raise NotImplementedError("subclasses of TenantStatusCommand must provide already_done()")
+
+    def change(self, tenant, options: dict):
+        """Apply the change through the service; return the tenant."""
+        raise NotImplementedError("subclasses of TenantStatusCommand must provide change()")
+
+    def run(self, **options) -> dict:
+        tenant = self.resolve_tenant(options["tenant"])
+        if self.already_done(tenant):
+            return {"tenant": tenant.slug, "status": tenant.status, "changed": 0}
+        with self.writing():
+            tenant = self.change(tenant, options)
+        return {"tenant": tenant.slug, "status": tenant.status, "changed": 1}
