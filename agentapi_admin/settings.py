@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "console",
     "portal",
     "webhooks",
+    "changes",
     "automation",
 ]
 
@@ -362,6 +363,9 @@ TENANTS_STREAM_MAX_CONNECTIONS = cfg.integer("TENANTS_STREAM_MAX_CONNECTIONS", 5
 TENANTS_STREAM_MAX_PER_TENANT = cfg.integer("TENANTS_STREAM_MAX_PER_TENANT", 20, minimum=1)
 # How long a portal invitation link stays usable.
 TENANTS_INVITATION_TTL = cfg.duration("TENANTS_INVITATION_TTL", "7d", minimum=60)
+# What a write refused for lack of approval becomes (a dotted path, called by tenants.approvals):
+# the change-request service, so the tenants app never imports the app above it.
+TENANTS_APPROVAL_HANDLER = "changes.services.change_request_create"
 
 # ---------------------------------------------------------------------- webhooks
 # Functions called with every audit row in its transaction (dotted paths): how a change

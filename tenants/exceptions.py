@@ -24,6 +24,20 @@ class FlagNotEditable(TenantsError):
     default_message = "This flag is not editable by tenant owners; ask a platform admin."
 
 
+class ApprovalRequired(TenantsError):
+    """A write to a flag that requires approval, refused: it must become a change request another staff user approves.
+
+    `operation` (the audit action of the write) and `params` (natural keys: flag key, tenant slug, values)
+    describe the refused write, so a caller can turn it into a change request (`tenants.approvals`).
+    """
+
+    default_message = "This flag requires approval: the change must be a change request another staff user approves."
+
+    def __init__(self, message: str | None = None, *, operation: str, params: dict, field: str | None = None):
+        super().__init__(message, field=field)
+        self.operation, self.params = operation, params
+
+
 class InvalidSettings(TenantsError):
     default_message = "The tenant settings do not match the schema."
 

@@ -30,6 +30,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("tenants", ["tenants"]),
     # Outbound change delivery: hears of writes through receivers, so nothing below imports it.
     ("webhooks", ["webhooks"]),
+    # Change requests: schedule and approve writes of the tenants services, which never import it.
+    ("changes", ["changes"]),
     ("console, portal and automation", ["console", "portal", "automation"]),
     # The project's wiring: settings name every app, the root URLconf mounts them all.
     ("wiring", ["agentapi_admin.settings", "agentapi_admin.urls", "agentapi_admin.wsgi", "agentapi_admin.asgi"]),

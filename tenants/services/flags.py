@@ -10,12 +10,27 @@ from django.db import transaction
 from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
 from tenants.cache import versions_bump
-from tenants.exceptions import FlagNotEditable, PermissionDenied, TenantsError
+from tenants.exceptions import ApprovalRequired, FlagNotEditable, PermissionDenied, TenantsError
 from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, OwnerToggle, Tenant, TenantFlag
 
-FLAG_FIELDS = ["key", "description", "default", "tenant_editable", "risky", "archived"]
-UPDATABLE_FLAG_FIELDS = {"description", "default", "tenant_editable", "risky", "archived"}
+FLAG_FIELDS = ["key", "description", "default", "tenant_editable", "risky", "archived", "requires_approval"]
+UPDATABLE_FLAG_FIELDS = {"description", "default", "tenant_editable", "risky", "archived", "requires_approval"}
 OVERRIDE_FIELDS = ["enabled", "rollout_percent", "source"]
+
+
+def _refuse_unapproved(flag: Flag, *, approved: bool, operation: str, params: dict) -> None:
+    """Raise ApprovalRequired if `flag` requires approval and the caller is not applying an approved change.
+
+    Only the change-request workflow passes approved=True; everyone else's write to such a flag is
+    refused with what a change request needs (the operation and its natural-key params).
+    """
+    if flag.requires_approval and not approved:
+        raise ApprovalRequired(
+            f"“{flag.key}” requires approval: a change to it is a change request that another staff user "
+            "approves before it applies.",
+            operation=operation,
+            params=params,
+        )
 
 
 def _all_tenants() -> list:
@@ -47,12 +62,18 @@ def flag_create(
 
 
 @transaction.atomic
-def flag_update(*, flag: Flag, actor: Any, ip: str | None = None, **fields: Any) -> Flag:
-    """Change a flag definition (description, default, editability, risk, archived)."""
+def flag_update(*, flag: Flag, actor: Any, ip: str | None = None, approved: bool = False, **fields: Any) -> Flag:
+    """Change a flag definition (description, default, editability, risk, archived, approval).
+
+    A flag that requires approval is changed only with approved=True (an approved change request).
+    """
     unknown = set(fields) - UPDATABLE_FLAG_FIELDS
     if unknown:
         raise TenantsError(f"flag_update cannot change {', '.join(sorted(unknown))}; a key is permanent.")
     locked = Flag.objects.select_for_update().get(pk=flag.pk)
+    _refuse_unapproved(
+        locked, approved=approved, operation=AuditAction.FLAG_UPDATE, params={"flag": locked.key, "fields": fields}
+    )
     before = audit_snapshot(locked, FLAG_FIELDS)
     for name, value in fields.items():
         setattr(locked, name, value)
@@ -111,8 +132,15 @@ def flag_set_override(
     rollout_percent: int = 100,
     source: str = TenantFlag.Source.ADMIN,
     ip: str | None = None,
+    approved: bool = False,
 ) -> TenantFlag:
-    """Set a tenant's override of a flag (platform admin)."""
+    """Set a tenant's override of a flag (platform admin); approved=True for a flag that requires approval."""
+    _refuse_unapproved(
+        flag,
+        approved=approved,
+        operation=AuditAction.FLAG_SET_OVERRIDE,
+        params={"flag": flag.key, "tenant": tenant.slug, "enabled": enabled, "rollout_percent": rollout_percent},
+    )
     return _save_override(
         tenant=tenant,
         flag=flag,
@@ -126,11 +154,19 @@ def flag_set_override(
 
 
 @transaction.atomic
-def flag_clear_override(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | None = None) -> bool:
+def flag_clear_override(
+    *, tenant: Tenant, flag: Flag, actor: Any, ip: str | None = None, approved: bool = False
+) -> bool:
     """Remove a tenant's override so the plan or flag default applies; return True if one existed."""
     override = TenantFlag.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
     if override is None:
         return False
+    _refuse_unapproved(
+        flag,
+        approved=approved,
+        operation=AuditAction.FLAG_CLEAR_OVERRIDE,
+        params={"flag": flag.key, "tenant": tenant.slug},
+    )
     before = _override_snapshot(override)
     override.delete()
     versions_bump([tenant.pk])
@@ -178,7 +214,8 @@ def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, 
     """Record a tenant owner's or admin's choice for a tenant-editable flag, within the platform's override.
 
     The platform's override (if any) is left as it is: "off" turns the flag off for the tenant,
-    "on" gives back what the platform set (its rollout percentage), never more.
+    "on" gives back what the platform set (its rollout percentage), never more. Owners' toggles are
+    not subject to a flag's approval: the platform's override already bounds them.
     """
     role = (
         Membership.objects.filter(tenant=tenant, user_id=getattr(actor, "pk", None))
@@ -212,11 +249,17 @@ def owner_toggle_restore(
 
 
 @transaction.atomic
-def flag_owner_reset(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | None = None) -> bool:
+def flag_owner_reset(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | None = None, approved: bool = False) -> bool:
     """Remove the tenant owner's choice for a flag (platform admin); return True if there was one."""
     toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
     if toggle is None:
         return False
+    _refuse_unapproved(
+        flag,
+        approved=approved,
+        operation=AuditAction.FLAG_OWNER_RESET,
+        params={"flag": flag.key, "tenant": tenant.slug},
+    )
     before = _owner_snapshot(toggle)
     toggle.delete()
     versions_bump([tenant.pk])

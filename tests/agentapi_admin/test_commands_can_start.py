@@ -5,7 +5,7 @@ from django.core.management import get_commands, load_command_class
 
 from agentapi_admin.command import OperationCommand
 
-PROJECT_APPS = {"audit", "tenants", "resilience", "console", "portal", "webhooks", "automation"}
+PROJECT_APPS = {"audit", "tenants", "resilience", "console", "portal", "webhooks", "changes", "automation"}
 PROJECT_COMMANDS = sorted(name for name, app in get_commands().items() if app in PROJECT_APPS)
 
 
@@ -22,6 +22,7 @@ def test_project_commands_are_found():
         "run_maintenance",
         "seed_demo",
         "admin_token_create",
+        "apply_changes",
     } <= set(PROJECT_COMMANDS)
 
 

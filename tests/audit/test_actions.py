@@ -6,7 +6,17 @@ from pathlib import Path
 from audit.models import AuditAction
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_PACKAGES = ["agentapi_admin", "audit", "automation", "console", "portal", "resilience", "tenants", "webhooks"]
+PROJECT_PACKAGES = [
+    "agentapi_admin",
+    "audit",
+    "automation",
+    "changes",
+    "console",
+    "portal",
+    "resilience",
+    "tenants",
+    "webhooks",
+]
 
 
 def _audit_record_calls():

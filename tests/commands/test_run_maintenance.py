@@ -28,7 +28,14 @@ def test_once_runs_outbox_cleanup_and_flush_then_exits():
     out = StringIO()
     call_command("run_maintenance", "--once", "--json", stdout=out)
     done = summaries(out.getvalue())
-    tasks = {"deliver_outbox", "deliver_webhooks", "cleanup_sessions", "flush_usage", "flush_apikey_last_used"}
+    tasks = {
+        "deliver_outbox",
+        "apply_changes",
+        "deliver_webhooks",
+        "cleanup_sessions",
+        "flush_usage",
+        "flush_apikey_last_used",
+    }
     assert set(done) == {*tasks, "run_maintenance"}
     assert done["run_maintenance"]["rounds"] == 1 and done["run_maintenance"]["task_failures"] == 0
 
@@ -39,6 +46,7 @@ def test_text_mode_prints_one_readable_line_per_task_not_json():
     lines = out.getvalue().strip().splitlines()
     assert [line.split(":", 1)[0] for line in lines] == [
         "deliver_outbox",
+        "apply_changes",
         "deliver_webhooks",
         "cleanup_sessions",
         "flush_usage",

@@ -1,0 +1,333 @@
+"""The changes a change request may carry: one `Operation` per tenants service, keyed by its audit action.
+
+Each operation validates natural-key params (naming the field at fault), reads the state the
+change touches (for the before/after view and the inverse), applies itself through the tenants
+service with the author as actor, and says which params would restore the state it found.
+Operations never write models themselves: every write is the service's, audited as usual.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from audit.models import AuditAction
+from audit.services import audit_snapshot
+from changes.exceptions import InvalidChange
+from tenants.models import Flag, OwnerToggle, Tenant, TenantFlag
+from tenants.services import flags as flag_services
+
+CHANGE_FLAG = "tenants.change_flag"
+CHANGE_TENANT = "tenants.change_tenant"
+BOOLEAN_FLAG_FIELDS = {"default", "tenant_editable", "risky", "archived", "requires_approval"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The rows a change request's params name."""
+
+    flag: Flag
+    tenant: Tenant | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One kind of change: how to check, read, apply and undo it."""
+
+    name: str
+    label: str
+    #: Whether params name a tenant (`params["tenant"]`, its slug).
+    tenant_scoped: bool
+    #: The Django permission an author needs, or None when the service checks the author itself.
+    permission: str | None
+    #: Whether a flag's `requires_approval` applies (owners' own toggles are bounded by the override instead).
+    needs_approval_of_flag: bool
+    clean: Callable[[dict], dict]
+    state: Callable[[Target, dict], dict | None]
+    apply: Callable[[Target, dict, Any], None]
+    #: (operation, params) restoring `before` (the state just before applying), or None if nothing to restore.
+    inverse: Callable[[Target, dict, dict | None], tuple[str, dict] | None]
+    describe: Callable[[dict], str]
+
+    def resolve(self, params: dict) -> Target:
+        """Return the rows `params` name; raise InvalidChange naming the field that names none."""
+        key = params.get("flag")
+        flag = Flag.objects.filter(key=key).first() if isinstance(key, str) else None
+        if flag is None:
+            raise InvalidChange(f"flag: there is no flag with key {key!r}.", field="flag")
+        if not self.tenant_scoped:
+            return Target(flag=flag)
+        slug = params.get("tenant")
+        tenant = Tenant.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+        if tenant is None:
+            raise InvalidChange(f"tenant: there is no tenant with slug {slug!r}.", field="tenant")
+        return Target(flag=flag, tenant=tenant)
+
+
+# ------------------------------------------------------------------------ helpers
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _keys(params: dict, *, required: set[str], optional: set[str] = frozenset()) -> dict:
+    """Return params with only known keys; raise InvalidChange naming a missing or unknown one."""
+    if not isinstance(params, dict):
+        raise InvalidChange("params: send an object of the change's values.", field="params")
+    for name in sorted(required):
+        if name not in params:
+            raise InvalidChange(f"{name}: required for this change.", field=name)
+    unknown = sorted(set(params) - required - optional)
+    if unknown:
+        known = ", ".join(sorted(required | optional))
+        raise InvalidChange(f"{unknown[0]}: not a value of this change (known: {known}).", field=unknown[0])
+    return dict(params)
+
+
+def _boolean(params: dict, name: str) -> None:
+    if not isinstance(params.get(name), bool):
+        raise InvalidChange(f"{name}: use true or false.", field=name)
+
+
+def _set_override_options() -> set[str]:
+    """The values flag_set_override takes besides its rows and actor (the typed ones as the service grows)."""
+    names = set(inspect.signature(flag_services.flag_set_override).parameters)
+    return names - {"tenant", "flag", "actor", "ip", "approved", "source"}
+
+
+def _override_state(target: Target, _params: dict) -> dict | None:
+    override = TenantFlag.objects.filter(tenant=target.tenant, flag=target.flag).first()
+    if override is None:
+        return None
+    fields = [name for name in sorted(_set_override_options()) if hasattr(TenantFlag, name)]
+    return audit_snapshot(override, fields)
+
+
+def _toggle_state(target: Target, _params: dict) -> dict | None:
+    toggle = OwnerToggle.objects.filter(tenant=target.tenant, flag=target.flag).first()
+    return None if toggle is None else {"enabled": toggle.enabled}
+
+
+def _where(params: dict) -> str:
+    return f"“{params['flag']}” for {params['tenant']}"
+
+
+# ---------------------------------------------------------------------- flag.update
+def _update_clean(params: dict) -> dict:
+    params = _keys(params, required={"flag", "fields"})
+    fields = params["fields"]
+    if not isinstance(fields, dict) or not fields:
+        raise InvalidChange("fields: name at least one field and its new value.", field="fields")
+    for name, value in fields.items():
+        if name not in flag_services.UPDATABLE_FLAG_FIELDS:
+            known = ", ".join(sorted(flag_services.UPDATABLE_FLAG_FIELDS))
+            raise InvalidChange(
+                f"fields.{name}: not a field a change can set (one of {known}).", field=f"fields.{name}"
+            )
+        if name in BOOLEAN_FLAG_FIELDS and not isinstance(value, bool):
+            raise InvalidChange(f"fields.{name}: use true or false.", field=f"fields.{name}")
+    return params
+
+
+def _update_state(target: Target, params: dict) -> dict:
+    return audit_snapshot(target.flag, sorted(params["fields"]))
+
+
+def _update_apply(target: Target, params: dict, actor) -> None:
+    flag_services.flag_update(flag=target.flag, actor=actor, approved=True, **params["fields"])
+
+
+def _update_inverse(target: Target, params: dict, before: dict | None):
+    return AuditAction.FLAG_UPDATE.value, {"flag": params["flag"], "fields": before}
+
+
+def _update_describe(params: dict) -> str:
+    changes = ", ".join(f"{name} → {_shown(value)}" for name, value in sorted(params["fields"].items()))
+    return f"Change flag “{params['flag']}”: {changes}"
+
+
+# ---------------------------------------------------------------- flag.set_override
+def _set_override_clean(params: dict) -> dict:
+    params = _keys(params, required={"flag", "tenant", "enabled"}, optional=_set_override_options() - {"enabled"})
+    _boolean(params, "enabled")
+    percent = params.get("rollout_percent", 100)
+    if type(percent) is not int or not 0 <= percent <= 100:
+        raise InvalidChange("rollout_percent: a whole number from 0 to 100.", field="rollout_percent")
+    return params
+
+
+def _set_override_apply(target: Target, params: dict, actor) -> None:
+    values = {name: value for name, value in params.items() if name not in ("flag", "tenant")}
+    flag_services.flag_set_override(tenant=target.tenant, flag=target.flag, actor=actor, approved=True, **values)
+
+
+def _override_inverse(target: Target, params: dict, before: dict | None):
+    where = {"flag": params["flag"], "tenant": params["tenant"]}
+    if before is None:
+        return AuditAction.FLAG_CLEAR_OVERRIDE.value, where
+    return AuditAction.FLAG_SET_OVERRIDE.value, {**where, **before}
+
+
+def _set_override_describe(params: dict) -> str:
+    state = "on" if params["enabled"] else "off"
+    percent = params.get("rollout_percent", 100)
+    extra = "".join(
+        f", {name} {_shown(value)}"
+        for name, value in sorted(params.items())
+        if name not in ("flag", "tenant", "enabled", "rollout_percent")
+    )
+    return f"Override {_where(params)}: {state}" + (f" at {percent} %" if params["enabled"] else "") + extra
+
+
+# -------------------------------------------------------------- flag.clear_override
+def _clear_clean(params: dict) -> dict:
+    return _keys(params, required={"flag", "tenant"})
+
+
+def _clear_apply(target: Target, params: dict, actor) -> None:
+    flag_services.flag_clear_override(tenant=target.tenant, flag=target.flag, actor=actor, approved=True)
+
+
+def _clear_inverse(target: Target, params: dict, before: dict | None):
+    if before is None:
+        return None  # there was no override: nothing to put back
+    return AuditAction.FLAG_SET_OVERRIDE.value, {"flag": params["flag"], "tenant": params["tenant"], **before}
+
+
+# ---------------------------------------------------------------- flag.owner_toggle
+def _toggle_clean(params: dict) -> dict:
+    params = _keys(params, required={"flag", "tenant", "enabled"}, optional={"on_behalf"})
+    _boolean(params, "enabled")
+    if "on_behalf" in params:
+        _boolean(params, "on_behalf")
+    return params
+
+
+def _toggle_apply(target: Target, params: dict, actor) -> None:
+    if params.get("on_behalf"):
+        # A staff change putting back an owner's choice (the inverse of a reset): not the owner's own toggle.
+        flag_services.owner_toggle_restore(
+            tenant=target.tenant, flag=target.flag, enabled=params["enabled"], actor=actor
+        )
+    else:
+        flag_services.flag_owner_toggle(tenant=target.tenant, flag=target.flag, enabled=params["enabled"], actor=actor)
+
+
+def _toggle_inverse(target: Target, params: dict, before: dict | None):
+    where = {"flag": params["flag"], "tenant": params["tenant"]}
+    if before is None:
+        return AuditAction.FLAG_OWNER_RESET.value, where
+    return AuditAction.FLAG_OWNER_TOGGLE.value, {**where, "enabled": before["enabled"], **_behalf(params)}
+
+
+def _behalf(params: dict) -> dict:
+    return {"on_behalf": True} if params.get("on_behalf") else {}
+
+
+def _toggle_describe(params: dict) -> str:
+    who = "on the owners' behalf" if params.get("on_behalf") else "owner toggle"
+    return f"Turn {_where(params)} {'on' if params['enabled'] else 'off'} ({who})"
+
+
+# ----------------------------------------------------------------- flag.owner_reset
+def _reset_apply(target: Target, params: dict, actor) -> None:
+    flag_services.flag_owner_reset(tenant=target.tenant, flag=target.flag, actor=actor, approved=True)
+
+
+def _reset_inverse(target: Target, params: dict, before: dict | None):
+    if before is None:
+        return None
+    return AuditAction.FLAG_OWNER_TOGGLE.value, {
+        "flag": params["flag"],
+        "tenant": params["tenant"],
+        "enabled": before["enabled"],
+        "on_behalf": True,
+    }
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation(
+            name=AuditAction.FLAG_UPDATE.value,
+            label="Change a flag",
+            tenant_scoped=False,
+            permission=CHANGE_FLAG,
+            needs_approval_of_flag=True,
+            clean=_update_clean,
+            state=_update_state,
+            apply=_update_apply,
+            inverse=_update_inverse,
+            describe=_update_describe,
+        ),
+        Operation(
+            name=AuditAction.FLAG_SET_OVERRIDE.value,
+            label="Set a tenant's override",
+            tenant_scoped=True,
+            permission=CHANGE_FLAG,
+            needs_approval_of_flag=True,
+            clean=_set_override_clean,
+            state=_override_state,
+            apply=_set_override_apply,
+            inverse=_override_inverse,
+            describe=_set_override_describe,
+        ),
+        Operation(
+            name=AuditAction.FLAG_CLEAR_OVERRIDE.value,
+            label="Clear a tenant's override",
+            tenant_scoped=True,
+            permission=CHANGE_FLAG,
+            needs_approval_of_flag=True,
+            clean=_clear_clean,
+            state=_override_state,
+            apply=_clear_apply,
+            inverse=_clear_inverse,
+            describe=lambda params: f"Clear the override {_where(params)}",
+        ),
+        Operation(
+            name=AuditAction.FLAG_OWNER_TOGGLE.value,
+            label="Owner toggle",
+            tenant_scoped=True,
+            # The service checks the author is an owner or admin of the tenant; on_behalf needs CHANGE_TENANT.
+            permission=None,
+            needs_approval_of_flag=False,
+            clean=_toggle_clean,
+            state=_toggle_state,
+            apply=_toggle_apply,
+            inverse=_toggle_inverse,
+            describe=_toggle_describe,
+        ),
+        Operation(
+            name=AuditAction.FLAG_OWNER_RESET.value,
+            label="Reset the owner's toggle",
+            tenant_scoped=True,
+            permission=CHANGE_TENANT,
+            needs_approval_of_flag=True,
+            clean=_clear_clean,
+            state=_toggle_state,
+            apply=_reset_apply,
+            inverse=_reset_inverse,
+            describe=lambda params: f"Reset the owner's toggle of {_where(params)}",
+        ),
+    )
+}
+
+
+def operation_named(name: str) -> Operation:
+    """Return the operation called `name`; raise InvalidChange listing the known ones."""
+    try:
+        return OPERATIONS[name]
+    except (KeyError, TypeError):
+        raise InvalidChange(
+            f"operation: {name!r} is not a change this app makes (one of {', '.join(OPERATIONS)}).", field="operation"
+        ) from None
+
+
+def operation_permission(operation: Operation, params: dict) -> str | None:
+    """Return the permission the author of this change needs (None: the service checks the author)."""
+    if operation.name == AuditAction.FLAG_OWNER_TOGGLE and params.get("on_behalf"):
+        return CHANGE_TENANT
+    return operation.permission
