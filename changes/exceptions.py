@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from tenants.exceptions import TenantsError
 
-class ChangesError(Exception):
-    """A change request that cannot be created or moved as asked."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        self.message = message
-        self.field = field
-        super().__init__(message)
+class ChangesError(TenantsError):
+    """A change request that cannot be created or moved as asked.
+
+    A TenantsError, so the callers below this app that route a refused write here
+    (the tenants admin and commands, through tenants.approvals) can show it as they show theirs.
+    """
 
 
 class InvalidChange(ChangesError):

@@ -51,6 +51,8 @@ class Operation:
     #: (operation, params) restoring `before` (the state just before applying), or None if nothing to restore.
     inverse: Callable[[Target, dict, dict | None], tuple[str, dict] | None]
     describe: Callable[[dict], str]
+    #: The state the change leaves (what `state` would read after it), None for "no row".
+    outcome: Callable[[dict], dict | None] = lambda _params: None
 
     def resolve(self, params: dict) -> Target:
         """Return the rows `params` name; raise InvalidChange naming the field that names none."""
@@ -159,9 +161,14 @@ def _set_override_clean(params: dict) -> dict:
     return params
 
 
+def _values(params: dict) -> dict:
+    return {name: value for name, value in params.items() if name not in ("flag", "tenant")}
+
+
 def _set_override_apply(target: Target, params: dict, actor) -> None:
-    values = {name: value for name, value in params.items() if name not in ("flag", "tenant")}
-    flag_services.flag_set_override(tenant=target.tenant, flag=target.flag, actor=actor, approved=True, **values)
+    flag_services.flag_set_override(
+        tenant=target.tenant, flag=target.flag, actor=actor, approved=True, **_values(params)
+    )
 
 
 def _override_inverse(target: Target, params: dict, before: dict | None):
@@ -262,6 +269,7 @@ OPERATIONS: dict[str, Operation] = {
             apply=_update_apply,
             inverse=_update_inverse,
             describe=_update_describe,
+            outcome=lambda params: dict(params["fields"]),
         ),
         Operation(
             name=AuditAction.FLAG_SET_OVERRIDE.value,
@@ -274,6 +282,7 @@ OPERATIONS: dict[str, Operation] = {
             apply=_set_override_apply,
             inverse=_override_inverse,
             describe=_set_override_describe,
+            outcome=lambda params: {"rollout_percent": 100, **_values(params)},
         ),
         Operation(
             name=AuditAction.FLAG_CLEAR_OVERRIDE.value,
@@ -299,6 +308,7 @@ OPERATIONS: dict[str, Operation] = {
             apply=_toggle_apply,
             inverse=_toggle_inverse,
             describe=_toggle_describe,
+            outcome=lambda params: {"enabled": params["enabled"]},
         ),
         Operation(
             name=AuditAction.FLAG_OWNER_RESET.value,

@@ -110,6 +110,29 @@ def _dry_run(operation: Operation, params: dict, author) -> None:
         raise InvalidChange(exc.message, field=exc.field) from exc
 
 
+def change_request_check(
+    *,
+    operation: str,
+    params: dict,
+    author: Any,
+    apply_at: datetime | None = None,
+    revert_at: datetime | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Return the cleaned params of a change `author` could schedule now; raise InvalidChange or PermissionDenied.
+
+    Writes nothing: the change is applied in a savepoint that is rolled back.
+    """
+    now = now or timezone.now()
+    op = operation_named(operation)
+    params = op.clean(params)
+    _check_author(op, params, author)
+    _check_schedule(apply_at, revert_at, now)
+    op.resolve(params)
+    _dry_run(op, params, author)
+    return params
+
+
 @transaction.atomic
 def change_request_create(
     *,
@@ -130,11 +153,10 @@ def change_request_create(
     """
     now = now or timezone.now()
     op = operation_named(operation)
-    params = op.clean(params)
-    _check_author(op, params, author)
-    _check_schedule(apply_at, revert_at, now)
+    params = change_request_check(
+        operation=operation, params=params, author=author, apply_at=apply_at, revert_at=revert_at, now=now
+    )
     target = op.resolve(params)
-    _dry_run(op, params, author)
     requires_approval = op.needs_approval_of_flag and target.flag.requires_approval
     if requires_approval:
         state = ChangeRequest.State.PENDING_APPROVAL

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -22,8 +23,9 @@ from agentapi_admin.admin_export import Export, ExportActionsMixin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
 from tenants.admin_history import AuditHistoryMixin
+from tenants.approvals import approval_request
 from tenants.charts import usage_chart
-from tenants.exceptions import InvalidSettings, TenantsError
+from tenants.exceptions import ApprovalRequired, InvalidSettings, TenantsError
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
     ApiKey,
@@ -54,6 +56,30 @@ from tenants.settings_form import PREFIX as SETTING_PREFIX
 from tenants.settings_form import SettingsFields, settings_from_fields
 from tenants.settings_schema import settings_validate
 from tenants.upstream import upstream_check
+
+
+def _requested(model_admin, request, refusal: ApprovalRequired, ip):
+    """Turn a write refused for lack of approval into a change request; message its link and return it."""
+    try:
+        change = approval_request(refusal, actor=request.user, ip=ip)
+    except TenantsError as exc:
+        model_admin.message_user(request, f"{refusal.message} {exc.message}", messages.ERROR)
+        return None
+    opts = change._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[change.pk])
+    model_admin.message_user(
+        request,
+        format_html(
+            '{} Nothing changed yet: it is <a href="{}">change request #{}</a>, waiting for another staff '
+            "user's approval.",
+            refusal.message,
+            url,
+            change.pk,
+        ),
+        messages.WARNING,
+    )
+    request._change_request_url = url
+    return change
 
 
 def _adopt(target, source) -> None:
@@ -417,20 +443,26 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
             if f.cleaned_data.get("DELETE"):
                 if f.instance.pk is not None:
                     formset.deleted_objects.append(f.instance)
-                    flag_clear_override(tenant=tenant, flag=flag, actor=request.user, ip=ip)
+                    try:
+                        flag_clear_override(tenant=tenant, flag=flag, actor=request.user, ip=ip)
+                    except ApprovalRequired as refusal:
+                        _requested(self, request, refusal, ip)
                 continue
             if f.instance.pk is None:
                 formset.new_objects.append(f.instance)
             else:
                 formset.changed_objects.append((f.instance, f.changed_data))
-            flag_set_override(
-                tenant=tenant,
-                flag=flag,
-                enabled=f.cleaned_data["enabled"],
-                rollout_percent=f.cleaned_data["rollout_percent"],
-                actor=request.user,
-                ip=ip,
-            )
+            try:
+                flag_set_override(
+                    tenant=tenant,
+                    flag=flag,
+                    enabled=f.cleaned_data["enabled"],
+                    rollout_percent=f.cleaned_data["rollout_percent"],
+                    actor=request.user,
+                    ip=ip,
+                )
+            except ApprovalRequired as refusal:
+                _requested(self, request, refusal, ip)
 
     def _each(self, request, queryset, service, **kwargs) -> int:
         """Run a lifecycle service on each selected tenant; a refusal is an error message naming the tenant."""
@@ -482,9 +514,12 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     @admin.action(description="Reset the owners' feature toggles of selected tenants", permissions=["change"])
     def reset_owner_toggles(self, request, queryset):
-        done = 0
+        done, ip = 0, client_ip(request)
         for toggle in OwnerToggle.objects.filter(tenant__in=queryset).select_related("tenant", "flag"):
-            done += flag_owner_reset(tenant=toggle.tenant, flag=toggle.flag, actor=request.user, ip=client_ip(request))
+            try:
+                done += flag_owner_reset(tenant=toggle.tenant, flag=toggle.flag, actor=request.user, ip=ip)
+            except ApprovalRequired as refusal:
+                _requested(self, request, refusal, ip)
         self.message_user(request, f"Reset {done} owner toggle(s); the overrides and defaults apply again.")
 
     @admin.action(
@@ -521,10 +556,10 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
 # ----------------------------------------------------------------------- flags
 @admin.register(Flag)
 class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
-    list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
-    list_filter = ["archived", "tenant_editable", "risky", "default"]
+    list_display = ["key", "default", "tenant_editable", "risky", "requires_approval", "archived", "updated_at"]
+    list_filter = ["archived", "tenant_editable", "risky", "requires_approval", "default"]
     search_fields = ["key", "description"]
-    fields = ["key", "description", "default", "tenant_editable", "risky", "archived"]
+    fields = ["key", "description", "default", "tenant_editable", "risky", "requires_approval", "archived"]
 
     def get_readonly_fields(self, request, obj=None):
         return ["key"] if obj else ["archived"]
@@ -534,7 +569,10 @@ class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
         if change:
             data = {name: form.cleaned_data[name] for name in form.changed_data if name != "key"}
             if data:
-                flag_update(flag=obj, actor=request.user, ip=ip, **data)
+                try:
+                    flag_update(flag=obj, actor=request.user, ip=ip, **data)
+                except ApprovalRequired as refusal:
+                    _requested(self, request, refusal, ip)
         else:
             created = flag_create(
                 key=form.cleaned_data["key"],
@@ -542,10 +580,16 @@ class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 default=form.cleaned_data["default"],
                 tenant_editable=form.cleaned_data["tenant_editable"],
                 risky=form.cleaned_data["risky"],
+                requires_approval=form.cleaned_data["requires_approval"],
                 actor=request.user,
                 ip=ip,
             )
             _adopt(obj, created)
+
+    def response_change(self, request, obj):
+        # A change that became a change request: show the request, not "changed successfully".
+        url = getattr(request, "_change_request_url", None)
+        return HttpResponseRedirect(url) if url else super().response_change(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return False  # archive instead: clients see reason "archived"

@@ -46,6 +46,7 @@ def flag_create(
     tenant_editable: bool,
     actor: Any,
     risky: bool = False,
+    requires_approval: bool = False,
     ip: str | None = None,
 ) -> Flag:
     """Define a flag; every tenant's evaluation is re-stamped."""
@@ -54,7 +55,12 @@ def flag_create(
     if Flag.objects.filter(key=key).exists():
         raise TenantsError(f"A flag with key {key!r} already exists.", field="key")
     flag = Flag.objects.create(
-        key=key, description=description, default=default, tenant_editable=tenant_editable, risky=risky
+        key=key,
+        description=description,
+        default=default,
+        tenant_editable=tenant_editable,
+        risky=risky,
+        requires_approval=requires_approval,
     )
     versions_bump(_all_tenants())
     audit_record(actor=actor, action=AuditAction.FLAG_CREATE, obj=flag, after=audit_snapshot(flag, FLAG_FIELDS), ip=ip)

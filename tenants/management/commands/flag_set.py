@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+from django.core.management.base import CommandError
+
 from agentapi_admin.command import UsageError
+from tenants.approvals import approval_request
+from tenants.exceptions import ApprovalRequired
 from tenants.management.base import TenantWriteCommand
 from tenants.models import Flag, TenantFlag
 from tenants.services.flags import flag_clear_override, flag_set_override, flag_update
@@ -12,7 +18,8 @@ class Command(TenantWriteCommand):
     help = (
         "Change --flag KEY: --default on|off for every tenant without an override, or, with --tenant SLUG, "
         "that tenant's override: --on/--off (optionally --rollout PERCENT of subjects) or --clear. "
-        "API answers change from the next request after commit."
+        "API answers change from the next request after commit. A flag that requires approval is changed "
+        "only through a change request: add --request to create one for another staff user to approve."
     )
     permission = "tenants.change_flag"
 
@@ -26,6 +33,12 @@ class Command(TenantWriteCommand):
         what.add_argument("--clear", action="store_true", help="Remove --tenant's override.")
         parser.add_argument(
             "--rollout", type=int, metavar="PERCENT", help="With --on: the share of subjects it is on for (0-100)."
+        )
+        parser.add_argument(
+            "--request",
+            action="store_true",
+            help="For a flag that requires approval: create a change request (applied once another staff user "
+            "approves it) instead of refusing.",
         )
 
     def handle(self, *args, **options):
@@ -49,16 +62,36 @@ class Command(TenantWriteCommand):
             if not 0 <= options["rollout"] <= 100:
                 raise UsageError("--rollout must be a whole number from 0 to 100.")
 
+    @contextmanager
+    def changing(self, summary: dict, options: dict):
+        """Run the write; a refusal for lack of approval becomes a change request with --request, else an error."""
+        try:
+            with self.writing():
+                yield
+        except CommandError as exc:
+            refusal = exc.__cause__
+            if not isinstance(refusal, ApprovalRequired):
+                raise
+            if not options["request"]:
+                raise CommandError(
+                    f"{refusal.message} Rerun with --request to create the change request for another staff "
+                    "user to approve."
+                ) from refusal
+            with self.writing():
+                change = approval_request(refusal, actor=self.actor)
+            summary.update(change_request=change.pk, change_request_state=change.state, changed=0)
+
     def run(self, **options) -> dict:
         flag = self.resolve(Flag, field="key", value=options["flag"], option="--flag")
         if options["default"]:
-            return self.set_default(flag, options["default"] == "on")
+            return self.set_default(flag, options["default"] == "on", options)
         tenant = self.resolve_tenant(options["tenant"])
         summary = {"flag": flag.key, "tenant": tenant.slug}
         if options["clear"]:
-            with self.writing():
-                cleared = flag_clear_override(tenant=tenant, flag=flag, actor=self.actor)
-            return {**summary, "cleared": True, "changed": int(cleared)}
+            summary.update(cleared=True, changed=0)
+            with self.changing(summary, options):
+                summary["changed"] = int(flag_clear_override(tenant=tenant, flag=flag, actor=self.actor))
+            return summary
         enabled = bool(options["on"])
         rollout = 100 if options["rollout"] is None else options["rollout"]
         current = TenantFlag.objects.filter(tenant=tenant, flag=flag).values_list(
@@ -66,13 +99,15 @@ class Command(TenantWriteCommand):
         )
         if list(current) == [(enabled, rollout, TenantFlag.Source.ADMIN)]:
             return {**summary, "enabled": enabled, "rollout_percent": rollout, "changed": 0}
-        with self.writing():
+        summary.update(enabled=enabled, rollout_percent=rollout, changed=1)
+        with self.changing(summary, options):
             flag_set_override(tenant=tenant, flag=flag, enabled=enabled, rollout_percent=rollout, actor=self.actor)
-        return {**summary, "enabled": enabled, "rollout_percent": rollout, "changed": 1}
+        return summary
 
-    def set_default(self, flag: Flag, default: bool) -> dict:
+    def set_default(self, flag: Flag, default: bool, options: dict) -> dict:
         if flag.default == default:
             return {"flag": flag.key, "default": default, "changed": 0}
-        with self.writing():
+        summary = {"flag": flag.key, "default": default, "changed": 1}
+        with self.changing(summary, options):
             flag_update(flag=flag, default=default, actor=self.actor)
-        return {"flag": flag.key, "default": default, "changed": 1}
+        return summary
