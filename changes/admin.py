@@ -33,7 +33,6 @@ from changes.services import (
 )
 from tenants.models import Flag, Tenant
 
-ADD_PERMISSION = "changes.add_changerequest"
 # Staff schedule platform changes; an owner's own toggle is scheduled from the portal, as the owner.
 STAFF_OPERATIONS = [name for name in OPERATIONS if name != AuditAction.FLAG_OWNER_TOGGLE]
 # Where each error of the service belongs on the form.
@@ -278,30 +277,32 @@ class ChangeRequestAdmin(GuardedModelAdmin):
         if done:
             self.message_user(request, f"{verb} {done} change request(s).", messages.SUCCESS)
 
-    @admin.action(description="Approve selected change requests (not your own)", permissions=["approve"])
+    @admin.action(description="Approve selected change requests (not your own)", permissions=["approve_changerequest"])
     def approve(self, request, queryset):
         ip = client_ip(request)
         self._each(request, queryset, "Approved", lambda c: change_approve(change=c, actor=request.user, ip=ip))
 
-    @admin.action(description="Reject selected change requests", permissions=["approve"])
+    @admin.action(description="Reject selected change requests", permissions=["approve_changerequest"])
     def reject(self, request, queryset):
         ip = client_ip(request)
         self._each(request, queryset, "Rejected", lambda c: change_reject(change=c, actor=request.user, ip=ip))
 
-    @admin.action(description="Cancel selected change requests (or their pending revert)", permissions=["cancel"])
+    @admin.action(
+        description="Cancel selected change requests (or their pending revert)", permissions=["change_changerequest"]
+    )
     def cancel(self, request, queryset):
         ip = client_ip(request)
         self._each(request, queryset, "Cancelled", lambda c: change_cancel(change=c, actor=request.user, ip=ip))
 
-    def has_approve_permission(self, request):
+    def has_approve_changerequest_permission(self, request):
         return request.user.has_perm(APPROVE_PERMISSION)
 
-    def has_cancel_permission(self, request):
-        # The service lets an author cancel their own request; others need the change permission.
-        return request.user.has_perm(CANCEL_PERMISSION) or request.user.has_perm(ADD_PERMISSION)
+    def has_change_changerequest_permission(self, request):
+        # Cancelling is the one change a request allows (the service also lets an author cancel their own).
+        return request.user.has_perm(CANCEL_PERMISSION)
 
     def has_change_permission(self, request, obj=None):
-        return False  # a request moves only through its actions
+        return False  # a request moves only through its actions, never by editing its fields
 
     def has_delete_permission(self, request, obj=None):
         return False  # kept for the record

@@ -21,14 +21,16 @@ from django.db import transaction
 from django.test import Client
 
 from agentapi_admin.admin_base import GuardedModelAdmin
-from audit.models import AuditEvent
+from audit.models import AuditAction, AuditEvent
 from automation.models import StaffToken
 from automation.services import staff_token_create
+from changes.models import ChangeRequest
+from changes.services import change_request_create
 from console.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
 from tenants.models import ApiKey, Flag, Plan, Tenant, UsageDaily
-from tenants.services.flags import flag_owner_toggle, flag_set_override
+from tenants.services.flags import flag_create, flag_owner_toggle, flag_set_override
 from tenants.services.tenants import tenant_suspend, tenant_update
 from tests.tenants.factories import make_staff
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -96,6 +98,15 @@ def objects(world, upstream_url, change_staff):
         tenant=world.a, url="https://hooks.example.com/in", event_types=["override.set"], actor=None
     )
     flag_set_override(tenant=world.a, flag=world.editable, enabled=True, actor=None)
+    # A change waiting for approval, written by change staff: the superuser may approve or reject it.
+    guarded = flag_create(
+        key="payments", description="", default=False, tenant_editable=False, requires_approval=True, actor=None
+    )
+    change = change_request_create(
+        operation=AuditAction.FLAG_UPDATE,
+        params={"flag": guarded.key, "fields": {"default": True}},
+        author=change_staff,
+    )
     from django.contrib.auth import get_user_model
 
     return {
@@ -109,6 +120,7 @@ def objects(world, upstream_url, change_staff):
         Group: Group.objects.create(name="operators"),
         WebhookEndpoint: endpoint,
         WebhookDelivery: WebhookDelivery.objects.get(),
+        ChangeRequest: change,
         # Change staff's own token: only its owner sees it, which the sweep must confirm.
         StaffToken: staff_token_create(user=change_staff, name="ci", scopes=["tenants:read"], actor=None)[0],
     }
