@@ -10,6 +10,7 @@ from agentapi_client.evaluation import evaluate
 
 from tenants.selectors import _evaluate
 
+
 def _entry(rule: dict) -> dict:
     """The compiled entry (tenants.flagrules) of a version-1 vector's rule: on/off, or a rollout."""
     if rule["enabled"] and rule["percent"] < 100:
