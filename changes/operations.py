@@ -110,7 +110,9 @@ def _override_state(target: Target, _params: dict) -> dict | None:
 
 def _toggle_state(target: Target, _params: dict) -> dict | None:
     toggle = OwnerToggle.objects.filter(tenant=target.tenant, flag=target.flag).first()
-    return None if toggle is None else {"enabled": toggle.enabled}
+    if toggle is None:
+        return None
+    return {"enabled": toggle.enabled, **({"variant": toggle.variant} if toggle.variant else {})}
 
 
 def _where(params: dict) -> str:
@@ -206,10 +208,12 @@ def _clear_inverse(target: Target, params: dict, before: dict | None):
 
 # ---------------------------------------------------------------- flag.owner_toggle
 def _toggle_clean(params: dict) -> dict:
-    params = _keys(params, required={"flag", "tenant", "enabled"}, optional={"on_behalf"})
+    params = _keys(params, required={"flag", "tenant", "enabled"}, optional={"on_behalf", "variant"})
     _boolean(params, "enabled")
     if "on_behalf" in params:
         _boolean(params, "on_behalf")
+    if not isinstance(params.get("variant", ""), str):
+        raise InvalidChange("variant: the key of a variant owners may pick.", field="variant")
     return params
 
 
@@ -220,14 +224,20 @@ def _toggle_apply(target: Target, params: dict, actor) -> None:
             tenant=target.tenant, flag=target.flag, enabled=params["enabled"], actor=actor
         )
     else:
-        flag_services.flag_owner_toggle(tenant=target.tenant, flag=target.flag, enabled=params["enabled"], actor=actor)
+        flag_services.flag_owner_toggle(
+            tenant=target.tenant,
+            flag=target.flag,
+            enabled=params["enabled"],
+            variant=params.get("variant", ""),
+            actor=actor,
+        )
 
 
 def _toggle_inverse(target: Target, params: dict, before: dict | None):
     where = {"flag": params["flag"], "tenant": params["tenant"]}
     if before is None:
         return AuditAction.FLAG_OWNER_RESET.value, where
-    return AuditAction.FLAG_OWNER_TOGGLE.value, {**where, "enabled": before["enabled"], **_behalf(params)}
+    return AuditAction.FLAG_OWNER_TOGGLE.value, {**where, **before, **_behalf(params)}
 
 
 def _behalf(params: dict) -> dict:
@@ -308,7 +318,7 @@ OPERATIONS: dict[str, Operation] = {
             apply=_toggle_apply,
             inverse=_toggle_inverse,
             describe=_toggle_describe,
-            outcome=lambda params: {"enabled": params["enabled"]},
+            outcome=lambda params: {name: params[name] for name in ("enabled", "variant") if name in params},
         ),
         Operation(
             name=AuditAction.FLAG_OWNER_RESET.value,
