@@ -49,6 +49,15 @@ SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
         ),
     ),
     "audit:read": ("read the audit trail", ("audit.view_auditevent",)),
+    "changes:read": ("read change requests (scheduled changes and approvals)", ("changes.view_changerequest",)),
+    "changes:write": (
+        "schedule changes to flags, overrides and owner toggles; cancel change requests",
+        ("changes.add_changerequest", "changes.change_changerequest"),
+    ),
+    "changes:approve": (
+        "approve or reject other users' change requests (never the token user's own)",
+        ("changes.approve_changerequest",),
+    ),
     # The ops pages are open to every active staff user; acting from them needs console.operate.
     "ops:read": ("read rate-limit counters and circuit breakers", ()),
     "ops:write": ("reset rate-limit counters, force or reset circuit breakers", ("console.operate",)),

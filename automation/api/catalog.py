@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from ninja import Query, Router
 
 from automation.api.auth import staff
+from automation.api.changes import change_requested
 from automation.api.http import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -20,6 +21,7 @@ from automation.api.http import (
 )
 from automation.api.idempotency import idempotent
 from automation.api.schemas import (
+    ChangeRequestOut,
     FlagCreate,
     FlagOut,
     FlagPage,
@@ -36,6 +38,7 @@ from automation.api.schemas import (
 )
 from automation.api.serializers import flag_data, override_data, owner_toggle_data, plan_data
 from automation.api.tenants import ERRORS, IDEMPOTENCY_KEY, IF_MATCH, WRITE_ERRORS, tenant_rows
+from tenants.exceptions import ApprovalRequired
 from tenants.models import Flag, OwnerToggle, Plan, TenantFlag
 from tenants.services import flags as flag_services
 from tenants.services import plans as plan_services
@@ -51,6 +54,13 @@ FLAGS_CHANGE = staff("flags:write", "tenants.change_flag")
 # As the tenants admin's "Reset the owners' feature toggles" action: changing the tenant.
 TOGGLES_READ = staff("tenants:read", "tenants.view_tenant", "tenants.view_flag")
 TOGGLES_RESET = staff("tenants:write", "tenants.change_tenant")
+
+
+# A write to a flag that requires approval changes nothing yet: it becomes a change request.
+REQUESTED = (
+    "A flag that requires approval is not changed: the answer is 202 with the change request the write "
+    "became (Location: /api/v1/admin/changes/{id}), applied once another staff user approves it."
+)
 
 
 def _fields(payload, *, allowed: str) -> dict:
@@ -147,7 +157,12 @@ def flag_create(request, payload: FlagCreate, idempotency_key: str | None = IDEM
 
 
 @router.patch(
-    "/flags/{key}", auth=FLAGS_CHANGE, response={200: FlagOut, **WRITE_ERRORS}, tags=["flags"], summary="Update a flag"
+    "/flags/{key}",
+    auth=FLAGS_CHANGE,
+    response={200: FlagOut, 202: ChangeRequestOut, **WRITE_ERRORS},
+    tags=["flags"],
+    summary="Update a flag",
+    description=REQUESTED,
 )
 def flag_update(request, key: str, payload: FlagUpdate, if_match: str | None = IF_MATCH):
     fields = _fields(payload, allowed="description, default, tenant_editable, risky, archived")
@@ -157,7 +172,10 @@ def flag_update(request, key: str, payload: FlagUpdate, if_match: str | None = I
     with acting(request) as actor:
         flag = get_or_404(Flag.objects.select_for_update(), field="key", value=key, what="flag")
         require_if_match(request, flag_data(flag))
-        flag_services.flag_update(flag=flag, actor=actor, ip=client_address(request), **fields)
+        try:
+            flag_services.flag_update(flag=flag, actor=actor, ip=client_address(request), **fields)
+        except ApprovalRequired as refusal:
+            return change_requested(request, refusal, actor)
     return resource(request, flag_data(Flag.objects.get(pk=flag.pk)))
 
 
@@ -202,10 +220,10 @@ def override_get(request, slug: str, key: str):
 @router.put(
     "/tenants/{slug}/overrides/{key}",
     auth=FLAGS_CHANGE,
-    response={200: OverrideOut, 201: OverrideOut, **WRITE_ERRORS},
+    response={200: OverrideOut, 201: OverrideOut, 202: ChangeRequestOut, **WRITE_ERRORS},
     tags=["overrides"],
     summary="Set a tenant's override of a flag",
-    description="Creates it (201) or, with If-Match, replaces it (200). API answers change after commit.",
+    description="Creates it (201) or, with If-Match, replaces it (200). API answers change after commit. " + REQUESTED,
 )
 def override_put(request, slug: str, key: str, payload: OverrideIn, if_match: str | None = IF_MATCH):
     with acting(request) as actor:
@@ -214,14 +232,17 @@ def override_put(request, slug: str, key: str, payload: OverrideIn, if_match: st
         current = _overrides().filter(tenant=tenant, flag=flag).first()
         if current is not None:
             require_if_match(request, override_data(current))
-        flag_services.flag_set_override(
-            tenant=tenant,
-            flag=flag,
-            enabled=payload.enabled,
-            rollout_percent=payload.rollout_percent,
-            actor=actor,
-            ip=client_address(request),
-        )
+        try:
+            flag_services.flag_set_override(
+                tenant=tenant,
+                flag=flag,
+                enabled=payload.enabled,
+                rollout_percent=payload.rollout_percent,
+                actor=actor,
+                ip=client_address(request),
+            )
+        except ApprovalRequired as refusal:
+            return change_requested(request, refusal, actor)
     override = _overrides().get(tenant=tenant, flag=flag)
     return resource(request, override_data(override), status=200 if current is not None else 201)
 
@@ -229,9 +250,10 @@ def override_put(request, slug: str, key: str, payload: OverrideIn, if_match: st
 @router.delete(
     "/tenants/{slug}/overrides/{key}",
     auth=FLAGS_CHANGE,
-    response={204: None, **WRITE_ERRORS},
+    response={202: ChangeRequestOut, 204: None, **WRITE_ERRORS},
     tags=["overrides"],
     summary="Remove a tenant's override (the plan or flag default applies again)",
+    description=REQUESTED,
 )
 def override_delete(request, slug: str, key: str, if_match: str | None = IF_MATCH):
     with acting(request) as actor:
@@ -239,7 +261,10 @@ def override_delete(request, slug: str, key: str, if_match: str | None = IF_MATC
         flag = get_or_404(Flag.objects.all(), field="key", value=key, what="flag")
         current = _override_or_404(tenant, flag)
         require_if_match(request, override_data(current))
-        flag_services.flag_clear_override(tenant=tenant, flag=flag, actor=actor, ip=client_address(request))
+        try:
+            flag_services.flag_clear_override(tenant=tenant, flag=flag, actor=actor, ip=client_address(request))
+        except ApprovalRequired as refusal:
+            return change_requested(request, refusal, actor)
     return HttpResponse(status=204)
 
 
@@ -291,14 +316,18 @@ def owner_toggle_get(request, slug: str, flag_key: str):
 @router.delete(
     "/tenants/{slug}/owner-toggles/{flag_key}",
     auth=TOGGLES_RESET,
-    response={204: None, **WRITE_ERRORS},
+    response={202: ChangeRequestOut, 204: None, **WRITE_ERRORS},
     tags=["owner-toggles"],
     summary="Reset the tenant owner's choice for a flag (the override or default applies again)",
+    description=REQUESTED,
 )
 def owner_toggle_reset(request, slug: str, flag_key: str, if_match: str | None = IF_MATCH):
     with acting(request) as actor:
         tenant = get_or_404(tenant_rows().select_for_update(of=("self",)), field="slug", value=slug, what="tenant")
         toggle = _owner_toggle_or_404(tenant, flag_key, lock=True)
         require_if_match(request, owner_toggle_data(toggle))
-        flag_services.flag_owner_reset(tenant=tenant, flag=toggle.flag, actor=actor, ip=client_address(request))
+        try:
+            flag_services.flag_owner_reset(tenant=tenant, flag=toggle.flag, actor=actor, ip=client_address(request))
+        except ApprovalRequired as refusal:
+            return change_requested(request, refusal, actor)
     return HttpResponse(status=204)

@@ -264,3 +264,52 @@ class OwnerTogglePage(Page):
 
 class OffboardIn(Schema):
     reason: str = Field(min_length=1, max_length=500)
+
+
+# ------------------------------------------------------------------------- change requests
+CHANGE_STATES = Literal[
+    "pending_approval", "approved", "scheduled", "applied", "reverted", "rejected", "cancelled", "failed"
+]
+
+
+class ChangeRequestOut(Schema):
+    id: int
+    url: str = Field(description="This request in the admin API.")
+    operation: str = Field(description="flag.update, flag.set_override, flag.clear_override, flag.owner_reset, …")
+    params: dict[str, Any] = Field(description="Natural keys and values: flag key, tenant slug, fields.")
+    summary: str
+    state: CHANGE_STATES
+    flag: str
+    tenant: str | None
+    author: str | None
+    reason: str
+    requires_approval: bool
+    apply_at: datetime | None = Field(description="Null: applies on approval, or at once.")
+    revert_at: datetime | None
+    approved_by: str | None
+    approved_at: datetime | None
+    closed_by: str | None = Field(description="Who rejected or cancelled it.")
+    closed_at: datetime | None
+    applied_at: datetime | None
+    reverted_at: datetime | None
+    before: dict[str, Any] | None = Field(description="What the change found just before it applied.")
+    inverse: dict[str, Any] | None = Field(description="The operation and params its revert applies.")
+    last_error: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChangeRequestPage(Page):
+    items: list[ChangeRequestOut]
+
+
+class ChangeRequestCreate(Schema):
+    operation: str = Field(min_length=1, max_length=64, description="flag.update, flag.set_override, …")
+    params: dict[str, Any]
+    apply_at: datetime | None = Field(None, description="Null: apply on approval, or at once without approval.")
+    revert_at: datetime | None = Field(None, description="Put back what the change found, at this time.")
+    reason: str = Field("", max_length=500)
+
+
+class ChangeDecisionIn(Schema):
+    reason: str = Field("", max_length=500)

@@ -136,3 +136,36 @@ def owner_toggle_data(toggle) -> dict:
         "updated_by": toggle.updated_by.get_username() if toggle.updated_by_id else None,
         "updated_at": toggle.updated_at,
     }
+
+
+def _username(user) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def change_request_data(change) -> dict:
+    return {
+        "id": change.pk,
+        "url": f"/api/v1/admin/changes/{change.pk}",
+        "operation": change.operation,
+        "params": change.params,
+        "summary": change.summary,
+        "state": change.state,
+        "flag": change.flag_key,
+        "tenant": change.tenant.slug if change.tenant_id else None,
+        "author": _username(change.author),
+        "reason": change.reason,
+        "requires_approval": change.requires_approval,
+        "apply_at": change.apply_at,
+        "revert_at": change.revert_at,
+        "approved_by": _username(change.approved_by),
+        "approved_at": change.approved_at,
+        "closed_by": _username(change.closed_by),
+        "closed_at": change.closed_at,
+        "applied_at": change.applied_at,
+        "reverted_at": change.reverted_at,
+        "before": change.before,
+        "inverse": change.inverse,
+        "last_error": change.last_error,
+        "created_at": change.created_at,
+        "updated_at": change.updated_at,
+    }

@@ -15,7 +15,7 @@ from redis import RedisError
 
 from agentapi_admin.openapi import DocumentedAPI
 from agentapi_admin.problems import as_problem, problem_response
-from automation.api import audit, catalog, estate, invitations, keys, members, ops, tenants, webhooks
+from automation.api import audit, catalog, changes, estate, invitations, keys, members, ops, tenants, webhooks
 from automation.api.auth import CHALLENGE
 from automation.api.http import Problem
 from resilience.ratelimit.enforce import add_headers
@@ -46,6 +46,7 @@ api.add_router("", ops.router)
 api.add_router("", members.router)
 api.add_router("", invitations.router)
 api.add_router("", webhooks.router)
+api.add_router("", changes.router)
 
 
 @api.exception_handler(Problem)

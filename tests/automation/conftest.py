@@ -66,6 +66,12 @@ ADMIN_OPERATIONS = (
     "webhook_endpoint_delete",
     "webhook_deliveries_list",
     "webhook_delivery_redeliver",
+    "changes_list",
+    "change_get",
+    "change_create",
+    "change_approve",
+    "change_reject",
+    "change_cancel",
 )
 
 

@@ -28,6 +28,9 @@ WRITES_WITH_IF_MATCH = {
     "webhook_endpoint_update",
     "webhook_endpoint_rotate_secret",
     "webhook_endpoint_delete",
+    "change_approve",
+    "change_reject",
+    "change_cancel",
 }
 CREATES = {
     "tenant_create",
@@ -37,6 +40,7 @@ CREATES = {
     "member_add",
     "invitation_create",
     "webhook_endpoint_create",
+    "change_create",
 }
 
 
