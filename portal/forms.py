@@ -138,3 +138,27 @@ class WebhookEndpointForm(forms.Form):
     def __init__(self, *args, event_choices, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["event_types"].choices = event_choices
+
+
+class ScheduleToggleForm(forms.Form):
+    """An owner toggle to apply at a time (UTC), optionally put back at a later one."""
+
+    enabled = forms.TypedChoiceField(
+        choices=[("true", "On"), ("false", "Off")],
+        coerce=lambda value: value == "true",
+        error_messages={"required": "Say whether the feature should be on or off then."},
+    )
+    apply_at = forms.DateTimeField(
+        label="At (UTC)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"required": "Say when, in UTC.", "invalid": "Use a date and time such as 2026-12-24T18:00."},
+    )
+    revert_at = forms.DateTimeField(
+        label="Put back at (UTC, optional)",
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="The feature goes back to what it was just before the change.",
+        error_messages={"invalid": "Use a date and time such as 2026-12-26T08:00."},
+    )

@@ -2,7 +2,7 @@
 
 from django.urls import include, path, register_converter
 
-from portal.views import account, auth, features, home, invitations, keys, members, usage, webhooks
+from portal.views import account, auth, changes, features, home, invitations, keys, members, usage, webhooks
 
 
 class IdConverter:
@@ -46,6 +46,8 @@ tenant_patterns = [
     path("", home.tenant_home, name="tenant_home"),
     path("features/", features.feature_list, name="features"),
     path("features/<flag_key:flag_key>/", features.feature_toggle, name="feature_toggle"),
+    path("features/<flag_key:flag_key>/schedule/", changes.feature_schedule, name="feature_schedule"),
+    path("changes/", changes.scheduled_changes, name="changes"),
     path("keys/", keys.key_list, name="keys"),
     path("keys/<portal_id:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
     path("members/", members.member_list, name="members"),

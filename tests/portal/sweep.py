@@ -43,7 +43,7 @@ def portal_routes() -> list[PortalRoute]:
 def db_state() -> dict:
     """Return every row of every table of the project's apps and auth, as comparable values."""
     state = {}
-    for label in ("audit", "tenants", "auth", "console", "portal"):
+    for label in ("audit", "tenants", "changes", "auth", "console", "portal"):
         for model in apps.get_app_config(label).get_models():
             if not model._meta.managed or model._meta.proxy:
                 continue  # no table of its own (the console's ops pages are permission holders)
