@@ -14,6 +14,7 @@ from django.utils import timezone
 from changes.models import ChangeRequest
 from changes.services import change_request_create
 from tenants.models import Flag, TenantFlag
+from tests.tenants.factories import make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +64,16 @@ def test_apply_changes_applies_due_requests_and_reports(cast):
     summary = run_json("apply_changes")
     assert (summary["changes_applied"], summary["changes_failed"], summary["changes_due"]) == (1, 0, 0)
     assert Flag.objects.get(key="beta").default is True
+
+
+def test_flags_import_refuses_to_change_a_guarded_flag_naming_it(cast, tmp_path):
+    make_staff("root")
+    out = StringIO()
+    call_command("flags_export", "--format", "json", stdout=out)
+    document = json.loads(out.getvalue())
+    document["flags"]["payments"]["default"] = True
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(CommandError, match="“payments” requires approval"):
+        call_command("flags_import", str(path), "--actor", "root")
+    assert Flag.objects.get(key="payments").default is False
