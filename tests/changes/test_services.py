@@ -246,3 +246,11 @@ def test_a_change_that_fails_at_its_time_is_recorded_and_not_retried(cast):
     assert not OwnerToggle.objects.exists()
     assert AuditEvent.objects.filter(action=AuditAction.CHANGE_REQUEST_FAIL).count() == 1
     assert changes_apply_due(now=later(12)).failed == 0, "a failure is not retried"
+
+
+def test_not_even_a_superuser_approves_their_own_request(cast, django_user_model):
+    root = django_user_model.objects.create_superuser("root", password="pw-123456789")
+    change = create(cast, params={"flag": "payments", "fields": {"default": True}}, author=root)
+    with pytest.raises(SelfApproval):
+        change_approve(change=change, actor=root)
+    assert change_approve(change=change, actor=cast.approver).state == State.APPLIED
