@@ -192,6 +192,25 @@ class ChangeRequestAdmin(GuardedModelAdmin):
     def save_related(self, request, form, formsets, change):
         pass  # nothing relates to a request but what the service wrote
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        change = self.get_object(request, object_id)
+        steps = []
+        if change is not None:
+            offered = self.get_actions(request)
+            pending = change.state == ChangeRequest.State.PENDING_APPROVAL
+            revert_pending = change.state == ChangeRequest.State.APPLIED and change.revert_at and not change.reverted_at
+            wanted = [
+                ("approve", "Approve", pending and change.author_id != request.user.pk),
+                ("reject", "Reject", pending),
+                (
+                    "cancel",
+                    "Cancel the revert" if revert_pending else "Cancel",
+                    change.state in ChangeRequest.OPEN_STATES or revert_pending,
+                ),
+            ]
+            steps = [(name, label) for name, label, shown in wanted if shown and name in offered]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "change_steps": steps})
+
     # ---------------------------------------------------------------- display
     @admin.display(description="when")
     def when(self, obj):

@@ -202,3 +202,19 @@ def test_view_only_staff_see_requests_but_cannot_act(cast, alice):
     assert viewer.post(f"{LIST}{change.pk}/change/", {"state": "applied"}).status_code == 403
     assert viewer.get(ADD).status_code == 403
     assert ChangeRequest.objects.get().state == State.SCHEDULED
+
+
+def test_a_request_s_page_offers_the_steps_its_viewer_may_take(cast, alice, bob):
+    alice.post(
+        f"/admin/tenants/flag/{cast.guarded.pk}/change/",
+        {"description": "Payment pipeline.", "default": "on", "tenant_editable": "on", "requires_approval": "on"},
+    )
+    change = ChangeRequest.objects.get()
+    url = f"{LIST}{change.pk}/change/"
+    own = alice.get(url).content.decode()
+    assert 'value="reject"' in own and 'value="approve"' not in own, "no Approve button for the author"
+    other = bob.get(url).content.decode()
+    assert 'value="approve"' in other and 'value="reject"' in other
+    assert 'value="approve"' not in signed_in(cast.viewer).get(url).content.decode()
+    bob.post(LIST, {"action": "approve", "_selected_action": [change.pk], "index": "0"})
+    assert 'class="change-step"' not in bob.get(url).content.decode(), "nothing left to do once applied"
