@@ -179,3 +179,37 @@ def test_view_only_staff_cannot_post_the_tenant_form(world, view_only_staff):
     response = client.post(f"/admin/tenants/tenant/{world.a.pk}/change/", _tenant_post(world, name="Hijacked"))
     assert response.status_code == 403
     assert world_state() == before
+
+
+# ------------------------------------------------------------------ change requests
+@pytest.fixture
+def pending_change(world, change_staff):
+    from changes.services import change_request_create
+    from tenants.services.flags import flag_create
+
+    flag_create(
+        key="payments", description="", default=False, tenant_editable=False, requires_approval=True, actor=None
+    )
+    return change_request_create(
+        operation="flag.update", params={"flag": "payments", "fields": {"default": True}}, author=change_staff
+    )
+
+
+@pytest.mark.parametrize("action", ["approve", "reject", "cancel"])
+def test_view_only_staff_see_change_requests_but_cannot_act_on_them(pending_change, view_only_staff, action):
+    client = _signed_in(view_only_staff)
+    listing = client.get("/admin/changes/changerequest/").content.decode()
+    assert "payments" in listing and f'value="{action}"' not in listing
+    before = world_state()
+    response = _run(client, "/admin/changes/changerequest/", action, pending_change.pk)
+    assert response.status_code == 403
+    assert world_state() == before
+    assert type(pending_change).objects.get(pk=pending_change.pk).state == "pending_approval"
+
+
+def test_change_staff_cancel_but_cannot_approve_or_reject(pending_change, change_staff):
+    client = _signed_in(change_staff)
+    for action in ("approve", "reject"):
+        assert _run(client, "/admin/changes/changerequest/", action, pending_change.pk).status_code == 403
+    assert _run(client, "/admin/changes/changerequest/", "cancel", pending_change.pk).status_code == 302
+    assert type(pending_change).objects.get(pk=pending_change.pk).state == "cancelled"
