@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from agentapi_admin.admin_base import GuardedModelAdmin, admin_time
+from agentapi_admin.admin_base import BoundedJSONField, GuardedModelAdmin, admin_time
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditAction
 from changes.exceptions import ChangesError
@@ -55,7 +55,7 @@ class ScheduleForm(forms.ModelForm):
         help_text="For an override.",
     )
     rollout_percent = forms.IntegerField(min_value=0, max_value=100, required=False, initial=100)
-    flag_fields = forms.JSONField(
+    flag_fields = BoundedJSONField(
         required=False,
         label="Flag fields",
         help_text='For "Change a flag": the fields and their new values, e.g. {"default": true}.',
