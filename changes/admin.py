@@ -36,7 +36,15 @@ from tenants.models import Flag, Tenant
 # Staff schedule platform changes; an owner's own toggle is scheduled from the portal, as the owner.
 STAFF_OPERATIONS = [name for name in OPERATIONS if name != AuditAction.FLAG_OWNER_TOGGLE]
 # Where each error of the service belongs on the form.
-FORM_FIELD = {"flag": "flag", "tenant": "tenant", "enabled": "enabled", "rollout_percent": "rollout_percent"}
+FORM_FIELD = {
+    "flag": "flag",
+    "tenant": "tenant",
+    "enabled": "enabled",
+    "rollout_percent": "rollout_percent",
+    "variant": "override_values",
+    "value": "override_values",
+    "owner_variants": "override_values",
+}
 
 
 class ScheduleForm(forms.ModelForm):
@@ -55,6 +63,11 @@ class ScheduleForm(forms.ModelForm):
         help_text="For an override.",
     )
     rollout_percent = forms.IntegerField(min_value=0, max_value=100, required=False, initial=100)
+    override_values = BoundedJSONField(
+        required=False,
+        label="Override values",
+        help_text='For an override of a typed flag: {"variant": "b"}, {"value": …} or {"owner_variants": ["a", "b"]}.',
+    )
     flag_fields = BoundedJSONField(
         required=False,
         label="Flag fields",
@@ -98,6 +111,11 @@ class ScheduleForm(forms.ModelForm):
                 return cleaned
             params["enabled"] = cleaned["enabled"]
             params["rollout_percent"] = 100 if cleaned.get("rollout_percent") is None else cleaned["rollout_percent"]
+            extra = cleaned.get("override_values") or {}
+            if not isinstance(extra, dict):
+                self.add_error("override_values", 'Give an object, e.g. {"variant": "b"}.')
+                return cleaned
+            params.update(extra)
         try:
             self.change = {
                 "operation": operation,
@@ -151,6 +169,7 @@ class ChangeRequestAdmin(GuardedModelAdmin):
                 "tenant",
                 "enabled",
                 "rollout_percent",
+                "override_values",
                 "flag_fields",
                 "apply_at",
                 "revert_at",

@@ -218,3 +218,25 @@ def test_a_request_s_page_offers_the_steps_its_viewer_may_take(cast, alice, bob)
     assert 'value="approve"' not in signed_in(cast.viewer).get(url).content.decode()
     bob.post(LIST, {"action": "approve", "_selected_action": [change.pk], "index": "0"})
     assert 'class="change-step"' not in bob.get(url).content.decode(), "nothing left to do once applied"
+
+
+def test_an_override_of_a_typed_flag_serves_a_variant_and_a_boolean_one_refuses_it(cast, alice):
+    from tenants.services.flags import flag_create
+
+    flag_create(
+        key="theme",
+        description="",
+        default=True,
+        tenant_editable=False,
+        kind="string",
+        default_value="light",
+        variants=[{"key": "light", "value": "light", "weight": 50}, {"key": "dark", "value": "dark", "weight": 50}],
+        actor=None,
+    )
+    values = {"operation": "flag.set_override", "tenant": "acme", "enabled": "true", "apply_at": when(5)}
+    response = alice.post(ADD, schedule_post(flag="theme", override_values='{"variant": "dark"}', **values))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert ChangeRequest.objects.get().params["variant"] == "dark"
+    refused = alice.post(ADD, schedule_post(override_values='{"variant": "dark"}', **values))
+    assert refused.status_code == 200 and "no variant or value" in refused.content.decode()
+    assert ChangeRequest.objects.count() == 1
