@@ -95,7 +95,8 @@ class GuardedModelAdmin(admin.ModelAdmin):
 
     def refuse_unoffered_action(self, request) -> None:
         """Raise PermissionDenied if the POST names an action this user is not offered."""
-        known = {name for _func, name, _description in self._get_base_actions()}
+        # _get_base_actions is private ModelAdmin API, so django-stubs leaves it out.
+        known = {name for _func, name, _description in self._get_base_actions()}  # type: ignore[attr-defined]
         refused = (set(request.POST.getlist("action")) & known) - set(self.get_actions(request))
         if refused:
             raise PermissionDenied(f"You may not run {', '.join(sorted(refused))} on {self.opts.verbose_name_plural}.")

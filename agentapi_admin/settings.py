@@ -153,7 +153,7 @@ RESILIENCE_OPS_REFRESH_SECONDS = cfg.integer("OPS_REFRESH_SECONDS", 10, minimum=
 
 # Connection-level options shared by every Redis client the app builds (cache,
 # sessions, limiter, breakers), so a password or timeout is honoured everywhere.
-RESILIENCE_REDIS_CONNECTION_KWARGS = {
+RESILIENCE_REDIS_CONNECTION_KWARGS: dict[str, object] = {
     "max_connections": RESILIENCE_REDIS_MAX_POOL_SIZE,
     "socket_connect_timeout": RESILIENCE_REDIS_TIMEOUT,
     "socket_timeout": RESILIENCE_REDIS_TIMEOUT,
@@ -251,14 +251,14 @@ if RESILIENCE_REDIS_TLS:
 
 
 def _redis_cache(prefix: str) -> dict:
-    options = {
+    options: dict[str, object] = {
         # Every command passes through the in-process Redis breaker, so an outage
         # fails fast instead of costing each request a connect timeout.
         "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerCacheClient",
         # redis-py picks the hiredis parser by itself when hiredis is installed.
         "CONNECTION_POOL_KWARGS": dict(RESILIENCE_REDIS_CONNECTION_KWARGS),
     }
-    location = RESILIENCE_REDIS_URL
+    location: str | list[str] = RESILIENCE_REDIS_URL
     if RESILIENCE_REDIS_SENTINELS:
         # A one-item LOCATION list keeps reads on the master too: replicas lag, and a
         # session or counter read right after its write must see that write.
