@@ -7,6 +7,7 @@ The variables, their defaults and accepted forms are listed in README.md and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -153,7 +154,7 @@ RESILIENCE_OPS_REFRESH_SECONDS = cfg.integer("OPS_REFRESH_SECONDS", 10, minimum=
 
 # Connection-level options shared by every Redis client the app builds (cache,
 # sessions, limiter, breakers), so a password or timeout is honoured everywhere.
-RESILIENCE_REDIS_CONNECTION_KWARGS: dict[str, object] = {
+RESILIENCE_REDIS_CONNECTION_KWARGS: dict[str, Any] = {
     "max_connections": RESILIENCE_REDIS_MAX_POOL_SIZE,
     "socket_connect_timeout": RESILIENCE_REDIS_TIMEOUT,
     "socket_timeout": RESILIENCE_REDIS_TIMEOUT,
@@ -251,7 +252,7 @@ if RESILIENCE_REDIS_TLS:
 
 
 def _redis_cache(prefix: str) -> dict:
-    options: dict[str, object] = {
+    options: dict[str, Any] = {
         # Every command passes through the in-process Redis breaker, so an outage
         # fails fast instead of costing each request a connect timeout.
         "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerCacheClient",

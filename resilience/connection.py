@@ -9,6 +9,8 @@ that lists its families in `FAMILIES`; docs/redis-keys.md is generated from them
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import redis
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -16,6 +18,9 @@ from django_redis import get_redis_connection
 from agentapi_admin.envconfig import redact_url as redacted_url  # noqa: F401 - re-exported
 from resilience.exceptions import RedisDisabled
 from resilience.keyfamily import KeyFamily
+
+if TYPE_CHECKING:
+    from resilience.breakers.redis_client import BreakerRedis
 
 FAMILIES = (
     KeyFamily(
@@ -40,6 +45,11 @@ def get_redis(alias: str = "default") -> redis.Redis:
     if not settings.RESILIENCE_REDIS_ENABLED:
         raise RedisDisabled("REDIS_ENABLE=false: this feature needs Redis.")
     return get_redis_connection(alias)
+
+
+def decoded(reply: bytes | str) -> str:
+    """Return a Redis reply as text: bytes from the app's clients (they never set decode_responses)."""
+    return reply.decode() if isinstance(reply, bytes) else reply
 
 
 def get_async_redis():
@@ -78,7 +88,8 @@ def get_async_redis():
 
 def get_redis_without_breaker(alias: str = "default") -> redis.Redis:
     """Return a client on the same pool as get_redis() whose commands skip the in-process Redis breaker."""
-    return get_redis(alias).without_breaker()
+    # The caches' CLIENT_CLASS always builds one of the breaker clients (settings._redis_cache).
+    return cast("BreakerRedis", get_redis(alias)).without_breaker()
 
 
 def key(*parts: object) -> str:

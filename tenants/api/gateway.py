@@ -190,7 +190,7 @@ def gateway_keys(slug: str, tenant_id: str, secret_hash: str, day: str) -> tuple
         document_key(slug, tenant_id),
         usage_key(slug, tenant_id, day),
         budget.state,
-        budget.index,
+        budget.index_key,
         apikey_used_key(slug, tenant_id),
     ]
     return keys, budget.member
