@@ -16,6 +16,7 @@ as exceptions (500s). `GuardedModelAdmin` closes both:
 from __future__ import annotations
 
 from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -28,6 +29,12 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html
+
+if TYPE_CHECKING:
+    # A mixin for ModelAdmin classes: the type checker sees the ModelAdmin it is combined with.
+    ModelAdminMixin = admin.ModelAdmin[Any]
+else:
+    ModelAdminMixin = object
 
 JSON_MAX_DEPTH = 32
 

@@ -340,12 +340,13 @@ SESSION_COOKIE_SAMESITE = "Lax"
 _token_key = cfg.hex_key("TOKEN_ENCRYPTION_KEY")
 if _token_key is None and DEBUG:
     _token_key = bytes.fromhex(DEV_TOKEN_ENCRYPTION_KEY)
-if not DEBUG and (_token_key is None or _token_key == bytes.fromhex(DEV_TOKEN_ENCRYPTION_KEY)):
+# Still None here only when DEBUG=false (development falls back to the dev key above).
+if _token_key is None or (not DEBUG and _token_key == bytes.fromhex(DEV_TOKEN_ENCRYPTION_KEY)):
     raise ImproperlyConfigured(
         "TOKEN_ENCRYPTION_KEY must be set to 64 hexadecimal characters when DEBUG=false, "
         "e.g. the output of `openssl rand -hex 32`."
     )
-TENANTS_TOKEN_ENCRYPTION_KEY = _token_key
+TENANTS_TOKEN_ENCRYPTION_KEY: bytes = _token_key
 TENANTS_TOKEN_ENCRYPTION_KEYS_OLD = cfg.hex_key_list("TOKEN_ENCRYPTION_KEYS_OLD")
 
 # ----------------------------------------------------------------------- tenants

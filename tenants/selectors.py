@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -24,7 +25,7 @@ from tenants.settings_schema import settings_effective
 log = logging.getLogger(__name__)
 
 REASONS = ("default", "plan", "admin_override", "owner_toggle", "rollout", "archived")
-_OVERRIDE_REASON = {TenantFlag.Source.ADMIN: "admin_override", TenantFlag.Source.OWNER: "owner_toggle"}
+_OVERRIDE_REASON: dict[str, str] = {TenantFlag.Source.ADMIN: "admin_override", TenantFlag.Source.OWNER: "owner_toggle"}
 # Rollout buckets have 0.01 % resolution; percent p admits buckets [0, p * 100).
 _BUCKETS = 10_000
 
@@ -89,7 +90,7 @@ def tenant_limits(tenant: Tenant) -> tuple[int, int, int | None]:
     return per_minute, burst, plan.daily_quota or None
 
 
-def _build_document(tenant_id: object) -> TenantDocument:
+def _build_document(tenant_id: UUID | str) -> TenantDocument:
     tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
     plan = tenant.plan
     overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
@@ -171,7 +172,7 @@ def _evaluate(key: str, rule: dict, subject: str) -> EvaluatedFlag:
     return EvaluatedFlag(rule["enabled"], rule["reason"], rule["version"])
 
 
-def tenant_document_build(tenant_id: object) -> TenantDocument:
+def tenant_document_build(tenant_id: UUID | str) -> TenantDocument:
     """Build a tenant's document from the database (the cold path; no Redis)."""
     return _build_document(tenant_id)
 

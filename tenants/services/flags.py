@@ -180,10 +180,11 @@ def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, 
     The platform's override (if any) is left as it is: "off" turns the flag off for the tenant,
     "on" gives back what the platform set (its rollout percentage), never more.
     """
+    actor_pk = getattr(actor, "pk", None)
     role = (
-        Membership.objects.filter(tenant=tenant, user_id=getattr(actor, "pk", None))
-        .values_list("role", flat=True)
-        .first()
+        None  # no membership has a null user
+        if actor_pk is None
+        else Membership.objects.filter(tenant=tenant, user_id=actor_pk).values_list("role", flat=True).first()
     )
     if role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
         raise PermissionDenied("Only an owner or admin of this tenant can toggle its flags.")
