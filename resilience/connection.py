@@ -9,7 +9,7 @@ that lists its families in `FAMILIES`; docs/redis-keys.md is generated from them
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import redis
 from django.conf import settings
@@ -18,9 +18,6 @@ from django_redis import get_redis_connection
 from agentapi_admin.envconfig import redact_url as redacted_url  # noqa: F401 - re-exported
 from resilience.exceptions import RedisDisabled
 from resilience.keyfamily import KeyFamily
-
-if TYPE_CHECKING:
-    from resilience.breakers.redis_client import BreakerRedis
 
 FAMILIES = (
     KeyFamily(
@@ -86,10 +83,15 @@ def get_async_redis():
     return aioredis.from_url(settings.RESILIENCE_REDIS_URL, **options)
 
 
+class _BreakerClient(Protocol):
+    """What the caches' CLIENT_CLASS builds (resilience.breakers.redis_client; settings._redis_cache)."""
+
+    def without_breaker(self) -> redis.Redis: ...
+
+
 def get_redis_without_breaker(alias: str = "default") -> redis.Redis:
     """Return a client on the same pool as get_redis() whose commands skip the in-process Redis breaker."""
-    # The caches' CLIENT_CLASS always builds one of the breaker clients (settings._redis_cache).
-    return cast("BreakerRedis", get_redis(alias)).without_breaker()
+    return cast(_BreakerClient, get_redis(alias)).without_breaker()
 
 
 def key(*parts: object) -> str:

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.contrib.sessions.backends.base import SessionBase
 from django.utils import timezone
 
 logger = logging.getLogger("resilience.sessions")
@@ -133,7 +132,7 @@ def past_absolute_lifetime(data: dict | None, now: float | None = None) -> bool:
 
 if TYPE_CHECKING:
     # The type checker sees the mixin as the Django engine every concrete store puts after it.
-    _SessionEngine = SessionBase
+    from django.contrib.sessions.backends.base import SessionBase as _SessionEngine
 else:
     _SessionEngine = object
 
