@@ -168,7 +168,8 @@ def median_ratio(numerators: list[float], denominators: list[float]) -> float:
 
 def apikey_entries(client: redis.Redis) -> int:
     """Return how many API-key entries Redis holds (the warm-up's coverage)."""
-    return sum(1 for _ in client.scan_iter(match="agentapi:apikey:*", count=1000))
+    # Entries carry the tenant's hash tag; `agentapi:apikey:route:*` (one per key too) must not count.
+    return sum(1 for _ in client.scan_iter(match="agentapi:apikey:{*", count=1000))
 
 
 def main() -> int:
