@@ -211,6 +211,12 @@ class Stack:
     def commandstats(self) -> list[dict]:
         return [commandstats(client) for client in self.clients]
 
+    def rejected(self) -> int:
+        """Return the calls the masters refused so far, MOVED and ASK redirects included."""
+        return sum(
+            stats.get("rejected_calls", 0) for client in self.clients for stats in client.info("commandstats").values()
+        )
+
     def apikey_entries(self) -> int:
         return sum(apikey_entries(client) for client in self.clients)
 
@@ -249,9 +255,10 @@ def start_gunicorn(env: dict, worker: list[str], started: list[subprocess.Popen]
 def measure(load, stack: Stack, target: tuple, duration: int, connections: int, start: int) -> dict:
     """Load one target once; add CPU per request and the Redis commands of the run, summed over the masters."""
     url, headers, keys_file = target
-    before, cpu_before = stack.commandstats(), stack.cpu()
+    before, rejected_before, cpu_before = stack.commandstats(), stack.rejected(), stack.cpu()
     outcome = load(url, headers, duration, connections, keys_file, start)
     cpu_after, after = stack.cpu(), stack.commandstats()
+    outcome["rejected_calls"] = stack.rejected() - rejected_before
     # CPU per request barely depends on what else the machine runs, unlike req/s.
     app, masters, replicas = ((a - b) / outcome["requests"] * 1e6 for a, b in zip(cpu_after, cpu_before, strict=True))
     outcome["app_cpu_us"], outcome["redis_cpu_us"] = app, masters
@@ -438,6 +445,8 @@ def main() -> int:
                     for name in on_cluster
                 },
                 "redis_commands_per_request": {name: redis_per_request[name] for name in on_cluster},
+                # Calls the masters refused (a MOVED or ASK redirect is one), per round: 0 when routing by slot works.
+                "rejected_calls": {name: [run["rejected_calls"] for run in results[name]] for name in on_cluster},
                 "commands_per_master": {
                     name: [run["commands_per_master"] for run in results[name]] for name in on_cluster
                 },
