@@ -8,7 +8,10 @@ only returns 1) through `redis.Redis` and through `redis.cluster.RedisCluster`,
 alternating in rounds, and prints the median `time.process_time` per call of each, of
 the cluster client's routing step alone (slot of the keys, node of the slot), and the
 Redis commands the cluster's masters saw per call (`INFO commandstats`: MOVED replies
-count as rejected calls). No Django: the app's clients add the same breaker to both.
+count as rejected calls). Before that it measures the CPU each Redis spends with no
+traffic at all (`--idle` seconds): a cluster's masters gossip and run their cron whatever
+the load, which a CPU-per-request figure summed over them includes. No Django: the
+app's clients add the same breaker to both.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
 from agentapi_admin.redis_process import RedisClusterProcesses, RedisProcess  # noqa: E402
+from bench.bootstrap.run import cpu_seconds  # noqa: E402
 
 KEYS = [f"agentapi:bench:{{t:acme}}:{n}" for n in range(7)]
 ARGS = ["", "body", "", 691200, 1, 60000, "0", "config:read", "", "t:acme"]
@@ -50,6 +54,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--calls", type=int, default=5000, help="calls per client per round")
+    parser.add_argument("--idle", type=int, default=10, help="seconds of no traffic for the idle CPU")
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-cluster-client-"))
     server = RedisProcess(directory=workdir / "redis").start()
@@ -60,7 +65,16 @@ def main() -> int:
         clustered = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", node.port) for node in cluster.nodes])
         sha = single.script_load("return 1")
         clustered.script_load("return 1")  # on every master
-        masters = [redis.Redis(port=node.port) for node in cluster.master_nodes()]
+        master_nodes = cluster.master_nodes()
+        masters = [redis.Redis(port=node.port) for node in master_nodes]
+        idle_nodes = {"standalone": [server], "cluster_masters": master_nodes}
+        idle_nodes["cluster_replicas"] = [node for node in cluster.nodes if node not in master_nodes]
+        idle_before = {name: sum(cpu_seconds(n.process.pid) for n in nodes) for name, nodes in idle_nodes.items()}
+        time.sleep(options.idle)
+        idle = {
+            name: round((sum(cpu_seconds(n.process.pid) for n in nodes) - idle_before[name]) / options.idle * 1e3, 2)
+            for name, nodes in idle_nodes.items()
+        }
 
         def route() -> None:
             clustered.nodes_manager.get_node_from_slot(clustered.determine_slot("EVALSHA", sha, 7, *KEYS, *ARGS))
@@ -92,6 +106,8 @@ def main() -> int:
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "calls_per_round": options.calls,
             "rounds": options.rounds,
+            # CPU milliseconds per second with no traffic, summed over the nodes of each group.
+            "idle_cpu_ms_per_s": idle,
             "cpu_us_per_call_median": median,
             "cpu_us_per_call_rounds": {name: [round(x, 1) for x in values] for name, values in times.items()},
             "cluster_extra_us": round(median["cluster"] - median["single"], 1),
