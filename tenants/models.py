@@ -16,6 +16,15 @@ FLAG_KEY_PATTERN = r"^[a-z0-9_.-]{1,64}$"
 PROBE_UPSTREAM_PERMISSION = "tenants.probe_upstream"
 
 
+def _key_field() -> models.CharField:
+    """A flag's or segment's key: permanent, unique, the same characters clients may use."""
+    return models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(FLAG_KEY_PATTERN, "Use 1-64 characters: a-z, 0-9, '_', '.', '-'.")],
+    )
+
+
 class Plan(models.Model):
     """A commercial plan: rate limits, quota and default flag values shared by its tenants."""
 
@@ -55,6 +64,8 @@ class Tenant(models.Model):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
     settings = models.JSONField(default=dict, blank=True)
+    # Free-form tags that segments can target (tenant.labels), e.g. ["eu", "beta-program"].
+    labels = models.JSONField(default=list, blank=True, help_text='Tags segments can target, e.g. ["eu", "beta"].')
     # http(s) only: the probe refuses other schemes, so saving one would only hide the mistake.
     upstream_url = models.URLField(
         blank=True,
@@ -133,16 +144,51 @@ class Invitation(models.Model):
         return f"{self.identifier} to {self.tenant} ({self.state})"
 
 
-class Flag(models.Model):
-    """A feature flag definition."""
+class Segment(models.Model):
+    """A reusable audience: conditions (all must hold) over tenant attributes and the evaluation context.
 
-    key = models.CharField(
-        max_length=64,
-        unique=True,
-        validators=[RegexValidator(FLAG_KEY_PATTERN, "Use 1-64 characters: a-z, 0-9, '_', '.', '-'.")],
-    )
+    `conditions` is a list of {"attribute", "op", "values"} checked by `tenants.flagrules`.
+    """
+
+    key = _key_field()
+    name = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
+    conditions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Flag(models.Model):
+    """A feature flag definition: its kind, values, variants and flag-level rules (docs/flags.md)."""
+
+    class Kind(models.TextChoices):
+        BOOLEAN = "boolean", "Boolean"
+        STRING = "string", "String"
+        NUMBER = "number", "Number"
+        JSON = "json", "JSON"
+
+    key = _key_field()
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.BOOLEAN)
+    # Whether the flag is on where no override, rule or plan decides.
     default = models.BooleanField(default=False)
+    # Typed flags: the value served when on and no variant or rule value applies (null for booleans).
+    default_value = models.JSONField(null=True, blank=True)
+    # [{"key", "value", "weight"}]: named values; weights (percent, summing to 100) split subjects.
+    variants = models.JSONField(default=list, blank=True)
+    # Flag-level rules, in order: [{"segment", "percent", "bucket_by", "serve"}], below tenant overrides.
+    rules = models.JSONField(default=list, blank=True)
+    # JSON flags: every value (default, variants, overrides, rules) must match this JSON Schema.
+    schema = models.JSONField(null=True, blank=True)
+    requires_approval = models.BooleanField(
+        default=False, help_text="A change is a change request another staff user approves before it applies."
+    )
     tenant_editable = models.BooleanField(default=False, help_text="Tenant owners and admins may toggle it.")
     risky = models.BooleanField(default=False, help_text="The portal asks for confirmation before a toggle.")
     archived = models.BooleanField(default=False)
@@ -171,6 +217,11 @@ class TenantFlag(models.Model):
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="overrides")
     enabled = models.BooleanField()
     rollout_percent = models.PositiveSmallIntegerField(default=100, validators=[MaxValueValidator(100)])
+    # Typed flags: what the override serves when on (a variant key, or a value); neither: the flag's own.
+    variant = models.CharField(max_length=64, blank=True)
+    value = models.JSONField(null=True, blank=True)
+    # Bounds for the owner: the variants the tenant's owner may pick among (empty: none).
+    owner_variants = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.ADMIN)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     updated_at = models.DateTimeField(auto_now=True)
@@ -191,6 +242,8 @@ class OwnerToggle(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="owner_toggles")
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="owner_toggles")
     enabled = models.BooleanField()
+    # The owner's pick among the override's `owner_variants` (blank: none); ignored outside those bounds.
+    variant = models.CharField(max_length=64, blank=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
