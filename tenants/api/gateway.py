@@ -105,9 +105,11 @@ _asked_all: set[tuple[str, str]] = set()
 
 
 def ask_field(keys=None) -> str:
-    """Return the asked-flags field of a request for `keys` (None or empty: every flag): one field per request."""
-    if not keys:
+    """Return the asked-flags field of a request for `keys` (None: every flag; empty: none): one field per request."""
+    if keys is None:
         return ASK_ALL
+    if not keys:
+        return ""
     field = ",".join(sorted(set(keys)))
     return field if len(field) <= ASK_FIELD_MAX else ASK_ALL
 

@@ -88,11 +88,32 @@ def test_a_process_that_forgot_counts_every_flag_again_harmlessly(acme, redis_cl
 def test_a_request_for_listed_keys_counts_one_field(acme, redis_client):
     tenant, secret = acme
     assert ask_field(["dark-mode", "beta", "beta"]) == "beta,dark-mode"
-    assert ask_field(None) == ask_field([]) == ASK_ALL
+    assert ask_field(None) == ASK_ALL and ask_field([]) == ""
     assert ask_field([f"flag-{n:04d}" for n in range(200)]) == ASK_ALL  # too long a field: counted as every flag
     for _ in range(2):
         assert gateway_call(secret, field_name="rules", asked=ask_field(["dark-mode", "beta"])).outcome == "ok"
     assert asks(redis_client, tenant) == {"beta,dark-mode": "2"}
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        (b'{"keys": ["dark-mode", "beta"]}', "beta,dark-mode"),
+        (b'{"subject": "u1"}', ASK_ALL),
+        (b'{"keys": null}', ASK_ALL),
+        (b"", ASK_ALL),
+        (b'{"keys": []}', ""),
+        (b'{"keys": "beta"}', ""),
+        (b"not json", ""),
+    ],
+)
+def test_a_post_counts_the_keys_its_body_names(body, field):
+    from django.test import RequestFactory
+
+    from tenants.api.views import TenantKey
+
+    request = RequestFactory().post("/api/v1/evaluate", data=body, content_type="application/json")
+    assert TenantKey(field="rules", scope="flags:read")._asked(request, "") == field
 
 
 def test_refused_requests_count_no_asks(redis_client):
