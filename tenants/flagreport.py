@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Max, Q, Sum
+from django.db import connection
+from django.db.models import Exists, Max, OuterRef, Q, Sum
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -174,47 +175,73 @@ def _override_summary(row: TenantFlag) -> dict:
 class FlagTenants:
     """Every tenant's answer for one flag, filtered; rows are answered lazily, a batch at a time.
 
-    `candidates` are the tenants the SQL-side filters keep (ordered by slug). Without an
-    answer filter only the rows shown are answered; with one, every candidate is, in batches.
+    Filters on the tenant and its layers run in SQL, so a page without an answer filter is a
+    COUNT and a LIMIT and only its 50 rows are answered. A reason or value filter needs every
+    candidate answered: in batches, with the flag's overrides and owner toggles read once.
     """
 
     def __init__(self, flag: Flag, filters: FlagTenantFilters) -> None:
         self.flag = flag
         self.filters = filters
-        self.overrides = {o.tenant_id: o for o in TenantFlag.objects.filter(flag=flag)}
-        self.owners = {o.tenant_id: o for o in OwnerToggle.objects.filter(flag=flag)}
-        self.candidates = [t for t in self._tenants() if self._keeps(t)]
+        self._layers: tuple[dict, dict] | None = None
         self._answered: list[FlagTenantRow] | None = None
 
-    def _tenants(self) -> Iterator[dict]:
+    def _tenants(self):
+        filters = self.filters
         tenants = Tenant.objects.order_by("slug")
-        if self.filters.status:
-            tenants = tenants.filter(status=self.filters.status)
+        if filters.status:
+            tenants = tenants.filter(status=filters.status)
         else:
             tenants = tenants.exclude(status=Tenant.Status.DELETED)
-        if self.filters.plan:
-            tenants = tenants.filter(plan__code=self.filters.plan)
-        yield from tenants.values(*_TENANT_FIELDS).iterator(chunk_size=2000)
+        if filters.plan:
+            tenants = tenants.filter(plan__code=filters.plan)
+        if filters.label and connection.vendor == "postgresql":
+            tenants = tenants.filter(labels__contains=[filters.label])
+        for model, wanted in ((TenantFlag, filters.has_override), (OwnerToggle, filters.has_owner_toggle)):
+            if wanted is not None:
+                exists = Exists(model.objects.filter(tenant=OuterRef("pk"), flag=self.flag))
+                tenants = tenants.filter(exists if wanted else ~exists)
+        return tenants.values(*_TENANT_FIELDS)
 
-    def _keeps(self, tenant: dict) -> bool:
-        filters = self.filters
-        if filters.label and filters.label not in (tenant["labels"] or ()):
-            return False
-        if filters.has_override is not None and (tenant["pk"] in self.overrides) != filters.has_override:
-            return False
-        owned = tenant["pk"] in self.owners
-        return filters.has_owner_toggle is None or owned == filters.has_owner_toggle
+    def _label_in_python(self) -> bool:
+        # Other databases cannot test JSON containment in SQL: the label filter runs here.
+        return bool(self.filters.label) and connection.vendor != "postgresql"
+
+    def _candidates(self) -> Iterator[dict]:
+        for tenant in self._tenants().iterator(chunk_size=2000):
+            if not self._label_in_python() or self.filters.label in (tenant["labels"] or ()):
+                yield tenant
+
+    def _layers_of(self, tenant_ids: list) -> tuple[dict, dict]:
+        """Return (overrides, owner toggles) by tenant id: the whole flag's once loaded, else these tenants'."""
+        if self._layers is not None:
+            return self._layers
+        rows = {"flag": self.flag, "tenant__in": tenant_ids}
+        return (
+            {o.tenant_id: o for o in TenantFlag.objects.filter(**rows)},
+            {o.tenant_id: o for o in OwnerToggle.objects.filter(**rows)},
+        )
+
+    def _load_layers(self) -> None:
+        if self._layers is None:
+            self._layers = (
+                {o.tenant_id: o for o in TenantFlag.objects.filter(flag=self.flag)},
+                {o.tenant_id: o for o in OwnerToggle.objects.filter(flag=self.flag)},
+            )
 
     def answer(self, tenants: list[dict]) -> list[FlagTenantRow]:
-        """Return the rows of `tenants` (dicts from `candidates`), answered for the tenant itself."""
+        """Return the rows of `tenants` (dicts of tenant fields), answered for the tenant itself."""
+        if not tenants:
+            return []
         rules = tenants_rules(tenants, [self.flag])
+        overrides, owners = self._layers_of([tenant["pk"] for tenant in tenants])
         rows = []
         for tenant in tenants:
             rule = rules[tenant["pk"]][self.flag.key]
             result = flagrules.evaluate(self.flag.key, rule["entry"], str(tenant["pk"]))
             step = next((s for s in rule["entry"].get("steps", ()) if s.get("rule") == result.rule), {})
-            override = self.overrides.get(tenant["pk"])
-            owner = self.owners.get(tenant["pk"])
+            override = overrides.get(tenant["pk"])
+            owner = owners.get(tenant["pk"])
             rows.append(
                 FlagTenantRow(
                     tenant_id=tenant["pk"],
@@ -248,18 +275,19 @@ class FlagTenants:
                 return False
         return True
 
-    def rows(self) -> list:
-        """Return what a paginator pages: candidate dicts, or answered rows when an answer filter applies."""
+    def rows(self):
+        """Return what a paginator pages: the tenants' query, candidate dicts, or answered rows (answer filters)."""
         if not self.filters.needs_answers:
-            return self.candidates
+            return list(self._candidates()) if self._label_in_python() else self._tenants()
         if self._answered is None:
+            self._load_layers()
             self._answered = [
-                row for batch in _batches(self.candidates) for row in self.answer(batch) if self._matches(row)
+                row for batch in _batches(self._candidates()) for row in self.answer(batch) if self._matches(row)
             ]
         return self._answered
 
-    def page_rows(self, items: list) -> list[FlagTenantRow]:
-        """Return a page's rows answered (a page of `rows()`)."""
+    def page_rows(self, items) -> list[FlagTenantRow]:
+        """Return a page of `rows()` answered."""
         items = list(items)
         if items and isinstance(items[0], FlagTenantRow):
             return items
@@ -270,7 +298,8 @@ class FlagTenants:
         if self.filters.needs_answers:
             yield from self.rows()
             return
-        for batch in _batches(self.candidates):
+        self._load_layers()
+        for batch in _batches(self._candidates()):
             yield from self.answer(batch)
 
 
