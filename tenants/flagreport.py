@@ -372,13 +372,12 @@ def _last_changes(flags: list[Flag], since: datetime) -> dict[str, datetime]:
     for model in (TenantFlag, OwnerToggle):
         for flag_id, moment in model.objects.values_list("flag_id").annotate(latest=Max("updated_at")):
             bump(by_id.get(flag_id, ""), moment)
-    segments = {}
+    segment_changed, segment_keys = {}, {}
     for pk, key, moment in Segment.objects.values_list("pk", "key", "updated_at"):
-        segments[key] = moment
-        segments[str(pk)] = key
+        segment_changed[key], segment_keys[str(pk)] = moment, key
     for flag in flags:
         for rule in flag.rules or ():
-            bump(flag.key, segments.get(rule.get("segment")))
+            bump(flag.key, segment_changed.get(rule.get("segment")))
     for defaults, moment in Plan.objects.values_list("default_flags", "updated_at"):
         for key in defaults if isinstance(defaults, dict) else ():
             bump(key, moment)
@@ -397,7 +396,7 @@ def _last_changes(flags: list[Flag], since: datetime) -> dict[str, datetime]:
         if object_type == "tenants.flag":
             bump(by_id.get(int(object_id)) if object_id.isdigit() else "", moment)
         elif object_type == "tenants.segment":
-            segment = segments.get(object_id)
+            segment = segment_keys.get(object_id)
             for flag in flags:
                 if segment is None or any(rule.get("segment") == segment for rule in flag.rules or ()):
                     bump(flag.key, moment)  # a deleted segment: every flag might have used it

@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from tenants.flagreport import flags_staleness, tenants_rules
-from tenants.models import Flag, FlagAskDaily, Tenant
+from tenants.models import Flag, FlagAskDaily, Segment, Tenant
 from tenants.selectors import tenant_rules
-from tenants.services.flags import flag_set_override
+from tenants.services.flags import flag_set_override, segment_create, segment_update
 from tenants.services.tenants import tenant_update
 
 from .factories import make_flag, make_plan, make_tenant
@@ -83,6 +83,22 @@ def test_a_recent_change_keeps_a_uniform_flag_off_the_report(redis_client):
     staleness = by_key(flags_staleness(DAYS))["recent"]
     assert staleness.last_change > timezone.now() - timedelta(days=1)
     assert "uniform" not in staleness.stale_because
+
+
+def test_a_change_to_a_segment_a_rule_uses_counts_as_a_change(redis_client):
+    segment = segment_create(
+        key="eu", conditions=[{"attribute": "tenant.labels", "op": "in", "values": ["eu"]}], actor=None
+    )
+    make_flag("targeted", rules=[{"segment": "eu", "serve": {"enabled": True}}])
+    make_tenant("acme")
+    make_flag("other")
+    age(*Flag.objects.all())
+    Segment.objects.update(updated_at=timezone.now() - timedelta(days=DAYS + 5))
+    assert "uniform" in by_key(flags_staleness(DAYS))["targeted"].stale_because
+    segment_update(segment=segment, actor=None, description="EU tenants")
+    report = by_key(flags_staleness(DAYS))
+    assert "uniform" not in report["targeted"].stale_because
+    assert "uniform" in report["other"].stale_because  # a flag that does not use the segment is not touched
 
 
 def test_an_answer_that_differs_between_tenants_is_not_uniform(redis_client):
