@@ -17,7 +17,7 @@ from tenants.selectors import tenant_rules
 from tenants.services.flags import flag_set_override, segment_create, segment_update
 from tenants.services.tenants import tenant_update
 
-from .factories import make_flag, make_plan, make_tenant
+from .factories import make_flag, make_plan, make_staff, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +173,14 @@ def test_flags_stale_command_prints_json_and_text(capsys, redis_client):
     assert [f["key"] for f in json.loads(capsys.readouterr().out)["flags"]] == ["uniform"]
     with pytest.raises(CommandError, match="--days must be"):
         call_command("flags_stale", "--days", "0")
+
+
+def test_without_redis_the_report_and_page_answer_from_the_database(capsys, redis_server, client):
+    make_flag("beta", default=True)
+    make_tenant("acme")
+    client.force_login(make_staff("root"))  # sessions live in Redis: sign in first
+    redis_server.kill()
+    call_command("flags_stale", "--days", "1", "--all", "--format", "json")
+    assert [f["key"] for f in json.loads(capsys.readouterr().out)["flags"]] == ["beta"]
+    response = client.get(f"/admin/tenants/flag/{Flag.objects.get().pk}/tenants/?reason=default")
+    assert response.status_code == 200 and [row.slug for row in response.context["rows"]] == ["acme"]
