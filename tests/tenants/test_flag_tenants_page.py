@@ -189,6 +189,7 @@ def test_view_only_staff_may_read_and_others_may_not(world):
     client = Client()
     client.force_login(viewer)
     assert client.get(page_url(world)).status_code == 200
+    assert page_url(world) in client.get(f"/admin/tenants/flag/{world.pk}/change/").content.decode()
     assert client.get(page_url(world, format="csv")).status_code == 200
     assert client.get("/admin/tenants/flag/stale/").status_code == 200
     assert client.post(page_url(world)).status_code == 405  # read-only: GET only
