@@ -23,6 +23,7 @@ from agentapi_admin.admin_base import GuardedModelAdmin, admin_time
 from agentapi_admin.admin_export import Export, ExportActionsMixin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
+from tenants.admin_flagviews import FlagViewsMixin
 from tenants.admin_history import AuditHistoryMixin
 from tenants.charts import usage_chart
 from tenants.exceptions import InvalidSettings, TenantsError
@@ -525,7 +526,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
 # ----------------------------------------------------------------------- flags
 @admin.register(Flag)
-class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
+class FlagAdmin(FlagViewsMixin, AuditHistoryMixin, GuardedModelAdmin):
     list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
     list_filter = ["archived", "tenant_editable", "risky", "default"]
     search_fields = ["key", "description"]
