@@ -178,8 +178,9 @@ def url_allowed(url: AdminUrl, method: str, user) -> bool:
     if suffix == "object":
         # `<id>/` only redirects to the change page (Django checks no permission there); that page checks.
         return model_admin.has_view_or_change_permission(request, None)
-    if suffix in ("changelist", "history") or (suffix == "change" and method == "GET"):
-        return model_admin.has_view_or_change_permission(request, None if suffix == "changelist" else obj)
+    # The flag admin's read-only pages (every tenant's answer for a flag, the stale report) need view or change.
+    if suffix in ("changelist", "history", "tenants", "stale") or (suffix == "change" and method == "GET"):
+        return model_admin.has_view_or_change_permission(request, None if suffix in ("changelist", "stale") else obj)
     if suffix == "add":
         return model_admin.has_add_permission(request)
     if suffix in ("change", "password_change"):
