@@ -85,7 +85,8 @@ class ScheduleForm(forms.ModelForm):
     user = None  # set by ChangeRequestAdmin.get_form
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.errors:
             return cleaned
         operation = cleaned["operation"]

@@ -32,6 +32,13 @@ class Target:
     flag: Flag
     tenant: Tenant | None = None
 
+    @property
+    def scoped_tenant(self) -> Tenant:
+        """Return the tenant of a tenant-scoped change (`Operation.resolve` always finds one for those)."""
+        if self.tenant is None:
+            raise InvalidChange("tenant: required for this change.", field="tenant")
+        return self.tenant
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -75,7 +82,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def _keys(params: dict, *, required: set[str], optional: set[str] = frozenset()) -> dict:
+def _keys(params: dict, *, required: set[str], optional: set[str] | frozenset[str] = frozenset()) -> dict:
     """Return params with only known keys; raise InvalidChange naming a missing or unknown one."""
     if not isinstance(params, dict):
         raise InvalidChange("params: send an object of the change's values.", field="params")
@@ -101,7 +108,7 @@ def _set_override_options() -> set[str]:
 
 
 def _override_state(target: Target, _params: dict) -> dict | None:
-    override = TenantFlag.objects.filter(tenant=target.tenant, flag=target.flag).first()
+    override = TenantFlag.objects.filter(tenant=target.scoped_tenant, flag=target.flag).first()
     if override is None:
         return None
     fields = [name for name in sorted(_set_override_options()) if hasattr(TenantFlag, name)]
@@ -109,7 +116,7 @@ def _override_state(target: Target, _params: dict) -> dict | None:
 
 
 def _toggle_state(target: Target, _params: dict) -> dict | None:
-    toggle = OwnerToggle.objects.filter(tenant=target.tenant, flag=target.flag).first()
+    toggle = OwnerToggle.objects.filter(tenant=target.scoped_tenant, flag=target.flag).first()
     if toggle is None:
         return None
     return {"enabled": toggle.enabled, **({"variant": toggle.variant} if toggle.variant else {})}
@@ -169,7 +176,7 @@ def _values(params: dict) -> dict:
 
 def _set_override_apply(target: Target, params: dict, actor) -> None:
     flag_services.flag_set_override(
-        tenant=target.tenant, flag=target.flag, actor=actor, approved=True, **_values(params)
+        tenant=target.scoped_tenant, flag=target.flag, actor=actor, approved=True, **_values(params)
     )
 
 
@@ -197,7 +204,7 @@ def _clear_clean(params: dict) -> dict:
 
 
 def _clear_apply(target: Target, params: dict, actor) -> None:
-    flag_services.flag_clear_override(tenant=target.tenant, flag=target.flag, actor=actor, approved=True)
+    flag_services.flag_clear_override(tenant=target.scoped_tenant, flag=target.flag, actor=actor, approved=True)
 
 
 def _clear_inverse(target: Target, params: dict, before: dict | None):
@@ -221,11 +228,11 @@ def _toggle_apply(target: Target, params: dict, actor) -> None:
     if params.get("on_behalf"):
         # A staff change putting back an owner's choice (the inverse of a reset): not the owner's own toggle.
         flag_services.owner_toggle_restore(
-            tenant=target.tenant, flag=target.flag, enabled=params["enabled"], actor=actor
+            tenant=target.scoped_tenant, flag=target.flag, enabled=params["enabled"], actor=actor
         )
     else:
         flag_services.flag_owner_toggle(
-            tenant=target.tenant,
+            tenant=target.scoped_tenant,
             flag=target.flag,
             enabled=params["enabled"],
             variant=params.get("variant", ""),
@@ -251,7 +258,7 @@ def _toggle_describe(params: dict) -> str:
 
 # ----------------------------------------------------------------- flag.owner_reset
 def _reset_apply(target: Target, params: dict, actor) -> None:
-    flag_services.flag_owner_reset(tenant=target.tenant, flag=target.flag, actor=actor, approved=True)
+    flag_services.flag_owner_reset(tenant=target.scoped_tenant, flag=target.flag, actor=actor, approved=True)
 
 
 def _reset_inverse(target: Target, params: dict, before: dict | None):
