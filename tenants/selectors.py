@@ -104,13 +104,29 @@ def _tenant_attributes(tenant: Tenant) -> dict:
     }
 
 
+def _flag_changed(flag: Flag, tenant: Tenant, override, owner, segments_changed: dict) -> datetime:
+    """Return when the inputs of a flag's answer for a tenant last changed (its entry's version).
+
+    The tenant counts whatever decides: its plan, labels, settings and status feed the rules,
+    the plan and the default, and removing an override or an owner's choice touches it
+    (tenants.services.flags), so the version moves even when the layer that decided is gone.
+    """
+    moments = [flag.updated_at, tenant.updated_at]
+    moments += [layer.updated_at for layer in (override, owner) if layer is not None]
+    moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
+    if override is None and owner is None:
+        moments.append(tenant.plan.updated_at)
+    return max(moments)
+
+
 def _build_document(tenant_id: object) -> TenantDocument:
     tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
     plan = tenant.plan
     overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
     owners = {o.flag_id: o for o in OwnerToggle.objects.filter(tenant=tenant)}
-    segments = dict(Segment.objects.values_list("key", "conditions"))
-    segments_changed = {key: at for key, at in Segment.objects.values_list("key", "updated_at")}
+    segments, segments_changed = {}, {}
+    for key, conditions, changed in Segment.objects.values_list("key", "conditions", "updated_at"):
+        segments[key], segments_changed[key] = conditions, changed
     attributes = _tenant_attributes(tenant)
     rules = {}
     for flag in Flag.objects.all():
@@ -118,12 +134,10 @@ def _build_document(tenant_id: object) -> TenantDocument:
         # An owner's choice counts only while owners may edit the flag, and only within the override:
         # "off" always wins, "on" restores what the platform set (its rollout), never more.
         owner = owners.get(flag.pk) if flag.tenant_editable else None
-        moments = [flag.updated_at] + [layer.updated_at for layer in (override, owner) if layer is not None]
-        moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
         plan_value = plan.default_flags.get(flag.key) if isinstance(plan.default_flags, dict) else None
-        if plan_value is not None and override is None and owner is None:
-            moments.append(plan.updated_at)
-        version = _ms(flag.updated_at if flag.archived else max(moments))
+        version = _ms(
+            flag.updated_at if flag.archived else _flag_changed(flag, tenant, override, owner, segments_changed)
+        )
         entry = flagrules.compile_entry(
             flag={
                 "key": flag.key,

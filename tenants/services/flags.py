@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
@@ -71,6 +72,12 @@ def _all_tenants() -> list:
     return list(Tenant.objects.values_list("pk", flat=True))
 
 
+def _layer_removed(tenant: Tenant) -> None:
+    """Record that a layer of the tenant's flags went away: entry versions are the newest change among
+    their layers (tenants.selectors), and a removed row leaves no time of its own to count."""
+    Tenant.objects.filter(pk=tenant.pk).update(updated_at=timezone.now())
+
+
 def _rule_error(exc: flagrules.RuleError) -> TenantsError:
     return TenantsError(f"{exc.field}: {exc.message}", field=exc.field)
 
@@ -95,7 +102,11 @@ def _clean_definition(flag: Flag) -> None:
                 raise flagrules.RuleError(f"a {flag.kind} flag needs a default value.", field="default_value")
             flagrules.validate_value(flag.kind, flag.default_value, field="default_value", schema=flag.schema)
         flag.variants = flagrules.validate_variants(flag.kind, flag.variants, schema=flag.schema)
-        segment_keys = set(Segment.objects.values_list("key", flat=True))
+        # The segments the rules name are locked until commit: segment_delete, which checks for users
+        # under the same lock, cannot remove one between this check and the flag's save.
+        rules = flag.rules if isinstance(flag.rules, list) else []
+        named = [r["segment"] for r in rules if isinstance(r, dict) and isinstance(r.get("segment"), str)]
+        segment_keys = set(Segment.objects.select_for_update().filter(key__in=named).values_list("key", flat=True))
         flag.rules = flagrules.validate_rules(
             flag.rules, kind=flag.kind, variants=flag.variants, schema=flag.schema, segment_keys=segment_keys
         )
@@ -379,6 +390,7 @@ def flag_clear_override(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | Non
         return False
     before = _override_snapshot(override)
     override.delete()
+    _layer_removed(tenant)
     versions_bump([tenant.pk])
     audit_record(
         actor=actor,
@@ -480,6 +492,7 @@ def flag_owner_reset(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | None =
         return False
     before = _owner_snapshot(toggle)
     toggle.delete()
+    _layer_removed(tenant)
     versions_bump([tenant.pk])
     audit_record(
         actor=actor,
