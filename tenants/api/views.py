@@ -16,8 +16,9 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import Path, Query
-from ninja.errors import AuthenticationError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security.http import HttpAuthBase
+from pydantic import ValidationError as PydanticValidationError
 
 from agentapi_admin.client_address import client_ip_identity
 from agentapi_admin.openapi import DocumentedAPI, problems
@@ -26,13 +27,12 @@ from resilience.ratelimit import ratelimit_response
 from resilience.ratelimit.enforce import ratelimit_enforce
 from resilience.ratelimit.middleware import limits_itself
 from tenants.api.gateway import GatewayResult, gateway_call
-from tenants.api.schemas import BootstrapOut, FlagOut
+from tenants.api.schemas import SUBJECT_MAX_LENGTH, BootstrapOut, EvaluateIn, EvaluateOut, FlagOut
 from tenants.models import FLAG_KEY_PATTERN
-from tenants.selectors import flag_evaluate_from_rules
+from tenants.selectors import EvaluatedFlag, flag_evaluate_from_rules
 from tenants.services.apikeys import KEY_PATTERN
 
 ERRORS = problems(401, 403, 422, 429, 503)
-SUBJECT_MAX_LENGTH = 200
 # Sent to the gateway instead of a flag key that cannot exist: such a request is answered 422, never billed.
 _NO_SUCH_FLAG = "!"
 _FLAG_KEY = re.compile(FLAG_KEY_PATTERN)
@@ -147,6 +147,13 @@ class TenantKey(HttpAuthBase):
         """Return the flag key the gateway checks before billing ('' for the whole document)."""
         if self.field != "rules":
             return ""
+        if request.method == "POST":
+            # POST /evaluate: a body that will be answered 422 is not billed either.
+            try:
+                EvaluateIn.model_validate_json(request.body or b"{}")
+            except PydanticValidationError:
+                return _NO_SUCH_FLAG
+            return ""
         key = (request.resolver_match.kwargs if request.resolver_match else {}).get("key", "")
         subject = request.GET.get("subject")
         valid_subject = subject is None or 1 <= len(subject) <= SUBJECT_MAX_LENGTH
@@ -175,6 +182,13 @@ def _api_error(request, exc: ApiError):
 @api.exception_handler(AuthenticationError)
 def _auth_error(request, exc):
     return error_response(401, "missing_api_key", "Send `Authorization: Bearer aak_...`.", headers=_UNAUTHORIZED)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    # ninja's own refusals, e.g. a body that is not JSON ("Cannot parse request body").
+    field = "body" if exc.status_code == 400 else None
+    return error_response(exc.status_code, "invalid_request", f"{exc}.", field=field)
 
 
 @api.exception_handler(ValidationError)
@@ -214,6 +228,14 @@ def bootstrap(request):
     return _with_limits(response, result)
 
 
+def _answer(evaluated: EvaluatedFlag) -> dict:
+    """Return an evaluated flag as the API writes it: `rule` only when a rule decided."""
+    answer = dict(evaluated.__dict__)
+    if answer["rule"] is None:
+        del answer["rule"]
+    return answer
+
+
 @api.get(
     "/flags/{key}",
     operation_id="flag_evaluate",
@@ -234,8 +256,32 @@ def flag(
     if evaluated is None:
         response = error_response(404, "unknown_flag", f"No flag with key {key!r}.", field="key")
     else:
-        response = JsonResponse({"key": key, "subject": subject, **evaluated.__dict__})
+        response = JsonResponse({"key": key, "subject": subject, **_answer(evaluated)})
     return _with_limits(response, result)
+
+
+@api.post(
+    "/evaluate",
+    operation_id="evaluate",
+    auth=TenantKey(field="rules", scope="flags:read"),
+    response={200: EvaluateOut, **ERRORS},
+    summary="Evaluate flags for a subject and an evaluation context",
+    description="Every flag (or those in `keys`) evaluated for `subject` and `context`, as the SDKs evaluate "
+    "the bootstrap's `eval` entries locally. Requested keys the tenant has no flag for are listed in `missing`.",
+)
+def evaluate(request, body: EvaluateIn):
+    result: GatewayResult = request.auth
+    rules = json.loads(result.payload)
+    subject = body.subject or result.tenant_id
+    keys = sorted(rules) if body.keys is None else list(dict.fromkeys(body.keys))
+    flags, missing = {}, []
+    for key in keys:
+        evaluated = flag_evaluate_from_rules(rules, key, subject, body.context)
+        if evaluated is None:
+            missing.append(key)
+            continue
+        flags[key] = _answer(evaluated)
+    return _with_limits(JsonResponse({"subject": subject, "flags": flags, "missing": missing}), result)
 
 
 def json_method_not_allowed(view):
@@ -258,7 +304,9 @@ def json_method_not_allowed(view):
 
 
 # The operations whose auth is TenantKey (their URL names); a test checks the list against the API.
-GATEWAY_ROUTES = ("bootstrap", "flag")
+GATEWAY_ROUTES = ("bootstrap", "flag", "evaluate")
+# The method each gateway route serves (GET unless named): the gate limits that method, the middleware the rest.
+_GATEWAY_METHODS = {"evaluate": ("POST",)}
 
 
 def _direct(ninja_view, auth: TenantKey, handler):
@@ -302,5 +350,5 @@ def api_urls():
             pattern.callback = _direct(pattern.callback, *DIRECT_ROUTES[pattern.name])
         if pattern.name in GATEWAY_ROUTES:
             # TenantKey limits these: per tenant for a valid key, per client address otherwise.
-            limits_itself(pattern.callback)
+            limits_itself(pattern.callback, methods=_GATEWAY_METHODS.get(pattern.name, ("GET",)))
     return patterns, app_name, namespace
