@@ -148,10 +148,11 @@ class TenantKey(HttpAuthBase):
         if self.field != "rules":
             return ""
         if request.method == "POST":
-            # POST /evaluate: a body that will be answered 422 is not billed either.
+            # POST /evaluate: a body that will be refused is not billed either. Parsed as django-ninja
+            # parses it (json.loads, then the schema), so both always agree on what is refused.
             try:
-                EvaluateIn.model_validate_json(request.body or b"{}")
-            except PydanticValidationError:
+                EvaluateIn.model_validate(json.loads(request.body))
+            except (ValueError, PydanticValidationError):
                 return _NO_SUCH_FLAG
             return ""
         key = (request.resolver_match.kwargs if request.resolver_match else {}).get("key", "")
@@ -195,7 +196,7 @@ def _http_error(request, exc: HttpError):
 def _validation_error(request, exc: ValidationError):
     first = exc.errors[0]
     loc = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body")]
-    name = ".".join(loc) or "request"
+    name = ".".join(loc) or "body"
     return error_response(422, "invalid_request", f"{name}: {first.get('msg', 'invalid value')}", field=name)
 
 

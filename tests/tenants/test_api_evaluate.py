@@ -133,9 +133,19 @@ def test_bad_input_is_a_problem_naming_the_field_and_is_not_billed(client, acme,
     assert redis_client.hget(usage_key(tenant.slug, tenant.pk, day), "requests") is None
 
 
-def test_a_body_that_is_not_json_is_a_problem(client, acme):
-    _, secret = acme
-    assert_error(post(client, "{not json", secret, raw=True), 400, "invalid_request", field="body")
+@pytest.mark.parametrize(
+    "raw,status",
+    [("{not json", 400), ("", 422), ('{"subject": "\\ud800x"}', 422), ('{"context": {"a": NaN}}', 422), ("{}", 200)],
+)
+def test_the_gate_and_the_handler_agree_on_what_is_refused(client, acme, redis_client, raw, status):
+    tenant, secret = acme
+    response = post(client, raw, secret, raw=True)
+    assert response.status_code == status, response.content
+    if status != 200:
+        assert_error(response, status, "invalid_request")
+    day = timezone.now().strftime("%Y%m%d")
+    billed = redis_client.hget(usage_key(tenant.slug, tenant.pk, day), "requests")
+    assert billed == ("1" if status == 200 else None)
 
 
 def test_evaluate_needs_the_flags_scope(client, acme):
