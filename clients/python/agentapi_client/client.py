@@ -52,7 +52,7 @@ class ControlPlane:
         self.max_backoff = max_backoff
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "agentapi-client-python/0.1"},
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "agentapi-client-python/0.2"},
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
