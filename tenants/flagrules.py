@@ -18,13 +18,12 @@ This module imports nothing from Django: it is the evaluator's one definition.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import re
-import re._parser as _regex_parser  # the standard library's own parse tree: validation only
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from re._constants import MAXREPEAT
 from typing import Any
 
 KINDS = ("boolean", "string", "number", "json")
@@ -530,29 +529,33 @@ def validate_variants(kind: str, variants: Any, *, schema: dict | None = None) -
     return cleaned
 
 
+# The standard library's own parse tree of a pattern (a private module, stable since 3.11): validation only.
+_regex_parser = importlib.import_module("re._parser")
 _REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
-_ANY_FIRST = object()  # a branch whose first character is not one known literal
 
 
-def _first_chars(items: list) -> set | object:
-    """Return the literal characters a parsed pattern can start with, or _ANY_FIRST if it may start otherwise."""
+def _first_chars(items: list) -> frozenset[str] | None:
+    """Return the literal characters a parsed pattern can start with, or None if it may start otherwise."""
     for op, av in items:
         name = str(op)
         if name == "AT":
             continue  # an anchor consumes nothing
         if name == "LITERAL":
-            return {chr(av).lower()}
+            return frozenset({chr(av).lower()})
         if name == "SUBPATTERN":
             return _first_chars(av[3])
         if name == "BRANCH":
-            firsts = [_first_chars(branch) for branch in av[1]]
-            if any(f is _ANY_FIRST for f in firsts):
-                return _ANY_FIRST
-            return set().union(*firsts)
+            union: frozenset[str] = frozenset()
+            for branch in av[1]:
+                first = _first_chars(branch)
+                if first is None:
+                    return None
+                union |= first
+            return union
         if name in _REPEATS and av[0] > 0:
             return _first_chars(av[2])
-        return _ANY_FIRST
-    return _ANY_FIRST  # the empty branch: it matches anywhere
+        return None
+    return None  # the empty branch: it matches anywhere
 
 
 def _regex_walk(items: list, *, repeated: bool, counts: dict) -> str:
@@ -560,7 +563,7 @@ def _regex_walk(items: list, *, repeated: bool, counts: dict) -> str:
         name = str(op)
         if name in _REPEATS:
             low, high, body = av
-            if high == MAXREPEAT:
+            if high == _regex_parser.MAXREPEAT:
                 counts["unbounded"] += 1
             if repeated and high > 1 and low != high:
                 return "nested quantifiers such as (a+)+ are refused: they can take exponential time."
@@ -573,10 +576,9 @@ def _regex_walk(items: list, *, repeated: bool, counts: dict) -> str:
                 return problem
         elif name == "BRANCH":
             if repeated:
-                firsts = [_first_chars(branch) for branch in av[1]]
-                seen: set = set()
-                for first in firsts:
-                    if first is _ANY_FIRST or first & seen:
+                seen: frozenset[str] = frozenset()
+                for first in (_first_chars(branch) for branch in av[1]):
+                    if first is None or first & seen:
                         return (
                             "a repeated alternation whose branches can start alike, such as (a|ab)*, is refused: "
                             "it can take exponential time."

@@ -253,3 +253,12 @@ def test_evaluate_conforms_to_its_openapi_document(settings):
 
     check()
     assert 200 in seen, seen
+
+
+def test_the_documented_reasons_are_the_evaluators():
+    from typing import get_args
+
+    from tenants.api.schemas import Reason
+    from tenants.flagrules import REASONS
+
+    assert get_args(Reason) == REASONS

@@ -50,7 +50,7 @@ def _context(evaluation_context: EvaluationContext | None) -> tuple[str | None, 
     """Return (subject, context): the targeting key, and the attributes the control plane's rules can test."""
     if evaluation_context is None:
         return None, {}
-    context = {}
+    context: dict[str, Any] = {}
     for name, value in (evaluation_context.attributes or {}).items():
         if isinstance(value, str | int | float | bool):
             context[name] = value
@@ -106,7 +106,7 @@ class AgentApiProvider(AbstractProvider):
         actual = (document["flags"][flag_key].get("eval") or {}).get("kind", "boolean")
         if actual != kind:
             raise TypeMismatchError(f"flag {flag_key!r} is a {actual} flag, not {expected}")
-        metadata = {"reason": result.reason, "version": result.version}
+        metadata: dict[str, bool | int | float | str] = {"reason": result.reason, "version": result.version}
         if result.rule is not None:
             metadata["rule"] = result.rule
         reason = Reason.STALE if status == STALE else _REASONS.get(result.reason, Reason.UNKNOWN)
