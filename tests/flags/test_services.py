@@ -235,3 +235,47 @@ def test_a_cold_fill_is_a_fixed_number_of_queries_whatever_the_flags_and_tenants
     small = _cold_fill_queries(flags=2, tenants=1)
     large = _cold_fill_queries(flags=40, tenants=6)
     assert small == large == 5, (small, large)  # tenant+plan, overrides, owner toggles, segments, flags
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_segment_cannot_be_deleted_while_a_flag_naming_it_is_being_saved():
+    """The flag's save locks the segments its rules name: a concurrent delete waits, then sees the user."""
+    import threading
+
+    from django.db import transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL (DATABASE_URL=postgres://...)")
+    segment = segment_create(key="eu", conditions=[], actor=None)
+    saving, release = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def save_flag():
+        try:
+            with transaction.atomic():
+                make_flag("beta", rules=[{"segment": "eu", "serve": {"enabled": True}}])
+                saving.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def delete_segment():
+        try:
+            segment_delete(segment=segment, actor=None)
+            outcome["deleted"] = True
+        except TenantsError as exc:
+            outcome["refused"] = exc.message
+        finally:
+            connection.close()
+
+    saver = threading.Thread(target=save_flag)
+    saver.start()
+    assert saving.wait(10)
+    deleter = threading.Thread(target=delete_segment)
+    deleter.start()
+    deleter.join(0.5)
+    assert deleter.is_alive()  # waiting for the flag's transaction
+    release.set()
+    saver.join(10)
+    deleter.join(10)
+    assert "beta" in outcome["refused"] and Segment.objects.filter(key="eu").exists()
