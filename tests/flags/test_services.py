@@ -80,6 +80,13 @@ def refused(field: str, call, *args, **kwargs) -> TenantsError:
         ({"kind": "json", "default_value": {}, "schema": {"type": "nope"}}, "schema"),
         ({"kind": "json", "default_value": {"a": 1}, "schema": {"type": "object", "required": ["b"]}}, "default_value"),
         ({"rules": "all"}, "rules"),
+        ({"kind": "string", "default_value": "x" * 20_000}, "default_value"),
+        (
+            {"kind": "number", "default_value": 1, "variants": [{"key": f"v{n}", "value": n} for n in range(21)]},
+            "variants",
+        ),
+        ({"rules": [{"serve": {"enabled": True}}] * 51}, "rules"),
+        ({"kind": "number", "default_value": 1, "rules": [{"serve": {"value": "2"}}]}, "rules[0].serve.value"),
     ],
 )
 def test_flag_create_names_the_invalid_field(fields, field):
