@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from datetime import timedelta
 from functools import wraps
 
@@ -247,6 +249,40 @@ def bootstrap(request):
     return _with_limits(response, result)
 
 
+class ParsedRules:
+    """The rules of the documents this process served lately, parsed once per tenant and ETag.
+
+    A document's ETag is a hash of its body, which carries the cache version: any committed
+    change gives a new ETag, so a parse is reused only for the very bytes it came from.
+    Parsing 50 flags' rules costs ~100 µs a request; the dictionaries are only read.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._parsed: OrderedDict[tuple[str, str], dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, result: GatewayResult) -> dict:
+        """Return the result's rules, parsed (from this process's copy when the ETag is known)."""
+        if not result.etag:
+            return json.loads(result.payload)
+        key = (result.tenant_id, result.etag)
+        with self._lock:
+            rules = self._parsed.get(key)
+            if rules is not None:
+                self._parsed.move_to_end(key)
+                return rules
+        rules = json.loads(result.payload)
+        with self._lock:
+            self._parsed[key] = rules
+            while len(self._parsed) > self._size:
+                self._parsed.popitem(last=False)
+        return rules
+
+
+parsed_rules = ParsedRules()
+
+
 def _answer(evaluated: EvaluatedFlag) -> dict:
     """Return an evaluated flag as the API writes it: `rule` only when a rule decided."""
     answer = dict(evaluated.__dict__)
@@ -271,7 +307,7 @@ def flag(
 ):
     result: GatewayResult = request.auth
     subject = subject or result.tenant_id
-    evaluated = flag_evaluate_from_rules(json.loads(result.payload), key, subject)
+    evaluated = flag_evaluate_from_rules(parsed_rules.get(result), key, subject)
     if evaluated is None:
         response = error_response(404, "unknown_flag", f"No flag with key {key!r}.", field="key")
     else:
@@ -290,7 +326,7 @@ def flag(
 )
 def evaluate(request, body: EvaluateIn):
     result: GatewayResult = request.auth
-    rules = json.loads(result.payload)
+    rules = parsed_rules.get(result)
     subject = body.subject or result.tenant_id
     keys = sorted(rules) if body.keys is None else list(dict.fromkeys(body.keys))
     flags, missing = {}, []

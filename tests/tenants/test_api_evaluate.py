@@ -262,3 +262,32 @@ def test_the_documented_reasons_are_the_evaluators():
     from tenants.flagrules import REASONS
 
     assert get_args(Reason) == REASONS
+
+
+def test_parsed_rules_are_reused_only_for_the_same_document(
+    client, acme, monkeypatch, django_capture_on_commit_callbacks
+):
+    from tenants.api import views
+    from tenants.models import Flag
+    from tenants.services.flags import flag_update
+
+    _, secret = acme
+    parses = []
+    real_loads = json.loads
+
+    def counting_loads(raw, *args, **kwargs):
+        parses.append(len(raw))
+        return real_loads(raw, *args, **kwargs)
+
+    monkeypatch.setattr(views, "parsed_rules", views.ParsedRules(size=2))
+    first = post(client, {"subject": "u", "keys": ["beta"]}, secret).json()
+    monkeypatch.setattr(views.json, "loads", counting_loads)
+    for _ in range(3):
+        assert post(client, {"subject": "u", "keys": ["beta"]}, secret).json() == first
+        assert client.get("/api/v1/flags/beta?subject=u", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
+    # Only the gate's look at each POST body: the rules were parsed once, before counting.
+    assert all(size < 200 for size in parses), parses
+    with django_capture_on_commit_callbacks(execute=True):
+        flag_update(flag=Flag.objects.get(key="beta"), default=True, rules=[], actor=None)
+    changed = post(client, {"subject": "u", "keys": ["beta"]}, secret).json()
+    assert changed["flags"]["beta"]["reason"] == "default" and changed["flags"]["beta"]["enabled"] is True
