@@ -17,10 +17,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from agentapi_admin.admin_base import GuardedModelAdmin, admin_time
+from agentapi_admin.admin_base import GuardedModelAdmin, admin_time, adopt_created
 from agentapi_admin.admin_export import Export, ExportActionsMixin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
+from tenants.admin_flags import FlagAdmin, SegmentAdmin  # noqa: F401 - registered there
 from tenants.admin_history import AuditHistoryMixin
 from tenants.charts import usage_chart
 from tenants.exceptions import InvalidSettings, TenantsError
@@ -37,7 +38,7 @@ from tenants.models import (
 )
 from tenants.selectors import apikeys_with_last_use, usage_daily
 from tenants.services.apikeys import SCOPE_LABELS, SCOPES, apikey_issue, apikey_revoke
-from tenants.services.flags import flag_clear_override, flag_create, flag_owner_reset, flag_set_override, flag_update
+from tenants.services.flags import flag_clear_override, flag_owner_reset, flag_set_override
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
 from tenants.services.tenants import (
@@ -54,14 +55,6 @@ from tenants.settings_form import PREFIX as SETTING_PREFIX
 from tenants.settings_form import SettingsFields, settings_from_fields
 from tenants.settings_schema import settings_validate
 from tenants.upstream import upstream_check
-
-
-def _adopt(target, source) -> None:
-    """Make the admin's unsaved instance the row the service created, so inlines attach to it."""
-    for field in type(source)._meta.concrete_fields:
-        setattr(target, field.attname, getattr(source, field.attname))
-    target._state.adding = False
-    target._state.db = source._state.db
 
 
 # ----------------------------------------------------------------------- plans
@@ -157,7 +150,7 @@ class PlanAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 ip=client_ip(request),
                 **fields,
             )
-            _adopt(obj, created)
+            adopt_created(obj, created)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -364,7 +357,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 actor=request.user,
                 ip=ip,
             )
-            _adopt(obj, created)
+            adopt_created(obj, created)
         secret = form.cleaned_data.get("new_upstream_credentials")
         if secret or form.cleaned_data.get("clear_upstream_credentials"):
             tenant_set_upstream_credentials(tenant=obj, secret=secret or "", actor=request.user, ip=ip)
@@ -518,39 +511,6 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         return False
 
 
-# ----------------------------------------------------------------------- flags
-@admin.register(Flag)
-class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
-    list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
-    list_filter = ["archived", "tenant_editable", "risky", "default"]
-    search_fields = ["key", "description"]
-    fields = ["key", "description", "default", "tenant_editable", "risky", "archived"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ["key"] if obj else ["archived"]
-
-    def save_model(self, request, obj, form, change):
-        ip = client_ip(request)
-        if change:
-            data = {name: form.cleaned_data[name] for name in form.changed_data if name != "key"}
-            if data:
-                flag_update(flag=obj, actor=request.user, ip=ip, **data)
-        else:
-            created = flag_create(
-                key=form.cleaned_data["key"],
-                description=form.cleaned_data["description"],
-                default=form.cleaned_data["default"],
-                tenant_editable=form.cleaned_data["tenant_editable"],
-                risky=form.cleaned_data["risky"],
-                actor=request.user,
-                ip=ip,
-            )
-            _adopt(obj, created)
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # archive instead: clients see reason "archived"
-
-
 # --------------------------------------------------------------------- API keys
 class ApiKeyIssueForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
@@ -648,7 +608,7 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
             actor=request.user,
             ip=client_ip(request),
         )
-        _adopt(obj, created)
+        adopt_created(obj, created)
         # Shown once by response_add; never stored anywhere but in this response.
         request._issued_api_key_secret = secret
 

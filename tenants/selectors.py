@@ -274,6 +274,71 @@ def flags_evaluate(tenant: Tenant, subject: str | None = None, context: dict | N
     return {key: _evaluate(key, rule, subject, context) for key, rule in tenant_rules(tenant).items()}
 
 
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One flag's answer for a subject and context, with what decided it in words (the evaluate tools)."""
+
+    key: str
+    kind: str
+    description: str
+    enabled: bool
+    value: Any
+    variant: str | None
+    reason: str
+    #: The 1-based position of the flag-level rule that decided, and that rule described ("" otherwise).
+    rule: int | None
+    rule_text: str
+
+    @property
+    def value_json(self) -> str:
+        return json.dumps(self.value)
+
+
+def rule_text(rule: dict) -> str:
+    """Describe a flag-level rule: its audience, percentage and what it serves."""
+    audience = f"segment {rule['segment']}" if rule.get("segment") else "everyone"
+    percent = int(rule.get("percent", 100))
+    share = "" if percent >= 100 else f", {percent} % by {rule.get('bucket_by', 'subject')}"
+    serve = rule.get("serve") or {}
+    if not serve.get("enabled", True):
+        served = "off"
+    elif "variant" in serve:
+        served = f"variant {serve['variant']}"
+    elif "value" in serve:
+        served = f"value {json.dumps(serve['value'])}"
+    else:
+        served = "on"
+    return f"{audience}{share} → {served}"
+
+
+def flags_evaluate_explained(
+    tenant: Tenant, subject: str | None = None, context: dict | None = None
+) -> list[EvaluationRow]:
+    """Return every flag evaluated for the tenant, subject and context, in key order, with the deciding rule."""
+    results = flags_evaluate(tenant, subject, context)
+    flags = {f.key: f for f in Flag.objects.filter(key__in=list(results)).only("key", "kind", "description", "rules")}
+    rows = []
+    for key in sorted(results):
+        result, flag = results[key], flags.get(key)
+        text = ""
+        if result.rule is not None and flag is not None and 0 < result.rule <= len(flag.rules):
+            text = f"rule {result.rule}: {rule_text(flag.rules[result.rule - 1])}"
+        rows.append(
+            EvaluationRow(
+                key=key,
+                kind=flag.kind if flag is not None else "boolean",
+                description=flag.description if flag is not None else "",
+                enabled=result.enabled,
+                value=result.value,
+                variant=result.variant,
+                reason=result.reason,
+                rule=result.rule,
+                rule_text=text,
+            )
+        )
+    return rows
+
+
 def flag_evaluate_from_rules(rules: dict, key: str, subject: str, context: dict | None = None) -> EvaluatedFlag | None:
     """Evaluate one flag from cached rules; None if the flag does not exist."""
     rule = rules.get(key)
