@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
@@ -25,6 +28,8 @@ from tenants.admin_flags import FlagAdmin, SegmentAdmin  # noqa: F401 - register
 from tenants.admin_history import AuditHistoryMixin
 from tenants.charts import usage_chart
 from tenants.exceptions import InvalidSettings, TenantsError
+from tenants.flag_forms import add_service_errors, typed_text, typed_value
+from tenants.flag_text import layers_text
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
     ApiKey,
@@ -36,13 +41,14 @@ from tenants.models import (
     TenantFlag,
     UsageDaily,
 )
-from tenants.selectors import apikeys_with_last_use, usage_daily
+from tenants.selectors import apikeys_with_last_use, flags_explain, usage_daily
 from tenants.services.apikeys import SCOPE_LABELS, SCOPES, apikey_issue, apikey_revoke
-from tenants.services.flags import flag_clear_override, flag_owner_reset, flag_set_override
+from tenants.services.flags import flag_clear_override, flag_override_errors, flag_owner_reset, flag_set_override
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
 from tenants.services.tenants import (
     EDITABLE_FIELDS,
+    labels_validate,
     tenant_activate,
     tenant_create,
     tenant_offboard,
@@ -179,10 +185,61 @@ class MembershipInline(admin.TabularInline):
     extra = 0
 
 
+class OverrideForm(forms.ModelForm):
+    """A platform override: on/off with a rollout; for typed flags also what it serves and the owner's bounds."""
+
+    value = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.TextInput(attrs={"size": 16}),
+        help_text="Typed flags: a value to serve (text for strings, 30, JSON); or a variant key. Not both.",
+    )
+    owner_variants = forms.CharField(
+        required=False,
+        label="owner may pick",
+        widget=forms.TextInput(attrs={"size": 16}),
+        help_text="Variant keys the tenant's owners may choose among, comma-separated.",
+    )
+
+    class Meta:
+        model = TenantFlag
+        fields = ["flag", "enabled", "rollout_percent", "variant"]
+        widgets = {"variant": forms.TextInput(attrs={"size": 10})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        instance = self.instance
+        if instance.pk:
+            self.initial["value"] = typed_text(instance.flag.kind, instance.value)
+            self.initial["owner_variants"] = ", ".join(instance.owner_variants)
+
+    def clean(self):
+        cleaned = super().clean()
+        flag = cleaned.get("flag") or (self.instance.flag if self.instance.pk else None)
+        if flag is None or cleaned.get("DELETE"):
+            return cleaned
+        text = cleaned.get("value", "")
+        value = None
+        if text.strip() or (flag.kind == "string" and text):
+            try:
+                value = typed_value(flag.kind, text if flag.kind == "string" else text.strip())
+            except ValidationError as exc:
+                self.add_error("value", exc.messages[0])
+                return cleaned
+        owner_variants = [v.strip() for v in cleaned.get("owner_variants", "").split(",") if v.strip()]
+        cleaned["value"], cleaned["owner_variants"] = value, owner_variants
+        errors = flag_override_errors(
+            flag=flag, variant=cleaned.get("variant", ""), value=value, owner_variants=owner_variants
+        )
+        add_service_errors(self, errors, fallback="variant")
+        return cleaned
+
+
 class OverrideInline(admin.TabularInline):
     model = TenantFlag
-    fields = ["flag", "enabled", "rollout_percent", "source", "updated_by", "updated_at"]
-    readonly_fields = ["source", "updated_by", "updated_at"]
+    form = OverrideForm
+    fields = ["flag", "enabled", "rollout_percent", "variant", "value", "owner_variants", "source", "updated_by"]
+    readonly_fields = ["source", "updated_by"]
     extra = 0
     verbose_name = "flag override"
 
@@ -198,9 +255,15 @@ class TenantForm(forms.ModelForm, SettingsFields):
         required=False, assume_scheme="https", help_text="AgentAPI base URL; health is GET <url>/status."
     )
 
+    labels = forms.CharField(
+        required=False,
+        max_length=1000,
+        help_text="Tags segments can target (tenant.labels), comma-separated, e.g. eu, beta.",
+    )
+
     class Meta:
         model = Tenant
-        fields = ["slug", "name", "plan", "settings", "upstream_url"]
+        fields = ["slug", "name", "plan", "labels", "settings", "upstream_url"]
         labels = {"settings": "Raw JSON (advanced)"}
         help_texts = {"settings": "The stored settings as JSON. Edit here or in the fields above, not both."}
 
@@ -213,6 +276,15 @@ class TenantForm(forms.ModelForm, SettingsFields):
                 self.initial.setdefault(name, stored[key])
         if "settings" in self.fields:  # absent for a view-only user: everything is read-only then
             self.fields["settings"].required = False
+        self.stored_labels = list(self.instance.labels or []) if self.instance.pk else []
+        self.initial["labels"] = ", ".join(self.stored_labels)
+
+    def clean_labels(self) -> list[str]:
+        text = self.cleaned_data["labels"]
+        try:
+            return labels_validate([part for part in re.split(r"[,\s]+", text) if part])
+        except TenantsError as exc:
+            raise ValidationError(exc.message) from None
 
     @property
     def settings_changed(self) -> bool:
@@ -261,11 +333,12 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         "credentials",
         "usage_chart",
         "owner_toggles",
+        "effective_flags",
         "recent_audit",
     ]
 
     def get_fieldsets(self, request, obj=None):
-        main = ["slug", "name", "plan", "upstream_url"]
+        main = ["slug", "name", "plan", "labels", "upstream_url"]
         creds = ["new_upstream_credentials", "clear_upstream_credentials"]
         settings = [
             ("Settings", {"fields": list(SettingsFields.base_fields)}),
@@ -279,6 +352,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
             ("Status", {"fields": ["status", "status_reason", "status_changed_at", "cache_version"]}),
             ("Upstream credentials", {"fields": ["credentials", *creds]}),
             ("Usage (last 30 days)", {"fields": ["usage_chart"]}),
+            ("Flags for this tenant", {"fields": ["effective_flags"]}),
             ("Owner toggles", {"fields": ["owner_toggles"]}),
             ("Audit", {"fields": ["recent_audit"]}),
         ]
@@ -316,6 +390,38 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
             ),
         )
 
+    @admin.display(description="effective flags (for the tenant itself as subject)")
+    def effective_flags(self, obj):
+        rows = flags_explain(obj)
+        if not rows:
+            return "no flags"
+        table = format_html(
+            '<table class="evaluation tenant-flags"><thead><tr><th scope="col">flag</th><th scope="col">kind</th>'
+            '<th scope="col">enabled</th><th scope="col">value</th><th scope="col">variant</th>'
+            '<th scope="col">reason</th><th scope="col">platform · owner</th></tr></thead><tbody>{}</tbody></table>',
+            format_html_join(
+                "",
+                '<tr id="tenant-flag-{}"><th scope="row"><a href="{}"><code>{}</code></a></th><td>{}</td><td>{}</td>'
+                "<td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        row.key,
+                        reverse("admin:tenants_flag_changelist") + f"?q={row.key}",
+                        row.key,
+                        row.kind,
+                        "on" if row.enabled else "off",
+                        json.dumps(row.value),
+                        row.variant or "—",
+                        row.reason,
+                        layers_text(row),
+                    )
+                    for row in rows
+                ),
+            ),
+        )
+        link = reverse("admin:tenants_flag_evaluate") + f"?tenant={obj.slug}"
+        return format_html('{}<p class="help"><a href="{}">Evaluate for a subject and context…</a></p>', table, link)
+
     @admin.display(description="latest changes")
     def recent_audit(self, obj):
         events = AuditEvent.objects.filter(tenant=obj).order_by("-created_at", "-id")[:10]
@@ -343,6 +449,8 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         ip = client_ip(request)
         if change:
             data = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+            if "labels" in data and data["labels"] == form.stored_labels:
+                del data["labels"]
             if form.settings_changed:
                 data["settings"] = form.cleaned_data["settings"]
             if data:
@@ -358,6 +466,8 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 ip=ip,
             )
             adopt_created(obj, created)
+            if form.cleaned_data.get("labels"):
+                tenant_update(tenant=obj, labels=form.cleaned_data["labels"], actor=request.user, ip=ip)
         secret = form.cleaned_data.get("new_upstream_credentials")
         if secret or form.cleaned_data.get("clear_upstream_credentials"):
             tenant_set_upstream_credentials(tenant=obj, secret=secret or "", actor=request.user, ip=ip)
@@ -421,6 +531,9 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 flag=flag,
                 enabled=f.cleaned_data["enabled"],
                 rollout_percent=f.cleaned_data["rollout_percent"],
+                variant=f.cleaned_data.get("variant", ""),
+                value=f.cleaned_data.get("value"),
+                owner_variants=f.cleaned_data.get("owner_variants", []),
                 actor=request.user,
                 ip=ip,
             )

@@ -19,6 +19,7 @@ from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants import flagrules
 from tenants.cache import cache_ttl
+from tenants.flag_text import rule_text
 from tenants.keys import apikey_used_key, document_key, usage_key, version_key
 from tenants.models import ApiKey, Flag, Membership, OwnerToggle, Segment, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
@@ -292,23 +293,6 @@ class EvaluationRow:
     @property
     def value_json(self) -> str:
         return json.dumps(self.value)
-
-
-def rule_text(rule: dict) -> str:
-    """Describe a flag-level rule: its audience, percentage and what it serves."""
-    audience = f"segment {rule['segment']}" if rule.get("segment") else "everyone"
-    percent = int(rule.get("percent", 100))
-    share = "" if percent >= 100 else f", {percent} % by {rule.get('bucket_by', 'subject')}"
-    serve = rule.get("serve") or {}
-    if not serve.get("enabled", True):
-        served = "off"
-    elif "variant" in serve:
-        served = f"variant {serve['variant']}"
-    elif "value" in serve:
-        served = f"value {json.dumps(serve['value'])}"
-    else:
-        served = "on"
-    return f"{audience}{share} → {served}"
 
 
 def flags_evaluate_explained(
