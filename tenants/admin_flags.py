@@ -22,7 +22,15 @@ from agentapi_admin.client_address import client_ip
 from tenants import flagrules
 from tenants.admin_history import AuditHistoryMixin
 from tenants.exceptions import TenantsError
-from tenants.flag_forms import Column, EvaluateForm, RowsField, add_service_errors, typed_text, typed_value
+from tenants.flag_forms import (
+    Column,
+    EvaluateForm,
+    RowsField,
+    add_service_errors,
+    bounded_json,
+    typed_text,
+    typed_value,
+)
 from tenants.models import Flag, Segment, Tenant
 from tenants.selectors import flags_evaluate_explained
 from tenants.services.flags import (
@@ -223,9 +231,9 @@ class FlagForm(forms.ModelForm):
         if not text:
             return None
         try:
-            return json.loads(text)
-        except (ValueError, RecursionError):
-            self.add_error("schema", "Not valid JSON.")
+            return bounded_json(text)
+        except ValidationError as exc:
+            self.add_error("schema", exc.messages[0])
             return None
 
     def clean(self):

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from agentapi_admin.admin_base import JSON_MAX_DEPTH, BoundedJSONField, _deeper_than
 from tenants import flagrules
 
 #: Row indices above this are ignored: a bound on the work one POST can ask for.
@@ -40,6 +41,8 @@ class Column:
 
 class RowsWidget(forms.Widget):
     """Rows of inputs named `<name>-<i>-<column>`, plus `extra` blank rows; reads them back in order."""
+
+    use_fieldset = True  # many inputs: a fieldset and legend name the group, no single label fits
 
     def __init__(self, columns: list[Column], *, extra: int = 2, total: str = "", attrs=None):
         super().__init__(attrs)
@@ -198,11 +201,21 @@ def typed_value(kind: str, text: str) -> Any:
             raise ValidationError(f"{text!r} is not a number.") from None
         return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
     if kind == "json":
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+        return bounded_json(text)
     raise ValidationError("a boolean flag has no value here: use on/off.")
+
+
+def bounded_json(text: str) -> Any:
+    """Parse JSON nested at most JSON_MAX_DEPTH levels; raise ValidationError saying what is wrong."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValidationError(BoundedJSONField.default_error_messages["too_deep"]) from None
+    except ValueError as exc:
+        raise ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+    if _deeper_than(value, JSON_MAX_DEPTH):
+        raise ValidationError(BoundedJSONField.default_error_messages["too_deep"])
+    return value
 
 
 def field_error(path: str | None, message: str, fields) -> tuple[str | None, str]:
@@ -288,10 +301,7 @@ class EvaluateForm(forms.Form):
             return {}
         if len(text.encode()) > MAX_CONTEXT_BYTES:
             raise ValidationError(f"At most {MAX_CONTEXT_BYTES} bytes of JSON.")
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise ValidationError(f"Not valid JSON: {getattr(exc, 'msg', 'nested too deeply')}.") from None
+        value = bounded_json(text)
         if not isinstance(value, dict):
             raise ValidationError('A JSON object, e.g. {"plan_tier": "gold"}.')
         bad = sorted(name for name in value if not re.match(flagrules.CONTEXT_NAME_PATTERN, name))

@@ -336,11 +336,15 @@ def flag_is_enabled(tenant: Tenant, key: str, subject: str | None = None) -> boo
     return bool(result and result.enabled)
 
 
-def flags_explain(tenant: Tenant) -> list[ExplainedFlag]:
-    """Return every visible (not archived) flag with its effective value, reason and editability."""
+def flags_explain(tenant: Tenant, *, from_database: bool = False) -> list[ExplainedFlag]:
+    """Return every visible (not archived) flag with its effective value, reason and editability.
+
+    `from_database` reads the definitions as stored, without the cache and without warming it (the admin).
+    """
     subject = str(tenant.pk)
     explained = []
-    for key, rule in sorted(tenant_rules(tenant).items()):
+    rules = _build_document(tenant.pk).rules if from_database else tenant_rules(tenant)
+    for key, rule in sorted(rules.items()):
         if rule["archived"]:
             continue
         result = _evaluate(key, rule, subject)

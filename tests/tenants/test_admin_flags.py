@@ -155,6 +155,11 @@ def test_json_flag_values_must_match_its_schema(staff_client):
     assert "does not match the flag's JSON Schema" in " ".join(field_errors(response, "default_value"))
     bad_json = staff_client.post("/admin/tenants/flag/add/", new_flag(kind="json", default_value="{nope"))
     assert field_errors(bad_json, "default_value")[0].startswith("not valid JSON")
+    deep = staff_client.post(
+        "/admin/tenants/flag/add/", new_flag(kind="json", default_value="[" * 5000, schema="[" * 5000)
+    )
+    assert "nested too deeply" in field_errors(deep, "default_value")[0]
+    assert "nested too deeply" in field_errors(deep, "schema")[0]
     ok = staff_client.post(
         "/admin/tenants/flag/add/",
         new_flag(

@@ -170,7 +170,8 @@ def test_the_evaluate_tool_shows_every_flag_and_the_rule_that_decided(staff_clie
     [
         ({"tenant": "nope"}, "tenant", "No such tenant."),
         ({"tenant": "acme", "context_json": "[1]"}, "context_json", "A JSON object"),
-        ({"tenant": "acme", "context_json": "{nope"}, "context_json", "Not valid JSON"),
+        ({"tenant": "acme", "context_json": "{nope"}, "context_json", "not valid JSON"),
+        ({"tenant": "acme", "context_json": "[" * 5000}, "context_json", "nested too deeply"),
         ({"tenant": "acme", "context-0-name": "bad name!", "context-0-value": "x"}, "context", "Row 1: a name is"),
         ({"tenant": "acme", "subject": "s" * 300}, "subject", "at most 256"),
     ],
