@@ -80,14 +80,15 @@ class RowsWidget(forms.Widget):
 
     def _cell(self, name: str, index: int, column: Column, value: str) -> str:
         field = f"{name}-{index}-{column.name}"
-        label = format_html(
-            '<label class="visually-hidden" for="id_{}">Row {} {}</label>', field, index + 1, column.label
-        )
+        # aria-label rather than a hidden <label>: an absolutely placed label in a cell scrolled out of view
+        # would widen the page on a phone.
+        label = f"Row {index + 1} {column.label}"
         if column.kind == "lines":
             control = format_html(
-                '<textarea name="{}" id="id_{}" rows="2" cols="{}" data-col="{}">{}</textarea>',
+                '<textarea name="{}" id="id_{}" aria-label="{}" rows="2" cols="{}" data-col="{}">{}</textarea>',
                 field,
                 field,
+                label,
                 column.size,
                 column.name,
                 value,
@@ -99,21 +100,27 @@ class RowsWidget(forms.Widget):
                 ((key, " selected" if str(key) == value else "", text) for key, text in column.choices),
             )
             control = format_html(
-                '<select name="{}" id="id_{}" data-col="{}">{}</select>', field, field, column.name, options
+                '<select name="{}" id="id_{}" aria-label="{}" data-col="{}">{}</select>',
+                field,
+                field,
+                label,
+                column.name,
+                options,
             )
         else:
             control = format_html(
-                '<input type="{}" name="{}" id="id_{}" value="{}" size="{}" data-col="{}"{}{}>',
+                '<input type="{}" name="{}" id="id_{}" aria-label="{}" value="{}" size="{}" data-col="{}"{}{}>',
                 "number" if column.kind == "number" else "text",
                 field,
                 field,
+                label,
                 value,
                 column.size,
                 column.name,
                 format_html(' list="{}-{}-list"', name, column.name) if column.suggestions else "",
                 mark_safe(' min="0" max="100" step="1"') if column.kind == "number" else "",
             )
-        return format_html('<td class="col-{}">{}{}</td>', column.name, label, control)
+        return format_html('<td class="col-{}">{}</td>', column.name, control)
 
     def render(self, name, value, attrs=None, renderer=None):
         rows = list(value or []) if isinstance(value, list) else []

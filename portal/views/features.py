@@ -75,6 +75,15 @@ def variant_choices(row, flag) -> list[dict]:
     ]
 
 
+def _platform_serves(row) -> str:
+    platform = row.platform or {}
+    if platform.get("variant"):
+        return f"variant {platform['variant']}"
+    if platform.get("value") is not None:
+        return json.dumps(platform["value"])
+    return "the flag's own value or split"
+
+
 def row_view(row) -> dict:
     """Return what the features table shows of a flag beyond its explanation: the value and both layers."""
     return {
@@ -82,6 +91,7 @@ def row_view(row) -> dict:
         "value_json": json.dumps(row.value),
         "layers": layers_text(row, owner_label="your choice"),
         "platform": platform_text(row.platform),
+        "platform_serves": _platform_serves(row),
         "choosable": bool(row.owner_variants) and bool(row.platform and row.platform["enabled"]),
     }
 

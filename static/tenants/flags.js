@@ -13,8 +13,8 @@
         var field = name + "-" + index + "-" + control.getAttribute("data-col");
         control.name = field;
         control.id = "id_" + field;
-        var label = control.parentNode.querySelector("label");
-        if (label) { label.htmlFor = control.id; }
+        var label = control.getAttribute("aria-label") || "";
+        control.setAttribute("aria-label", label.replace(/^Row \d+/, "Row " + (index + 1)));
       });
     });
     total(editor);
@@ -74,10 +74,10 @@
     row.querySelectorAll("select").forEach(function (select) { select.selectedIndex = 0; });
   }
 
-  document.querySelectorAll(".row-editor").forEach(function (editor) {
+  function enhance(editor) {
     var headRow = editor.querySelector("thead tr");
     var tools = document.createElement("th");
-    tools.innerHTML = "<span class='visually-hidden'>Row tools</span>";
+    tools.setAttribute("aria-label", "Row tools");
     headRow.appendChild(tools);
     editor.querySelectorAll("tbody tr").forEach(function (row) { addControls(editor, row); });
     var add = button("Add row", "Add a row", function () {
@@ -96,5 +96,13 @@
     editor.querySelector("table").insertAdjacentElement("afterend", add);
     editor.addEventListener("input", function () { total(editor); });
     total(editor);
-  });
+  }
+
+  // The admin loads form media in <head>: wait for the rows to exist.
+  function start() { document.querySelectorAll(".row-editor").forEach(enhance); }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
 })();

@@ -173,7 +173,10 @@ def flag_definition_errors(*, flag: Flag | None = None, **fields: Any) -> list[T
                     candidate.kind, candidate.default_value, field="default_value", schema=schema
                 ),
             )
-    variants = check([], lambda: flagrules.validate_variants(candidate.kind, candidate.variants, schema=schema))
+    # Rules are checked against the variants as given even when those have their own error, so a rule
+    # naming a variant in the list is not reported as naming a missing one.
+    given = [v for v in candidate.variants or [] if isinstance(v, dict) and isinstance(v.get("key"), str)]
+    variants = check(given, lambda: flagrules.validate_variants(candidate.kind, candidate.variants, schema=schema))
     segment_keys = set(Segment.objects.values_list("key", flat=True))
     check(
         None,

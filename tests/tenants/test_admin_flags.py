@@ -132,6 +132,11 @@ def test_service_errors_name_the_row_and_the_part(staff_client):
                 "variants-1-weight": "30",
                 "rules-0-serve": "variant",
                 "rules-0-serve_arg": "zzz",
+                "rules-1-serve": "variant",
+                "rules-1-serve_arg": "b",
+                "rules-1-bucket_by": "subject",
+                "rules-1-segment": "",
+                "rules-1-percent": "5",
                 "rules-0-percent": "100",
             }
         ),
