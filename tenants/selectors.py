@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -105,13 +106,14 @@ def _tenant_attributes(tenant: Tenant) -> dict:
     }
 
 
-def _build_document(tenant_id: object) -> TenantDocument:
+def _build_document(tenant_id: UUID | str) -> TenantDocument:
     tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
     plan = tenant.plan
     overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
     owners = {o.flag_id: o for o in OwnerToggle.objects.filter(tenant=tenant)}
-    segments = dict(Segment.objects.values_list("key", "conditions"))
-    segments_changed = {key: at for key, at in Segment.objects.values_list("key", "updated_at")}
+    segment_rows = Segment.objects.values_list("key", "conditions", "updated_at")
+    segments = {key: conditions for key, conditions, _ in segment_rows}
+    segments_changed = {key: changed for key, _, changed in segment_rows}
     attributes = _tenant_attributes(tenant)
     rules = {}
     for flag in Flag.objects.all():
@@ -226,7 +228,7 @@ def _bootstrap_entry(key: str, rule: dict, subject: str) -> dict:
     return entry
 
 
-def tenant_document_build(tenant_id: object) -> TenantDocument:
+def tenant_document_build(tenant_id: UUID | str) -> TenantDocument:
     """Build a tenant's document from the database (the cold path; no Redis)."""
     return _build_document(tenant_id)
 

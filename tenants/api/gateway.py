@@ -54,6 +54,8 @@ WINDOW_SECONDS = 60
 UNKNOWN_KEY_TTL = 30
 ROUTES_KEPT = 100_000
 # Outcomes paid for by the client address's budget (everything refused before the tenant's limit).
+# Redis cannot serve the call, or lacks writes the outbox could not deliver: answer from the database.
+_REDIS_OR_OUTBOX_ERRORS: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE_ERRORS, OutboxUndelivered)
 _ADDRESS_PAYS = ("unknown", "revoked", "expired", "not_serving", "scope")
 
 
@@ -190,7 +192,7 @@ def gateway_keys(slug: str, tenant_id: str, secret_hash: str, day: str) -> tuple
         document_key(slug, tenant_id),
         usage_key(slug, tenant_id, day),
         budget.state,
-        budget.index,
+        budget.index_key,
         apikey_used_key(slug, tenant_id),
     ]
     return keys, budget.member
@@ -268,7 +270,7 @@ def _gateway_call(
             seen = _route_read(client, secret_hash)
             if seen is not None and seen[0] == "deny":
                 return _address_pays(GatewayResult(seen[1]), client_ip)
-            route = seen[1:3] if seen is not None else None
+            route = (seen[1], seen[2]) if seen is not None else None
         reply = [b"miss"]
         slug = route[0] if route is not None else ""
         if route is not None:
@@ -300,7 +302,7 @@ def _gateway_call(
                 _adopted.add((fill.tenant_id, day))
             keys, member = gateway_keys(fill.slug, fill.tenant_id, secret_hash, day)
             reply = _run(client, keys, [*args, "1", scope, flag_key, member, *fill.args])
-    except (*REDIS_UNAVAILABLE_ERRORS, OutboxUndelivered) as exc:
+    except _REDIS_OR_OUTBOX_ERRORS as exc:
         if not isinstance(exc, RedisDisabled):
             cache_sync.behind = True
         return _without_redis(
@@ -360,7 +362,7 @@ def _result(reply: list) -> GatewayResult:
 
 def _without_redis(
     secret_hash: str,
-    exc: Exception,
+    exc: BaseException,
     *,
     scope: str,
     field_name: str,

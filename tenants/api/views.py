@@ -14,6 +14,7 @@ from datetime import timedelta
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern
 from django.utils import timezone
 from ninja import Path, Query
 from ninja.errors import AuthenticationError, ValidationError
@@ -115,6 +116,7 @@ class TenantKey(HttpAuthBase):
             error = "tenant_deleted" if result.tenant_status == "deleted" else "tenant_suspended"
             raise ApiError(403, error, f"The tenant is {result.tenant_status}; API access is stopped.")
         if outcome == "limited":
+            assert result.decision is not None  # a "limited" result always carries its decision
             raise ApiError(429, "rate_limited", "", response=ratelimit_response(result.decision))
         if outcome == "quota":
             raise ApiError(
@@ -280,7 +282,8 @@ def _direct(ninja_view, auth: TenantKey, handler):
             return _api_error(request, exc)
         return handler(request)
 
-    view.csrf_exempt = True  # a key, never a cookie, authenticates the API (as ninja marks its views)
+    # A key, never a cookie, authenticates the API (as ninja marks its views); Django reads the attribute.
+    view.csrf_exempt = True  # type: ignore[attr-defined]
     return view
 
 
@@ -297,6 +300,7 @@ def api_urls():
     """Return the API's URL patterns with JSON 405 answers."""
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
+        assert isinstance(pattern, URLPattern)  # ninja lists its views, never an include()
         pattern.callback = json_method_not_allowed(pattern.callback)
         if pattern.name in DIRECT_ROUTES:
             pattern.callback = _direct(pattern.callback, *DIRECT_ROUTES[pattern.name])

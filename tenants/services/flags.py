@@ -28,24 +28,14 @@ FLAG_FIELDS = [
     "risky",
     "archived",
 ]
-UPDATABLE_FLAG_FIELDS = {
-    "description",
-    "default",
-    "default_value",
-    "variants",
-    "rules",
-    "schema",
-    "requires_approval",
-    "tenant_editable",
-    "risky",
-    "archived",
-}
+# A key and a kind are permanent: clients read the flag by key and parse its value by kind.
+UPDATABLE_FLAG_FIELDS = set(FLAG_FIELDS) - {"key", "kind"}
 OVERRIDE_FIELDS = ["enabled", "rollout_percent", "variant", "value", "owner_variants", "source"]
 SEGMENT_FIELDS = ["key", "name", "description", "conditions"]
 
 
 # Left out of audit snapshots while at their empty default, so a boolean flag's record reads as it always did.
-_QUIET_WHEN_EMPTY = {
+_QUIET_WHEN_EMPTY: dict[str, object] = {
     "kind": Flag.Kind.BOOLEAN,
     "default_value": None,
     "variants": [],
@@ -520,10 +510,11 @@ def flag_owner_toggle(
     "on" gives back what the platform set (its rollout percentage), never more. A `variant` is
     the owner's pick among the override's `owner_variants`, the bounds the platform set.
     """
+    actor_pk = getattr(actor, "pk", None)
     role = (
-        Membership.objects.filter(tenant=tenant, user_id=getattr(actor, "pk", None))
-        .values_list("role", flat=True)
-        .first()
+        None  # no membership has a null user
+        if actor_pk is None
+        else Membership.objects.filter(tenant=tenant, user_id=actor_pk).values_list("role", flat=True).first()
     )
     if role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
         raise PermissionDenied("Only an owner or admin of this tenant can toggle its flags.")

@@ -79,7 +79,12 @@ class Command(OperationCommand):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        summary = {"rounds": rounds, "task_failures": failures, "tasks_skipped": skipped, "history_samples": samples}
+        summary: dict[str, int | str] = {
+            "rounds": rounds,
+            "task_failures": failures,
+            "tasks_skipped": skipped,
+            "history_samples": samples,
+        }
         if options["once"] and failures:
             summary["exit_code"] = EXIT_FAILED
             summary["error"] = f"{failures} maintenance task(s) failed; their errors are above."
