@@ -216,7 +216,8 @@ class OverrideForm(forms.ModelForm):
             self.initial["owner_variants"] = ", ".join(instance.owner_variants)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
         flag = cleaned.get("flag") or (self.instance.flag if self.instance.pk else None)
         if flag is None or cleaned.get("DELETE"):
             return cleaned

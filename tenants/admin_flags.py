@@ -113,12 +113,12 @@ class FlagForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         flag = self.instance if self.instance.pk else None
-        kind = flag.kind if flag else None
         if "rules" in self.fields:
             columns = self.fields["rules"].widget.columns
             columns[0] = Column("segment", "Audience", kind="select", choices=tuple(_segment_choices()))
         if flag is None:
             return
+        kind = flag.kind
         self.initial.update(
             {
                 "kind": flag.kind,
@@ -237,7 +237,8 @@ class FlagForm(forms.ModelForm):
             return None
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
         if self.errors.get("kind"):
             return cleaned
         kind = self.kind_value
@@ -341,7 +342,7 @@ class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         form = AdminEvaluateForm(request.GET if "tenant" in request.GET else None)
-        rows, tenant, subject, context = None, None, None, {}
+        rows, tenant, subject, context = None, None, None, dict[str, object]()
         if form.is_valid():
             tenant = form.cleaned_data["tenant"]
             subject, context = form.evaluation_input()
@@ -408,7 +409,8 @@ class SegmentForm(forms.ModelForm):
             ]
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
         if "conditions" not in self.fields:
             return cleaned
         conditions = [

@@ -218,7 +218,7 @@ def bounded_json(text: str) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise ValidationError(BoundedJSONField.default_error_messages["too_deep"]) from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
     if _deeper_than(value, JSON_MAX_DEPTH):
         raise ValidationError(BoundedJSONField.default_error_messages["too_deep"])
@@ -242,7 +242,7 @@ def field_error(path: str | None, message: str, fields) -> tuple[str | None, str
     return name, text
 
 
-def add_service_errors(form: forms.Form, errors, *, fallback: str | None = None) -> None:
+def add_service_errors(form: forms.BaseForm, errors, *, fallback: str | None = None) -> None:
     """Put each TenantsError on the form field its path names (else the form), marking the rows in error."""
     for exc in errors:
         name, message = field_error(exc.field, exc.message, form.fields)

@@ -177,7 +177,7 @@ def flag_evaluate(request, membership):
     """Evaluate the tenant's flags for a subject and context, as the service API would (read-only, any member)."""
     tenant = membership.tenant
     form = EvaluateForm(request.GET if request.GET else None)
-    rows, subject, context = None, None, {}
+    rows, subject, context = None, None, dict[str, object]()
     if form.is_valid():
         subject, context = form.evaluation_input()
         # Archived flags are hidden here as on the features page; rules are named by position only,
