@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 from agentapi_admin.admin_base import GuardedModelAdmin, adopt_created
 from agentapi_admin.client_address import client_ip
 from tenants import flagrules
+from tenants.admin_flagviews import FlagViewsMixin
 from tenants.admin_history import AuditHistoryMixin
 from tenants.exceptions import TenantsError
 from tenants.flag_forms import (
@@ -266,7 +267,7 @@ class FlagForm(forms.ModelForm):
 
 
 @admin.register(Flag)
-class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
+class FlagAdmin(FlagViewsMixin, AuditHistoryMixin, GuardedModelAdmin):
     form = FlagForm
     list_display = ["key", "kind", "default", "variant_keys", "rule_count", "tenant_editable", "risky", "archived"]
     list_filter = ["kind", "archived", "tenant_editable", "risky", "default", "requires_approval"]
