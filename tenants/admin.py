@@ -401,9 +401,11 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         if not rows:
             return "no flags"
         table = format_html(
-            '<table class="evaluation tenant-flags"><thead><tr><th scope="col">flag</th><th scope="col">kind</th>'
+            '<div class="results"><table class="evaluation tenant-flags"><thead><tr>'
+            '<th scope="col">flag</th><th scope="col">kind</th>'
             '<th scope="col">enabled</th><th scope="col">value</th><th scope="col">variant</th>'
-            '<th scope="col">reason</th><th scope="col">platform · owner</th></tr></thead><tbody>{}</tbody></table>',
+            '<th scope="col">reason</th><th scope="col">platform · owner</th></tr></thead>'
+            "<tbody>{}</tbody></table></div>",
             format_html_join(
                 "",
                 '<tr id="tenant-flag-{}"><th scope="row"><a href="{}"><code>{}</code></a></th><td>{}</td><td>{}</td>'
