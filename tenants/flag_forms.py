@@ -66,7 +66,8 @@ class RowsWidget(forms.Widget):
                 found.setdefault(int(match.group(1)), {})[match.group(2)] = data.get(key, "")
         rows = []
         for index in sorted(found):
-            row = {c.name: str(found[index].get(c.name, "")).strip() for c in self.columns}
+            # A column missing from the POST reads as left at its default, so a stray name adds no row.
+            row = {c.name: str(found[index].get(c.name, self._blank(c))).strip() for c in self.columns}
             if any(row[c.name] != self._blank(c) for c in self.columns):
                 rows.append(row)
         return rows

@@ -299,3 +299,24 @@ def test_bad_conditions_are_errors_naming_each_row(staff_client):
     assert errors[2].startswith("Row 3, values: nested quantifiers")
     assert field_errors(response, "key")
     assert not Segment.objects.exists()
+
+
+def test_rows_read_back_in_order_without_javascript_gaps_and_bounds():
+    from tenants.flag_forms import Column, RowsWidget
+
+    widget = RowsWidget([Column("key", "Key"), Column("op", "Op", kind="select", choices=(("in", "in"), ("lt", "lt")))])
+    data = {
+        "c-7-key": "last",
+        "c-0-key": "first",
+        "c-0-op": "lt",
+        "c-3-key": "",  # emptied: dropped
+        "c-3-op": "in",
+        "c-5-op": "lt",  # a changed select alone still counts
+        "c-999-key": "beyond the bound",
+        "c-1-nope": "unknown column",
+    }
+    assert widget.value_from_datadict(data, {}, "c") == [
+        {"key": "first", "op": "lt"},
+        {"key": "", "op": "lt"},
+        {"key": "last", "op": "in"},  # a select missing from the POST reads as its first choice
+    ]
