@@ -98,8 +98,30 @@
     total(editor);
   }
 
+  // The flag add form: show the value fields the chosen kind uses (all stay in the form and are checked
+  // on the server; a boolean flag has no value or variants, only a JSON flag has a schema).
+  function kindFields() {
+    var kind = document.querySelector("select[name=kind]");
+    if (!kind) { return; }
+    function apply() {
+      var typed = kind.value !== "boolean" && kind.value !== "";
+      [".field-default_value", ".field-variants"].forEach(function (selector) {
+        var row = document.querySelector(selector);
+        // A field with an error stays in view whatever the kind, so the error can be read and fixed.
+        if (row) { row.hidden = !typed && !row.classList.contains("errors"); }
+      });
+      var schema = document.querySelector(".field-schema");
+      if (schema) { schema.hidden = kind.value !== "json" && !schema.classList.contains("errors"); }
+    }
+    kind.addEventListener("change", apply);
+    apply();
+  }
+
   // The admin loads form media in <head>: wait for the rows to exist.
-  function start() { document.querySelectorAll(".row-editor").forEach(enhance); }
+  function start() {
+    document.querySelectorAll(".row-editor").forEach(enhance);
+    kindFields();
+  }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", start);
   } else {

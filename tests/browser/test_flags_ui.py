@@ -93,7 +93,11 @@ def test_flag_form_with_variants_rules_totals_and_errors(world, open_page, live_
     page = open_page(viewport, "root", PASSWORD, "/admin/login/")
     page.goto(f"{live_server.url}/admin/tenants/flag/add/")
     page.fill("input[name=key]", "checkout")
+    assert page.locator(".field-variants").is_hidden()  # a boolean flag has no variants
+    page.select_option("select[name=kind]", "json")
+    assert page.locator(".field-schema").is_visible() and page.locator(".field-variants").is_visible()
     page.select_option("select[name=kind]", "string")
+    assert page.locator(".field-schema").is_hidden()
     page.fill("textarea[name=default_value]", "classic")
     variants = page.locator("#rows_variants")
     page.fill("input[name=variants-0-key]", "classic")
