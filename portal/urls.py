@@ -48,6 +48,8 @@ tenant_patterns = [
     path("features/<flag_key:flag_key>/", features.feature_toggle, name="feature_toggle"),
     path("features/<flag_key:flag_key>/schedule/", changes.feature_schedule, name="feature_schedule"),
     path("changes/", changes.scheduled_changes, name="changes"),
+    # Not under features/: a flag may be keyed "evaluate".
+    path("evaluate/", features.flag_evaluate, name="flag_evaluate"),
     path("keys/", keys.key_list, name="keys"),
     path("keys/<portal_id:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
     path("members/", members.member_list, name="members"),
