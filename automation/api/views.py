@@ -15,7 +15,7 @@ from redis import RedisError
 
 from agentapi_admin.openapi import DocumentedAPI
 from agentapi_admin.problems import as_problem, problem_response
-from automation.api import audit, catalog, estate, invitations, keys, members, ops, tenants, webhooks
+from automation.api import audit, catalog, estate, invitations, keys, members, ops, segments, tenants, webhooks
 from automation.api.auth import CHALLENGE
 from automation.api.http import Problem
 from resilience.ratelimit.enforce import add_headers
@@ -39,6 +39,7 @@ api = DocumentedAPI(
 )
 api.add_router("", tenants.router)
 api.add_router("", catalog.router)
+api.add_router("", segments.router)
 api.add_router("", keys.router)
 api.add_router("", audit.router)
 api.add_router("", estate.router)
@@ -52,7 +53,7 @@ api.add_router("", webhooks.router)
 def _problem(request, exc: Problem):
     if exc.response is not None:
         return as_problem(exc.response)
-    return problem_response(exc.status, exc.error, exc.detail, field=exc.field, headers=exc.headers)
+    return problem_response(exc.status, exc.error, exc.detail, field=exc.field, headers=exc.headers, **exc.extra)
 
 
 @api.exception_handler(TenantsError)
@@ -96,12 +97,23 @@ def _http_error(request, exc: HttpError):
 def _validation_error(request, exc: ValidationError):
     first = exc.errors[0]
     where = first.get("loc", ())
-    name = ".".join(str(part) for part in where if part not in ("query", "path", "body", "header", "payload"))
+    name = field_path(part for part in where if part not in ("query", "path", "body", "header", "payload"))
     if first.get("type") == "json_invalid":
         return problem_response(400, "malformed_json", "The request body is not valid JSON.", field="body")
     status = 422 if where and where[0] == "body" else 400
     name = name or "body"
     return problem_response(status, "invalid_request", f"{name}: {first.get('msg', 'invalid value')}", field=name)
+
+
+def field_path(parts) -> str:
+    """Return a validation error's location as the services name fields: `rules[0].serve.variant`."""
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
 
 
 def admin_api_not_found(request, *args, **kwargs):
