@@ -109,8 +109,9 @@ def _build_document(tenant_id: object) -> TenantDocument:
     plan = tenant.plan
     overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
     owners = {o.flag_id: o for o in OwnerToggle.objects.filter(tenant=tenant)}
-    segments = dict(Segment.objects.values_list("key", "conditions"))
-    segments_changed = {key: at for key, at in Segment.objects.values_list("key", "updated_at")}
+    segment_rows = Segment.objects.values_list("key", "conditions", "updated_at")
+    segments = {key: conditions for key, conditions, _ in segment_rows}
+    segments_changed = {key: changed for key, _, changed in segment_rows}
     attributes = _tenant_attributes(tenant)
     rules = {}
     for flag in Flag.objects.all():

@@ -28,18 +28,8 @@ FLAG_FIELDS = [
     "risky",
     "archived",
 ]
-UPDATABLE_FLAG_FIELDS = {
-    "description",
-    "default",
-    "default_value",
-    "variants",
-    "rules",
-    "schema",
-    "requires_approval",
-    "tenant_editable",
-    "risky",
-    "archived",
-}
+# A key and a kind are permanent: clients read the flag by key and parse its value by kind.
+UPDATABLE_FLAG_FIELDS = set(FLAG_FIELDS) - {"key", "kind"}
 OVERRIDE_FIELDS = ["enabled", "rollout_percent", "variant", "value", "owner_variants", "source"]
 SEGMENT_FIELDS = ["key", "name", "description", "conditions"]
 
