@@ -193,6 +193,20 @@ def test_a_bad_flag_definition_is_a_problem_naming_the_field(api, body, field):
     assert not Flag.objects.filter(key="typed").exists()
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#/definitions/nope"},
+        # Never fetched: a staff user's schema must not make the server call out (or hang on a dead address).
+        {"$ref": "http://127.0.0.1:9/schema.json"},
+    ],
+)
+def test_a_json_schema_whose_references_do_not_resolve_is_refused_naming_schema(api, schema):
+    body = {"key": "quota", "kind": "json", "default_value": {"limit": 5}, "schema": schema}
+    problem(api.post("/flags", body), 422, "invalid_request", "schema")
+    assert not Flag.objects.filter(key="quota").exists()
+
+
 def test_a_flags_kind_is_permanent(api):
     created = api.post("/flags", {"key": "beta"})
     response = api.patch("/flags/beta", {"kind": "string", "default_value": "on"}, If_Match=created["ETag"])
