@@ -7,9 +7,12 @@ inside `acting()` (actor = the token's user, provenance = the token) and render.
 
 from __future__ import annotations
 
+import json
+import logging
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
+from django.db import DataError
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from redis import RedisError
 
@@ -23,6 +26,8 @@ from resilience.ratelimit.middleware import limits_itself
 from tenants.api.views import json_method_not_allowed
 from tenants.exceptions import TenantsError
 from webhooks.exceptions import WebhooksError
+
+log = logging.getLogger(__name__)
 
 api = DocumentedAPI(
     title="agentapi-admin admin API",
@@ -64,6 +69,34 @@ def _service_refusal(request, exc: TenantsError):
 @api.exception_handler(WebhooksError)
 def _webhooks_refusal(request, exc: WebhooksError):
     return problem_response(422, "invalid_request", exc.message, field=exc.field)
+
+
+def _nul_at(value, parts=()) -> tuple | None:
+    """Return the path of the first string (or key) in a parsed body that holds a NUL character, else None."""
+    if isinstance(value, str):
+        return parts if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (*parts, key)
+        found = _nul_at(item, (*parts, key))
+        if found is not None:
+            return found
+    return None
+
+
+@api.exception_handler(DataError)
+def _value_refused(request, exc: DataError):
+    # PostgreSQL refuses NUL in text and JSON; a body is small, so find which member held one.
+    try:
+        where = _nul_at(json.loads(request.body or b"null"))
+    except ValueError:
+        where = None
+    if where is None:
+        log.warning("admin API: the database refused a value: %s", exc)
+        return problem_response(422, "invalid_request", "The database refused a value of this request.")
+    name = field_path(where) or "body"
+    return problem_response(422, "invalid_request", f"{name}: text cannot contain a NUL character.", field=name)
 
 
 @api.exception_handler(RedisError)

@@ -143,3 +143,22 @@ def test_segments_need_their_scopes_and_their_users_permissions(api):
     body = problem(writer_api.delete("/segments/eu", If_Match="*"), 403, "permission_denied")
     assert "tenants.delete_segment" in body["detail"]
     assert Segment.objects.filter(key="eu").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/segments", {"key": "a", "name": "x\u0000y"}, "name"),
+        (
+            "/segments",
+            {"key": "a", "conditions": [EU[0], {"attribute": "subject", "op": "in", "values": ["ok", "\u0000"]}]},
+            "conditions[1].values[1]",
+        ),
+        ("/flags", {"key": "a", "kind": "string", "default_value": "x\u0000"}, "default_value"),
+        ("/flags", {"key": "a", "kind": "json", "default_value": {"n\u0000": 1}}, "default_value.n\u0000"),
+        ("/plans", {"code": "a", "name": "x\u0000"}, "name"),
+    ],
+)
+def test_a_nul_character_postgresql_refuses_is_a_problem_naming_the_member(api, path, body, field):
+    problem(api.post(path, body), 422, "invalid_request", field)
+    assert not Segment.objects.exists()
