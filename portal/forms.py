@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from django import forms
 from django.utils import timezone
@@ -50,7 +51,7 @@ class ApiKeyCreateForm(forms.Form):
 
     def __init__(self, *args, scope_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["scopes"].choices = scope_choices
+        cast(forms.ChoiceField, self.fields["scopes"]).choices = scope_choices
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
@@ -137,4 +138,4 @@ class WebhookEndpointForm(forms.Form):
 
     def __init__(self, *args, event_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["event_types"].choices = event_choices
+        cast(forms.ChoiceField, self.fields["event_types"]).choices = event_choices

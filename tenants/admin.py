@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
@@ -21,6 +23,7 @@ from agentapi_admin.admin_base import GuardedModelAdmin, admin_time
 from agentapi_admin.admin_export import Export, ExportActionsMixin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
+from tenants.admin_flagviews import FlagViewsMixin
 from tenants.admin_history import AuditHistoryMixin
 from tenants.charts import usage_chart
 from tenants.exceptions import InvalidSettings, TenantsError
@@ -86,7 +89,7 @@ class PlanForm(forms.ModelForm):
         choices = [(key, key) for key in Flag.objects.filter(archived=False).values_list("key", flat=True)]
         stored = (self.instance.default_flags if self.instance.pk else {}) or {}
         for name, wanted in (("flags_on", True), ("flags_off", False)):
-            self.fields[name].choices = choices
+            cast(forms.MultipleChoiceField, self.fields[name]).choices = choices
             self.initial.setdefault(name, sorted(k for k, v in stored.items() if v is wanted))
         if "default_flags" in self.fields:  # absent for a view-only user
             self.fields["default_flags"].required = False
@@ -96,7 +99,8 @@ class PlanForm(forms.ModelForm):
         return bool({"default_flags", "flags_on", "flags_off"} & set(self.changed_data))
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
         lists = {"flags_on", "flags_off"} & set(self.changed_data)
         if lists and "default_flags" in self.changed_data:
             raise ValidationError("Change the flag defaults either in the lists or in the raw JSON, not both.")
@@ -226,10 +230,12 @@ class TenantForm(forms.ModelForm, SettingsFields):
         return "settings" in self.changed_data or any(n.startswith(SETTING_PREFIX) for n in self.changed_data)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
         typed = [name for name in self.changed_data if name.startswith(SETTING_PREFIX)]
         if typed and "settings" in self.changed_data:
             raise ValidationError("Change the settings either in the fields or in the raw JSON, not both.")
+        value: object
         if typed:
             stored = self.instance.settings if self.instance.pk else {}
             value = settings_from_fields(stored, cleaned, skip=set(self.errors))
@@ -520,7 +526,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
 # ----------------------------------------------------------------------- flags
 @admin.register(Flag)
-class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
+class FlagAdmin(FlagViewsMixin, AuditHistoryMixin, GuardedModelAdmin):
     list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
     list_filter = ["archived", "tenant_editable", "risky", "default"]
     search_fields = ["key", "description"]
@@ -585,10 +591,10 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
         obj = super().get_object(request, object_id, from_field)
         return None if obj is None else apikeys_with_last_use([obj])[0]
 
-    def get_form(self, request, obj=None, **kwargs):
+    def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = ApiKeyIssueForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:

@@ -205,21 +205,21 @@ def _test(op: str, actual: Any, values: list) -> bool:
             return False
         return {"lt": left < right, "lte": left <= right, "gt": left > right, "gte": left >= right}[op]
     if op in SEMVER_OPS:
-        left, right = parse_semver(actual), parse_semver(values[0])
-        if left is None or right is None:
+        mine, theirs = parse_semver(actual), parse_semver(values[0])
+        if mine is None or theirs is None:
             return False
         return {
-            "semver_eq": left == right,
-            "semver_lt": left < right,
-            "semver_lte": left <= right,
-            "semver_gt": left > right,
-            "semver_gte": left >= right,
+            "semver_eq": mine == theirs,
+            "semver_lt": mine < theirs,
+            "semver_lte": mine <= theirs,
+            "semver_gt": mine > theirs,
+            "semver_gte": mine >= theirs,
         }[op]
     if op in DATE_OPS:
-        left, right = parse_moment(actual), parse_moment(values[0])
-        if left is None or right is None:
+        when, bound = parse_moment(actual), parse_moment(values[0])
+        if when is None or bound is None:
             return False
-        return left < right if op == "before" else left > right
+        return when < bound if op == "before" else when > bound
     return False
 
 

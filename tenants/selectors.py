@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -92,7 +93,7 @@ def tenant_limits(tenant: Tenant) -> tuple[int, int, int | None]:
     return per_minute, burst, plan.daily_quota or None
 
 
-def _tenant_attributes(tenant: Tenant) -> dict:
+def tenant_attributes(tenant: Tenant) -> dict:
     """Return what segments' tenant.* conditions test (tenants.flagrules.TENANT_ATTRIBUTES)."""
     return {
         "id": str(tenant.pk),
@@ -104,7 +105,76 @@ def _tenant_attributes(tenant: Tenant) -> dict:
     }
 
 
-def _build_document(tenant_id: object) -> TenantDocument:
+def flag_rule_compile(
+    flag: Flag,
+    *,
+    tenant: Tenant,
+    attributes: dict,
+    override: TenantFlag | None,
+    owner: OwnerToggle | None,
+    segments: dict,
+    segments_changed: dict,
+) -> dict:
+    """Return one flag's cached rule for a tenant (the document's `rules[key]`) from its rows."""
+    plan = tenant.plan
+    # An owner's choice counts only while owners may edit the flag, and only within the override:
+    # "off" always wins, "on" restores what the platform set (its rollout), never more.
+    owner = owner if flag.tenant_editable else None
+    moments = [flag.updated_at] + [layer.updated_at for layer in (override, owner) if layer is not None]
+    moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
+    plan_value = plan.default_flags.get(flag.key) if isinstance(plan.default_flags, dict) else None
+    if plan_value is not None and override is None and owner is None:
+        moments.append(plan.updated_at)
+    version = _ms(flag.updated_at if flag.archived else max(moments))
+    entry = flagrules.compile_entry(
+        flag={
+            "key": flag.key,
+            "kind": flag.kind,
+            "default": flag.default,
+            "default_value": flag.default_value,
+            "variants": flag.variants,
+            "rules": flag.rules,
+            "archived": flag.archived,
+            "tenant_editable": flag.tenant_editable,
+        },
+        tenant=attributes,
+        version=version,
+        override=None
+        if override is None
+        else {
+            "enabled": override.enabled,
+            "rollout_percent": override.rollout_percent,
+            "variant": override.variant,
+            "value": override.value,
+            "owner_variants": override.owner_variants,
+        },
+        owner=None if owner is None else {"enabled": owner.enabled, "variant": owner.variant},
+        plan_value=None if plan_value is None else bool(plan_value),
+        segments=segments,
+    )
+    return {
+        "entry": entry,
+        "percent": override.rollout_percent if override is not None and override.enabled else 100,
+        "version": version,
+        "editable": flag.tenant_editable and not flag.archived,
+        "risky": flag.risky,
+        "archived": flag.archived,
+        "description": flag.description,
+        "owner": None if owner is None else owner.enabled,
+        "owner_variant": None if owner is None or not owner.variant else owner.variant,
+        "platform": None
+        if override is None
+        else {
+            "enabled": override.enabled,
+            "percent": override.rollout_percent,
+            "variant": override.variant or None,
+            "value": override.value,
+            "owner_variants": list(override.owner_variants),
+        },
+    }
+
+
+def _build_document(tenant_id: UUID | str) -> TenantDocument:
     tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
     plan = tenant.plan
     overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
@@ -112,65 +182,19 @@ def _build_document(tenant_id: object) -> TenantDocument:
     segment_rows = Segment.objects.values_list("key", "conditions", "updated_at")
     segments = {key: conditions for key, conditions, _ in segment_rows}
     segments_changed = {key: changed for key, _, changed in segment_rows}
-    attributes = _tenant_attributes(tenant)
-    rules = {}
-    for flag in Flag.objects.all():
-        override = overrides.get(flag.pk)
-        # An owner's choice counts only while owners may edit the flag, and only within the override:
-        # "off" always wins, "on" restores what the platform set (its rollout), never more.
-        owner = owners.get(flag.pk) if flag.tenant_editable else None
-        moments = [flag.updated_at] + [layer.updated_at for layer in (override, owner) if layer is not None]
-        moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
-        plan_value = plan.default_flags.get(flag.key) if isinstance(plan.default_flags, dict) else None
-        if plan_value is not None and override is None and owner is None:
-            moments.append(plan.updated_at)
-        version = _ms(flag.updated_at if flag.archived else max(moments))
-        entry = flagrules.compile_entry(
-            flag={
-                "key": flag.key,
-                "kind": flag.kind,
-                "default": flag.default,
-                "default_value": flag.default_value,
-                "variants": flag.variants,
-                "rules": flag.rules,
-                "archived": flag.archived,
-                "tenant_editable": flag.tenant_editable,
-            },
-            tenant=attributes,
-            version=version,
-            override=None
-            if override is None
-            else {
-                "enabled": override.enabled,
-                "rollout_percent": override.rollout_percent,
-                "variant": override.variant,
-                "value": override.value,
-                "owner_variants": override.owner_variants,
-            },
-            owner=None if owner is None else {"enabled": owner.enabled, "variant": owner.variant},
-            plan_value=None if plan_value is None else bool(plan_value),
+    attributes = tenant_attributes(tenant)
+    rules = {
+        flag.key: flag_rule_compile(
+            flag,
+            tenant=tenant,
+            attributes=attributes,
+            override=overrides.get(flag.pk),
+            owner=owners.get(flag.pk),
             segments=segments,
+            segments_changed=segments_changed,
         )
-        rules[flag.key] = {
-            "entry": entry,
-            "percent": override.rollout_percent if override is not None and override.enabled else 100,
-            "version": version,
-            "editable": flag.tenant_editable and not flag.archived,
-            "risky": flag.risky,
-            "archived": flag.archived,
-            "description": flag.description,
-            "owner": None if owner is None else owner.enabled,
-            "owner_variant": None if owner is None or not owner.variant else owner.variant,
-            "platform": None
-            if override is None
-            else {
-                "enabled": override.enabled,
-                "percent": override.rollout_percent,
-                "variant": override.variant or None,
-                "value": override.value,
-                "owner_variants": list(override.owner_variants),
-            },
-        }
+        for flag in Flag.objects.all()
+    }
     per_minute, burst, quota = tenant_limits(tenant)
     subject = str(tenant.pk)
     payload = {
@@ -226,7 +250,7 @@ def _bootstrap_entry(key: str, rule: dict, subject: str) -> dict:
     return entry
 
 
-def tenant_document_build(tenant_id: object) -> TenantDocument:
+def tenant_document_build(tenant_id: UUID | str) -> TenantDocument:
     """Build a tenant's document from the database (the cold path; no Redis)."""
     return _build_document(tenant_id)
 

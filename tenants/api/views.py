@@ -14,6 +14,7 @@ from datetime import timedelta
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern
 from django.utils import timezone
 from ninja import Path, Query
 from ninja.errors import AuthenticationError, ValidationError
@@ -25,7 +26,7 @@ from agentapi_admin.problems import as_problem, problem_response
 from resilience.ratelimit import ratelimit_response
 from resilience.ratelimit.enforce import ratelimit_enforce
 from resilience.ratelimit.middleware import limits_itself
-from tenants.api.gateway import GatewayResult, gateway_call
+from tenants.api.gateway import ASK_ALL, GatewayResult, ask_field, gateway_call
 from tenants.api.schemas import BootstrapOut, FlagOut
 from tenants.models import FLAG_KEY_PATTERN
 from tenants.selectors import flag_evaluate_from_rules
@@ -100,13 +101,15 @@ class TenantKey(HttpAuthBase):
                 headers=_UNAUTHORIZED,
             )
         inm = request.headers.get("If-None-Match", "") if self.field == "body" else ""
+        flag_key = self._flag_key(request)
         result = gateway_call(
             token,
             scope=self.scope,
-            flag_key=self._flag_key(request),
+            flag_key=flag_key,
             field_name=self.field,
             if_none_match=inm,
             client_ip=client_ip_identity(request),
+            asked=self._asked(request, flag_key),
         )
         outcome = result.outcome
         if outcome in _KEY_ERRORS:
@@ -115,6 +118,7 @@ class TenantKey(HttpAuthBase):
             error = "tenant_deleted" if result.tenant_status == "deleted" else "tenant_suspended"
             raise ApiError(403, error, f"The tenant is {result.tenant_status}; API access is stopped.")
         if outcome == "limited":
+            assert result.decision is not None  # a "limited" result always carries its decision
             raise ApiError(429, "rate_limited", "", response=ratelimit_response(result.decision))
         if outcome == "quota":
             raise ApiError(
@@ -142,6 +146,20 @@ class TenantKey(HttpAuthBase):
         denied = ratelimit_enforce(request, scopes=("ip",))
         if denied is not None:
             raise ApiError(denied.status_code, "rate_limited", "", response=denied)
+
+    def _asked(self, request: HttpRequest, flag_key: str) -> str:
+        """Return the asked-flags field a served request counts (`gateway.ask_field`): its flag, its keys, or all."""
+        if flag_key or request.method != "POST":
+            return flag_key or ASK_ALL
+        # A POST names its flags in the body's `keys` (absent or null: every flag). A body the
+        # handler will refuse is never served, so nothing is counted for it whatever this returns.
+        try:
+            keys = json.loads(request.body or b"{}").get("keys")
+        except (ValueError, AttributeError):
+            return ""
+        if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+            return ""
+        return ask_field(keys)
 
     def _flag_key(self, request: HttpRequest) -> str:
         """Return the flag key the gateway checks before billing ('' for the whole document)."""
@@ -280,7 +298,8 @@ def _direct(ninja_view, auth: TenantKey, handler):
             return _api_error(request, exc)
         return handler(request)
 
-    view.csrf_exempt = True  # a key, never a cookie, authenticates the API (as ninja marks its views)
+    # A key, never a cookie, authenticates the API (as ninja marks its views); Django reads the attribute.
+    view.csrf_exempt = True  # type: ignore[attr-defined]
     return view
 
 
@@ -297,6 +316,7 @@ def api_urls():
     """Return the API's URL patterns with JSON 405 answers."""
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
+        assert isinstance(pattern, URLPattern)  # ninja lists its views, never an include()
         pattern.callback = json_method_not_allowed(pattern.callback)
         if pattern.name in DIRECT_ROUTES:
             pattern.callback = _direct(pattern.callback, *DIRECT_ROUTES[pattern.name])

@@ -35,7 +35,7 @@ SEGMENT_FIELDS = ["key", "name", "description", "conditions"]
 
 
 # Left out of audit snapshots while at their empty default, so a boolean flag's record reads as it always did.
-_QUIET_WHEN_EMPTY = {
+_QUIET_WHEN_EMPTY: dict[str, object] = {
     "kind": Flag.Kind.BOOLEAN,
     "default_value": None,
     "variants": [],
@@ -424,10 +424,11 @@ def flag_owner_toggle(
     "on" gives back what the platform set (its rollout percentage), never more. A `variant` is
     the owner's pick among the override's `owner_variants`, the bounds the platform set.
     """
+    actor_pk = getattr(actor, "pk", None)
     role = (
-        Membership.objects.filter(tenant=tenant, user_id=getattr(actor, "pk", None))
-        .values_list("role", flat=True)
-        .first()
+        None  # no membership has a null user
+        if actor_pk is None
+        else Membership.objects.filter(tenant=tenant, user_id=actor_pk).values_list("role", flat=True).first()
     )
     if role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
         raise PermissionDenied("Only an owner or admin of this tenant can toggle its flags.")

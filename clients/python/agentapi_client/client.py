@@ -81,7 +81,9 @@ class ControlPlane:
             self._thread = threading.Thread(target=self._poll, name="agentapi-client-poll", daemon=True)
             self._thread.start()
         if self._stream_url and self._stream_thread is None:
-            self._stream_thread = threading.Thread(target=self._listen, name="agentapi-client-stream", daemon=True)
+            self._stream_thread = threading.Thread(
+                target=self._listen, args=(self._stream_url,), name="agentapi-client-stream", daemon=True
+            )
             self._stream_thread.start()
         return self
 
@@ -203,24 +205,24 @@ class ControlPlane:
                 delay = min(max(delay * 2, self.poll_interval), self.max_backoff)
 
     # ------------------------------------------------------------------ streaming
-    def _listen(self) -> None:
+    def _listen(self, url: str) -> None:
         """Hold the change stream open, refreshing on each event; reconnect with backoff when it drops."""
         delay = 1.0
         while not self._stop.is_set() and self.status != REVOKED:
-            ended = self._stream_once()
+            ended = self._stream_once(url)
             if ended == REVOKED:
                 return
             delay = 1.0 if ended == "reconnect" else min(delay * 2, self.max_backoff)
             self._stop.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not security
 
-    def _stream_once(self) -> str:
+    def _stream_once(self, url: str) -> str:
         """Read one stream connection to its end; return why it ended: revoked, reconnect or backoff."""
         headers = {"Accept": "text/event-stream"}
         if self._last_event_id:
             headers["Last-Event-ID"] = self._last_event_id
         try:
             with self._http.stream(
-                "GET", self._stream_url, headers=headers, timeout=httpx.Timeout(self._http.timeout.connect, read=60)
+                "GET", url, headers=headers, timeout=httpx.Timeout(self._http.timeout.connect, read=60)
             ) as response:
                 if response.status_code == 401:
                     response.read()
@@ -235,7 +237,7 @@ class ControlPlane:
             self.streaming = False
 
     def _read_events(self, response: httpx.Response) -> str:
-        fields: dict = {}
+        fields: dict[str, str] = {}
         for line in response.iter_lines():
             if self._stop.is_set():
                 return "backoff"
@@ -245,13 +247,13 @@ class ControlPlane:
                     fields[name] = value.removeprefix(" ")
                 continue
             event, fields = fields, {}
-            name = event.get("event")
-            if name == "ready":
+            kind = event.get("event")
+            if kind == "ready":
                 self.streaming = True
                 data = json.loads(event.get("data") or "{}")
                 if data.get("etag") != self._etag:
                     self.refresh()  # something changed while no stream was connected
-            elif name == "change":
+            elif kind == "change":
                 self._last_event_id = event.get("id") or self._last_event_id
                 self.refresh()
             elif name == "revoked":
