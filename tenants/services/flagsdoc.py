@@ -25,6 +25,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -219,7 +220,7 @@ V2_ONLY = {
     "overrides": {"variant", "value", "owner_variants"},
 }
 # What export leaves out while at its default, so a boolean flag reads as it did in version 1.
-QUIET = {
+QUIET: dict[str, Any] = {
     "kind": Flag.Kind.BOOLEAN.value,
     "default_value": None,
     "variants": [],
@@ -317,7 +318,7 @@ def flags_document_parse(data: Any) -> dict:
         if not isinstance(key, str) or not re.match(FLAG_KEY_PATTERN, key):
             raise DocumentError(f"{path}: a segment key is 1-64 characters: a-z, 0-9, '_', '.', '-'.")
         segment = _record(path, value, SEGMENT_SPEC)
-        segment["conditions"] = _rule_checked(path, lambda s=segment: flagrules.validate_conditions(s["conditions"]))
+        segment["conditions"] = _rule_checked(path, partial(flagrules.validate_conditions, segment["conditions"]))
         segments[key] = segment
     segment_keys = set(segments) | set(Segment.objects.values_list("key", flat=True))
 

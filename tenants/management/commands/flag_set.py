@@ -67,7 +67,7 @@ class Command(TenantWriteCommand):
         if options["value"] is not None:
             try:
                 options["value"] = json.loads(options["value"])
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise UsageError(
                     f"--value {options['value'][:80]!r} is not JSON ({exc.msg}); quote a string: --value '\"gpt-4\"'."
                 ) from None
