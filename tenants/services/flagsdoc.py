@@ -293,6 +293,20 @@ def _version(data: dict) -> int:
     return version
 
 
+def _refuse_nul(value: Any, path: str = "") -> None:
+    """Raise DocumentError at the first string (or key) holding a NUL character: the database stores none."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise DocumentError(f"{path or 'document'}: text cannot contain a NUL character.")
+        return
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
+        if isinstance(key, str):
+            _refuse_nul(key, where)
+        _refuse_nul(item, where)
+
+
 def flags_document_parse(data: Any) -> dict:
     """Return the document validated and with every default filled in, or raise DocumentError naming the path.
 
@@ -300,6 +314,7 @@ def flags_document_parse(data: Any) -> dict:
     None: it does not manage them.
     """
     data = _mapping("document", data)
+    _refuse_nul(data)
     sections = ("version", "segments", "flags", "plans", "tenants")
     unknown = sorted(set(data) - set(sections))
     if unknown:

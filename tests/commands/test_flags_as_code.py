@@ -316,6 +316,10 @@ def test_a_trial_suspended_then_set_active_by_the_document_ends_active(estate, o
             r"tenants\.globex\.overrides\.limits\.value: does not match",
         ),
         (
+            lambda d: d["segments"]["eu"]["conditions"][0]["values"].append("e\x00u"),
+            r"segments\.eu\.conditions\[0\]\.values\[1\]: text cannot contain a NUL character",
+        ),
+        (
             lambda d: d["tenants"]["acme"]["owner_toggles"].update(model={"enabled": False, "variant": "large"}),
             r"tenants\.acme\.owner_toggles\.model\.variant: an owner picks a variant only with the flag on",
         ),
