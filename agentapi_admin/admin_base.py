@@ -129,6 +129,14 @@ class GuardedModelAdmin(admin.ModelAdmin):
         return bad
 
 
+def adopt_created(target, source) -> None:
+    """Make the admin's unsaved instance the row a service created, so inlines and redirects use it."""
+    for field in type(source)._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+    target._state.adding = False
+    target._state.db = source._state.db
+
+
 def admin_time(moment):
     """Render a datetime as a compact, sortable UTC stamp ("2026-12-02 06:07") with the full value in <time>."""
     utc = timezone.localtime(moment, UTC)

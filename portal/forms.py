@@ -26,6 +26,8 @@ class FlagToggleForm(forms.Form):
         },
     )
     confirm = forms.BooleanField(required=False)
+    # A typed flag's variant among those the platform opened to owners (checked by flag_owner_toggle).
+    variant = forms.CharField(required=False, max_length=64)
 
 
 class ApiKeyCreateForm(forms.Form):

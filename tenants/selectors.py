@@ -20,6 +20,7 @@ from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants import flagrules
 from tenants.cache import cache_ttl
+from tenants.flag_text import rule_text
 from tenants.keys import apikey_used_key, document_key, usage_key, version_key
 from tenants.models import ApiKey, Flag, Membership, OwnerToggle, Segment, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
@@ -105,6 +106,21 @@ def tenant_attributes(tenant: Tenant) -> dict:
     }
 
 
+def _flag_changed(flag: Flag, tenant: Tenant, override, owner, segments_changed: dict) -> datetime:
+    """Return when the inputs of a flag's answer for a tenant last changed (its entry's version).
+
+    The tenant counts whatever decides: its plan, labels, settings and status feed the rules,
+    the plan and the default, and removing an override or an owner's choice touches it
+    (tenants.services.flags), so the version moves even when the layer that decided is gone.
+    """
+    moments = [flag.updated_at, tenant.updated_at]
+    moments += [layer.updated_at for layer in (override, owner) if layer is not None]
+    moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
+    if override is None and owner is None:
+        moments.append(tenant.plan.updated_at)
+    return max(moments)
+
+
 def flag_rule_compile(
     flag: Flag,
     *,
@@ -120,12 +136,8 @@ def flag_rule_compile(
     # An owner's choice counts only while owners may edit the flag, and only within the override:
     # "off" always wins, "on" restores what the platform set (its rollout), never more.
     owner = owner if flag.tenant_editable else None
-    moments = [flag.updated_at] + [layer.updated_at for layer in (override, owner) if layer is not None]
-    moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
     plan_value = plan.default_flags.get(flag.key) if isinstance(plan.default_flags, dict) else None
-    if plan_value is not None and override is None and owner is None:
-        moments.append(plan.updated_at)
-    version = _ms(flag.updated_at if flag.archived else max(moments))
+    version = _ms(flag.updated_at if flag.archived else _flag_changed(flag, tenant, override, owner, segments_changed))
     entry = flagrules.compile_entry(
         flag={
             "key": flag.key,
@@ -299,6 +311,54 @@ def flags_evaluate(tenant: Tenant, subject: str | None = None, context: dict | N
     return {key: _evaluate(key, rule, subject, context) for key, rule in tenant_rules(tenant).items()}
 
 
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One flag's answer for a subject and context, with what decided it in words (the evaluate tools)."""
+
+    key: str
+    kind: str
+    description: str
+    enabled: bool
+    value: Any
+    variant: str | None
+    reason: str
+    #: The 1-based position of the flag-level rule that decided, and that rule described ("" otherwise).
+    rule: int | None
+    rule_text: str
+
+    @property
+    def value_json(self) -> str:
+        return json.dumps(self.value)
+
+
+def flags_evaluate_explained(
+    tenant: Tenant, subject: str | None = None, context: dict | None = None
+) -> list[EvaluationRow]:
+    """Return every flag evaluated for the tenant, subject and context, in key order, with the deciding rule."""
+    results = flags_evaluate(tenant, subject, context)
+    flags = {f.key: f for f in Flag.objects.filter(key__in=list(results)).only("key", "kind", "description", "rules")}
+    rows = []
+    for key in sorted(results):
+        result, flag = results[key], flags.get(key)
+        text = ""
+        if result.rule is not None and flag is not None and 0 < result.rule <= len(flag.rules):
+            text = f"rule {result.rule}: {rule_text(flag.rules[result.rule - 1])}"
+        rows.append(
+            EvaluationRow(
+                key=key,
+                kind=flag.kind if flag is not None else "boolean",
+                description=flag.description if flag is not None else "",
+                enabled=result.enabled,
+                value=result.value,
+                variant=result.variant,
+                reason=result.reason,
+                rule=result.rule,
+                rule_text=text,
+            )
+        )
+    return rows
+
+
 def flag_evaluate_from_rules(rules: dict, key: str, subject: str, context: dict | None = None) -> EvaluatedFlag | None:
     """Evaluate one flag from cached rules; None if the flag does not exist."""
     rule = rules.get(key)
@@ -312,11 +372,15 @@ def flag_is_enabled(tenant: Tenant, key: str, subject: str | None = None) -> boo
     return bool(result and result.enabled)
 
 
-def flags_explain(tenant: Tenant) -> list[ExplainedFlag]:
-    """Return every visible (not archived) flag with its effective value, reason and editability."""
+def flags_explain(tenant: Tenant, *, from_database: bool = False) -> list[ExplainedFlag]:
+    """Return every visible (not archived) flag with its effective value, reason and editability.
+
+    `from_database` reads the definitions as stored, without the cache and without warming it (the admin).
+    """
     subject = str(tenant.pk)
     explained = []
-    for key, rule in sorted(tenant_rules(tenant).items()):
+    rules = _build_document(tenant.pk).rules if from_database else tenant_rules(tenant)
+    for key, rule in sorted(rules.items()):
         if rule["archived"]:
             continue
         result = _evaluate(key, rule, subject)

@@ -1,13 +1,15 @@
 """CPU per request of the bare view and the warm bootstrap through Django's WSGI handler, no HTTP server.
 
     .venv/bin/python -m bench.bootstrap.inprocess [--rounds 11] [--requests 1000] [--profile] [--cluster]
+        [--flags F --segments S]
 
 Starts its own redis-server and a temporary SQLite database seeded by `seed_demo`
 (the same environment as `bench.bootstrap.run`), then calls the WSGI application
 directly, alternating bare / bootstrap in rounds, and prints the median
 `time.process_time` per request of each and their ratio. `--profile` adds a cProfile
 of 3,000 bootstrap requests (CPU time), sorted by cumulative time. `--cluster` puts the
-app on a Redis Cluster of its own (3 masters, 3 replicas; REDIS_CLUSTER_NODES) instead.
+app on a Redis Cluster of its own (3 masters, 3 replicas; REDIS_CLUSTER_NODES) instead. `--flags F --segments S`
+defines F more flags and S segments first (`bench/bootstrap/seed_flags.py`), as `run` does.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import pstats
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +40,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--requests", type=int, default=1000, help="requests per target per round")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--flags", type=int, default=0, help="also define N flags, rules on half of them")
+    parser.add_argument("--segments", type=int, default=0, help="segments the --flags rules use")
     parser.add_argument("--cluster", action="store_true", help="the app's Redis is a Redis Cluster")
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-inprocess-"))
@@ -50,6 +55,9 @@ def main() -> int:
         env = bench_env(server.url, workdir / "db.sqlite3", cluster_nodes=seeds)
         manage(env, "migrate", "--noinput")
         secret = json.loads(manage(env, "seed_demo", "--json").strip().splitlines()[-1])["api_keys"]["acme"]
+        if options.flags or options.segments:
+            seed = [sys.executable, "-m", "bench.bootstrap.seed_flags", str(options.flags), str(options.segments)]
+            subprocess.run(seed, cwd=BASE_DIR, env=env, check=True)
         os.environ.update(env)
         import django
         from django.core.wsgi import get_wsgi_application
@@ -90,6 +98,8 @@ def main() -> int:
         summary = {
             "redis": "cluster" if options.cluster else "standalone",
             "load_average": [round(x, 2) for x in os.getloadavg()],
+            "flags_added": options.flags,
+            "segments_added": options.segments,
             "cpu_us_per_request": {name: round(value, 1) for name, value in median.items()},
             "ratio": round(median["bare"] / median["bootstrap"], 3),
         }

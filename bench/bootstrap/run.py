@@ -1,14 +1,17 @@
 """Measure warm /api/v1/bootstrap against a bare Django JSON view under the same gunicorn, in one run.
 
     .venv/bin/python -m bench.bootstrap.run [--duration 8] [--connections 16] [--rounds 3]
-        [--worker-class sync|gthread] [--threads N] [--keys N] [--cluster]
+        [--worker-class sync|gthread] [--threads N] [--keys N] [--cluster] [--flags F --segments S]
 
 Starts its own redis-server and gunicorn (`-w 2`, sync workers unless told) on free
 ports with a temporary SQLite database seeded by `seed_demo`, then loads each endpoint
 from a second process (wrk when installed, else a Python load generator), alternating
 the targets for `--rounds` rounds. With `--keys N` it also bulk-seeds N tenants with
 one key each and adds a target that rotates through all N keys (a wrk Lua script),
-compared with the one-key bootstrap driven the same way. Prints a JSON summary: req/s
+compared with the one-key bootstrap driven the same way. With `--flags F --segments S` it
+first defines F more flags and S segments, with rules on half of the flags
+(`bench/bootstrap/seed_flags.py`), so the bootstrap carries their compiled entries.
+Prints a JSON summary: req/s
 and CPU per request of each target, the ratios, and Redis commands per request from
 the INFO commandstats delta.
 
@@ -300,12 +303,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per gthread worker")
     parser.add_argument("--keys", type=int, default=0, help="also rotate through N keys of N bulk-seeded tenants")
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto", help="load generator")
+    parser.add_argument("--flags", type=int, default=0, help="also define N flags, rules on half of them")
+    parser.add_argument("--segments", type=int, default=0, help="segments the --flags rules use")
     parser.add_argument(
         "--cluster", action="store_true", help="also run the bootstrap on a Redis Cluster (3 masters + 3 replicas)"
     )
     options = parser.parse_args()
-    if options.keys < 0 or options.threads < 1 or options.rounds < 1:
-        parser.error("--keys must be >= 0, --threads and --rounds >= 1")
+    if options.keys < 0 or options.threads < 1 or options.rounds < 1 or options.flags < 0 or options.segments < 0:
+        parser.error("--keys, --flags and --segments must be >= 0, --threads and --rounds >= 1")
     if options.threads != 1 and options.worker_class != "gthread":
         parser.error("--threads needs --worker-class gthread")
     duration = min(options.duration, 30)
@@ -322,6 +327,13 @@ def main() -> int:
     try:
         manage(env, "migrate", "--noinput")
         demo_keys = json.loads(manage(env, "seed_demo", "--json").strip().splitlines()[-1])["api_keys"]
+        if options.flags or options.segments:
+            subprocess.run(
+                [sys.executable, "-m", "bench.bootstrap.seed_flags", str(options.flags), str(options.segments)],
+                cwd=BASE_DIR,
+                env=env,
+                check=True,
+            )
         one_key = workdir / "one-key.txt"
         one_key.write_text(demo_keys["acme"] + "\n")
         many_keys = workdir / "keys.txt"
@@ -366,6 +378,9 @@ def main() -> int:
                 headers = {**headers, "Authorization": f"Bearer {keys_file.read_text().split()[0]}"}
             for _ in range(8):
                 urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30).read()  # noqa: S310
+        auth = {"Authorization": f"Bearer {demo_keys['acme']}"}
+        request = urllib.request.Request(f"{base}/api/v1/bootstrap", headers=auth)  # noqa: S310 - fixed local URL
+        document = urllib.request.urlopen(request, timeout=5).read()  # noqa: S310
         warm = {}
         rotation = {}  # where each rotating target's next run starts in the key list
         for name in ("rotating", "rotating_cluster"):
@@ -395,6 +410,9 @@ def main() -> int:
             "connections": options.connections,
             "gunicorn": gunicorn_label,
             "keys": options.keys,
+            "flags_added": options.flags,
+            "segments_added": options.segments,
+            "bootstrap": {"bytes": len(document), "flags": len(json.loads(document)["flags"])},
             "warm_up": warm.get("rotating", {}),
             "load_average_before_after": [round(x, 2) for x in (*load_before, *os.getloadavg())],
             "rps": {name: [round(x, 1) for x in rps[name]] for name in ("bare", *bootstrapish)},
