@@ -269,6 +269,9 @@ def _gateway_call(
             if seen is not None and seen[0] == "deny":
                 return _address_pays(GatewayResult(seen[1]), client_ip)
             route = seen[1:3] if seen is not None else None
+            if route is not None:
+                # Another process filled this key: keep its route so the next request is one round trip.
+                routes.put(secret_hash, *route)
         reply = [b"miss"]
         slug = route[0] if route is not None else ""
         if route is not None:
