@@ -16,6 +16,15 @@ FLAG_KEY_PATTERN = r"^[a-z0-9_.-]{1,64}$"
 PROBE_UPSTREAM_PERMISSION = "tenants.probe_upstream"
 
 
+def _key_field() -> models.CharField:
+    """A flag's or segment's key: permanent, unique, the same characters clients may use."""
+    return models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(FLAG_KEY_PATTERN, "Use 1-64 characters: a-z, 0-9, '_', '.', '-'.")],
+    )
+
+
 class Plan(models.Model):
     """A commercial plan: rate limits, quota and default flag values shared by its tenants."""
 
@@ -141,11 +150,7 @@ class Segment(models.Model):
     `conditions` is a list of {"attribute", "op", "values"} checked by `tenants.flagrules`.
     """
 
-    key = models.CharField(
-        max_length=64,
-        unique=True,
-        validators=[RegexValidator(FLAG_KEY_PATTERN, "Use 1-64 characters: a-z, 0-9, '_', '.', '-'.")],
-    )
+    key = _key_field()
     name = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
     conditions = models.JSONField(default=list, blank=True)
@@ -168,11 +173,7 @@ class Flag(models.Model):
         NUMBER = "number", "Number"
         JSON = "json", "JSON"
 
-    key = models.CharField(
-        max_length=64,
-        unique=True,
-        validators=[RegexValidator(FLAG_KEY_PATTERN, "Use 1-64 characters: a-z, 0-9, '_', '.', '-'.")],
-    )
+    key = _key_field()
     description = models.TextField(blank=True)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.BOOLEAN)
     # Whether the flag is on where no override, rule or plan decides.

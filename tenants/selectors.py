@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -16,17 +17,15 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
+from tenants import flagrules
 from tenants.cache import cache_ttl
 from tenants.keys import apikey_used_key, document_key, usage_key, version_key
-from tenants.models import ApiKey, Flag, Membership, OwnerToggle, Tenant, TenantFlag, UsageDaily
+from tenants.models import ApiKey, Flag, Membership, OwnerToggle, Segment, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
 
 log = logging.getLogger(__name__)
 
-REASONS = ("default", "plan", "admin_override", "owner_toggle", "rollout", "archived")
-_OVERRIDE_REASON = {TenantFlag.Source.ADMIN: "admin_override", TenantFlag.Source.OWNER: "owner_toggle"}
-# Rollout buckets have 0.01 % resolution; percent p admits buckets [0, p * 100).
-_BUCKETS = 10_000
+REASONS = flagrules.REASONS
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,10 @@ class EvaluatedFlag:
     enabled: bool
     reason: str
     version: int
+    value: Any = None
+    variant: str | None = None
+    #: The 1-based position of the flag-level rule that decided (reason "rule"), else None.
+    rule: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,13 @@ class ExplainedFlag:
     #: The tenant owner's own choice (None: none), and the platform's override ({enabled, percent} or None).
     owner_enabled: bool | None = None
     platform: dict | None = None
+    kind: str = "boolean"
+    value: Any = None
+    variant: str | None = None
+    #: The owner's variant pick (None: none) and the variants the platform lets owners pick among.
+    owner_variant: str | None = None
+    owner_variants: tuple = ()
+    variants: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -66,15 +76,8 @@ class TenantDocument:
     limits: tuple = (0, 0, None)
 
 
-def rollout_bucket(flag_key: str, subject: str) -> int:
-    """Return the subject's stable bucket (0-9999) for a flag."""
-    digest = hashlib.sha256(f"{flag_key}\x00{subject}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % _BUCKETS
-
-
-def rollout_admits(flag_key: str, subject: str, percent: int) -> bool:
-    """Return True if a `percent` rollout of the flag includes the subject; monotonic in percent."""
-    return rollout_bucket(flag_key, subject) < percent * (_BUCKETS // 100)
+rollout_bucket = flagrules.rollout_bucket
+rollout_admits = flagrules.rollout_admits
 
 
 def _ms(moment) -> int:
@@ -89,46 +92,84 @@ def tenant_limits(tenant: Tenant) -> tuple[int, int, int | None]:
     return per_minute, burst, plan.daily_quota or None
 
 
+def _tenant_attributes(tenant: Tenant) -> dict:
+    """Return what segments' tenant.* conditions test (tenants.flagrules.TENANT_ATTRIBUTES)."""
+    return {
+        "id": str(tenant.pk),
+        "slug": tenant.slug,
+        "plan": tenant.plan.code,
+        "status": tenant.status,
+        "labels": list(tenant.labels or []),
+        "settings": settings_effective(tenant.settings),
+    }
+
+
 def _build_document(tenant_id: object) -> TenantDocument:
     tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
     plan = tenant.plan
     overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
     owners = {o.flag_id: o for o in OwnerToggle.objects.filter(tenant=tenant)}
+    segment_rows = Segment.objects.values_list("key", "conditions", "updated_at")
+    segments = {key: conditions for key, conditions, _ in segment_rows}
+    segments_changed = {key: changed for key, _, changed in segment_rows}
+    attributes = _tenant_attributes(tenant)
     rules = {}
     for flag in Flag.objects.all():
         override = overrides.get(flag.pk)
         # An owner's choice counts only while owners may edit the flag, and only within the override:
         # "off" always wins, "on" restores what the platform set (its rollout), never more.
         owner = owners.get(flag.pk) if flag.tenant_editable else None
-        version = max([flag.updated_at] + [layer.updated_at for layer in (override, owner) if layer is not None])
-        percent = 100
-        if flag.archived:
-            enabled, reason, version = False, "archived", flag.updated_at
-        elif owner is not None and not owner.enabled:
-            enabled, reason = False, "owner_toggle"
-        elif override is not None:
-            enabled, reason = override.enabled, _OVERRIDE_REASON[override.source]
-            percent = override.rollout_percent if override.enabled else 100
-        elif owner is not None:
-            enabled, reason = True, "owner_toggle"
-        elif flag.key in plan.default_flags:
-            enabled, reason = bool(plan.default_flags[flag.key]), "plan"
-            version = max(version, plan.updated_at)
-        else:
-            enabled, reason = flag.default, "default"
+        moments = [flag.updated_at] + [layer.updated_at for layer in (override, owner) if layer is not None]
+        moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
+        plan_value = plan.default_flags.get(flag.key) if isinstance(plan.default_flags, dict) else None
+        if plan_value is not None and override is None and owner is None:
+            moments.append(plan.updated_at)
+        version = _ms(flag.updated_at if flag.archived else max(moments))
+        entry = flagrules.compile_entry(
+            flag={
+                "key": flag.key,
+                "kind": flag.kind,
+                "default": flag.default,
+                "default_value": flag.default_value,
+                "variants": flag.variants,
+                "rules": flag.rules,
+                "archived": flag.archived,
+                "tenant_editable": flag.tenant_editable,
+            },
+            tenant=attributes,
+            version=version,
+            override=None
+            if override is None
+            else {
+                "enabled": override.enabled,
+                "rollout_percent": override.rollout_percent,
+                "variant": override.variant,
+                "value": override.value,
+                "owner_variants": override.owner_variants,
+            },
+            owner=None if owner is None else {"enabled": owner.enabled, "variant": owner.variant},
+            plan_value=None if plan_value is None else bool(plan_value),
+            segments=segments,
+        )
         rules[flag.key] = {
-            "enabled": enabled,
-            "reason": reason,
-            "percent": percent,
-            "version": _ms(version),
+            "entry": entry,
+            "percent": override.rollout_percent if override is not None and override.enabled else 100,
+            "version": version,
             "editable": flag.tenant_editable and not flag.archived,
             "risky": flag.risky,
             "archived": flag.archived,
             "description": flag.description,
             "owner": None if owner is None else owner.enabled,
+            "owner_variant": None if owner is None or not owner.variant else owner.variant,
             "platform": None
             if override is None
-            else {"enabled": override.enabled, "percent": override.rollout_percent},
+            else {
+                "enabled": override.enabled,
+                "percent": override.rollout_percent,
+                "variant": override.variant or None,
+                "value": override.value,
+                "owner_variants": list(override.owner_variants),
+            },
         }
     per_minute, burst, quota = tenant_limits(tenant)
     subject = str(tenant.pk)
@@ -143,11 +184,9 @@ def _build_document(tenant_id: object) -> TenantDocument:
         "plan": {"code": plan.code, "name": plan.name},
         "limits": {"requests_per_minute": per_minute, "burst": burst, "daily_quota": quota},
         "settings": settings_effective(tenant.settings),
-        # rollout_percent lets clients evaluate a rollout for their own subjects (tests/flags/vectors.json).
-        "flags": {
-            key: {**_evaluate(key, rule, subject).__dict__, "rollout_percent": rule["percent"]}
-            for key, rule in rules.items()
-        },
+        # `eval` lets clients evaluate each flag for their own subjects and context, exactly as
+        # POST /api/v1/evaluate would (tests/flags/vectors.json); rollout_percent is its older form.
+        "flags": {key: _bootstrap_entry(key, rule, subject) for key, rule in rules.items()},
         "cache_version": tenant.cache_version,
     }
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
@@ -165,10 +204,26 @@ def _build_document(tenant_id: object) -> TenantDocument:
     )
 
 
-def _evaluate(key: str, rule: dict, subject: str) -> EvaluatedFlag:
-    if rule["enabled"] and rule["percent"] < 100:
-        return EvaluatedFlag(rollout_admits(key, subject, rule["percent"]), "rollout", rule["version"])
-    return EvaluatedFlag(rule["enabled"], rule["reason"], rule["version"])
+def _evaluate(key: str, rule: dict, subject: str, context: dict | None = None) -> EvaluatedFlag:
+    result = flagrules.evaluate(key, rule["entry"], subject, context)
+    return EvaluatedFlag(result.enabled, result.reason, result.version, result.value, result.variant, result.rule)
+
+
+def _bootstrap_entry(key: str, rule: dict, subject: str) -> dict:
+    """Return a flag's bootstrap entry: its answer for the tenant itself and what clients need to evaluate it."""
+    result = _evaluate(key, rule, subject)
+    entry = {
+        "enabled": result.enabled,
+        "reason": result.reason,
+        "version": result.version,
+        "value": result.value,
+        "variant": result.variant,
+        "rollout_percent": rule["percent"],
+        "eval": rule["entry"],
+    }
+    if result.rule is not None:
+        entry["rule"] = result.rule
+    return entry
 
 
 def tenant_document_build(tenant_id: object) -> TenantDocument:
@@ -214,16 +269,16 @@ def tenant_rules(tenant: Tenant) -> dict:
     return doc.rules
 
 
-def flags_evaluate(tenant: Tenant, subject: str | None = None) -> dict[str, EvaluatedFlag]:
-    """Return every flag evaluated for the tenant (and subject; the tenant itself when None)."""
+def flags_evaluate(tenant: Tenant, subject: str | None = None, context: dict | None = None) -> dict[str, EvaluatedFlag]:
+    """Return every flag evaluated for the tenant (and subject; the tenant itself when None) and context."""
     subject = str(tenant.pk) if subject is None else str(subject)
-    return {key: _evaluate(key, rule, subject) for key, rule in tenant_rules(tenant).items()}
+    return {key: _evaluate(key, rule, subject, context) for key, rule in tenant_rules(tenant).items()}
 
 
-def flag_evaluate_from_rules(rules: dict, key: str, subject: str) -> EvaluatedFlag | None:
+def flag_evaluate_from_rules(rules: dict, key: str, subject: str, context: dict | None = None) -> EvaluatedFlag | None:
     """Evaluate one flag from cached rules; None if the flag does not exist."""
     rule = rules.get(key)
-    return None if rule is None else _evaluate(key, rule, subject)
+    return None if rule is None else _evaluate(key, rule, subject, context)
 
 
 def flag_is_enabled(tenant: Tenant, key: str, subject: str | None = None) -> bool:
@@ -253,6 +308,12 @@ def flags_explain(tenant: Tenant) -> list[ExplainedFlag]:
                 rollout_percent=rule["percent"],
                 owner_enabled=rule.get("owner"),
                 platform=rule.get("platform"),
+                kind=rule["entry"].get("kind", "boolean"),
+                value=result.value,
+                variant=result.variant,
+                owner_variant=rule.get("owner_variant"),
+                owner_variants=tuple((rule.get("platform") or {}).get("owner_variants") or ()),
+                variants=tuple(v["key"] for v in rule["entry"].get("variants", ())),
             )
         )
     return explained

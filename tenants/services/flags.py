@@ -9,17 +9,122 @@ from django.db import transaction
 
 from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
+from tenants import flagrules
 from tenants.cache import versions_bump
 from tenants.exceptions import FlagNotEditable, PermissionDenied, TenantsError
-from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, OwnerToggle, Tenant, TenantFlag
+from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, OwnerToggle, Segment, Tenant, TenantFlag
 
-FLAG_FIELDS = ["key", "description", "default", "tenant_editable", "risky", "archived"]
-UPDATABLE_FLAG_FIELDS = {"description", "default", "tenant_editable", "risky", "archived"}
-OVERRIDE_FIELDS = ["enabled", "rollout_percent", "source"]
+FLAG_FIELDS = [
+    "key",
+    "description",
+    "kind",
+    "default",
+    "default_value",
+    "variants",
+    "rules",
+    "schema",
+    "requires_approval",
+    "tenant_editable",
+    "risky",
+    "archived",
+]
+# A key and a kind are permanent: clients read the flag by key and parse its value by kind.
+UPDATABLE_FLAG_FIELDS = set(FLAG_FIELDS) - {"key", "kind"}
+OVERRIDE_FIELDS = ["enabled", "rollout_percent", "variant", "value", "owner_variants", "source"]
+SEGMENT_FIELDS = ["key", "name", "description", "conditions"]
+
+
+# Left out of audit snapshots while at their empty default, so a boolean flag's record reads as it always did.
+_QUIET_WHEN_EMPTY = {
+    "kind": Flag.Kind.BOOLEAN,
+    "default_value": None,
+    "variants": [],
+    "rules": [],
+    "schema": None,
+    "requires_approval": False,
+    "variant": "",
+    "value": None,
+    "owner_variants": [],
+}
+
+
+def _snapshot(obj: Any, fields: list[str]) -> dict:
+    snap = audit_snapshot(obj, fields)
+    return {
+        name: value
+        for name, value in snap.items()
+        if not (name in _QUIET_WHEN_EMPTY and value == _QUIET_WHEN_EMPTY[name])
+    }
 
 
 def _all_tenants() -> list:
     return list(Tenant.objects.values_list("pk", flat=True))
+
+
+def _rule_error(exc: flagrules.RuleError) -> TenantsError:
+    return TenantsError(f"{exc.field}: {exc.message}", field=exc.field)
+
+
+def _clean_definition(flag: Flag) -> None:
+    """Validate a flag's kind, values, variants, schema and rules together; normalise them in place.
+
+    Raises TenantsError naming the field (e.g. "variants[1].weight", "rules[0].serve.variant").
+    Overrides that would stop fitting the definition (a removed variant, a value the schema
+    now refuses) are refused too, naming the tenant.
+    """
+    try:
+        if flag.kind not in flagrules.KINDS:
+            raise flagrules.RuleError(f"kind must be one of {', '.join(flagrules.KINDS)}.", field="kind")
+        flag.schema = flagrules.validate_schema(flag.schema) if flag.kind == Flag.Kind.JSON else None
+        if flag.kind == Flag.Kind.BOOLEAN:
+            if flag.default_value not in (None, True, False):
+                raise flagrules.RuleError("a boolean flag has no default value: set `default`.", field="default_value")
+            flag.default_value = None
+        else:
+            if flag.default_value is None:
+                raise flagrules.RuleError(f"a {flag.kind} flag needs a default value.", field="default_value")
+            flagrules.validate_value(flag.kind, flag.default_value, field="default_value", schema=flag.schema)
+        flag.variants = flagrules.validate_variants(flag.kind, flag.variants, schema=flag.schema)
+        segment_keys = set(Segment.objects.values_list("key", flat=True))
+        flag.rules = flagrules.validate_rules(
+            flag.rules, kind=flag.kind, variants=flag.variants, schema=flag.schema, segment_keys=segment_keys
+        )
+    except flagrules.RuleError as exc:
+        raise _rule_error(exc) from None
+    if flag.pk is None:
+        return
+    for override in TenantFlag.objects.filter(flag=flag).select_related("tenant"):
+        try:
+            _clean_override_values(flag, override.variant, override.value, override.owner_variants)
+        except TenantsError as exc:
+            raise TenantsError(
+                f"the override for tenant {override.tenant.slug} would no longer fit ({exc.message}); "
+                "change or clear that override first.",
+                field=exc.field,
+            ) from None
+
+
+def _clean_override_values(flag: Flag, variant: str, value: Any, owner_variants: Any) -> list[str]:
+    """Check what an override serves against the flag's definition; return the cleaned owner_variants."""
+    owner_variants = list(owner_variants or [])
+    if flag.kind == Flag.Kind.BOOLEAN and (variant or value is not None or owner_variants):
+        raise TenantsError(
+            "a boolean flag's override is on or off (with a rollout): no variant or value.", field="variant"
+        )
+    if variant and value is not None:
+        raise TenantsError("an override serves a variant or a value, not both.", field="value")
+    known = {v["key"] for v in flag.variants}
+    if variant and variant not in known:
+        raise TenantsError(f"no variant {variant!r} on flag {flag.key}.", field="variant")
+    unknown = [v for v in owner_variants if v not in known]
+    if unknown:
+        raise TenantsError(f"no variant {unknown[0]!r} on flag {flag.key}.", field="owner_variants")
+    if value is not None:
+        try:
+            flagrules.validate_value(flag.kind, value, field="value", schema=flag.schema)
+        except flagrules.RuleError as exc:
+            raise _rule_error(exc) from None
+    return owner_variants
 
 
 @transaction.atomic
@@ -31,58 +136,179 @@ def flag_create(
     tenant_editable: bool,
     actor: Any,
     risky: bool = False,
+    kind: str = Flag.Kind.BOOLEAN,
+    default_value: Any = None,
+    variants: list | None = None,
+    rules: list | None = None,
+    schema: dict | None = None,
+    requires_approval: bool = False,
     ip: str | None = None,
 ) -> Flag:
-    """Define a flag; every tenant's evaluation is re-stamped."""
+    """Define a flag (boolean unless `kind` says otherwise); every tenant's evaluation is re-stamped."""
     if not re.match(FLAG_KEY_PATTERN, key or ""):
         raise TenantsError("key: use 1-64 characters: a-z, 0-9, '_', '.', '-'.", field="key")
     if Flag.objects.filter(key=key).exists():
         raise TenantsError(f"A flag with key {key!r} already exists.", field="key")
-    flag = Flag.objects.create(
-        key=key, description=description, default=default, tenant_editable=tenant_editable, risky=risky
+    flag = Flag(
+        key=key,
+        description=description,
+        default=default,
+        tenant_editable=tenant_editable,
+        risky=risky,
+        kind=kind,
+        default_value=default_value,
+        variants=variants or [],
+        rules=rules or [],
+        schema=schema,
+        requires_approval=requires_approval,
     )
+    _clean_definition(flag)
+    flag.save()
     versions_bump(_all_tenants())
-    audit_record(actor=actor, action=AuditAction.FLAG_CREATE, obj=flag, after=audit_snapshot(flag, FLAG_FIELDS), ip=ip)
+    audit_record(actor=actor, action=AuditAction.FLAG_CREATE, obj=flag, after=_snapshot(flag, FLAG_FIELDS), ip=ip)
     return flag
 
 
 @transaction.atomic
 def flag_update(*, flag: Flag, actor: Any, ip: str | None = None, **fields: Any) -> Flag:
-    """Change a flag definition (description, default, editability, risk, archived)."""
+    """Change a flag definition (values, variants, rules, schema, editability, risk, approval, archived).
+
+    A key and a kind are permanent: clients read the flag by key and parse its value by kind.
+    """
     unknown = set(fields) - UPDATABLE_FLAG_FIELDS
     if unknown:
-        raise TenantsError(f"flag_update cannot change {', '.join(sorted(unknown))}; a key is permanent.")
+        raise TenantsError(
+            f"flag_update cannot change {', '.join(sorted(unknown))}; a key and a kind are permanent.",
+            field=sorted(unknown)[0],
+        )
     locked = Flag.objects.select_for_update().get(pk=flag.pk)
-    before = audit_snapshot(locked, FLAG_FIELDS)
+    before = _snapshot(locked, FLAG_FIELDS)
     for name, value in fields.items():
         setattr(locked, name, value)
+    _clean_definition(locked)
     locked.save()
-    after = audit_snapshot(locked, FLAG_FIELDS)
+    after = _snapshot(locked, FLAG_FIELDS)
     if after != before:
         versions_bump(_all_tenants())
     audit_record(actor=actor, action=AuditAction.FLAG_UPDATE, obj=locked, before=before, after=after, ip=ip)
-    for name in fields:
+    for name in FLAG_FIELDS:
         setattr(flag, name, getattr(locked, name))
     return flag
 
 
+def _segment_snapshot(segment: Segment) -> dict:
+    return audit_snapshot(segment, SEGMENT_FIELDS)
+
+
+def _clean_segment(segment: Segment) -> None:
+    if not re.match(FLAG_KEY_PATTERN, segment.key or ""):
+        raise TenantsError("key: use 1-64 characters: a-z, 0-9, '_', '.', '-'.", field="key")
+    try:
+        segment.conditions = flagrules.validate_conditions(segment.conditions)
+    except flagrules.RuleError as exc:
+        raise _rule_error(exc) from None
+
+
+def segment_users(segment: Segment) -> list[str]:
+    """Return the keys of the flags whose rules use the segment."""
+    return sorted(
+        key
+        for key, rules in Flag.objects.values_list("key", "rules")
+        if any(r.get("segment") == segment.key for r in rules)
+    )
+
+
+@transaction.atomic
+def segment_create(
+    *, key: str, conditions: list, actor: Any, name: str = "", description: str = "", ip: str | None = None
+) -> Segment:
+    """Define a segment: conditions that must all hold (tenant attributes and evaluation context)."""
+    if Segment.objects.filter(key=key).exists():
+        raise TenantsError(f"A segment with key {key!r} already exists.", field="key")
+    segment = Segment(key=key, name=name, description=description, conditions=conditions)
+    _clean_segment(segment)
+    segment.save()
+    audit_record(actor=actor, action=AuditAction.SEGMENT_CREATE, obj=segment, after=_segment_snapshot(segment), ip=ip)
+    return segment
+
+
+@transaction.atomic
+def segment_update(*, segment: Segment, actor: Any, ip: str | None = None, **fields: Any) -> Segment:
+    """Change a segment's name, description or conditions; tenants whose flags use it are re-stamped."""
+    unknown = set(fields) - {"name", "description", "conditions"}
+    if unknown:
+        raise TenantsError(
+            f"segment_update cannot change {', '.join(sorted(unknown))}; a key is permanent.", field=sorted(unknown)[0]
+        )
+    locked = Segment.objects.select_for_update().get(pk=segment.pk)
+    before = _segment_snapshot(locked)
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    _clean_segment(locked)
+    locked.save()
+    after = _segment_snapshot(locked)
+    if after["conditions"] != before["conditions"] and segment_users(locked):
+        versions_bump(_all_tenants())
+    audit_record(actor=actor, action=AuditAction.SEGMENT_UPDATE, obj=locked, before=before, after=after, ip=ip)
+    for name in SEGMENT_FIELDS:
+        setattr(segment, name, getattr(locked, name))
+    return segment
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment, actor: Any, ip: str | None = None) -> None:
+    """Delete a segment no flag rule uses; refused (naming the flags) while one does."""
+    locked = Segment.objects.select_for_update().get(pk=segment.pk)
+    users = segment_users(locked)
+    if users:
+        raise TenantsError(
+            f"segment {locked.key} is used by the rules of {', '.join(users)}: remove those rules first.",
+            field="segment",
+        )
+    before = _segment_snapshot(locked)
+    audit_record(
+        actor=actor,
+        action=AuditAction.SEGMENT_DELETE,
+        object_type="tenants.segment",
+        object_id=str(locked.pk),
+        before=before,
+        ip=ip,
+    )
+    locked.delete()
+
+
 def _override_snapshot(override: TenantFlag | None) -> dict | None:
-    return None if override is None else audit_snapshot(override, OVERRIDE_FIELDS)
+    return None if override is None else _snapshot(override, OVERRIDE_FIELDS)
 
 
 def _save_override(
-    *, tenant: Tenant, flag: Flag, enabled: bool, rollout_percent: int, source: str, actor: Any, action: str, ip
+    *,
+    tenant: Tenant,
+    flag: Flag,
+    enabled: bool,
+    rollout_percent: int,
+    source: str,
+    actor: Any,
+    action: str,
+    ip,
+    variant: str = "",
+    value: Any = None,
+    owner_variants: Any = (),
 ) -> TenantFlag:
-    if not isinstance(rollout_percent, int) or not 0 <= rollout_percent <= 100:
+    if not isinstance(rollout_percent, int) or isinstance(rollout_percent, bool) or not 0 <= rollout_percent <= 100:
         raise TenantsError("rollout_percent must be a whole number from 0 to 100.", field="rollout_percent")
     if source not in TenantFlag.Source.values:
         raise TenantsError(f"source must be one of {', '.join(TenantFlag.Source.values)}.", field="source")
+    owner_variants = _clean_override_values(flag, variant or "", value, owner_variants)
     override = TenantFlag.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
     before = _override_snapshot(override)
     if override is None:
         override = TenantFlag(tenant=tenant, flag=flag)
     override.enabled = bool(enabled)
     override.rollout_percent = rollout_percent
+    override.variant = variant or ""
+    override.value = value
+    override.owner_variants = owner_variants
     override.source = source
     override.updated_by = actor if getattr(actor, "is_authenticated", False) else None
     override.save()
@@ -110,15 +336,25 @@ def flag_set_override(
     actor: Any,
     rollout_percent: int = 100,
     source: str = TenantFlag.Source.ADMIN,
+    variant: str = "",
+    value: Any = None,
+    owner_variants: Any = (),
     ip: str | None = None,
 ) -> TenantFlag:
-    """Set a tenant's override of a flag (platform admin)."""
+    """Set a tenant's override of a flag (platform admin).
+
+    Typed flags: the override may serve a `variant` or a `value`, and bound the tenant
+    owner's choice to `owner_variants`.
+    """
     return _save_override(
         tenant=tenant,
         flag=flag,
         enabled=enabled,
         rollout_percent=rollout_percent,
         source=source,
+        variant=variant,
+        value=value,
+        owner_variants=owner_variants,
         actor=actor,
         action=AuditAction.FLAG_SET_OVERRIDE,
         ip=ip,
@@ -147,14 +383,19 @@ def flag_clear_override(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | Non
 
 
 def _owner_snapshot(toggle: OwnerToggle | None) -> dict | None:
-    return None if toggle is None else {"enabled": toggle.enabled}
+    if toggle is None:
+        return None
+    return {"enabled": toggle.enabled, **({"variant": toggle.variant} if toggle.variant else {})}
 
 
-def _save_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip, reason: str = "") -> OwnerToggle:
+def _save_owner_toggle(
+    *, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip, reason: str = "", variant: str = ""
+) -> OwnerToggle:
     toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
     before = _owner_snapshot(toggle)
     toggle = toggle or OwnerToggle(tenant=tenant, flag=flag)
     toggle.enabled = bool(enabled)
+    toggle.variant = variant if enabled else ""
     toggle.updated_by = actor if getattr(actor, "is_authenticated", False) else None
     toggle.save()
     versions_bump([tenant.pk])
@@ -174,11 +415,14 @@ def _save_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any,
 
 
 @transaction.atomic
-def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip: str | None = None) -> OwnerToggle:
+def flag_owner_toggle(
+    *, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, variant: str = "", ip: str | None = None
+) -> OwnerToggle:
     """Record a tenant owner's or admin's choice for a tenant-editable flag, within the platform's override.
 
     The platform's override (if any) is left as it is: "off" turns the flag off for the tenant,
-    "on" gives back what the platform set (its rollout percentage), never more.
+    "on" gives back what the platform set (its rollout percentage), never more. A `variant` is
+    the owner's pick among the override's `owner_variants`, the bounds the platform set.
     """
     role = (
         Membership.objects.filter(tenant=tenant, user_id=getattr(actor, "pk", None))
@@ -196,7 +440,14 @@ def flag_owner_toggle(*, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, 
             "Ask the platform team.",
             field="enabled",
         )
-    return _save_owner_toggle(tenant=tenant, flag=flag, enabled=enabled, actor=actor, ip=ip)
+    if variant:
+        allowed = override.owner_variants if override is not None and override.enabled else []
+        if not enabled or variant not in allowed:
+            choices = ", ".join(allowed) if allowed else "none: the platform team has not opened any"
+            raise TenantsError(
+                f"“{variant}” is not a variant owners may pick for “{flag.key}” (allowed: {choices}).", field="variant"
+            )
+    return _save_owner_toggle(tenant=tenant, flag=flag, enabled=enabled, actor=actor, ip=ip, variant=variant)
 
 
 @transaction.atomic

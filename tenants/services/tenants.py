@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -17,8 +18,38 @@ from tenants.exceptions import TenantsError
 from tenants.models import Plan, Tenant
 from tenants.settings_schema import settings_validate
 
-TENANT_FIELDS = ["slug", "name", "status", "status_reason", "plan", "settings", "upstream_url", "cache_version"]
-EDITABLE_FIELDS = {"name", "plan", "settings", "upstream_url"}
+TENANT_FIELDS = [
+    "slug",
+    "name",
+    "status",
+    "status_reason",
+    "plan",
+    "settings",
+    "labels",
+    "upstream_url",
+    "cache_version",
+]
+EDITABLE_FIELDS = {"name", "plan", "settings", "labels", "upstream_url"}
+LABEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
+MAX_LABELS = 20
+
+
+def labels_validate(labels: Any) -> list[str]:
+    """Return cleaned tenant labels (sorted, unique); raise TenantsError naming the first bad one."""
+    if labels in (None, ""):
+        return []
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise TenantsError('labels is a list of strings, e.g. ["eu", "beta"].', field="labels")
+    cleaned = sorted({label.strip().lower() for label in labels})
+    bad = [label for label in cleaned if not re.match(LABEL_PATTERN, label)]
+    if bad:
+        raise TenantsError(
+            f"label {bad[0]!r}: use 1-40 characters a-z, 0-9, '_', '.', '-', starting with a letter or digit.",
+            field="labels",
+        )
+    if len(cleaned) > MAX_LABELS:
+        raise TenantsError(f"at most {MAX_LABELS} labels.", field="labels")
+    return cleaned
 
 
 def _clean(tenant: Tenant) -> None:
@@ -97,6 +128,8 @@ def tenant_update(*, tenant: Tenant, actor: Any, ip: str | None = None, **fields
     before = _snapshot(locked)
     if "settings" in fields:
         fields["settings"] = settings_validate(fields["settings"])
+    if "labels" in fields:
+        fields["labels"] = labels_validate(fields["labels"])
     for name, value in fields.items():
         setattr(locked, name, value)
     _clean(locked)

@@ -72,6 +72,7 @@ def answers() -> dict:
             body.pop("cache_version")
             for flag in body["flags"].values():
                 flag.pop("version")
+                flag["eval"].pop("version")
         flags = {}
         for key in Flag.objects.values_list("key", flat=True):
             answer = client.get(f"/api/v1/flags/{key}?subject=user-7").json()

@@ -10,6 +10,16 @@ from agentapi_client.evaluation import evaluate
 
 from tenants.selectors import _evaluate
 
+
+def _entry(rule: dict) -> dict:
+    """The compiled entry (tenants.flagrules) of a version-1 vector's rule: on/off, or a rollout."""
+    if rule["enabled"] and rule["percent"] < 100:
+        steps = [{"reason": "rollout", "percent": rule["percent"], "miss": "off", "serve": {"enabled": True}}]
+    else:
+        steps = [{"reason": rule["reason"], "serve": {"enabled": rule["enabled"]}}]
+    return {"entry": {"kind": "boolean", "version": rule["version"], "steps": steps}}
+
+
 CASES = json.loads(Path(__file__).with_name("vectors.json").read_text())["cases"]
 
 
@@ -23,10 +33,10 @@ def test_the_vectors_cover_rollouts_subjects_and_every_outcome():
 @pytest.mark.parametrize("case", CASES, ids=lambda case: f"{case['flag'][:12]}-{case['subject']!s:.12}")
 def test_server_evaluator(case):
     subject = case["tenant_subject"] if case["subject"] is None else case["subject"]
-    result = _evaluate(case["flag"], case["rule"], subject)
+    result = _evaluate(case["flag"], _entry(case["rule"]), subject)
     assert {"enabled": result.enabled, "reason": result.reason} == case["expected"]
     # The bootstrap entry is the rule evaluated for the tenant itself.
-    at_tenant = _evaluate(case["flag"], case["rule"], case["tenant_subject"])
+    at_tenant = _evaluate(case["flag"], _entry(case["rule"]), case["tenant_subject"])
     assert (at_tenant.enabled, at_tenant.reason) == (case["entry"]["enabled"], case["entry"]["reason"])
 
 
