@@ -148,6 +148,16 @@ def test_warm_bootstrap_makes_no_sql_and_one_redis_call(client, acme, django_ass
     assert top_level == ["EVALSHA", "EVALSHA"], top_level
 
 
+def test_route_key_names_follow_the_day_and_the_settings(settings):
+    route, secret_hash = ("acme", "7"), "ab" * 32
+    keys, member = gateway.routes.keys(secret_hash, route, "20260101")
+    assert (keys, member) == gateway_keys(*route, secret_hash, "20260101")
+    assert gateway.routes.keys(secret_hash, route, "20260102") == gateway_keys(*route, secret_hash, "20260102")
+    settings.RESILIENCE_RATE_LIMIT_PER_MINUTE += 1  # new defaults, new entry shape: new entry key
+    changed = gateway.routes.keys(secret_hash, route, "20260102")
+    assert changed == gateway_keys(*route, secret_hash, "20260102") and changed[0][0] != keys[0]
+
+
 def test_a_process_that_did_not_fill_reads_the_route_once(client, acme, redis_server):
     _, secret = acme
     get(client, "/api/v1/bootstrap", secret)  # filled by "another worker"
