@@ -9,7 +9,7 @@ TOOLS := var/tools
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/bin/pip-compile --quiet --generate-hashes \
 	--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: install run test test-cluster lint check-deploy bench clean lock upgrade
+.PHONY: install run test test-cluster lint typecheck check-deploy bench clean lock upgrade
 
 # requirements-dev.txt locks runtime and dev dependencies together, with hashes.
 $(STAMP): requirements-dev.txt
@@ -55,5 +55,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy with django-stubs over the app packages and the SDK ([tool.mypy] in pyproject.toml). Its Django
+# plugin imports the settings, which need no setup in development mode: no .env, dev defaults.
+typecheck: $(STAMP)
+	DEBUG=true READ_ENV_FILE=false $(BIN)/mypy
+
 clean:
-	rm -rf $(VENV) var staticfiles test-artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) var staticfiles test-artifacts .pytest_cache .ruff_cache .mypy_cache

@@ -16,6 +16,7 @@ as exceptions (500s). `GuardedModelAdmin` closes both:
 from __future__ import annotations
 
 from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -28,6 +29,12 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html
+
+if TYPE_CHECKING:
+    # A mixin for ModelAdmin classes: the type checker sees the ModelAdmin it is combined with.
+    ModelAdminMixin = admin.ModelAdmin[Any]
+else:
+    ModelAdminMixin = object
 
 JSON_MAX_DEPTH = 32
 
@@ -95,7 +102,8 @@ class GuardedModelAdmin(admin.ModelAdmin):
 
     def refuse_unoffered_action(self, request) -> None:
         """Raise PermissionDenied if the POST names an action this user is not offered."""
-        known = {name for _func, name, _description in self._get_base_actions()}
+        # _get_base_actions is private ModelAdmin API, so django-stubs leaves it out.
+        known = {name for _func, name, _description in self._get_base_actions()}  # type: ignore[attr-defined]
         refused = (set(request.POST.getlist("action")) & known) - set(self.get_actions(request))
         if refused:
             raise PermissionDenied(f"You may not run {', '.join(sorted(refused))} on {self.opts.verbose_name_plural}.")
@@ -119,6 +127,14 @@ class GuardedModelAdmin(admin.ModelAdmin):
             except ValidationError:
                 bad.append(value)
         return bad
+
+
+def adopt_created(target, source) -> None:
+    """Make the admin's unsaved instance the row a service created, so inlines and redirects use it."""
+    for field in type(source)._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+    target._state.adding = False
+    target._state.db = source._state.db
 
 
 def admin_time(moment):

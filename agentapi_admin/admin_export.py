@@ -19,6 +19,8 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from agentapi_admin.admin_base import ModelAdminMixin
+
 CHUNK = 2000
 # A cell starting with one of these is a formula to a spreadsheet: prefix it so it stays text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -96,7 +98,7 @@ def export_response(queryset: QuerySet, spec: Export, fmt: str) -> StreamingHttp
     return response
 
 
-class ExportActionsMixin:
+class ExportActionsMixin(ModelAdminMixin):
     """CSV and JSON export actions for whoever may view the list; `export` names the columns."""
 
     export: Export

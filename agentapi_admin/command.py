@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import IO, Any, cast
 
 import redis
 from django.core.management.base import BaseCommand, CommandError
@@ -70,7 +70,8 @@ class OperationCommand(BaseCommand):
                 parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
             raise UsageError(f"Error: {message}")
 
-        parser.error = usage_error
+        # argparse offers no hook for usage errors but overriding error() on the parser.
+        parser.error = usage_error  # type: ignore[method-assign]
         return parser
 
     def add_arguments(self, parser) -> None:
@@ -199,7 +200,8 @@ class OperationCommand(BaseCommand):
             TimeElapsedColumn(),
             TextColumn("{task.fields[eta]}"),
         ]
-        console = Console(file=getattr(self.stderr, "_out", self.stderr), force_terminal=True)
+        # OutputWrapper is a text stream; the stubs type it as TextIOBase, not IO[str].
+        console = Console(file=cast(IO[str], getattr(self.stderr, "_out", self.stderr)), force_terminal=True)
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(description or self.command_name, total=total, rate="", eta="")
 

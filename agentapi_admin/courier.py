@@ -20,13 +20,19 @@ from resilience.exceptions import DATABASE_UNAVAILABLE_ERRORS
 log = logging.getLogger(__name__)
 
 
+class _CourierThread(threading.Thread):
+    """The delivery thread; `stopping` asks it to end after its current round."""
+
+    stopping = False
+
+
 class Courier:
     """One named background thread per process calling `deliver()` every interval."""
 
     def __init__(self, name: str, deliver: Callable[[], object]) -> None:
         self.name = name
         self.deliver = deliver
-        self._thread: threading.Thread | None = None
+        self._thread: _CourierThread | None = None
         self._lock = threading.Lock()
         self._woken = threading.Event()
 
@@ -50,7 +56,7 @@ class Courier:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return False
-            self._thread = threading.Thread(target=self._loop, args=(interval,), name=self.name, daemon=True)
+            self._thread = _CourierThread(target=self._loop, args=(interval,), name=self.name, daemon=True)
             self._thread.start()
         return True
 

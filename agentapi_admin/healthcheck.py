@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agentapi_admin.healthcheck", description=__doc__)
     parser.add_argument("--heartbeat", metavar="FILE", help="Check FILE's age instead of /readyz.")
     parser.add_argument("--max-age", type=_positive_seconds, default=600.0, help="Seconds (default 600).")
-    # A usage error is 64, never argparse's 2.
-    parser.error = lambda message: parser.exit(EX_USAGE, f"{parser.prog}: error: {message}\n")
+    # A usage error is 64, never argparse's 2 (argparse's only hook for that is replacing error()).
+    parser.error = lambda message: parser.exit(EX_USAGE, f"{parser.prog}: error: {message}\n")  # type: ignore[method-assign]
     options = parser.parse_args(argv)
     if options.heartbeat:
         return check_heartbeat(options.heartbeat, options.max_age)

@@ -46,7 +46,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the request fields that are set."""
 
     def format(self, record: logging.LogRecord) -> str:
-        data = {
+        data: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import redis
 from django.conf import settings
@@ -203,7 +204,7 @@ class _RedisErrorCounter:
     def __enter__(self):
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         # NoScriptError is expected once per script and server: EVAL follows.
         if (
             exc is not None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.client as http_client
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.middleware import CheckableLazyObject, CSPMiddleware
@@ -69,10 +71,13 @@ API_SECURITY_HEADERS = (
 class BrowserOnly:
     """Mixin: skip this middleware (request and response work) on service-API paths."""
 
+    get_response: Callable[..., Any]  # set by the middleware class this mixin precedes
+
     def __call__(self, request):
         if request.path_info.startswith(API_PATH_PREFIX):
             return self.get_response(request)
-        return super().__call__(request)
+        # The middleware class this mixin precedes provides __call__.
+        return super().__call__(request)  # type: ignore[misc]
 
 
 class ApiSecurityHeadersMiddleware:

@@ -132,13 +132,13 @@ class RedisProcess:
 
     def kill(self) -> None:
         """Kill the server abruptly (SIGKILL), as an outage would."""
-        if self.running():
+        if self.process is not None and self.running():
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
         """Stop the server gracefully."""
-        if self.running():
+        if self.process is not None and self.running():
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

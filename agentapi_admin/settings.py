@@ -7,6 +7,7 @@ The variables, their defaults and accepted forms are listed in README.md and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -153,7 +154,7 @@ RESILIENCE_OPS_REFRESH_SECONDS = cfg.integer("OPS_REFRESH_SECONDS", 10, minimum=
 
 # Connection-level options shared by every Redis client the app builds (cache,
 # sessions, limiter, breakers), so a password or timeout is honoured everywhere.
-RESILIENCE_REDIS_CONNECTION_KWARGS = {
+RESILIENCE_REDIS_CONNECTION_KWARGS: dict[str, Any] = {
     "max_connections": RESILIENCE_REDIS_MAX_POOL_SIZE,
     "socket_connect_timeout": RESILIENCE_REDIS_TIMEOUT,
     "socket_timeout": RESILIENCE_REDIS_TIMEOUT,
@@ -251,14 +252,14 @@ if RESILIENCE_REDIS_TLS:
 
 
 def _redis_cache(prefix: str) -> dict:
-    options = {
+    options: dict[str, Any] = {
         # Every command passes through the in-process Redis breaker, so an outage
         # fails fast instead of costing each request a connect timeout.
         "CLIENT_CLASS": "resilience.breakers.redis_client.BreakerCacheClient",
         # redis-py picks the hiredis parser by itself when hiredis is installed.
         "CONNECTION_POOL_KWARGS": dict(RESILIENCE_REDIS_CONNECTION_KWARGS),
     }
-    location = RESILIENCE_REDIS_URL
+    location: str | list[str] = RESILIENCE_REDIS_URL
     if RESILIENCE_REDIS_SENTINELS:
         # A one-item LOCATION list keeps reads on the master too: replicas lag, and a
         # session or counter read right after its write must see that write.
@@ -339,12 +340,13 @@ SESSION_COOKIE_SAMESITE = "Lax"
 _token_key = cfg.hex_key("TOKEN_ENCRYPTION_KEY")
 if _token_key is None and DEBUG:
     _token_key = bytes.fromhex(DEV_TOKEN_ENCRYPTION_KEY)
-if not DEBUG and (_token_key is None or _token_key == bytes.fromhex(DEV_TOKEN_ENCRYPTION_KEY)):
+# Still None here only when DEBUG=false (development falls back to the dev key above).
+if _token_key is None or (not DEBUG and _token_key == bytes.fromhex(DEV_TOKEN_ENCRYPTION_KEY)):
     raise ImproperlyConfigured(
         "TOKEN_ENCRYPTION_KEY must be set to 64 hexadecimal characters when DEBUG=false, "
         "e.g. the output of `openssl rand -hex 32`."
     )
-TENANTS_TOKEN_ENCRYPTION_KEY = _token_key
+TENANTS_TOKEN_ENCRYPTION_KEY: bytes = _token_key
 TENANTS_TOKEN_ENCRYPTION_KEYS_OLD = cfg.hex_key_list("TOKEN_ENCRYPTION_KEYS_OLD")
 
 # ----------------------------------------------------------------------- tenants

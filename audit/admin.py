@@ -17,8 +17,8 @@ class AuditEventAdmin(ExportActionsMixin, GuardedModelAdmin):
     list_filter = ["action", "tenant"]
     search_fields = ["actor_label", "action", "object_id", "reason"]
     date_hierarchy = "created_at"
-    fields = ["created_at", "actor_label", "action", "tenant", "object_type", "object_id", "reason", "ip", "diff"]
-    readonly_fields = fields
+    fields = ("created_at", "actor_label", "action", "tenant", "object_type", "object_id", "reason", "ip", "diff")
+    readonly_fields = fields  # one tuple for both: a list would not fit readonly_fields' type
     export = Export(
         stem="audit",
         columns=(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -40,11 +41,12 @@ def audit_related_names(event: AuditEvent) -> dict[tuple, str]:
                 continue
             if not field.many_to_one:
                 continue
+            related_model = cast(type[models.Model], field.related_model)  # resolved: the apps are loaded
             try:
-                related = field.related_model._default_manager.filter(pk=value).first()
+                related = related_model._default_manager.filter(pk=value).first()
             except (ValueError, ValidationError):
                 continue
-            gone = f"deleted {field.related_model._meta.verbose_name}"
+            gone = f"deleted {related_model._meta.verbose_name}"
             names[(name, value)] = str(related) if related is not None else gone
     return names
 
@@ -92,6 +94,7 @@ def audit_object_url(event: AuditEvent) -> str | None:
     model = audit_model(event)
     if model is None or not event.object_id:
         return None
+    object_id: object
     if model._meta.label_lower == "tenants.tenantflag" and event.tenant_id:
         model, object_id = apps.get_model("tenants.tenant"), event.tenant_id
     else:

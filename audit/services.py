@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import models
@@ -47,7 +47,8 @@ def audit_record(
         object_id = object_id or str(obj.pk)
     user = actor if getattr(actor, "is_authenticated", False) else None
     # The API-key model is the one the actor_api_key column points at; audit imports no app to name it.
-    api_key_model = AuditEvent._meta.get_field("actor_api_key").related_model
+    # Any: a resolved foreign key's model class (the stub also allows the unresolved "self" and None).
+    api_key_model: Any = AuditEvent._meta.get_field("actor_api_key").related_model
     api_key = actor if isinstance(actor, api_key_model) else None
     if user is not None:
         label = user.get_username()
@@ -59,7 +60,8 @@ def audit_record(
     if via:
         suffix = f"[via {via}]"
         reason = f"{reason[: 500 - len(suffix) - 1]} {suffix}" if reason else suffix
-    event = AuditEvent.objects.create(
+    # tenant is typed as any model: audit sits below the tenants app and imports none of its models.
+    event = AuditEvent.objects.create(  # type: ignore[misc]
         actor_user=user,
         actor_api_key=api_key,
         actor_label=label,
@@ -87,7 +89,7 @@ def audit_snapshot(obj: models.Model, fields: list[str]) -> dict:
     """Return a JSON-safe dict of `fields` of `obj` for an audit before/after."""
     snap = {}
     for name in fields:
-        field = obj._meta.get_field(name)
+        field = cast(models.Field, obj._meta.get_field(name))  # `fields` names concrete fields
         value = getattr(obj, field.attname)
         if value is None or isinstance(value, bool | int | float | str | list | dict):
             snap[name] = value

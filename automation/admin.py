@@ -70,10 +70,10 @@ class StaffTokenAdmin(GuardedModelAdmin):
         # The list (and so every action) holds the user's own tokens; another's page answers 403.
         return OwnTokensChangeList
 
-    def get_form(self, request, obj=None, **kwargs):
+    def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = type("OwnStaffTokenCreateForm", (StaffTokenCreateForm,), {"owner": request.user})
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:

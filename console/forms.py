@@ -1,5 +1,7 @@
 """Input of the ops pages: filters (GET) and confirmations with a reason (POST)."""
 
+from typing import cast
+
 from django import forms
 
 # SCAN / ZSCAN cursors are unsigned 64-bit integers: anything larger is bad input (400), not a Redis failure.
@@ -63,7 +65,7 @@ class RateLimitFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["tenant"].choices = _tenant_choices()
+        cast(forms.ChoiceField, self.fields["tenant"]).choices = _tenant_choices()
 
 
 class ThrottleLookupForm(forms.Form):
@@ -73,7 +75,8 @@ class ThrottleLookupForm(forms.Form):
     username = forms.CharField(required=False, max_length=150)
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean() returns; its stub says it may be None
         if not (data.get("ip") or data.get("username")):
             raise forms.ValidationError("Give an IP address or a username.")
         return data

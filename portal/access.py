@@ -8,7 +8,7 @@ do the method (405) and the role (403) checks run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any
 
@@ -22,7 +22,7 @@ from portal.selectors import user_memberships
 from tenants.models import Membership, Tenant
 
 Role = Membership.Role
-ROLE_RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+ROLE_RANK: dict[str, int] = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 Loader = Callable[[Tenant, str], Any]
@@ -85,7 +85,7 @@ def tenant_view(
     methods: tuple[str, ...] = ("GET",),
     read_role: str = Role.MEMBER,
     write_role: str = Role.ADMIN,
-    objects: dict[str, Loader] | None = None,
+    objects: Mapping[str, Loader] | None = None,
 ) -> Callable:
     """Resolve the `tenant` URL kwarg (and `objects` kwargs) for the user, then check method and role.
 
@@ -114,7 +114,8 @@ def tenant_view(
                 if not role_allows(membership.role, required):
                     role = Role(required).label.lower()
                     raise PermissionDenied(f"This needs the {role} role in {membership.tenant.name}.")
-                request.portal_membership = membership
+                # A per-request attribute set like Django's request.user; HttpRequest's stub declares no such field.
+                request.portal_membership = membership  # type: ignore[attr-defined]
                 return view(request, membership, **loaded)
             except Http404:
                 # Same body for "not yours" and "does not exist": a foreign id must look absent.
@@ -123,9 +124,10 @@ def tenant_view(
                 message = str(exc) or "Your role in this tenant does not allow this action."
                 return render_error(request, 403, message, membership)
 
-        wrapper.portal_methods = frozenset(allowed)
-        wrapper.portal_read_role = read_role
-        wrapper.portal_write_role = write_role
+        # Function attributes the URL checks read (tests assert every portal view declares its access).
+        wrapper.portal_methods = frozenset(allowed)  # type: ignore[attr-defined]
+        wrapper.portal_read_role = read_role  # type: ignore[attr-defined]
+        wrapper.portal_write_role = write_role  # type: ignore[attr-defined]
         return wrapper
 
     return decorator

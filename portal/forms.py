@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from django import forms
 from django.utils import timezone
@@ -25,6 +26,8 @@ class FlagToggleForm(forms.Form):
         },
     )
     confirm = forms.BooleanField(required=False)
+    # A typed flag's variant among those the platform opened to owners (checked by flag_owner_toggle).
+    variant = forms.CharField(required=False, max_length=64)
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -50,7 +53,7 @@ class ApiKeyCreateForm(forms.Form):
 
     def __init__(self, *args, scope_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["scopes"].choices = scope_choices
+        cast(forms.ChoiceField, self.fields["scopes"]).choices = scope_choices
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
@@ -137,4 +140,4 @@ class WebhookEndpointForm(forms.Form):
 
     def __init__(self, *args, event_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["event_types"].choices = event_choices
+        cast(forms.ChoiceField, self.fields["event_types"]).choices = event_choices

@@ -71,7 +71,7 @@ def tenant_flag(tenant: Tenant, flag_key: str) -> Flag:
     return flag
 
 
-FLAG_ACTIONS = {
+FLAG_ACTIONS: dict[str, str] = {
     AuditAction.FLAG_OWNER_TOGGLE: "switched",
     AuditAction.FLAG_SET_OVERRIDE: "overrode (platform admin)",
     AuditAction.FLAG_CLEAR_OVERRIDE: "cleared the override of",
@@ -129,7 +129,7 @@ def tenant_overview(tenant: Tenant) -> dict:
 
 
 # Plain words for the audit actions a tenant's own people can see; unknown ones show their code.
-ACTIVITY_TEXT = {
+ACTIVITY_TEXT: dict[str, str] = {
     AuditAction.TENANT_CREATE: "created the tenant",
     AuditAction.TENANT_UPDATE: "changed the tenant settings",
     AuditAction.TENANT_SUSPEND: "suspended the tenant",

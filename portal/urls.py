@@ -46,6 +46,8 @@ tenant_patterns = [
     path("", home.tenant_home, name="tenant_home"),
     path("features/", features.feature_list, name="features"),
     path("features/<flag_key:flag_key>/", features.feature_toggle, name="feature_toggle"),
+    # Not under features/: a flag may be keyed "evaluate".
+    path("evaluate/", features.flag_evaluate, name="flag_evaluate"),
     path("keys/", keys.key_list, name="keys"),
     path("keys/<portal_id:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
     path("members/", members.member_list, name="members"),

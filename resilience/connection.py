@@ -9,6 +9,8 @@ that lists its families in `FAMILIES`; docs/redis-keys.md is generated from them
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import redis
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -40,6 +42,11 @@ def get_redis(alias: str = "default") -> redis.Redis:
     if not settings.RESILIENCE_REDIS_ENABLED:
         raise RedisDisabled("REDIS_ENABLE=false: this feature needs Redis.")
     return get_redis_connection(alias)
+
+
+def decoded(reply: bytes | str) -> str:
+    """Return a Redis reply as text: bytes from the app's clients (they never set decode_responses)."""
+    return reply.decode() if isinstance(reply, bytes) else reply
 
 
 def get_async_redis():
@@ -76,9 +83,15 @@ def get_async_redis():
     return aioredis.from_url(settings.RESILIENCE_REDIS_URL, **options)
 
 
+class _BreakerClient(Protocol):
+    """What the caches' CLIENT_CLASS builds (resilience.breakers.redis_client; settings._redis_cache)."""
+
+    def without_breaker(self) -> redis.Redis: ...
+
+
 def get_redis_without_breaker(alias: str = "default") -> redis.Redis:
     """Return a client on the same pool as get_redis() whose commands skip the in-process Redis breaker."""
-    return get_redis(alias).without_breaker()
+    return cast(_BreakerClient, get_redis(alias)).without_breaker()
 
 
 def key(*parts: object) -> str:

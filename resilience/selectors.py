@@ -59,7 +59,8 @@ def _timed(name: str, probe) -> CheckResult:
 def error_name(exc: BaseException) -> str:
     """Return the exception's class, plus a TLS verification failure's code and kind (never an address)."""
     name = type(exc).__name__
-    cause, seen = exc, 0
+    cause: BaseException | None = exc
+    seen = 0
     while cause is not None and seen < 5:
         if isinstance(cause, ssl.SSLError) and cause.reason:
             # e.g. "IP address mismatch, certificate is not valid for '10.0.0.5'": keep the kind only.
@@ -156,7 +157,7 @@ def redis_check() -> CheckResult:
         detail=result.detail,
         error=type(refusal).__name__ if refusal is not None else "ClusterStateNotOk",
         degraded=True,
-        reason=reason,
+        reason=reason or "",
     )
 
 

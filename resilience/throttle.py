@@ -40,7 +40,10 @@ def _rate(kind: str) -> str:
 
 def rate_limits(rate: str) -> tuple[int, int, int]:
     """Return (limit, burst, window seconds) for a rate `N/[k]unit`: N at once, refilled at N per window."""
-    count, multiplier, unit = _RATE.match(rate).groups()
+    match = _RATE.match(rate)
+    if match is None:
+        raise ValueError(f"{rate!r} is not a rate: expected N/[k]unit, e.g. 5/m or 20/10m")
+    count, multiplier, unit = match.groups()
     return int(count), int(count) - 1, int(multiplier or 1) * _UNITS[unit]
 
 
@@ -166,7 +169,7 @@ def throttle_login(view):
 
 def form_throttle_lookup(*, group: str = "login", ip: str | None = None, username: str | None = None) -> dict:
     """Return {"ip": usage, "username": usage} for the given values; usage None when nothing is counted."""
-    found = {}
+    found: dict[str, dict | None] = {}
     for kind, value in (("ip", ip), ("username", username_key(username or "") or None)):
         if value is None:
             continue

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
@@ -17,13 +21,16 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from agentapi_admin.admin_base import GuardedModelAdmin, admin_time
+from agentapi_admin.admin_base import GuardedModelAdmin, admin_time, adopt_created
 from agentapi_admin.admin_export import Export, ExportActionsMixin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
+from tenants.admin_flags import FlagAdmin, SegmentAdmin  # noqa: F401 - registered there
 from tenants.admin_history import AuditHistoryMixin
 from tenants.charts import usage_chart
 from tenants.exceptions import InvalidSettings, TenantsError
+from tenants.flag_forms import add_service_errors, typed_text, typed_value
+from tenants.flag_text import layers_text
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
     ApiKey,
@@ -35,13 +42,14 @@ from tenants.models import (
     TenantFlag,
     UsageDaily,
 )
-from tenants.selectors import apikeys_with_last_use, usage_daily
+from tenants.selectors import apikeys_with_last_use, flags_explain, usage_daily
 from tenants.services.apikeys import SCOPE_LABELS, SCOPES, apikey_issue, apikey_revoke
-from tenants.services.flags import flag_clear_override, flag_create, flag_owner_reset, flag_set_override, flag_update
+from tenants.services.flags import flag_clear_override, flag_override_errors, flag_owner_reset, flag_set_override
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
 from tenants.services.tenants import (
     EDITABLE_FIELDS,
+    labels_validate,
     tenant_activate,
     tenant_create,
     tenant_offboard,
@@ -54,14 +62,6 @@ from tenants.settings_form import PREFIX as SETTING_PREFIX
 from tenants.settings_form import SettingsFields, settings_from_fields
 from tenants.settings_schema import settings_validate
 from tenants.upstream import upstream_check
-
-
-def _adopt(target, source) -> None:
-    """Make the admin's unsaved instance the row the service created, so inlines attach to it."""
-    for field in type(source)._meta.concrete_fields:
-        setattr(target, field.attname, getattr(source, field.attname))
-    target._state.adding = False
-    target._state.db = source._state.db
 
 
 # ----------------------------------------------------------------------- plans
@@ -86,7 +86,7 @@ class PlanForm(forms.ModelForm):
         choices = [(key, key) for key in Flag.objects.filter(archived=False).values_list("key", flat=True)]
         stored = (self.instance.default_flags if self.instance.pk else {}) or {}
         for name, wanted in (("flags_on", True), ("flags_off", False)):
-            self.fields[name].choices = choices
+            cast(forms.MultipleChoiceField, self.fields[name]).choices = choices
             self.initial.setdefault(name, sorted(k for k, v in stored.items() if v is wanted))
         if "default_flags" in self.fields:  # absent for a view-only user
             self.fields["default_flags"].required = False
@@ -96,7 +96,8 @@ class PlanForm(forms.ModelForm):
         return bool({"default_flags", "flags_on", "flags_off"} & set(self.changed_data))
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
         lists = {"flags_on", "flags_off"} & set(self.changed_data)
         if lists and "default_flags" in self.changed_data:
             raise ValidationError("Change the flag defaults either in the lists or in the raw JSON, not both.")
@@ -157,7 +158,7 @@ class PlanAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 ip=client_ip(request),
                 **fields,
             )
-            _adopt(obj, created)
+            adopt_created(obj, created)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -186,10 +187,62 @@ class MembershipInline(admin.TabularInline):
     extra = 0
 
 
+class OverrideForm(forms.ModelForm):
+    """A platform override: on/off with a rollout; for typed flags also what it serves and the owner's bounds."""
+
+    value = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.TextInput(attrs={"size": 16}),
+        help_text="Typed flags: a value to serve (text for strings, 30, JSON); or a variant key. Not both.",
+    )
+    owner_variants = forms.CharField(
+        required=False,
+        label="owner may pick",
+        widget=forms.TextInput(attrs={"size": 16}),
+        help_text="Variant keys the tenant's owners may choose among, comma-separated.",
+    )
+
+    class Meta:
+        model = TenantFlag
+        fields = ["flag", "enabled", "rollout_percent", "variant"]
+        widgets = {"variant": forms.TextInput(attrs={"size": 10})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        instance = self.instance
+        if instance.pk:
+            self.initial["value"] = typed_text(instance.flag.kind, instance.value)
+            self.initial["owner_variants"] = ", ".join(instance.owner_variants)
+
+    def clean(self):
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
+        flag = cleaned.get("flag") or (self.instance.flag if self.instance.pk else None)
+        if flag is None or cleaned.get("DELETE"):
+            return cleaned
+        text = cleaned.get("value", "")
+        value = None
+        if text.strip() or (flag.kind == "string" and text):
+            try:
+                value = typed_value(flag.kind, text if flag.kind == "string" else text.strip())
+            except ValidationError as exc:
+                self.add_error("value", exc.messages[0])
+                return cleaned
+        owner_variants = [v.strip() for v in cleaned.get("owner_variants", "").split(",") if v.strip()]
+        cleaned["value"], cleaned["owner_variants"] = value, owner_variants
+        errors = flag_override_errors(
+            flag=flag, variant=cleaned.get("variant", ""), value=value, owner_variants=owner_variants
+        )
+        add_service_errors(self, errors, fallback="variant")
+        return cleaned
+
+
 class OverrideInline(admin.TabularInline):
     model = TenantFlag
-    fields = ["flag", "enabled", "rollout_percent", "source", "updated_by", "updated_at"]
-    readonly_fields = ["source", "updated_by", "updated_at"]
+    form = OverrideForm
+    fields = ["flag", "enabled", "rollout_percent", "variant", "value", "owner_variants", "source", "updated_by"]
+    readonly_fields = ["source", "updated_by"]
     extra = 0
     verbose_name = "flag override"
 
@@ -205,9 +258,15 @@ class TenantForm(forms.ModelForm, SettingsFields):
         required=False, assume_scheme="https", help_text="AgentAPI base URL; health is GET <url>/status."
     )
 
+    labels = forms.CharField(
+        required=False,
+        max_length=1000,
+        help_text="Tags segments can target (tenant.labels), comma-separated, e.g. eu, beta.",
+    )
+
     class Meta:
         model = Tenant
-        fields = ["slug", "name", "plan", "settings", "upstream_url"]
+        fields = ["slug", "name", "plan", "labels", "settings", "upstream_url"]
         labels = {"settings": "Raw JSON (advanced)"}
         help_texts = {"settings": "The stored settings as JSON. Edit here or in the fields above, not both."}
 
@@ -220,16 +279,27 @@ class TenantForm(forms.ModelForm, SettingsFields):
                 self.initial.setdefault(name, stored[key])
         if "settings" in self.fields:  # absent for a view-only user: everything is read-only then
             self.fields["settings"].required = False
+        self.stored_labels = list(self.instance.labels or []) if self.instance.pk else []
+        self.initial["labels"] = ", ".join(self.stored_labels)
+
+    def clean_labels(self) -> list[str]:
+        text = self.cleaned_data["labels"]
+        try:
+            return labels_validate([part for part in re.split(r"[,\s]+", text) if part])
+        except TenantsError as exc:
+            raise ValidationError(exc.message) from None
 
     @property
     def settings_changed(self) -> bool:
         return "settings" in self.changed_data or any(n.startswith(SETTING_PREFIX) for n in self.changed_data)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
         typed = [name for name in self.changed_data if name.startswith(SETTING_PREFIX)]
         if typed and "settings" in self.changed_data:
             raise ValidationError("Change the settings either in the fields or in the raw JSON, not both.")
+        value: object
         if typed:
             stored = self.instance.settings if self.instance.pk else {}
             value = settings_from_fields(stored, cleaned, skip=set(self.errors))
@@ -268,11 +338,12 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         "credentials",
         "usage_chart",
         "owner_toggles",
+        "effective_flags",
         "recent_audit",
     ]
 
     def get_fieldsets(self, request, obj=None):
-        main = ["slug", "name", "plan", "upstream_url"]
+        main = ["slug", "name", "plan", "labels", "upstream_url"]
         creds = ["new_upstream_credentials", "clear_upstream_credentials"]
         settings = [
             ("Settings", {"fields": list(SettingsFields.base_fields)}),
@@ -286,6 +357,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
             ("Status", {"fields": ["status", "status_reason", "status_changed_at", "cache_version"]}),
             ("Upstream credentials", {"fields": ["credentials", *creds]}),
             ("Usage (last 30 days)", {"fields": ["usage_chart"]}),
+            ("Flags for this tenant", {"fields": ["effective_flags"]}),
             ("Owner toggles", {"fields": ["owner_toggles"]}),
             ("Audit", {"fields": ["recent_audit"]}),
         ]
@@ -323,6 +395,40 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
             ),
         )
 
+    @admin.display(description="effective flags (for the tenant itself as subject)")
+    def effective_flags(self, obj):
+        rows = flags_explain(obj, from_database=True)  # the rows as stored; a page view warms no cache
+        if not rows:
+            return "no flags"
+        table = format_html(
+            '<div class="results"><table class="evaluation tenant-flags"><thead><tr>'
+            '<th scope="col">flag</th><th scope="col">kind</th>'
+            '<th scope="col">enabled</th><th scope="col">value</th><th scope="col">variant</th>'
+            '<th scope="col">reason</th><th scope="col">platform · owner</th></tr></thead>'
+            "<tbody>{}</tbody></table></div>",
+            format_html_join(
+                "",
+                '<tr id="tenant-flag-{}"><th scope="row"><a href="{}"><code>{}</code></a></th><td>{}</td><td>{}</td>'
+                "<td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        row.key,
+                        reverse("admin:tenants_flag_changelist") + f"?q={row.key}",
+                        row.key,
+                        row.kind,
+                        "on" if row.enabled else "off",
+                        json.dumps(row.value),
+                        row.variant or "—",
+                        row.reason,
+                        layers_text(row),
+                    )
+                    for row in rows
+                ),
+            ),
+        )
+        link = reverse("admin:tenants_flag_evaluate") + f"?tenant={obj.slug}"
+        return format_html('{}<p class="help"><a href="{}">Evaluate for a subject and context…</a></p>', table, link)
+
     @admin.display(description="latest changes")
     def recent_audit(self, obj):
         events = AuditEvent.objects.filter(tenant=obj).order_by("-created_at", "-id")[:10]
@@ -350,6 +456,8 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         ip = client_ip(request)
         if change:
             data = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+            if "labels" in data and data["labels"] == form.stored_labels:
+                del data["labels"]
             if form.settings_changed:
                 data["settings"] = form.cleaned_data["settings"]
             if data:
@@ -364,7 +472,9 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 actor=request.user,
                 ip=ip,
             )
-            _adopt(obj, created)
+            adopt_created(obj, created)
+            if form.cleaned_data.get("labels"):
+                tenant_update(tenant=obj, labels=form.cleaned_data["labels"], actor=request.user, ip=ip)
         secret = form.cleaned_data.get("new_upstream_credentials")
         if secret or form.cleaned_data.get("clear_upstream_credentials"):
             tenant_set_upstream_credentials(tenant=obj, secret=secret or "", actor=request.user, ip=ip)
@@ -428,6 +538,9 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 flag=flag,
                 enabled=f.cleaned_data["enabled"],
                 rollout_percent=f.cleaned_data["rollout_percent"],
+                variant=f.cleaned_data.get("variant", ""),
+                value=f.cleaned_data.get("value"),
+                owner_variants=f.cleaned_data.get("owner_variants", []),
                 actor=request.user,
                 ip=ip,
             )
@@ -518,39 +631,6 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         return False
 
 
-# ----------------------------------------------------------------------- flags
-@admin.register(Flag)
-class FlagAdmin(AuditHistoryMixin, GuardedModelAdmin):
-    list_display = ["key", "default", "tenant_editable", "risky", "archived", "updated_at"]
-    list_filter = ["archived", "tenant_editable", "risky", "default"]
-    search_fields = ["key", "description"]
-    fields = ["key", "description", "default", "tenant_editable", "risky", "archived"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ["key"] if obj else ["archived"]
-
-    def save_model(self, request, obj, form, change):
-        ip = client_ip(request)
-        if change:
-            data = {name: form.cleaned_data[name] for name in form.changed_data if name != "key"}
-            if data:
-                flag_update(flag=obj, actor=request.user, ip=ip, **data)
-        else:
-            created = flag_create(
-                key=form.cleaned_data["key"],
-                description=form.cleaned_data["description"],
-                default=form.cleaned_data["default"],
-                tenant_editable=form.cleaned_data["tenant_editable"],
-                risky=form.cleaned_data["risky"],
-                actor=request.user,
-                ip=ip,
-            )
-            _adopt(obj, created)
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # archive instead: clients see reason "archived"
-
-
 # --------------------------------------------------------------------- API keys
 class ApiKeyIssueForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
@@ -585,10 +665,10 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
         obj = super().get_object(request, object_id, from_field)
         return None if obj is None else apikeys_with_last_use([obj])[0]
 
-    def get_form(self, request, obj=None, **kwargs):
+    def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = ApiKeyIssueForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -648,7 +728,7 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
             actor=request.user,
             ip=client_ip(request),
         )
-        _adopt(obj, created)
+        adopt_created(obj, created)
         # Shown once by response_add; never stored anywhere but in this response.
         request._issued_api_key_secret = secret
 

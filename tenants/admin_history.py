@@ -7,13 +7,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.template.response import TemplateResponse
 
+from agentapi_admin.admin_base import ModelAdminMixin
 from audit.display import audit_diff_html
 from tenants.selectors import audit_for_object
 
 HISTORY_PER_PAGE = 50
 
 
-class AuditHistoryMixin:
+class AuditHistoryMixin(ModelAdminMixin):
     """Replace Django's LogEntry history (which misses writes made outside the admin) with the audit trail."""
 
     object_history_template = "admin/audit_history.html"
@@ -22,7 +23,8 @@ class AuditHistoryMixin:
         opts = self.model._meta
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
-            return self._get_obj_does_not_exist_redirect(request, opts, object_id)
+            # Private ModelAdmin API (what Django's own history_view calls), absent from django-stubs.
+            return self._get_obj_does_not_exist_redirect(request, opts, object_id)  # type: ignore[attr-defined]
         if not self.has_view_or_change_permission(request, obj):
             raise PermissionDenied
         paginator = Paginator(audit_for_object(obj), HISTORY_PER_PAGE)

@@ -88,7 +88,11 @@ class UsageChart:
         """One sentence for screen readers: totals per series and the busiest day."""
         parts = [f"{s.total} {s.label.lower()}" for s in self.series]
         busiest = max(self.days, key=lambda d: d.total, default=None)
-        tail = f"; the busiest day, {busiest.day:%b} {busiest.day.day}, had {busiest.total}" if self.peak else ""
+        tail = (
+            f"; the busiest day, {busiest.day:%b} {busiest.day.day}, had {busiest.total}"
+            if self.peak and busiest is not None
+            else ""
+        )
         return f"{self.title}, last {len(self.days)} days: " + ", ".join(parts) + tail + "."
 
     def html(self) -> SafeString:

@@ -18,11 +18,12 @@ This module imports nothing from Django: it is the evaluator's one definition.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 KINDS = ("boolean", "string", "number", "json")
@@ -48,19 +49,32 @@ VARIANT_KEY_PATTERN = r"^[a-z0-9_.-]{1,64}$"
 
 MAX_VALUES = 100
 MAX_REGEX_LENGTH = 128
-#: Longer context strings are not matched by any condition (bounds the regex work per request).
+#: Longer context strings are not matched by any condition.
 MAX_CONTEXT_STRING = 1024
+#: A regex condition never holds for a longer string: with the pattern rules below, this bounds
+#: the work of one regex test to milliseconds whatever the pattern and the input.
+MAX_REGEX_INPUT = 256
+#: Quantifiers without an upper bound (*, +, {n,}) a pattern may hold.
+MAX_UNBOUNDED_QUANTIFIERS = 2
 MAX_CONDITIONS = 20
 MAX_RULES = 50
 MAX_VARIANTS = 20
 MAX_VALUE_BYTES = 16_384
 
+# semver.org's grammar (pre-release numbers without leading zeros), with an optional leading "v".
+_PRE_ID = r"(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
 _SEMVER = re.compile(
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?$"
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    rf"(?:-({_PRE_ID}(?:\.{_PRE_ID})*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
 )
-# A quantified group that itself contains a quantifier, e.g. (a+)+ or (a|b*){2,}: the shapes that
-# backtrack exponentially. Refused, so that no pattern a staff user saves can stall a request.
-_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}?](?:[^()\\]|\\.)*\)\s*[+*{?]")
+# JSON's number grammar: what a numeric string must look like to compare as a number (no "1_000",
+# " 1", "nan" or "inf", which some languages' parsers accept and others refuse).
+_NUMBER = re.compile(r"^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$")
+# ISO 8601 as RFC 3339 writes it: a date, or a date and time with optional seconds, fraction and offset.
+_MOMENT = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:[Zz]|([+-])(\d{2}):?(\d{2}))?)?$"
+)
 
 
 class RuleError(ValueError):
@@ -135,14 +149,17 @@ def _scalar(value: Any) -> str:
 
 
 def _number(value: Any) -> float | None:
+    """Return a finite number from a JSON number or a string in JSON's number grammar, else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
+        if not _NUMBER.match(value):
+            return None
+        value = float(value)
+    if isinstance(value, int | float):
         try:
             number = float(value)
-        except ValueError:
+        except OverflowError:  # an integer beyond a double's range
             return None
         return number if math.isfinite(number) else None
     return None
@@ -162,7 +179,11 @@ def parse_semver(value: Any) -> tuple | None:
 
 
 def parse_moment(value: Any) -> datetime | None:
-    """Return an aware UTC datetime from an ISO 8601 date or datetime, or from epoch seconds."""
+    """Return an aware UTC datetime from an RFC 3339 date or date-time, or from epoch seconds (a number).
+
+    A date is its midnight UTC; a date-time without an offset is UTC. One grammar, not the host
+    language's parser, so every evaluator reads the same strings the same way.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -170,17 +191,29 @@ def parse_moment(value: Any) -> datetime | None:
             return datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):
             return None
-    if not isinstance(value, str):
+    match = _MOMENT.match(value) if isinstance(value, str) else None
+    if match is None:
         return None
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            day = date.fromisoformat(value)
-        except ValueError:
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=UTC,
+        )
+    except ValueError:  # e.g. 2026-02-30 or 25:00
+        return None
+    if sign:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        if offset >= timedelta(hours=24):
             return None
-        moment = datetime(day.year, day.month, day.day)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        moment -= offset if sign == "+" else -offset
+    return moment
 
 
 def _test(op: str, actual: Any, values: list) -> bool:
@@ -198,28 +231,28 @@ def _test(op: str, actual: Any, values: list) -> bool:
         if op == "ends_with":
             return any(text.endswith(_scalar(v)) for v in values)
         if op == "regex":
-            return any(re.search(v, text) is not None for v in values)
+            return len(text) <= MAX_REGEX_INPUT and any(re.search(v, text) is not None for v in values)
     if op in NUMBER_OPS:
         left, right = _number(actual), _number(values[0])
         if left is None or right is None:
             return False
         return {"lt": left < right, "lte": left <= right, "gt": left > right, "gte": left >= right}[op]
     if op in SEMVER_OPS:
-        left, right = parse_semver(actual), parse_semver(values[0])
-        if left is None or right is None:
+        mine, theirs = parse_semver(actual), parse_semver(values[0])
+        if mine is None or theirs is None:
             return False
         return {
-            "semver_eq": left == right,
-            "semver_lt": left < right,
-            "semver_lte": left <= right,
-            "semver_gt": left > right,
-            "semver_gte": left >= right,
+            "semver_eq": mine == theirs,
+            "semver_lt": mine < theirs,
+            "semver_lte": mine <= theirs,
+            "semver_gt": mine > theirs,
+            "semver_gte": mine >= theirs,
         }[op]
     if op in DATE_OPS:
-        left, right = parse_moment(actual), parse_moment(values[0])
-        if left is None or right is None:
+        when, bound = parse_moment(actual), parse_moment(values[0])
+        if when is None or bound is None:
             return False
-        return left < right if op == "before" else left > right
+        return when < bound if op == "before" else when > bound
     return False
 
 
@@ -390,7 +423,9 @@ def compile_entry(
         entry["steps"] = [{"reason": "owner_toggle", "serve": {"enabled": True}}]
         return entry
     for position, rule in enumerate(flag.get("rules") or (), start=1):
-        conditions = list(segments.get(rule["segment"], [])) if rule.get("segment") else []
+        if rule.get("segment") and rule["segment"] not in segments:
+            continue  # a segment that no longer exists matches nobody, never everybody
+        conditions = list(segments[rule["segment"]]) if rule.get("segment") else []
         if not _tenant_conditions_hold(conditions, tenant):
             continue
         percent = int(rule.get("percent", 100))
@@ -494,6 +529,105 @@ def validate_variants(kind: str, variants: Any, *, schema: dict | None = None) -
     return cleaned
 
 
+# The standard library's own parse tree of a pattern (a private module, stable since 3.11): validation only.
+_regex_parser = importlib.import_module("re._parser")
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
+def _first_chars(items: list) -> frozenset[str] | None:
+    """Return the literal characters a parsed pattern can start with, or None if it may start otherwise."""
+    for op, av in items:
+        name = str(op)
+        if name == "AT":
+            continue  # an anchor consumes nothing
+        if name == "LITERAL":
+            return frozenset({chr(av).lower()})
+        if name == "SUBPATTERN":
+            return _first_chars(av[3])
+        if name == "BRANCH":
+            union: frozenset[str] = frozenset()
+            for branch in av[1]:
+                first = _first_chars(branch)
+                if first is None:
+                    return None
+                union |= first
+            return union
+        if name in _REPEATS and av[0] > 0:
+            return _first_chars(av[2])
+        return None
+    return None  # the empty branch: it matches anywhere
+
+
+def _regex_walk(items: list, *, repeated: bool, counts: dict) -> str:
+    for op, av in items:
+        name = str(op)
+        if name in _REPEATS:
+            low, high, body = av
+            if high == _regex_parser.MAXREPEAT:
+                counts["unbounded"] += 1
+            if repeated and high > 1 and low != high:
+                return "nested quantifiers such as (a+)+ are refused: they can take exponential time."
+            problem = _regex_walk(body, repeated=repeated or high > 1, counts=counts)
+            if problem:
+                return problem
+        elif name == "SUBPATTERN":
+            problem = _regex_walk(av[3], repeated=repeated, counts=counts)
+            if problem:
+                return problem
+        elif name == "BRANCH":
+            if repeated:
+                seen: frozenset[str] = frozenset()
+                for first in (_first_chars(branch) for branch in av[1]):
+                    if first is None or first & seen:
+                        return (
+                            "a repeated alternation whose branches can start alike, such as (a|ab)*, is refused: "
+                            "it can take exponential time."
+                        )
+                    seen |= first
+            for branch in av[1]:
+                problem = _regex_walk(branch, repeated=repeated, counts=counts)
+                if problem:
+                    return problem
+        elif name in ("GROUPREF", "GROUPREF_EXISTS"):
+            return "backreferences are refused."
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            problem = _regex_walk(av[1], repeated=repeated, counts=counts)
+            if problem:
+                return problem
+        elif name == "ATOMIC_GROUP":
+            problem = _regex_walk(av, repeated=repeated, counts=counts)
+            if problem:
+                return problem
+    return ""
+
+
+def regex_problem(pattern: Any) -> str:
+    """Return why a regex condition's pattern is refused ('' if it is accepted).
+
+    Patterns are at most MAX_REGEX_LENGTH characters with at most MAX_UNBOUNDED_QUANTIFIERS
+    unbounded quantifiers, no quantifier inside a repeated group (unless exact, as in (\\d{3}-)+),
+    no repeated alternation whose branches can start alike, no backreferences. With inputs
+    capped at MAX_REGEX_INPUT, one test stays in milliseconds.
+    """
+    if not isinstance(pattern, str) or len(pattern) > MAX_REGEX_LENGTH:
+        return f"a regex is a string of at most {MAX_REGEX_LENGTH} characters."
+    try:
+        re.compile(pattern)
+        parsed = _regex_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"not a valid regular expression: {exc}."
+    counts = {"unbounded": 0}
+    problem = _regex_walk(list(parsed), repeated=False, counts=counts)
+    if problem:
+        return problem
+    if counts["unbounded"] > MAX_UNBOUNDED_QUANTIFIERS:
+        return (
+            f"at most {MAX_UNBOUNDED_QUANTIFIERS} unbounded quantifiers (*, +, {{n,}}); a regex condition "
+            "searches anywhere in the value, so a leading or trailing .* is not needed."
+        )
+    return ""
+
+
 def validate_conditions(conditions: Any, *, field: str = "conditions") -> list[dict]:
     """Return cleaned conditions [{"attribute", "op", "values"}]; raise RuleError naming the first bad one."""
     if not isinstance(conditions, list):
@@ -543,15 +677,9 @@ def validate_conditions(conditions: Any, *, field: str = "conditions") -> list[d
                     raise RuleError(
                         f"a regex is a string of at most {MAX_REGEX_LENGTH} characters.", field=f"{where}.values"
                     )
-                if _NESTED_QUANTIFIER.search(pattern):
-                    raise RuleError(
-                        "nested quantifiers such as (a+)+ are refused: they can take exponential time.",
-                        field=f"{where}.values",
-                    )
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise RuleError(f"not a valid regular expression: {exc}.", field=f"{where}.values") from None
+                problem = regex_problem(pattern)
+                if problem:
+                    raise RuleError(problem, field=f"{where}.values")
         cleaned.append({"attribute": attribute, "op": op, "values": list(values)})
     return cleaned
 

@@ -76,6 +76,18 @@ FAMILIES = (
         owner="the gateway script, on every API request",
         purpose="`flush_usage` copies the absolute counts to `UsageDaily` (idempotent); TTL afterwards",
     ),
+    KeyFamily(
+        pattern="flag-asks:{t:<tenant slug>}:<tenant id>:<YYYYMMDD>",
+        type="hash: asked flag keys (one key, or several joined by `,`; `*` = every flag) -> absolute count for "
+        "the day; `#flushed` -> the generation of the flush that last read it",
+        ttl="8 days (`USAGE_TTL_SECONDS`), set when a field is created; each flush sets it to 8 days after the "
+        "day ends",
+        owner="the gateway script, on a served request: `GET /api/v1/flags/<key>` counts the key, a request for "
+        "every flag counts `*` once per process and tenant-day (not once per flag)",
+        purpose="`flush_flag_asks` (a `run_maintenance` task) adds what grew since its last flush to "
+        "`FlagAskDaily`, exactly once (a hash without its marker was lost and refilled: all of it is new); "
+        "the stale-flag report reads the totals",
+    ),
 )
 
 # Usage hashes outlive their day long enough for a late flush_usage to read them.
@@ -127,6 +139,28 @@ def route_key(secret_hash: str) -> str:
 def usage_key(slug: str, tenant_id: object, day: str) -> str:
     """Return the key of a tenant's usage hash for one UTC day (`YYYYMMDD`)."""
     return f"{_prefix()}:usage:{tag(slug)}:{tenant_id}:{day}"
+
+
+def flag_asks_key(slug: str, tenant_id: object, day: str) -> str:
+    """Return the key of a tenant's asked-flags hash for one UTC day (`YYYYMMDD`)."""
+    return f"{_prefix()}:flag-asks:{tag(slug)}:{tenant_id}:{day}"
+
+
+def flag_asks_pattern() -> str:
+    """Return the SCAN pattern of every asked-flags hash."""
+    return f"{_prefix()}:flag-asks:*"
+
+
+def flag_asks_parse(name: str) -> tuple[str, str, str] | None:
+    """Return (slug, tenant id, day) of an asked-flags key, or None for a name of another shape."""
+    head = f"{_prefix()}:flag-asks:{{t:"
+    if not name.startswith(head):
+        return None
+    slug, sep, rest = name[len(head) :].partition("}:")
+    parts = rest.split(":")
+    if not sep or len(parts) != 2:
+        return None
+    return slug, parts[0], parts[1]
 
 
 def usage_pattern() -> str:

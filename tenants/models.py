@@ -298,6 +298,43 @@ class UsageDaily(models.Model):
         return f"{self.tenant} {self.day} {self.metric}={self.count}"
 
 
+class FlagAskDaily(models.Model):
+    """How many requests asked for a flag on one UTC day, summed over tenants (flushed from Redis counters).
+
+    The row keyed `*` counts the tenants that asked for every flag (bootstrap) that day.
+    """
+
+    ALL = "*"
+
+    flag_key = models.CharField(max_length=64)
+    day = models.DateField()
+    asks = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flag_key", "day"], name="flagask_unique_key_day")]
+        indexes = [models.Index(fields=["day", "flag_key"], name="flagask_day_key")]
+        ordering = ["-day", "flag_key"]
+        verbose_name = "daily flag asks"
+        verbose_name_plural = "daily flag asks"
+
+    def __str__(self) -> str:
+        return f"{self.flag_key} {self.day} asks={self.asks}"
+
+
+class FlagAskCheckpoint(models.Model):
+    """The counts of one tenant-day's asked-flags hash already added to FlagAskDaily, so each ask counts once."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "day"], name="flagaskcheckpoint_unique_tenant_day")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day}"
+
+
 class OutboxMessage(models.Model):
     """An effect that must follow a commit (cache invalidation now; webhooks, stream events later).
 

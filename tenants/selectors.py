@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -19,6 +20,7 @@ from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants import flagrules
 from tenants.cache import cache_ttl
+from tenants.flag_text import rule_text
 from tenants.keys import apikey_used_key, document_key, usage_key, version_key
 from tenants.models import ApiKey, Flag, Membership, OwnerToggle, Segment, Tenant, TenantFlag, UsageDaily
 from tenants.settings_schema import settings_effective
@@ -92,7 +94,7 @@ def tenant_limits(tenant: Tenant) -> tuple[int, int, int | None]:
     return per_minute, burst, plan.daily_quota or None
 
 
-def _tenant_attributes(tenant: Tenant) -> dict:
+def tenant_attributes(tenant: Tenant) -> dict:
     """Return what segments' tenant.* conditions test (tenants.flagrules.TENANT_ATTRIBUTES)."""
     return {
         "id": str(tenant.pk),
@@ -104,7 +106,87 @@ def _tenant_attributes(tenant: Tenant) -> dict:
     }
 
 
-def _build_document(tenant_id: object) -> TenantDocument:
+def _flag_changed(flag: Flag, tenant: Tenant, override, owner, segments_changed: dict) -> datetime:
+    """Return when the inputs of a flag's answer for a tenant last changed (its entry's version).
+
+    The tenant counts whatever decides: its plan, labels, settings and status feed the rules,
+    the plan and the default, and removing an override or an owner's choice touches it
+    (tenants.services.flags), so the version moves even when the layer that decided is gone.
+    """
+    moments = [flag.updated_at, tenant.updated_at]
+    moments += [layer.updated_at for layer in (override, owner) if layer is not None]
+    moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
+    if override is None and owner is None:
+        moments.append(tenant.plan.updated_at)
+    return max(moments)
+
+
+def flag_rule_compile(
+    flag: Flag,
+    *,
+    tenant: Tenant,
+    attributes: dict,
+    override: TenantFlag | None,
+    owner: OwnerToggle | None,
+    segments: dict,
+    segments_changed: dict,
+) -> dict:
+    """Return one flag's cached rule for a tenant (the document's `rules[key]`) from its rows."""
+    plan = tenant.plan
+    # An owner's choice counts only while owners may edit the flag, and only within the override:
+    # "off" always wins, "on" restores what the platform set (its rollout), never more.
+    owner = owner if flag.tenant_editable else None
+    plan_value = plan.default_flags.get(flag.key) if isinstance(plan.default_flags, dict) else None
+    version = _ms(flag.updated_at if flag.archived else _flag_changed(flag, tenant, override, owner, segments_changed))
+    entry = flagrules.compile_entry(
+        flag={
+            "key": flag.key,
+            "kind": flag.kind,
+            "default": flag.default,
+            "default_value": flag.default_value,
+            "variants": flag.variants,
+            "rules": flag.rules,
+            "archived": flag.archived,
+            "tenant_editable": flag.tenant_editable,
+        },
+        tenant=attributes,
+        version=version,
+        override=None
+        if override is None
+        else {
+            "enabled": override.enabled,
+            "rollout_percent": override.rollout_percent,
+            "variant": override.variant,
+            "value": override.value,
+            "owner_variants": override.owner_variants,
+        },
+        owner=None if owner is None else {"enabled": owner.enabled, "variant": owner.variant},
+        plan_value=None if plan_value is None else bool(plan_value),
+        segments=segments,
+    )
+    return {
+        "entry": entry,
+        "percent": override.rollout_percent if override is not None and override.enabled else 100,
+        "version": version,
+        "editable": flag.tenant_editable and not flag.archived,
+        "risky": flag.risky,
+        "archived": flag.archived,
+        "description": flag.description,
+        "owner": None if owner is None else owner.enabled,
+        "owner_variant": None if owner is None or not owner.variant else owner.variant,
+        "platform": None
+        if override is None
+        else {
+            "enabled": override.enabled,
+            "percent": override.rollout_percent,
+            "variant": override.variant or None,
+            "value": override.value,
+            "owner_variants": list(override.owner_variants),
+        },
+    }
+
+
+def _build_document(tenant_id: UUID | str) -> TenantDocument:
     tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
     plan = tenant.plan
     overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
@@ -112,65 +194,19 @@ def _build_document(tenant_id: object) -> TenantDocument:
     segment_rows = Segment.objects.values_list("key", "conditions", "updated_at")
     segments = {key: conditions for key, conditions, _ in segment_rows}
     segments_changed = {key: changed for key, _, changed in segment_rows}
-    attributes = _tenant_attributes(tenant)
-    rules = {}
-    for flag in Flag.objects.all():
-        override = overrides.get(flag.pk)
-        # An owner's choice counts only while owners may edit the flag, and only within the override:
-        # "off" always wins, "on" restores what the platform set (its rollout), never more.
-        owner = owners.get(flag.pk) if flag.tenant_editable else None
-        moments = [flag.updated_at] + [layer.updated_at for layer in (override, owner) if layer is not None]
-        moments += [segments_changed[r["segment"]] for r in flag.rules if r.get("segment") in segments_changed]
-        plan_value = plan.default_flags.get(flag.key) if isinstance(plan.default_flags, dict) else None
-        if plan_value is not None and override is None and owner is None:
-            moments.append(plan.updated_at)
-        version = _ms(flag.updated_at if flag.archived else max(moments))
-        entry = flagrules.compile_entry(
-            flag={
-                "key": flag.key,
-                "kind": flag.kind,
-                "default": flag.default,
-                "default_value": flag.default_value,
-                "variants": flag.variants,
-                "rules": flag.rules,
-                "archived": flag.archived,
-                "tenant_editable": flag.tenant_editable,
-            },
-            tenant=attributes,
-            version=version,
-            override=None
-            if override is None
-            else {
-                "enabled": override.enabled,
-                "rollout_percent": override.rollout_percent,
-                "variant": override.variant,
-                "value": override.value,
-                "owner_variants": override.owner_variants,
-            },
-            owner=None if owner is None else {"enabled": owner.enabled, "variant": owner.variant},
-            plan_value=None if plan_value is None else bool(plan_value),
+    attributes = tenant_attributes(tenant)
+    rules = {
+        flag.key: flag_rule_compile(
+            flag,
+            tenant=tenant,
+            attributes=attributes,
+            override=overrides.get(flag.pk),
+            owner=owners.get(flag.pk),
             segments=segments,
+            segments_changed=segments_changed,
         )
-        rules[flag.key] = {
-            "entry": entry,
-            "percent": override.rollout_percent if override is not None and override.enabled else 100,
-            "version": version,
-            "editable": flag.tenant_editable and not flag.archived,
-            "risky": flag.risky,
-            "archived": flag.archived,
-            "description": flag.description,
-            "owner": None if owner is None else owner.enabled,
-            "owner_variant": None if owner is None or not owner.variant else owner.variant,
-            "platform": None
-            if override is None
-            else {
-                "enabled": override.enabled,
-                "percent": override.rollout_percent,
-                "variant": override.variant or None,
-                "value": override.value,
-                "owner_variants": list(override.owner_variants),
-            },
-        }
+        for flag in Flag.objects.all()
+    }
     per_minute, burst, quota = tenant_limits(tenant)
     subject = str(tenant.pk)
     payload = {
@@ -226,7 +262,7 @@ def _bootstrap_entry(key: str, rule: dict, subject: str) -> dict:
     return entry
 
 
-def tenant_document_build(tenant_id: object) -> TenantDocument:
+def tenant_document_build(tenant_id: UUID | str) -> TenantDocument:
     """Build a tenant's document from the database (the cold path; no Redis)."""
     return _build_document(tenant_id)
 
@@ -275,6 +311,54 @@ def flags_evaluate(tenant: Tenant, subject: str | None = None, context: dict | N
     return {key: _evaluate(key, rule, subject, context) for key, rule in tenant_rules(tenant).items()}
 
 
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One flag's answer for a subject and context, with what decided it in words (the evaluate tools)."""
+
+    key: str
+    kind: str
+    description: str
+    enabled: bool
+    value: Any
+    variant: str | None
+    reason: str
+    #: The 1-based position of the flag-level rule that decided, and that rule described ("" otherwise).
+    rule: int | None
+    rule_text: str
+
+    @property
+    def value_json(self) -> str:
+        return json.dumps(self.value)
+
+
+def flags_evaluate_explained(
+    tenant: Tenant, subject: str | None = None, context: dict | None = None
+) -> list[EvaluationRow]:
+    """Return every flag evaluated for the tenant, subject and context, in key order, with the deciding rule."""
+    results = flags_evaluate(tenant, subject, context)
+    flags = {f.key: f for f in Flag.objects.filter(key__in=list(results)).only("key", "kind", "description", "rules")}
+    rows = []
+    for key in sorted(results):
+        result, flag = results[key], flags.get(key)
+        text = ""
+        if result.rule is not None and flag is not None and 0 < result.rule <= len(flag.rules):
+            text = f"rule {result.rule}: {rule_text(flag.rules[result.rule - 1])}"
+        rows.append(
+            EvaluationRow(
+                key=key,
+                kind=flag.kind if flag is not None else "boolean",
+                description=flag.description if flag is not None else "",
+                enabled=result.enabled,
+                value=result.value,
+                variant=result.variant,
+                reason=result.reason,
+                rule=result.rule,
+                rule_text=text,
+            )
+        )
+    return rows
+
+
 def flag_evaluate_from_rules(rules: dict, key: str, subject: str, context: dict | None = None) -> EvaluatedFlag | None:
     """Evaluate one flag from cached rules; None if the flag does not exist."""
     rule = rules.get(key)
@@ -288,11 +372,15 @@ def flag_is_enabled(tenant: Tenant, key: str, subject: str | None = None) -> boo
     return bool(result and result.enabled)
 
 
-def flags_explain(tenant: Tenant) -> list[ExplainedFlag]:
-    """Return every visible (not archived) flag with its effective value, reason and editability."""
+def flags_explain(tenant: Tenant, *, from_database: bool = False) -> list[ExplainedFlag]:
+    """Return every visible (not archived) flag with its effective value, reason and editability.
+
+    `from_database` reads the definitions as stored, without the cache and without warming it (the admin).
+    """
     subject = str(tenant.pk)
     explained = []
-    for key, rule in sorted(tenant_rules(tenant).items()):
+    rules = _build_document(tenant.pk).rules if from_database else tenant_rules(tenant)
+    for key, rule in sorted(rules.items()):
         if rule["archived"]:
             continue
         result = _evaluate(key, rule, subject)

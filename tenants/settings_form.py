@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
+from typing import TYPE_CHECKING, Any
 
 from annotated_types import Ge, Le
 from django import forms
@@ -21,7 +22,7 @@ from tenants.settings_schema import TenantSettings
 PREFIX = "setting_"
 
 
-def _lines(value: str) -> list[str]:
+def _lines(value: str | None) -> list[str]:
     return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
 
@@ -66,8 +67,8 @@ class PairsField(_TextStructure):
         return "\n".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
 
 
-def _bounds(metadata) -> dict:
-    bounds = {}
+def _bounds(metadata) -> dict[str, Any]:
+    bounds: dict[str, Any] = {}
     for item in metadata:
         if isinstance(item, Ge):
             bounds["min_value"] = item.ge
@@ -80,7 +81,11 @@ def _field_for(name: str, info) -> forms.Field:
     annotation, origin = info.annotation, typing.get_origin(info.annotation)
     default = info.get_default(call_default_factory=True)
     shown = default if default not in (None, [], {}) else "none"
-    common = {"required": False, "label": name.replace("_", " ").capitalize(), "help_text": f"Empty: {shown}."}
+    common: dict[str, Any] = {
+        "required": False,
+        "label": name.replace("_", " ").capitalize(),
+        "help_text": f"Empty: {shown}.",
+    }
     if origin is typing.Literal:
         choices = [("", f"(default: {default})"), *((value, value) for value in typing.get_args(annotation))]
         return forms.ChoiceField(choices=choices, **{**common, "help_text": ""})
@@ -119,4 +124,10 @@ def settings_from_fields(stored: dict, cleaned: dict, skip: set[str]) -> dict:
 
 # A form class holding the typed fields, to mix into a ModelForm: the admin only accepts
 # fieldset names that the form class declares.
-SettingsFields = type("SettingsFields", (forms.Form,), settings_form_fields())
+if TYPE_CHECKING:
+
+    class SettingsFields(forms.Form):
+        """The form class built below at run time, as the type checker sees it."""
+
+else:
+    SettingsFields = type("SettingsFields", (forms.Form,), settings_form_fields())

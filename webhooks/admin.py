@@ -176,8 +176,8 @@ def _duration(seconds: float) -> str:
 
 class AttemptInline(admin.TabularInline):
     model = WebhookAttempt
-    fields = ["started_at", "succeeded", "status_code", "latency_ms", "error", "response_excerpt"]
-    readonly_fields = fields
+    fields = ("started_at", "succeeded", "status_code", "latency_ms", "error", "response_excerpt")
+    readonly_fields = fields  # one tuple for both: a list would not fit readonly_fields' type
     extra = 0
     can_delete = False
 
@@ -206,7 +206,7 @@ class WebhookDeliveryAdmin(GuardedModelAdmin):
     search_fields = ["event__id", "endpoint__url", "endpoint__tenant__slug"]
     list_select_related = ["endpoint", "endpoint__tenant", "event"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = (
         "endpoint",
         "event_id",
         "event_type",
@@ -222,8 +222,8 @@ class WebhookDeliveryAdmin(GuardedModelAdmin):
         "last_response_excerpt",
         "delivered_at",
         "body",
-    ]
-    readonly_fields = fields
+    )
+    readonly_fields = fields  # one tuple for both: a list would not fit readonly_fields' type
     inlines = [AttemptInline]
     actions = ["redeliver"]
 

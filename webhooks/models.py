@@ -55,7 +55,7 @@ class WebhookEndpoint(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        scope = self.tenant.slug if self.tenant_id else "platform"
+        scope = self.tenant.slug if self.tenant is not None else "platform"
         return f"{scope}: {self.url}"
 
     @property

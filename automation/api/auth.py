@@ -46,7 +46,7 @@ class StaffTokenAuth(HttpAuthBase):
             raise _unauthorized(check.error, check.detail)
         token = check.token
         # Counted per token (its prefix is the identity), before any other refusal.
-        request.api_key = token
+        request.api_key = token  # type: ignore[attr-defined]  # the request attribute the limiter reads
         denied = ratelimit_enforce(request, scopes=("user",))
         if denied is not None:
             raise Problem(denied.status_code, "rate_limited", "", response=denied)

@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from automation.api.http import Problem
 from automation.cache import idempotency_key
 from resilience.connection import get_redis
-from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
+from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 TTL = 24 * 3600  # how long an answer is replayed
 PENDING_TTL = 60  # how long a first attempt holds its key while it runs
@@ -41,7 +41,7 @@ def idempotent(request, create: Callable[[], HttpResponse], *, redact: tuple[str
             name, json.dumps({"fingerprint": fingerprint, "state": "pending"}), nx=True, ex=PENDING_TTL
         ):
             stored = client.get(name) or json.dumps({"fingerprint": fingerprint, "state": "pending"})
-    except (*REDIS_UNAVAILABLE_ERRORS, RedisDisabled):
+    except REDIS_UNAVAILABLE_ERRORS:  # RedisDisabled among them
         raise _unavailable() from None
     if stored is not None:
         return _replay(json.loads(stored), fingerprint)

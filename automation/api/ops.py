@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from ninja import Field, Query, Router, Schema
 
@@ -25,7 +25,7 @@ OPERATE = staff("ops:write", "console.operate")
 ERRORS = problems(400, 401, 403, 404, 422, 429, 503)
 SCOPE_FILTER = Query(None, description="Only this limiter scope.")
 Scope = Literal["user", "ip", "tenant", "form"]
-assert set(Scope.__args__) == set(LIMITER_SCOPES)
+assert set(get_args(Scope)) == set(LIMITER_SCOPES)
 
 
 class IdentityOut(Schema):

@@ -85,7 +85,7 @@ def audit_data(event: AuditEvent) -> dict:
         "created_at": event.created_at,
         "actor": event.actor_label,
         "action": event.action,
-        "tenant": event.tenant.slug if event.tenant_id else None,
+        "tenant": event.tenant.slug if event.tenant is not None else None,
         "object_type": event.object_type,
         "object_id": event.object_id,
         "before": event.before,

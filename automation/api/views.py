@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
+from django.urls import URLPattern
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from redis import RedisError
 
@@ -115,6 +116,7 @@ def admin_api_urls():
     """Return the admin API's URL patterns: JSON 405s, and each view limits itself per token."""
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
+        assert isinstance(pattern, URLPattern)  # ninja lists its views, never an include()
         pattern.callback = json_method_not_allowed(pattern.callback)
         if pattern.name != "openapi-json":
             pattern.callback = limits_itself(_with_limit_headers(pattern.callback), methods=WRITE_AND_READ)

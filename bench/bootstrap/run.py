@@ -1,16 +1,26 @@
 """Measure warm /api/v1/bootstrap against a bare Django JSON view under the same gunicorn, in one run.
 
     .venv/bin/python -m bench.bootstrap.run [--duration 8] [--connections 16] [--rounds 3]
-        [--worker-class sync|gthread] [--threads N] [--keys N]
+        [--worker-class sync|gthread] [--threads N] [--keys N] [--cluster] [--flags F --segments S]
 
 Starts its own redis-server and gunicorn (`-w 2`, sync workers unless told) on free
 ports with a temporary SQLite database seeded by `seed_demo`, then loads each endpoint
 from a second process (wrk when installed, else a Python load generator), alternating
 the targets for `--rounds` rounds. With `--keys N` it also bulk-seeds N tenants with
 one key each and adds a target that rotates through all N keys (a wrk Lua script),
-compared with the one-key bootstrap driven the same way. Prints a JSON summary: req/s
+compared with the one-key bootstrap driven the same way. With `--flags F --segments S` it
+first defines F more flags and S segments, with rules on half of the flags
+(`bench/bootstrap/seed_flags.py`), so the bootstrap carries their compiled entries.
+Prints a JSON summary: req/s
 and CPU per request of each target, the ratios, and Redis commands per request from
 the INFO commandstats delta.
+
+With `--cluster` it also starts a Redis Cluster (3 masters, 3 replicas) and a second,
+identical gunicorn on the same database whose app reaches it through
+REDIS_CLUSTER_NODES, and adds the targets `bootstrap_cluster` (and `rotating_cluster`
+with `--keys`) to the same rounds. Their figures go to the summary's `cluster` section,
+Redis CPU and commands summed over the masters; the other fields stay the standalone
+run's.
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
 from http.client import HTTPConnection
 from pathlib import Path
 
@@ -35,10 +47,11 @@ import redis
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 
-from agentapi_admin.redis_process import RedisProcess, free_port  # noqa: E402
+from agentapi_admin.redis_process import RedisClusterProcesses, RedisProcess, free_port  # noqa: E402
 
 
-def bench_env(redis_url: str, db_path: Path) -> dict:
+def bench_env(redis_url: str, db_path: Path, cluster_nodes: str = "") -> dict:
+    """Return the app's environment on `redis_url`, or on the Redis Cluster of `cluster_nodes` when given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "RATE_LIMIT_", "DJANGO_"))}
     env.update(
         {
@@ -61,6 +74,9 @@ def bench_env(redis_url: str, db_path: Path) -> dict:
             "TENANTS_CACHE_TTL": "3600s",
         }
     )
+    if cluster_nodes:
+        del env["REDIS_URL"]  # cluster mode ignores it: leaving it set would only mislead a reader of the env
+        env["REDIS_CLUSTER_NODES"] = cluster_nodes
     return env
 
 
@@ -168,7 +184,112 @@ def median_ratio(numerators: list[float], denominators: list[float]) -> float:
 
 def apikey_entries(client: redis.Redis) -> int:
     """Return how many API-key entries Redis holds (the warm-up's coverage)."""
-    return sum(1 for _ in client.scan_iter(match="agentapi:apikey:*", count=1000))
+    # Entries carry the tenant's hash tag; `agentapi:apikey:route:*` (one per key too) must not count.
+    return sum(1 for _ in client.scan_iter(match="agentapi:apikey:{*", count=1000))
+
+
+BACKGROUND = ("info", "replconf")
+
+
+@dataclass
+class Stack:
+    """One gunicorn and the Redis its app uses: where a target's CPU and Redis commands are counted."""
+
+    gunicorn: subprocess.Popen
+    base: str
+    masters: list[RedisProcess]  # CPU and commands are summed over these
+    replicas: list[RedisProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.clients = [redis.Redis(port=node.port) for node in self.masters]
+
+    def cpu(self) -> tuple[float, float, float]:
+        """Return CPU seconds so far of the gunicorn, of the masters and of the replicas."""
+        return (
+            cpu_seconds(self.gunicorn.pid),
+            sum(cpu_seconds(node.process.pid) for node in self.masters),
+            sum(cpu_seconds(node.process.pid) for node in self.replicas),
+        )
+
+    def commandstats(self) -> list[dict]:
+        return [commandstats(client) for client in self.clients]
+
+    def rejected(self) -> int:
+        """Return the calls the masters refused so far, MOVED and ASK redirects included."""
+        return sum(
+            stats.get("rejected_calls", 0) for client in self.clients for stats in client.info("commandstats").values()
+        )
+
+    def apikey_entries(self) -> int:
+        return sum(apikey_entries(client) for client in self.clients)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+def start_gunicorn(env: dict, worker: list[str], started: list[subprocess.Popen]) -> tuple[subprocess.Popen, str]:
+    """Start the app under gunicorn on a free port (appended to `started` at once) and wait for /healthz."""
+    port = free_port()
+    gunicorn = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "agentapi_admin.wsgi:application",
+            *worker,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--config",
+            str(Path(__file__).with_name("gunicorn_bench.py")),
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        start_new_session=True,
+    )
+    started.append(gunicorn)
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/healthz")
+    return gunicorn, base
+
+
+def measure(load, stack: Stack, target: tuple, duration: int, connections: int, start: int) -> dict:
+    """Load one target once; add CPU per request and the Redis commands of the run, summed over the masters."""
+    url, headers, keys_file = target
+    before, rejected_before, cpu_before = stack.commandstats(), stack.rejected(), stack.cpu()
+    outcome = load(url, headers, duration, connections, keys_file, start)
+    cpu_after, after = stack.cpu(), stack.commandstats()
+    outcome["rejected_calls"] = stack.rejected() - rejected_before
+    # CPU per request barely depends on what else the machine runs, unlike req/s.
+    app, masters, replicas = ((a - b) / outcome["requests"] * 1e6 for a, b in zip(cpu_after, cpu_before, strict=True))
+    outcome["app_cpu_us"], outcome["redis_cpu_us"] = app, masters
+    if stack.replicas:
+        outcome["replica_cpu_us"] = replicas
+    # INFO is the bench's own; REPLCONF is each replica's once-a-second acknowledgement, whatever the traffic.
+    per_node = [
+        {cmd: n for cmd in node_after if (n := node_after[cmd] - node_before.get(cmd, 0)) and cmd not in BACKGROUND}
+        for node_before, node_after in zip(before, after, strict=True)
+    ]
+    outcome["redis_commands"] = dict(sum((Counter(node) for node in per_node), Counter()))
+    outcome["commands_per_master"] = [sum(node.values()) for node in per_node]
+    return outcome
+
+
+def per_request(commands: dict, requests: int) -> dict:
+    per = {cmd: round(n / requests, 3) for cmd, n in sorted(commands.items())}
+    per["total"] = round(sum(commands.values()) / requests, 2)
+    return per
+
+
+def warm_rotation(load, stack: Stack, target: tuple, keys: int, connections: int) -> tuple[dict, int]:
+    """Rotate through every key until each has its entry (at most 15 min); return the coverage and the position."""
+    # The bench is about warm requests. Each run continues the rotation where the last stopped, so every key is reached.
+    started, position = time.monotonic(), 0
+    while stack.apikey_entries() < keys + 1 and time.monotonic() - started < 900:
+        position += load(target[0], target[1], 5, connections, target[2], position)["requests"] // 2
+    return {"entries": stack.apikey_entries(), "seconds": round(time.monotonic() - started, 1)}, position
 
 
 def main() -> int:
@@ -182,9 +303,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per gthread worker")
     parser.add_argument("--keys", type=int, default=0, help="also rotate through N keys of N bulk-seeded tenants")
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto", help="load generator")
+    parser.add_argument("--flags", type=int, default=0, help="also define N flags, rules on half of them")
+    parser.add_argument("--segments", type=int, default=0, help="segments the --flags rules use")
+    parser.add_argument(
+        "--cluster", action="store_true", help="also run the bootstrap on a Redis Cluster (3 masters + 3 replicas)"
+    )
     options = parser.parse_args()
-    if options.keys < 0 or options.threads < 1 or options.rounds < 1:
-        parser.error("--keys must be >= 0, --threads and --rounds >= 1")
+    if options.keys < 0 or options.threads < 1 or options.rounds < 1 or options.flags < 0 or options.segments < 0:
+        parser.error("--keys, --flags and --segments must be >= 0, --threads and --rounds >= 1")
     if options.threads != 1 and options.worker_class != "gthread":
         parser.error("--threads needs --worker-class gthread")
     duration = min(options.duration, 30)
@@ -193,12 +319,21 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-bootstrap-"))
     server = RedisProcess(directory=workdir / "redis").start()
+    cluster = None
     env = bench_env(server.url, workdir / "db.sqlite3")
-    gunicorn = None
+    gunicorns: list[subprocess.Popen] = []
+    stacks: list[Stack] = []
     load_before = os.getloadavg()
     try:
         manage(env, "migrate", "--noinput")
         demo_keys = json.loads(manage(env, "seed_demo", "--json").strip().splitlines()[-1])["api_keys"]
+        if options.flags or options.segments:
+            subprocess.run(
+                [sys.executable, "-m", "bench.bootstrap.seed_flags", str(options.flags), str(options.segments)],
+                cwd=BASE_DIR,
+                env=env,
+                check=True,
+            )
         one_key = workdir / "one-key.txt"
         one_key.write_text(demo_keys["acme"] + "\n")
         many_keys = workdir / "keys.txt"
@@ -209,79 +344,63 @@ def main() -> int:
                 env=env,
                 check=True,
             )
-        port = free_port()
         worker = ["-k", options.worker_class, "--workers", "2"]
         if options.worker_class == "gthread":
             worker += ["--threads", str(options.threads)]
-        gunicorn = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "agentapi_admin.wsgi:application",
-                *worker,
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                "--config",
-                str(Path(__file__).with_name("gunicorn_bench.py")),
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/healthz")
-        # name -> (url, fixed headers, keys file rotated through per request)
+        standalone = Stack(*start_gunicorn(env, worker, gunicorns), masters=[server])
+        stacks.append(standalone)
+        base = standalone.base
+        # name -> (stack, (url, fixed headers, keys file rotated through per request))
         targets = {
-            "bare": (f"{base}/bench/bare", {}, None),
-            "cache_get": (f"{base}/bench/cache-get", {}, None),
-            "bootstrap": (f"{base}/api/v1/bootstrap", {}, one_key),
+            "bare": (standalone, (f"{base}/bench/bare", {}, None)),
+            "cache_get": (standalone, (f"{base}/bench/cache-get", {}, None)),
+            "bootstrap": (standalone, (f"{base}/api/v1/bootstrap", {}, one_key)),
         }
+        if options.cluster:
+            # The same app on the same database; only its Redis differs. The cluster starts empty: the
+            # gateway finds its script missing and republishes every tenant's version, as after a restart.
+            # Redis's default node timeout: the tests' short one only speeds up failovers, which no run causes.
+            cluster = RedisClusterProcesses(directory=workdir / "cluster", node_timeout_ms=15000).start()
+            cluster_env = bench_env(server.url, workdir / "db.sqlite3", cluster_nodes=cluster.seeds)
+            masters = cluster.master_nodes()
+            replicas = [node for node in cluster.nodes if node not in masters]
+            clustered = Stack(*start_gunicorn(cluster_env, worker, gunicorns), masters=masters, replicas=replicas)
+            stacks.append(clustered)
+            targets["bootstrap_cluster"] = (clustered, (f"{clustered.base}/api/v1/bootstrap", {}, one_key))
         if options.keys:
-            targets["rotating"] = (f"{base}/api/v1/bootstrap", {}, many_keys)
-        for url, headers, keys_file in targets.values():  # warm both workers' caches and connections
+            targets["rotating"] = (standalone, (f"{base}/api/v1/bootstrap", {}, many_keys))
+            if options.cluster:
+                targets["rotating_cluster"] = (clustered, (f"{clustered.base}/api/v1/bootstrap", {}, many_keys))
+        # Warm both workers' caches and connections. A Redis's first gateway call finds the script missing
+        # and republishes every tenant's version first, which takes seconds with --keys.
+        for _, (url, headers, keys_file) in targets.values():
             if keys_file is not None:
                 headers = {**headers, "Authorization": f"Bearer {keys_file.read_text().split()[0]}"}
             for _ in range(8):
-                urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5).read()  # noqa: S310
-        client = redis.Redis(port=server.port)
+                urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30).read()  # noqa: S310
+        auth = {"Authorization": f"Bearer {demo_keys['acme']}"}
+        request = urllib.request.Request(f"{base}/api/v1/bootstrap", headers=auth)  # noqa: S310 - fixed local URL
+        document = urllib.request.urlopen(request, timeout=5).read()  # noqa: S310
         warm = {}
-        rotation = 0  # where the rotating target's next run starts in the key list
-        if options.keys:
-            # Fill every key's entry and tenant document before measuring: the bench is about warm requests.
-            # Each run continues the rotation where the last stopped (`start`), so every key is reached.
-            started = time.monotonic()
-            while apikey_entries(client) < options.keys + 1 and time.monotonic() - started < 900:
-                done = load(targets["rotating"][0], {}, 5, options.connections, many_keys, rotation)
-                rotation += done["requests"] // 2
-            warm = {"entries": apikey_entries(client), "seconds": round(time.monotonic() - started, 1)}
+        rotation = {}  # where each rotating target's next run starts in the key list
+        for name in ("rotating", "rotating_cluster"):
+            if name in targets:
+                stack, target = targets[name]
+                warm[name], rotation[name] = warm_rotation(load, stack, target, options.keys, options.connections)
         results = {name: [] for name in targets}
-        redis_per_request = {name: [] for name in targets if name in ("bootstrap", "rotating")}
+        redis_per_request = {name: [] for name in targets if name.startswith(("bootstrap", "rotating"))}
         for _ in range(options.rounds):
-            for name, (url, headers, keys_file) in targets.items():
-                before = commandstats(client)
-                cpu_before = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
-                outcome = load(url, headers, duration, options.connections, keys_file, rotation)
-                if name == "rotating":
-                    rotation += outcome["requests"] // 2
-                cpu_after = cpu_seconds(gunicorn.pid), cpu_seconds(server.process.pid)
-                after = commandstats(client)
-                # CPU per request barely depends on what else the machine runs, unlike req/s.
-                outcome["app_cpu_us"] = (cpu_after[0] - cpu_before[0]) / outcome["requests"] * 1e6
-                outcome["redis_cpu_us"] = (cpu_after[1] - cpu_before[1]) / outcome["requests"] * 1e6
-                delta = {cmd: after.get(cmd, 0) - before.get(cmd, 0) for cmd in after}
-                delta = {cmd: n for cmd, n in delta.items() if n and cmd != "info"}
-                outcome["redis_commands"] = delta
+            for name, (stack, target) in targets.items():
+                outcome = measure(load, stack, target, duration, options.connections, rotation.get(name, 0))
+                if name in rotation:
+                    rotation[name] += outcome["requests"] // 2
                 results[name].append(outcome)
                 if name in redis_per_request:
-                    per = {cmd: round(n / outcome["requests"], 3) for cmd, n in sorted(delta.items())}
-                    per["total"] = round(sum(delta.values()) / outcome["requests"], 2)
-                    redis_per_request[name].append(per)
+                    redis_per_request[name].append(per_request(outcome["redis_commands"], outcome["requests"]))
         rps = {name: [run["rps"] for run in runs] for name, runs in results.items()}
         cpu = {name: [run["app_cpu_us"] + run["redis_cpu_us"] for run in runs] for name, runs in results.items()}
-        bootstrapish = [name for name in targets if name != "bare"]
+        on_cluster = [name for name in targets if name.endswith("_cluster")]
+        bootstrapish = [name for name in targets if name != "bare" and name not in on_cluster]
         gunicorn_label = f"{options.worker_class}, 2 workers"
         if options.worker_class == "gthread":
             gunicorn_label += f" x {options.threads} threads"
@@ -291,34 +410,77 @@ def main() -> int:
             "connections": options.connections,
             "gunicorn": gunicorn_label,
             "keys": options.keys,
-            "warm_up": warm,
+            "flags_added": options.flags,
+            "segments_added": options.segments,
+            "bootstrap": {"bytes": len(document), "flags": len(json.loads(document)["flags"])},
+            "warm_up": warm.get("rotating", {}),
             "load_average_before_after": [round(x, 2) for x in (*load_before, *os.getloadavg())],
-            "rps": {name: [round(x, 1) for x in values] for name, values in rps.items()},
-            "non_2xx": {name: sum(run["non_2xx"] for run in runs) for name, runs in results.items()},
+            "rps": {name: [round(x, 1) for x in rps[name]] for name in ("bare", *bootstrapish)},
+            "non_2xx": {name: sum(run["non_2xx"] for run in results[name]) for name in ("bare", *bootstrapish)},
             "ratio_median": {name: median_ratio(rps[name], rps["bare"]) for name in bootstrapish},
             "cpu_us_per_request": {
                 name: {
-                    "app": [round(run["app_cpu_us"]) for run in runs],
-                    "redis": [round(run["redis_cpu_us"]) for run in runs],
+                    "app": [round(run["app_cpu_us"]) for run in results[name]],
+                    "redis": [round(run["redis_cpu_us"]) for run in results[name]],
                 }
-                for name, runs in results.items()
+                for name in ("bare", *bootstrapish)
             },
             # bare's CPU per request / the target's (app + Redis): the throughput ratio on an idle CPU-bound box.
             "cpu_ratio_median": {name: median_ratio(cpu["bare"], cpu[name]) for name in bootstrapish},
-            "redis_commands_per_request": redis_per_request,
-            "p99": {name: [run["p99"] for run in runs] for name, runs in results.items()},
+            "redis_commands_per_request": {
+                name: redis_per_request[name] for name in bootstrapish if name != "cache_get"
+            },
+            "p99": {name: [run["p99"] for run in results[name]] for name in ("bare", *bootstrapish)},
         }
         if options.keys:
             summary["rotating_vs_one_key"] = {
                 "rps_ratio_median": median_ratio(rps["rotating"], rps["bootstrap"]),
                 "cpu_ratio_median": median_ratio(cpu["bootstrap"], cpu["rotating"]),
             }
+        if options.cluster:
+            summary["cluster"] = {
+                "redis": f"{cluster.masters} masters + {cluster.masters * cluster.replicas} replicas",
+                "warm_up": warm.get("rotating_cluster", {}),
+                "rps": {name: [round(x, 1) for x in rps[name]] for name in on_cluster},
+                "non_2xx": {name: sum(run["non_2xx"] for run in results[name]) for name in on_cluster},
+                "ratio_median": {name: median_ratio(rps[name], rps["bare"]) for name in on_cluster},
+                # Redis CPU is the masters' (they serve every command); the replicas' is what replication costs.
+                "cpu_us_per_request": {
+                    name: {
+                        "app": [round(run["app_cpu_us"]) for run in results[name]],
+                        "redis_masters": [round(run["redis_cpu_us"]) for run in results[name]],
+                        "redis_replicas": [round(run["replica_cpu_us"]) for run in results[name]],
+                    }
+                    for name in on_cluster
+                },
+                "cpu_ratio_median": {name: median_ratio(cpu["bare"], cpu[name]) for name in on_cluster},
+                # The cluster target against the same target on the standalone Redis, round by round.
+                "vs_standalone": {
+                    name: {
+                        "rps_ratio_median": median_ratio(rps[name], rps[name.removesuffix("_cluster")]),
+                        "cpu_ratio_median": median_ratio(cpu[name.removesuffix("_cluster")], cpu[name]),
+                    }
+                    for name in on_cluster
+                },
+                "redis_commands_per_request": {name: redis_per_request[name] for name in on_cluster},
+                # Calls the masters refused (a MOVED or ASK redirect is one), per round: 0 when routing by slot works.
+                "rejected_calls": {name: [run["rejected_calls"] for run in results[name]] for name in on_cluster},
+                "commands_per_master": {
+                    name: [run["commands_per_master"] for run in results[name]] for name in on_cluster
+                },
+                "p99": {name: [run["p99"] for run in results[name]] for name in on_cluster},
+            }
         print(json.dumps(summary, indent=2))
-        return 0 if not any(summary["non_2xx"].values()) else 1
+        failed = any(summary["non_2xx"].values()) or any(summary.get("cluster", {}).get("non_2xx", {}).values())
+        return 1 if failed else 0
     finally:
-        if gunicorn is not None:
+        for stack in stacks:
+            stack.close()
+        for gunicorn in gunicorns:
             gunicorn.terminate()
             gunicorn.wait(10)
+        if cluster is not None:
+            cluster.stop()
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -2,9 +2,10 @@
 
     .venv/bin/python -m bench.sdk.run [--calls 200000] [--rounds 5]
 
-No network: it times `ControlPlane.flag()` on a loaded bootstrap document (a plain flag and a
-30 % rollout, for a fresh subject each call), `agentapi_client.evaluate` alone, and the server's
-`tenants.selectors._evaluate` on the same rule, interleaved per round. Prints JSON.
+No network: it times `ControlPlane.flag()` on a loaded bootstrap document (a plain flag, a
+30 % rollout, a typed flag with a context rule and a split; a fresh subject each call),
+`agentapi_client.evaluate` alone, and the server's evaluator (`tenants.flagrules.evaluate`)
+on the same compiled entries, interleaved per round. Prints JSON.
 """
 
 from __future__ import annotations
@@ -21,18 +22,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python
 
 from agentapi_client import ControlPlane, evaluate
 
-ROLLOUT = {"enabled": False, "reason": "rollout", "version": 7, "rollout_percent": 30}
-PLAIN = {"enabled": True, "reason": "admin_override", "version": 7, "rollout_percent": 100}
+ROLLOUT_EVAL = {
+    "kind": "boolean",
+    "version": 7,
+    "steps": [{"reason": "rollout", "percent": 30, "miss": "off", "serve": {"enabled": True}}],
+}
+PLAIN_EVAL = {"kind": "boolean", "version": 7, "steps": [{"reason": "admin_override", "serve": {"enabled": True}}]}
+TYPED_EVAL = {
+    "kind": "string",
+    "version": 7,
+    "default_value": "#fff",
+    "variants": [
+        {"key": "red", "value": "#f00", "weight": 50},
+        {"key": "green", "value": "#0f0", "weight": 30},
+        {"key": "blue", "value": "#00f", "weight": 20},
+    ],
+    "steps": [
+        {
+            "reason": "rule",
+            "rule": 1,
+            "match": [
+                {"attribute": "context.platform", "op": "in", "values": ["ios"]},
+                {"attribute": "context.app_version", "op": "semver_gte", "values": ["2.0.0"]},
+            ],
+            "serve": {"enabled": True, "variant": "green"},
+        },
+        {"reason": "default", "serve": {"enabled": True}},
+    ],
+}
+CONTEXT = {"platform": "android", "app_version": "2.1.0"}
+
+
+def _entry(answer: dict, compiled: dict) -> dict:
+    return {**answer, "version": 7, "rollout_percent": 100, "eval": compiled}
+
+
+ROLLOUT = _entry({"enabled": False, "reason": "rollout"}, ROLLOUT_EVAL)
+PLAIN = _entry({"enabled": True, "reason": "admin_override"}, PLAIN_EVAL)
+TYPED = _entry({"enabled": True, "reason": "split", "value": "#f00", "variant": "red"}, TYPED_EVAL)
 
 
 def _server_evaluate():
     import django
 
     django.setup()
-    from tenants.selectors import _evaluate
+    from tenants.flagrules import evaluate as server_evaluate
 
-    rule = {"enabled": True, "reason": "rollout", "percent": 30, "version": 7}
-    return lambda subject: _evaluate("beta", rule, subject)
+    return lambda subject: server_evaluate("beta", ROLLOUT_EVAL, subject)
 
 
 def per_call_ns(function, subjects) -> float:
@@ -56,12 +92,13 @@ def main() -> None:
     server = _server_evaluate()
 
     plane = ControlPlane("http://127.0.0.1:9", "aak_bench", poll_interval=0)
-    plane._document = {"flags": {"beta": ROLLOUT, "plain": PLAIN}}
+    plane._document = {"tenant": {"id": "t"}, "flags": {"beta": ROLLOUT, "plain": PLAIN, "theme": TYPED}}
     cases = {
         "sdk ControlPlane.flag(rollout, subject)": lambda s: plane.flag("beta", s),
         "sdk ControlPlane.flag(plain, subject)": lambda s: plane.flag("plain", s),
+        "sdk ControlPlane.get_string(typed, subject, context)": lambda s: plane.get_string("theme", "", s, CONTEXT),
         "sdk evaluate(rollout entry, subject)": lambda s: evaluate("beta", ROLLOUT, s),
-        "server _evaluate(rollout rule, subject)": server,
+        "server flagrules.evaluate(rollout entry, subject)": server,
     }
     subjects = [f"user-{n}" for n in range(options.calls)]
     results: dict[str, list[float]] = {name: [] for name in cases}

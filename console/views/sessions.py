@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -57,6 +58,7 @@ def sessions(request):
                 context.update(selected=selected, session_infos=infos, current_ref=_current_ref(request))
                 data.update(user=_user_row(selected, len(infos)), sessions=[info.as_dict() for info in infos])
         if context["selected"] is None:
+            rows: list[tuple[AbstractBaseUser, int]]
             if q:
                 matches = users_model.objects.filter(Q(username__icontains=q) | Q(email__icontains=q)).order_by(
                     "username"
@@ -92,7 +94,7 @@ def _session_target(request):
     """Return (user, form) for a revoke action, or (None, form) with the reason in messages."""
     target = SessionTargetForm(request.POST if request.method == "POST" else request.GET)
     if not target.is_valid():
-        messages.error(request, "; ".join(e for errors in target.errors.values() for e in errors))
+        messages.error(request, "; ".join(str(e) for errors in target.errors.values() for e in errors))
         return None, target
     user = get_user_model().objects.filter(pk=target.cleaned_data["user"]).first()
     if user is None:

@@ -59,7 +59,8 @@ class ResetEnabledMixin:
     def dispatch(self, request, *args, **kwargs):
         if not settings.PORTAL_PASSWORD_RESET:
             raise Http404("Password reset by email is not configured.")
-        return super().dispatch(request, *args, **kwargs)
+        # A mixin: the view class it precedes provides dispatch().
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
 
 class PortalPasswordResetView(ResetEnabledMixin, auth_views.PasswordResetView):

@@ -1,5 +1,7 @@
 """Features: every flag the tenant sees, why it has its value, and toggles for the editable ones."""
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
@@ -11,7 +13,9 @@ from portal.forms import FlagToggleForm
 from portal.selectors import flag_history, tenant_flag
 from portal.views.layout import render_tenant
 from tenants.exceptions import FlagNotEditable, TenantsError
-from tenants.selectors import flags_explain
+from tenants.flag_forms import EvaluateForm
+from tenants.flag_text import layers_text, platform_text
+from tenants.selectors import flags_evaluate_explained, flags_explain
 from tenants.services.flags import flag_owner_toggle
 
 REASONS = {
@@ -20,6 +24,8 @@ REASONS = {
     "admin_override": ("Platform admin", "Set for your tenant by the platform team."),
     "owner_toggle": ("Your team", "Set by an owner or admin of this tenant."),
     "rollout": ("Rollout", "On for a percentage of subjects."),
+    "rule": ("Rule", "A targeting rule of the flag decided."),
+    "split": ("Split", "Subjects are split between the flag's variants."),
     "archived": ("Archived", "The flag is retired and always off."),
 }
 NOT_EDITABLE = "“{key}” is managed by the platform team and cannot be changed from the portal."
@@ -51,11 +57,55 @@ def toggle_effects(row, tenant_name: str) -> dict:
     }
 
 
+def variant_choices(row, flag) -> list[dict]:
+    """Return the variants the platform lets owners pick for this flag: key, value and what picking it does."""
+    platform = row.platform
+    if platform is None or not platform["enabled"] or not row.owner_variants:
+        return []
+    values = {v["key"]: v["value"] for v in flag.variants}
+    share = "every subject" if platform["percent"] >= 100 else f"the {platform['percent']} % of subjects in the rollout"
+    return [
+        {
+            "key": key,
+            "value": json.dumps(values.get(key)),
+            "effect": f"Serves {json.dumps(values.get(key))} to {share}.",
+            "current": key == row.owner_variant,
+        }
+        for key in row.owner_variants
+    ]
+
+
+def _platform_serves(row) -> str:
+    platform = row.platform or {}
+    if platform.get("variant"):
+        return f"variant {platform['variant']}"
+    if platform.get("value") is not None:
+        return json.dumps(platform["value"])
+    return "the flag's own value or split"
+
+
+def row_view(row) -> dict:
+    """Return what the features table shows of a flag beyond its explanation: the value and both layers."""
+    return {
+        "row": row,
+        "value_json": json.dumps(row.value),
+        "layers": layers_text(row, owner_label="your choice"),
+        "platform": platform_text(row.platform),
+        "platform_serves": _platform_serves(row),
+        "choosable": bool(row.owner_variants) and bool(row.platform and row.platform["enabled"]),
+    }
+
+
 @tenant_view()
 def feature_list(request, membership):
     """List the tenant's flags with their effective value and reason, plus recent changes."""
     rows = flags_explain(membership.tenant)
-    context = {"flags": rows, "reasons": REASONS, "history": flag_history(membership.tenant)}
+    context = {
+        "flags": rows,
+        "flag_views": [row_view(row) for row in rows],
+        "reasons": REASONS,
+        "history": flag_history(membership.tenant),
+    }
     return render_tenant(request, membership, "portal/features.html", context, section="features")
 
 
@@ -68,9 +118,17 @@ def feature_toggle(request, membership, flag_key):
         return redirect("portal:features", tenant=tenant.slug)
     if not flag.tenant_editable:
         raise PermissionDenied(NOT_EDITABLE.format(key=flag.key))
-    context = {"flag": flag, "row": row, "reasons": REASONS, "effects": toggle_effects(row, tenant.name)}
+    context = {
+        "flag": flag,
+        "row": row,
+        "view": row_view(row),
+        "reasons": REASONS,
+        "effects": toggle_effects(row, tenant.name),
+        "variants": variant_choices(row, flag),
+    }
     if request.method == "GET":
-        form = FlagToggleForm(initial={"enabled": "false" if row.enabled else "true"})
+        turn_on = not row.enabled or bool(context["variants"])
+        form = FlagToggleForm(initial={"enabled": "true" if turn_on else "false", "variant": row.owner_variant or ""})
         return render_tenant(
             request, membership, "portal/feature_confirm.html", {**context, "form": form}, section="features"
         )
@@ -84,18 +142,23 @@ def feature_toggle(request, membership, flag_key):
             section="features",
             status=400,
         )
-    enabled = form.cleaned_data["enabled"]
+    enabled, variant = (
+        form.cleaned_data["enabled"],
+        form.cleaned_data["variant"] if form.cleaned_data["enabled"] else "",
+    )
     if flag.risky and not form.cleaned_data["confirm"]:
         # A risky flag needs an explicit second step; without JavaScript this page is that step.
         return render_tenant(
             request, membership, "portal/feature_confirm.html", {**context, "form": form}, section="features"
         )
     try:
-        flag_owner_toggle(tenant=tenant, flag=flag, enabled=enabled, actor=request.user, ip=client_ip(request))
+        flag_owner_toggle(
+            tenant=tenant, flag=flag, enabled=enabled, variant=variant, actor=request.user, ip=client_ip(request)
+        )
     except FlagNotEditable as exc:
         raise PermissionDenied(NOT_EDITABLE.format(key=flag.key)) from exc
     except TenantsError as exc:  # the platform's override bounds the toggle
-        form.add_error("enabled", exc.message)
+        form.add_error("variant" if exc.field == "variant" else "enabled", exc.message)
         return render_tenant(
             request,
             membership,
@@ -104,6 +167,32 @@ def feature_toggle(request, membership, flag_key):
             section="features",
             status=400,
         )
-    state = "on" if enabled else "off"
+    state = ("on" + (f", variant {variant}" if variant else "")) if enabled else "off"
     messages.success(request, f"“{flag.key}” is now {state} for {tenant.name}.")
     return redirect(reverse("portal:features", kwargs={"tenant": tenant.slug}) + f"#flag-{flag.key}")
+
+
+@tenant_view()
+def flag_evaluate(request, membership):
+    """Evaluate the tenant's flags for a subject and context, as the service API would (read-only, any member)."""
+    tenant = membership.tenant
+    form = EvaluateForm(request.GET if request.GET else None)
+    rows, subject, context = None, None, dict[str, object]()
+    if form.is_valid():
+        subject, context = form.evaluation_input()
+        # Archived flags are hidden here as on the features page; rules are named by position only,
+        # since a segment's key may name other tenants.
+        rows = [row for row in flags_evaluate_explained(tenant, subject, context) if row.reason != "archived"]
+    return render_tenant(
+        request,
+        membership,
+        "portal/evaluate.html",
+        {
+            "form": form,
+            "rows": rows,
+            "subject": subject or str(tenant.pk),
+            "context_json": json.dumps(context, sort_keys=True),
+            "reasons": REASONS,
+        },
+        section="features",
+    )

@@ -55,7 +55,7 @@ def key_list(request, membership):
             ip=client_ip(request),
         )
     except TenantsError as exc:
-        form.add_error(FORM_FIELDS.get(exc.field), exc.message)
+        form.add_error(FORM_FIELDS.get(exc.field or ""), exc.message)
         return _page(request, membership, form, status=400)
     fresh = ApiKeyCreateForm(scope_choices=SCOPE_CHOICES, initial={"scopes": DEFAULT_SCOPES})
     return _page(request, membership, fresh, created=key, secret=secret)

@@ -211,7 +211,8 @@ class BreakerRedisCluster(RedisCluster):
             return 0, []
         node = primaries[index]
         cursors, names = super().scan(cursor=node_cursor, match=match, count=count, _type=_type, target_nodes=node)
-        node_cursor = int(cursors[node.name])
+        # With target_nodes the cluster client answers {node name: cursor}; redis-py types it as Redis.scan's int.
+        node_cursor = int(cursors[node.name])  # type: ignore[index]
         if node_cursor == 0:
             index, node_cursor = index + 1, 0
             if index >= len(primaries):
@@ -323,7 +324,8 @@ class BreakerClusterPipeline(ClusterPipeline):
         self._ops.append(("batch", args, options, None))
         return self
 
-    def eval(self, script, numkeys, *keys_and_args):
+    # redis-py's ClusterPipeline.eval() is an argument-less stub that refuses; this one runs the script.
+    def eval(self, script, numkeys, *keys_and_args):  # type: ignore[override]
         return self._alone("EVAL", script, numkeys, *keys_and_args)
 
     def evalsha(self, sha, numkeys, *keys_and_args):

@@ -15,7 +15,7 @@ from resilience.breakers.events import TransitionRecorder
 from resilience.breakers.keys import config_key, namespace, registry_key, storage_keys
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.storage import ResilientRedisStorage
-from resilience.connection import get_redis
+from resilience.connection import decoded, get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS, RedisDisabled
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -140,7 +140,7 @@ def registered_breakers() -> list[str]:
     """Return the names of breakers known to this process or announced by any process."""
     names = set(_breakers)
     with contextlib.suppress(*REDIS_UNAVAILABLE_ERRORS):
-        names.update(member.decode() for member in get_redis().smembers(registry_key()))
+        names.update(decoded(member) for member in get_redis().smembers(registry_key()))
     return sorted(names)
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from resilience.breakers.events import events_key
 from resilience.breakers.process import redis_breaker
 from resilience.breakers.registry import breaker, registered_breakers
-from resilience.connection import get_redis
+from resilience.connection import decoded, get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 
@@ -52,13 +52,13 @@ def breaker_events(name: str | None = None, n: int = 20) -> list[BreakerEvent]:
     except REDIS_UNAVAILABLE_ERRORS:
         return []
     events = []
-    for entry_id, raw in entries:
-        data = {k.decode(): v.decode() for k, v in raw.items()}
+    for entry_id, raw in entries or []:
+        data = {decoded(k): decoded(v) for k, v in (raw or {}).items()}
         if name is not None and data.get("breaker") != name:
             continue
         events.append(
             BreakerEvent(
-                id=entry_id.decode(),
+                id=decoded(entry_id or b""),
                 breaker=data.get("breaker", ""),
                 old=data.get("from", ""),
                 new=data.get("to", ""),

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from pybreaker import STATE_CLOSED, CircuitMemoryStorage, CircuitRedisStorage
 
+from resilience.connection import decoded
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class ResilientRedisStorage(CircuitRedisStorage):
             if raw is None:
                 self._initialize_redis_state(self._fallback_circuit_state)
                 return self._fallback_circuit_state
-            return raw.decode()
+            return decoded(raw)
 
         return self._attempt(read, lambda: self._memory.state)
 

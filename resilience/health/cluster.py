@@ -8,6 +8,7 @@ keys answer MOVED. `not_configured_reason` is how the health checks refuse that.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -78,7 +79,7 @@ def cluster_overview(client: RedisCluster) -> dict:
     }
 
 
-def _unreachable(node: dict, exc: Exception) -> dict:
+def _unreachable(node: dict, exc: BaseException) -> dict:
     node["error"] = type(exc).__name__
     if node["health"] == "ok":
         node["health"] = "unreachable"
@@ -141,7 +142,11 @@ def _node_client(client: RedisCluster, host: str, port: int) -> tuple[redis.Redi
     known = client.get_node(host=host, port=port)
     if known is not None and known.redis_connection is not None:
         return known.redis_connection, False
-    kwargs = {**settings.RESILIENCE_REDIS_CONNECTION_KWARGS, "socket_timeout": 1, "socket_connect_timeout": 1}
+    kwargs: dict[str, Any] = {
+        **settings.RESILIENCE_REDIS_CONNECTION_KWARGS,
+        "socket_timeout": 1,
+        "socket_connect_timeout": 1,
+    }
     kwargs.pop("max_connections", None)
     return redis.Redis(host=host, port=port, **kwargs), True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
 import redis
@@ -36,8 +37,11 @@ class Probe:
     def tls(self) -> bool:
         raise NotImplementedError("subclasses of Probe must provide a tls property")
 
-    # True when the app reaches Redis through Sentinel (REDIS_SENTINELS), whatever CLIENT LIST says.
-    sentinel_configured = False
+    @property
+    def sentinel_configured(self) -> bool:
+        """Tell whether the app reaches Redis through Sentinel (REDIS_SENTINELS), whatever CLIENT LIST says."""
+        return False
+
     # True when the probe sees a whole Redis Cluster (REDIS_CLUSTER_NODES), not one server.
     cluster = False
 
@@ -49,7 +53,7 @@ class Probe:
         """Return one PING round trip in milliseconds, measured here."""
         started = time.perf_counter()
         # MISCONF refuses even PING: the server answered, and the write check reports why.
-        with contextlib.suppress(REDIS_WRITE_REFUSED_ERRORS):
+        with contextlib.suppress(*REDIS_WRITE_REFUSED_ERRORS):
             self.execute("PING")
         return (time.perf_counter() - started) * 1000
 
@@ -176,8 +180,9 @@ class ClusterProbe(Probe):
     transport = "native"
     cluster = True
 
-    def __init__(self, client=None) -> None:
-        self.client = client or get_redis()
+    def __init__(self, client: RedisCluster | None = None) -> None:
+        # With REDIS_CLUSTER_NODES, get_redis() is the app's BreakerRedisCluster.
+        self.client: RedisCluster = client or cast(RedisCluster, get_redis())
 
     @property
     def target(self) -> str:

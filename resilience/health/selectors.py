@@ -12,12 +12,13 @@ import statistics
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 
 from resilience.connection import family_of
 from resilience.health.cluster import cluster_overview, not_configured_reason
-from resilience.health.probes import Probe, default_probe
+from resilience.health.probes import ClusterProbe, Probe, default_probe
 from resilience.health.writes import refusal_reason, write_refusal
 from resilience.sessions.keys import index_key
 
@@ -47,6 +48,8 @@ FAMILIES = {
 }
 
 _lock = threading.Lock()
+# INFO names the roles master and slave; the pages say primary and replica.
+_ROLE_NAMES: dict[object, str] = {"master": "primary", "slave": "replica"}
 # Per process and per target: the failure clock, the previous stats sample, the areas sample.
 _failing_since: dict[str, float] = {}
 _last_ok: dict[str, float] = {}
@@ -116,7 +119,7 @@ def redis_health_snapshot(probe: Probe | None = None, *, quick: bool = False) ->
     if misconfigured:
         # It answers, but the app cannot use it: say so as loudly as an outage (verdict down).
         snapshot.update(misconfigured=misconfigured, error=misconfigured)
-    if probe.cluster:
+    if isinstance(probe, ClusterProbe):
         snapshot["cluster"] = part("cluster nodes", cluster_overview, probe.client)
         snapshot["warnings"] += (snapshot["cluster"] or {}).get("warnings", [])
     snapshot["memory"] = _memory(info, config["maxmemory-policy"], snapshot["warnings"])
@@ -188,7 +191,7 @@ def _server(info: dict, probe: Probe, part: _PartRunner) -> dict:
     server = {
         "version": info.get("redis_version"),
         "mode": mode,
-        "role": {"master": "primary", "slave": "replica"}.get(role, role),
+        "role": _ROLE_NAMES.get(role, role),
         "uptime_seconds": info.get("uptime_in_seconds"),
         "tls": probe.tls,
         "connected_replicas": info.get("connected_slaves"),
@@ -206,7 +209,7 @@ def _memory(info: dict, policy: str | None, warnings: list[str]) -> dict:
     policy = policy or info.get("maxmemory_policy")
     maxmemory = info.get("maxmemory")
     used = info.get("used_memory")
-    memory = {
+    memory: dict[str, Any] = {
         "used": used,
         "used_human": info.get("used_memory_human"),
         "peak": info.get("used_memory_peak"),
@@ -244,19 +247,18 @@ def _throughput(probe: Probe, info: dict, target: str) -> dict:
     current = _stats_sample(info, time.monotonic())
     with _lock:
         previous = _previous_sample.get(target)
-    fresh = (
-        previous is not None
-        and previous["run_id"] == current["run_id"]
-        and current["commands"] >= previous["commands"]
-        and current["at"] - previous["at"] <= SAMPLE_MAX_AGE
-    )
-    if fresh and current["at"] - previous["at"] < SAMPLE_MIN_GAP:
-        with _lock:
-            return dict(_last_rates.get(target) or {})
-    if not fresh:
+    if (
+        previous is None
+        or previous["run_id"] != current["run_id"]
+        or current["commands"] < previous["commands"]
+        or current["at"] - previous["at"] > SAMPLE_MAX_AGE
+    ):
         # First look from this process (or the server restarted): take the second sample now.
         time.sleep(SAMPLE_FIRST_GAP)
         previous, current = current, _stats_sample(probe.info(), time.monotonic())
+    elif current["at"] - previous["at"] < SAMPLE_MIN_GAP:
+        with _lock:
+            return dict(_last_rates.get(target) or {})
     gap = current["at"] - previous["at"]
     hits = current["hits"] - previous["hits"]
     misses = current["misses"] - previous["misses"]
@@ -351,7 +353,7 @@ def _areas(probe: Probe, target: str) -> dict:
     complete = cursor == 0
     scale = total / sampled if sampled and not complete else 1.0
     order = list(FAMILIES)
-    families = [
+    families: list[dict[str, Any]] = [
         {
             "family": family,
             "label": FAMILIES.get(family)

@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from resilience.connection import get_redis
+from resilience.connection import decoded, get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.history import SERIES, maintenance_key, series_key
 
@@ -37,7 +37,7 @@ def history_series(series: str, *, now: float | None = None) -> dict:
             last = _last_good.get(series)
         result = dict(last) if last else {"series": series, "points": [], "read_at": None}
         return {**result, "stale": True, "error": f"{type(exc).__name__}: {exc}"}
-    raw = [(int(entry_id.decode().split("-")[0]), _decode(fields)) for entry_id, fields in entries]
+    raw = [(int(decoded(entry_id or b"").split("-")[0]), _decode(fields or {})) for entry_id, fields in entries or []]
     result = {"series": series, "points": _DERIVE[series](raw), "read_at": _iso(int(now * 1000))}
     with _lock:
         _last_good[series] = result
@@ -114,4 +114,4 @@ _DERIVE = {"redis": _redis_points, "ratelimit": _ratelimit_points, "breakers": _
 def maintenance_successes() -> dict[str, float]:
     """Return each maintenance task's last success (epoch seconds); raise the Redis error when unreadable."""
     raw = get_redis().hgetall(maintenance_key()) or {}
-    return {k.decode(): float(v) for k, v in raw.items()}
+    return {decoded(k): float(v) for k, v in raw.items()}

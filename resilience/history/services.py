@@ -9,7 +9,7 @@ import redis
 
 from resilience.breakers.events import events_key
 from resilience.breakers.selectors import breakers_snapshot
-from resilience.connection import get_redis
+from resilience.connection import decoded, get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.history import MAXLEN, counts_key, maintenance_key, series_key
 
@@ -39,11 +39,11 @@ def history_sample(*, now: float | None = None, interval: float = 60.0) -> dict:
             **{name: info.get(name, 0) for name in REDIS_FIELDS},
             **{name: info.get(name, 0) for name in REDIS_TOTALS},
         },
-        "ratelimit": {name.decode(): int(value) for name, value in (client.hgetall(counts_key()) or {}).items()}
+        "ratelimit": {decoded(name): int(value) for name, value in (client.hgetall(counts_key()) or {}).items()}
         or {"denied:none": 0},
         "breakers": _breaker_fields(client, slot_ms, interval),
     }
-    written = {}
+    written: dict[str, dict | str] = {}
     for series, fields in readings.items():
         try:
             client.xadd(series_key(series), fields, id=f"{slot_ms}-0", maxlen=MAXLEN, approximate=False)

@@ -32,13 +32,15 @@ def ratelimit_enforce(request, *, scopes=DEFAULT_SCOPES, tenant=None, cost: int 
     )
     metrics.limiter_decisions([check[0] for check in checks], decisions)
     decision = most_restrictive(decisions)
+    if decision is None:  # not reached: hit_many() decides each of the (non-empty) checks
+        return None
     request.ratelimit = _tighter(getattr(request, "ratelimit", None), decision)
     if decision.allowed:
         return None
     return ratelimit_response(decision)
 
 
-def _tighter(old: Decision | None, new: Decision) -> Decision:
+def _tighter(old: Decision | None, new: Decision) -> Decision | None:
     return new if old is None else most_restrictive([old, new])
 
 

@@ -59,7 +59,7 @@ class CallKeys(NamedTuple):
     """The keys and index member of one limiter decision."""
 
     state: str
-    index: str
+    index_key: str
     member: str
 
 

@@ -41,7 +41,7 @@ def request_tenant(request):
 def request_user_identity(request) -> str | None:
     """Return the user (or API key) identity of the request, or None when anonymous."""
     api_key = getattr(request, "api_key", None)
-    if api_key is not None and getattr(api_key, "prefix", ""):
+    if api_key is not None and getattr(api_key, "prefix", None):
         return f"key-{api_key.prefix}"
     user = getattr(request, "user", None)
     try:
@@ -50,7 +50,7 @@ def request_user_identity(request) -> str | None:
         # The session store (Redis) or the database is down: limit by IP only rather than fail
         # here, in a middleware, where no 503 page can be chosen; the view says what failed.
         return None
-    return str(user.pk) if authenticated else None
+    return str(user.pk) if user is not None and authenticated else None
 
 
 def request_checks(request, scopes=("ip", "user", "tenant"), tenant=None) -> list[tuple[str, object, str]]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from django.db import models, transaction
 
 from audit.models import AuditAction
 from audit.services import audit_record
-from resilience.connection import get_redis
+from resilience.connection import decoded, get_redis
 from resilience.ratelimit.keys import call_keys, index_pattern, state_key, state_pattern, tenant_index_key, tenant_label
 from resilience.ratelimit.limiter import SCOPES
 from resilience.ratelimit.selectors import _glob_escape
@@ -54,7 +55,8 @@ def ratelimit_reset_tenant(*, tenant, actor, reason: str, ip=None) -> int:
         while True:
             cursor, members = client.zscan(index, cursor=cursor, count=500)
             if members:
-                names = [m.decode() if isinstance(m, bytes) else m for m, _ in members]
+                # Each pair is (member, score); redis-py's type also admits RESP3's [member, score] lists.
+                names = [decoded(cast(bytes, m)) for m, _ in members]
                 pipe = client.pipeline(transaction=False)
                 for name in names:
                     scope, _label, identity = name.split(":", 2)
@@ -134,8 +136,8 @@ def ratelimit_reset_matching(
             indexes = [tenant_index_key(label)]
         else:
             indexes = [name.decode() for batch in _scan_batches(client, index_pattern(), batch_size) for name in batch]
-        indexes = [(index, f"{scope_glob}:{label_glob}:*") for index in indexes]
-        for index, pattern in indexes:
+        pattern = f"{scope_glob}:{label_glob}:*"
+        for index in indexes:
             for members in _zscan_batches(client, index, pattern, batch_size):
                 report.index_entries += len(members) if dry_run else client.zrem(index, *members)
                 tick()

@@ -38,6 +38,7 @@ def store_unavailable_response(request, *, what: str) -> HttpResponse:
         )
     else:
         error, detail = "storage_unavailable", "Redis is unavailable, so this page cannot be served; retry shortly."
+    response: HttpResponse
     if wants_json(request):
         response = JsonResponse({"error": error, "detail": detail}, status=503)
     else:
@@ -95,7 +96,7 @@ class SessionActivityMiddleware:
         response = self.get_response(request)
         session = getattr(request, "session", None)
         note = getattr(session, "note_activity", None)
-        if note is not None:
+        if session is not None and note is not None:
             modified = session.modified
             if note(ip=client_ip(request) or "", user_agent=request.META.get("HTTP_USER_AGENT", "")):
                 # A Redis that cannot take this write (down, full) must not turn the page into a 503.

@@ -6,6 +6,7 @@ from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
 
 from resilience.sessions.backends.base import IndexedSessionMixin, SessionInfo, session_ref
@@ -38,11 +39,13 @@ def unreachable_session_stores() -> list[str]:
     return session_engine().unreachable_stores()
 
 
-def session_users(*, cursor: int = 0, count: int = 50) -> tuple[list[tuple[object, int]], int]:
+def session_users(*, cursor: int = 0, count: int = 50) -> tuple[list[tuple[AbstractBaseUser, int]], int]:
     """Return ([(user, live session count)], next cursor) for users that have sessions."""
     counts, next_cursor = session_engine().users_with_sessions(cursor=cursor, count=count)
     users = get_user_model().objects.in_bulk([int(pk) for pk in counts if pk.isdigit()] or [])
-    rows = [(users[int(pk)], n) for pk, n in counts.items() if pk.isdigit() and int(pk) in users]
+    rows: list[tuple[AbstractBaseUser, int]] = [
+        (users[int(pk)], n) for pk, n in counts.items() if pk.isdigit() and int(pk) in users
+    ]
     rows.sort(key=lambda row: row[0].get_username())
     return rows, next_cursor
 

@@ -38,6 +38,7 @@ from tenants.keys import (
     apikey_key,
     apikey_used_key,
     document_key,
+    flag_asks_key,
     route_key,
     usage_key,
     version_key,
@@ -56,6 +57,8 @@ WINDOW_SECONDS = 60
 UNKNOWN_KEY_TTL = 30
 ROUTES_KEPT = 100_000
 # Outcomes paid for by the client address's budget (everything refused before the tenant's limit).
+# Redis cannot serve the call, or lacks writes the outbox could not deliver: answer from the database.
+_REDIS_OR_OUTBOX_ERRORS: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE_ERRORS, OutboxUndelivered)
 _ADDRESS_PAYS = ("unknown", "revoked", "expired", "not_serving", "scope")
 
 
@@ -123,6 +126,22 @@ def _forget_key_names(*, setting, **kwargs) -> None:
 
 # (tenant id, day) whose counts from before hash tags this process has adopted (upgrade day only).
 _adopted: set[tuple[str, str]] = set()
+#: The asked-flags field of a request for every flag (bootstrap, evaluate without keys).
+ASK_ALL = "*"
+# Longer lists of asked keys are counted as every flag: a field name stays small.
+ASK_FIELD_MAX = 512
+# (tenant id, day) whose request for every flag this process has counted: once is all the report needs.
+_asked_all: set[tuple[str, str]] = set()
+
+
+def ask_field(keys=None) -> str:
+    """Return the asked-flags field of a request for `keys` (None: every flag; empty: none): one field per request."""
+    if keys is None:
+        return ASK_ALL
+    if not keys:
+        return ""
+    field = ",".join(sorted(set(keys)))
+    return field if len(field) <= ASK_FIELD_MAX else ASK_ALL
 
 
 @dataclass
@@ -218,8 +237,9 @@ def gateway_keys(slug: str, tenant_id: str, secret_hash: str, day: str) -> tuple
         document_key(slug, tenant_id),
         usage_key(slug, tenant_id, day),
         budget.state,
-        budget.index,
+        budget.index_key,
         apikey_used_key(slug, tenant_id),
+        flag_asks_key(slug, tenant_id, day),
     ]
     return keys, budget.member
 
@@ -276,6 +296,7 @@ def _gateway_call(
     if_none_match: str = "",
     client_ip: str | None = None,
     now_ms: int | None = None,
+    asked: str = "",
 ) -> GatewayResult:
     secret_hash = apikey_hash(secret)
     day = time.strftime("%Y%m%d", time.gmtime(now_ms / 1000 if now_ms else None))
@@ -296,15 +317,17 @@ def _gateway_call(
             seen = _route_read(client, secret_hash)
             if seen is not None and seen[0] == "deny":
                 return _address_pays(GatewayResult(seen[1]), client_ip)
-            route = seen[1:3] if seen is not None else None
+            route = (seen[1], seen[2]) if seen is not None else None
             if route is not None:
                 # Another process filled this key: keep its route so the next request is one round trip.
                 routes.put(secret_hash, *route)
         reply = [b"miss"]
         slug = route[0] if route is not None else ""
+        if asked == ASK_ALL and route is not None and (route[1], day) in _asked_all:
+            asked = ""  # counted already: the warm path pays no extra command for it
         if route is not None:
             keys, member = routes.keys(secret_hash, route, day)
-            reply = _run(client, keys, [*args, "0", scope, flag_key, member])
+            reply = _run(client, keys, [*args, "0", scope, flag_key, member, asked])
         # A miss builds the entry from the database; 'stale' means a commit landed meanwhile: rebuild.
         # A miss counts nothing, so the fill call decides (and counts) exactly once.
         for attempt in range(3):
@@ -330,8 +353,8 @@ def _gateway_call(
                     _adopted.clear()
                 _adopted.add((fill.tenant_id, day))
             keys, member = gateway_keys(fill.slug, fill.tenant_id, secret_hash, day)
-            reply = _run(client, keys, [*args, "1", scope, flag_key, member, *fill.args])
-    except (*REDIS_UNAVAILABLE_ERRORS, OutboxUndelivered) as exc:
+            reply = _run(client, keys, [*args, "1", scope, flag_key, member, asked, *fill.args])
+    except _REDIS_OR_OUTBOX_ERRORS as exc:
         if not isinstance(exc, RedisDisabled):
             cache_sync.behind = True
         return _without_redis(
@@ -344,6 +367,10 @@ def _gateway_call(
         )
     result = _result(reply)
     result.tenant_slug = slug
+    if asked == ASK_ALL and result.outcome == "ok":
+        if len(_asked_all) > ROUTES_KEPT:
+            _asked_all.clear()
+        _asked_all.add((result.tenant_id, day))
     if result.outcome in _ADDRESS_PAYS:
         return _address_pays(result, client_ip)
     return result
@@ -391,7 +418,7 @@ def _result(reply: list) -> GatewayResult:
 
 def _without_redis(
     secret_hash: str,
-    exc: Exception,
+    exc: BaseException,
     *,
     scope: str,
     field_name: str,

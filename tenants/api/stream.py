@@ -17,7 +17,8 @@ from collections import Counter
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from agentapi_admin.problems import as_problem
 from resilience.connection import get_async_redis
@@ -121,7 +122,7 @@ async def _events(request: HttpRequest, slot: _Slot, first: dict, last_event_id:
             await client.aclose()
 
 
-async def stream_view(request: HttpRequest) -> HttpResponse:
+async def stream_view(request: HttpRequest) -> HttpResponseBase:
     """Authenticate the tenant key, then stream its tenant's changes as Server-Sent Events."""
     if request.method != "GET":
         return error_response(

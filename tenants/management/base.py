@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -20,7 +20,8 @@ from agentapi_admin.command import OperationCommand, UsageError
 from tenants.exceptions import TenantsError
 from tenants.models import Tenant
 
-SLUG_MAX_LENGTH = Tenant._meta.get_field("slug").max_length
+# A SlugField always has a max_length (50 unless given); the field's type allows None.
+SLUG_MAX_LENGTH = cast(int, Tenant._meta.get_field("slug").max_length)
 
 
 class TenantCommand(OperationCommand):

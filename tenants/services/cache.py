@@ -58,7 +58,7 @@ def tenant_cache_purge(
     tick = tick or (lambda: None)
     report = CachePurgeReport()
     every = tenants is None
-    rows = Tenant.objects.order_by("pk") if every else Tenant.objects.filter(pk__in=[t.pk for t in tenants])
+    rows = Tenant.objects.order_by("pk") if tenants is None else Tenant.objects.filter(pk__in=[t.pk for t in tenants])
     slugs = dict(rows.values_list("pk", "slug"))
     ids = list(slugs)
     report.tenants = len(ids)

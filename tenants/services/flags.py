@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
@@ -35,7 +36,7 @@ SEGMENT_FIELDS = ["key", "name", "description", "conditions"]
 
 
 # Left out of audit snapshots while at their empty default, so a boolean flag's record reads as it always did.
-_QUIET_WHEN_EMPTY = {
+_QUIET_WHEN_EMPTY: dict[str, object] = {
     "kind": Flag.Kind.BOOLEAN,
     "default_value": None,
     "variants": [],
@@ -59,6 +60,12 @@ def _snapshot(obj: Any, fields: list[str]) -> dict:
 
 def _all_tenants() -> list:
     return list(Tenant.objects.values_list("pk", flat=True))
+
+
+def _layer_removed(tenant: Tenant) -> None:
+    """Record that a layer of the tenant's flags went away: entry versions are the newest change among
+    their layers (tenants.selectors), and a removed row leaves no time of its own to count."""
+    Tenant.objects.filter(pk=tenant.pk).update(updated_at=timezone.now())
 
 
 def _rule_error(exc: flagrules.RuleError) -> TenantsError:
@@ -85,7 +92,11 @@ def _clean_definition(flag: Flag) -> None:
                 raise flagrules.RuleError(f"a {flag.kind} flag needs a default value.", field="default_value")
             flagrules.validate_value(flag.kind, flag.default_value, field="default_value", schema=flag.schema)
         flag.variants = flagrules.validate_variants(flag.kind, flag.variants, schema=flag.schema)
-        segment_keys = set(Segment.objects.values_list("key", flat=True))
+        # The segments the rules name are locked until commit: segment_delete, which checks for users
+        # under the same lock, cannot remove one between this check and the flag's save.
+        rules = flag.rules if isinstance(flag.rules, list) else []
+        named = [r["segment"] for r in rules if isinstance(r, dict) and isinstance(r.get("segment"), str)]
+        segment_keys = set(Segment.objects.select_for_update().filter(key__in=named).values_list("key", flat=True))
         flag.rules = flagrules.validate_rules(
             flag.rules, kind=flag.kind, variants=flag.variants, schema=flag.schema, segment_keys=segment_keys
         )
@@ -125,6 +136,70 @@ def _clean_override_values(flag: Flag, variant: str, value: Any, owner_variants:
         except flagrules.RuleError as exc:
             raise _rule_error(exc) from None
     return owner_variants
+
+
+def flag_definition_errors(*, flag: Flag | None = None, **fields: Any) -> list[TenantsError]:
+    """Return every problem of a flag definition, one per section, without saving (forms show them at once).
+
+    `flag` is the saved flag being changed (None: a new one); `fields` are its new values. An
+    empty list means flag_create/flag_update would accept them, overrides included.
+    """
+    candidate = Flag(**{name: getattr(flag, name) for name in FLAG_FIELDS}) if flag is not None else Flag()
+    candidate.pk = None if flag is None else flag.pk
+    for name, value in fields.items():
+        setattr(candidate, name, value)
+    if candidate.kind not in flagrules.KINDS:
+        return [TenantsError(f"kind must be one of {', '.join(flagrules.KINDS)}.", field="kind")]
+    errors: list[TenantsError] = []
+
+    def check(section, validate):
+        try:
+            return validate()
+        except flagrules.RuleError as exc:
+            errors.append(_rule_error(exc))
+        except TenantsError as exc:
+            errors.append(exc)
+        return section
+
+    schema = None
+    if candidate.kind == Flag.Kind.JSON:
+        schema = check(None, lambda: flagrules.validate_schema(candidate.schema))
+    if candidate.kind != Flag.Kind.BOOLEAN:
+        if candidate.default_value is None:
+            errors.append(TenantsError(f"a {candidate.kind} flag needs a default value.", field="default_value"))
+        else:
+            check(
+                None,
+                lambda: flagrules.validate_value(
+                    candidate.kind, candidate.default_value, field="default_value", schema=schema
+                ),
+            )
+    # Rules are checked against the variants as given even when those have their own error, so a rule
+    # naming a variant in the list is not reported as naming a missing one.
+    given = [v for v in candidate.variants or [] if isinstance(v, dict) and isinstance(v.get("key"), str)]
+    variants = check(given, lambda: flagrules.validate_variants(candidate.kind, candidate.variants, schema=schema))
+    segment_keys = set(Segment.objects.values_list("key", flat=True))
+    check(
+        None,
+        lambda: flagrules.validate_rules(
+            candidate.rules, kind=candidate.kind, variants=variants, schema=schema, segment_keys=segment_keys
+        ),
+    )
+    if not errors:
+        # The service's own check, whole: normalising, and the overrides that must still fit.
+        check(None, lambda: _clean_definition(candidate))
+    return errors
+
+
+def flag_override_errors(
+    *, flag: Flag, variant: str = "", value: Any = None, owner_variants: Any = ()
+) -> list[TenantsError]:
+    """Return what is wrong with an override's variant, value and owner bounds for the flag (empty: fine)."""
+    try:
+        _clean_override_values(flag, variant or "", value, owner_variants)
+    except TenantsError as exc:
+        return [exc]
+    return []
 
 
 @transaction.atomic
@@ -216,6 +291,28 @@ def segment_users(segment: Segment) -> list[str]:
         for key, rules in Flag.objects.values_list("key", "rules")
         if any(r.get("segment") == segment.key for r in rules)
     )
+
+
+def segment_definition_errors(*, conditions: list, key: str | None = None) -> list[TenantsError]:
+    """Return every problem of a segment's conditions (one per condition) and, for a new one, its key."""
+    errors: list[TenantsError] = []
+    if key is not None:
+        if not re.match(FLAG_KEY_PATTERN, key or ""):
+            errors.append(TenantsError("key: use 1-64 characters: a-z, 0-9, '_', '.', '-'.", field="key"))
+        elif Segment.objects.filter(key=key).exists():
+            errors.append(TenantsError(f"A segment with key {key!r} already exists.", field="key"))
+    if not isinstance(conditions, list) or len(conditions) > flagrules.MAX_CONDITIONS:
+        try:
+            flagrules.validate_conditions(conditions)
+        except flagrules.RuleError as exc:
+            return [*errors, _rule_error(exc)]
+    for index, condition in enumerate(conditions):
+        try:
+            flagrules.validate_conditions([condition], field="conditions")
+        except flagrules.RuleError as exc:
+            path = f"conditions[{index}]" + exc.field[len("conditions[0]") :]
+            errors.append(TenantsError(f"{path}: {exc.message}", field=path))
+    return errors
 
 
 @transaction.atomic
@@ -369,6 +466,7 @@ def flag_clear_override(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | Non
         return False
     before = _override_snapshot(override)
     override.delete()
+    _layer_removed(tenant)
     versions_bump([tenant.pk])
     audit_record(
         actor=actor,
@@ -424,10 +522,11 @@ def flag_owner_toggle(
     "on" gives back what the platform set (its rollout percentage), never more. A `variant` is
     the owner's pick among the override's `owner_variants`, the bounds the platform set.
     """
+    actor_pk = getattr(actor, "pk", None)
     role = (
-        Membership.objects.filter(tenant=tenant, user_id=getattr(actor, "pk", None))
-        .values_list("role", flat=True)
-        .first()
+        None  # no membership has a null user
+        if actor_pk is None
+        else Membership.objects.filter(tenant=tenant, user_id=actor_pk).values_list("role", flat=True).first()
     )
     if role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
         raise PermissionDenied("Only an owner or admin of this tenant can toggle its flags.")
@@ -470,6 +569,7 @@ def flag_owner_reset(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | None =
         return False
     before = _owner_snapshot(toggle)
     toggle.delete()
+    _layer_removed(tenant)
     versions_bump([tenant.pk])
     audit_record(
         actor=actor,

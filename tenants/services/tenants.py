@@ -228,8 +228,9 @@ def _status_before_suspension(tenant: Tenant) -> str:
         .order_by("-created_at", "-id")
         .values_list("before", flat=True)
     ):
-        if (before or {}).get("status") in serving:
-            return before["status"]
+        status = (before or {}).get("status")
+        if status in serving:
+            return status
     return Tenant.Status.ACTIVE
 
 

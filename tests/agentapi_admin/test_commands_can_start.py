@@ -12,7 +12,9 @@ PROJECT_COMMANDS = sorted(name for name, app in get_commands().items() if app in
 def test_project_commands_are_found():
     assert {
         "cleanup_sessions",
+        "flags_stale",
         "flush_apikey_last_used",
+        "flush_flag_asks",
         "flush_usage",
         "probe_upstreams",
         "purge_tenant_cache",

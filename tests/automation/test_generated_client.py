@@ -110,3 +110,10 @@ def test_a_generated_client_provisions_a_tenant_end_to_end(generated, live_serve
     answer = flag_evaluate.sync_detailed("beta", client=replica)
     assert answer.status_code == 200, answer.content
     assert answer.parsed.enabled is True and answer.parsed.reason == "admin_override"
+
+    evaluate = importlib.import_module("service_client.api.default.evaluate")
+    service_models = importlib.import_module("service_client.models")
+    body = service_models.EvaluateIn.from_dict({"subject": "user-7", "context": {"platform": "ios"}, "keys": ["beta"]})
+    evaluated = evaluate.sync_detailed(client=replica, body=body)
+    assert evaluated.status_code == 200, evaluated.content
+    assert evaluated.parsed.flags["beta"].enabled is True and evaluated.parsed.subject == "user-7"

@@ -91,7 +91,7 @@ def test_service_document_keeps_its_operations_and_describes_problems_and_header
     doc = document("/api/v1/openapi.json")
     assert doc["servers"]
     ops = operations(doc)
-    assert set(ops) == {"bootstrap", "flag_evaluate"}
+    assert set(ops) == {"bootstrap", "flag_evaluate", "evaluate"}
     bootstrap = ops["bootstrap"]["responses"]
     assert "ETag" in _headers(bootstrap["200"]) and "ETag" in _headers(bootstrap["304"])
     assert "ETag" not in _headers(ops["flag_evaluate"]["responses"]["200"])

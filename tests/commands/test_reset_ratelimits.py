@@ -48,7 +48,7 @@ def test_one_identity(limited, redis_client):
     assert summary["state_keys"] == 1
     assert "ip:-:2001:db8::1" not in live(redis_client)
     assert "ip:-:198.51.100.1" in live(redis_client)
-    assert not redis_client.zscore(call_keys("ip", None, "2001:db8::1").index, "ip:-:2001:db8::1")
+    assert not redis_client.zscore(call_keys("ip", None, "2001:db8::1").index_key, "ip:-:2001:db8::1")
     event = AuditEvent.objects.get(action="ratelimit.reset_identity")
     assert event.reason == "support ticket"
 

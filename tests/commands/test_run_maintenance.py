@@ -28,7 +28,14 @@ def test_once_runs_outbox_cleanup_and_flush_then_exits():
     out = StringIO()
     call_command("run_maintenance", "--once", "--json", stdout=out)
     done = summaries(out.getvalue())
-    tasks = {"deliver_outbox", "deliver_webhooks", "cleanup_sessions", "flush_usage", "flush_apikey_last_used"}
+    tasks = {
+        "deliver_outbox",
+        "deliver_webhooks",
+        "cleanup_sessions",
+        "flush_usage",
+        "flush_apikey_last_used",
+        "flush_flag_asks",
+    }
     assert set(done) == {*tasks, "run_maintenance"}
     assert done["run_maintenance"]["rounds"] == 1 and done["run_maintenance"]["task_failures"] == 0
 
@@ -43,6 +50,7 @@ def test_text_mode_prints_one_readable_line_per_task_not_json():
         "cleanup_sessions",
         "flush_usage",
         "flush_apikey_last_used",
+        "flush_flag_asks",
         "run_maintenance",
     ]
     assert not any(line.lstrip().startswith("{") for line in lines), lines
@@ -68,7 +76,7 @@ def test_a_task_held_by_another_copy_is_skipped_not_failed(redis_client):
 def test_once_with_redis_down_exits_1_naming_the_failures(redis_server):
     redis_server.kill()
     err = StringIO()
-    with pytest.raises(CommandError, match=r"3 maintenance task\(s\) failed") as excinfo:
+    with pytest.raises(CommandError, match=r"4 maintenance task\(s\) failed") as excinfo:
         call_command("run_maintenance", "--once", stdout=StringIO(), stderr=err)
     assert excinfo.value.returncode == EXIT_FAILED
     assert "cleanup_sessions failed: Redis is unreachable" in err.getvalue()

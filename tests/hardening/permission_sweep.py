@@ -178,6 +178,10 @@ def url_allowed(url: AdminUrl, method: str, user) -> bool:
     if suffix == "object":
         # `<id>/` only redirects to the change page (Django checks no permission there); that page checks.
         return model_admin.has_view_or_change_permission(request, None)
+    if suffix in ("evaluate", "stale", "tenants"):
+        # The flags' read-only pages (the evaluate tool, the stale report, the per-flag tenants page;
+        # POST answers 405): whoever may see flags may use them.
+        return model_admin.has_view_or_change_permission(request, obj if suffix == "tenants" else None)
     if suffix in ("changelist", "history") or (suffix == "change" and method == "GET"):
         return model_admin.has_view_or_change_permission(request, None if suffix == "changelist" else obj)
     if suffix == "add":
@@ -268,6 +272,15 @@ def permission_rows(users: dict) -> list[tuple[str, str, list[bool]]]:
                 needed = permission_label(model_admin, perm)
             allowed = [is_staff(users[role]) and bool(check(role_request(users[role]))) for role in ROLES]
             rows.append((f"{name}: {what}", needed, allowed))
+        pages = [("evaluate_view", "evaluate tool"), ("stale_view", "stale report"), ("tenants_view", "tenants page")]
+        for view, what in pages:
+            if not hasattr(model_admin, view):
+                continue
+            needed = f"{permission_label(model_admin, 'view')} or {permission_label(model_admin, 'change')}"
+            allowed = [
+                is_staff(users[r]) and model_admin.has_view_or_change_permission(role_request(users[r])) for r in ROLES
+            ]
+            rows.append((f"{name}: {what} (read-only)", needed, allowed))
         for action_name, func in actions_of(model_admin):
             perms = getattr(func, "allowed_permissions", ())
             needed = " and ".join(permission_label(model_admin, p) for p in perms) or "(none declared)"

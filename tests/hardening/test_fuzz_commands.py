@@ -82,6 +82,8 @@ COMMAND_OPTIONS = [
     ("cleanup_sessions", ["--dry-run"], "--batch-size", numbers),
     ("cleanup_sessions", ["--dry-run"], "--pause-ms", numbers),
     ("rotate_encryption_key", ["--dry-run"], "--batch-size", numbers),
+    ("flush_flag_asks", ["--dry-run"], "--batch-size", numbers),
+    ("flags_stale", [], "--days", numbers),
     ("run_maintenance", ["--once", "--dry-run"], "--interval", numbers),
     ("purge_tenant_cache", ["--dry-run"], "--tenant", text),
     ("reset_ratelimits", ["--dry-run"], "--tenant", text),
@@ -97,7 +99,7 @@ def _accepts_dry_run(name: str) -> bool:
     return "--dry-run" in command.create_parser("manage.py", name).format_help()
 
 
-@settings(FUZZ, max_examples=80)  # ten command options: about eight values each
+@settings(FUZZ, max_examples=96)  # twelve command options: about eight values each
 @given(case=st.sampled_from(COMMAND_OPTIONS), data=st.data())
 def test_every_command_option_refuses_hostile_values_cleanly(world, case, data):
     name, fixed, option, strategy = case

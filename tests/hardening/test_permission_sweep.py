@@ -27,8 +27,8 @@ from automation.services import staff_token_create
 from console.admin import OpsPageAdmin
 from resilience.breakers.registry import breaker
 from resilience.sessions.backends.base import session_ref
-from tenants.models import ApiKey, Flag, Plan, Tenant, UsageDaily
-from tenants.services.flags import flag_owner_toggle, flag_set_override
+from tenants.models import ApiKey, Flag, Plan, Segment, Tenant, UsageDaily
+from tenants.services.flags import flag_owner_toggle, flag_set_override, segment_create
 from tenants.services.tenants import tenant_suspend, tenant_update
 from tests.tenants.factories import make_staff
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -102,6 +102,10 @@ def objects(world, upstream_url, change_staff):
         Tenant: Tenant.objects.get(pk=world.a.pk),
         Plan: world.a.plan,
         Flag: world.editable,
+        # Used by no flag, so a delete that forgot its permission check would really delete it.
+        Segment: segment_create(
+            key="eu-tenants", conditions=[{"attribute": "tenant.labels", "op": "in", "values": ["eu"]}], actor=None
+        ),
         ApiKey: world.a_key,
         AuditEvent: AuditEvent.objects.order_by("pk").first(),
         UsageDaily: UsageDaily.objects.get(),

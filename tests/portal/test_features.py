@@ -158,7 +158,8 @@ def test_a_toggle_shows_the_platforms_rollout_and_keeps_it(world, owner_client):
     override = TenantFlag.objects.get(tenant=world.a, flag=world.editable)
     assert (override.enabled, override.rollout_percent) == (True, 30)
     row = owner_client.get(features_url(world)).content.decode().split(f'id="flag-{world.editable.key}"')[1]
-    assert "The platform team's setting: on for 30 % of subjects" in row.split("</tr>")[0]
+    # The owner's choice sits beside the platform's, which it never removes.
+    assert "platform: 30 % rollout · your choice: off" in row.split("</tr>")[0]
 
     assert owner_client.post(toggle_url(world, world.editable), {"enabled": "true"}).status_code == 302
     assert flags_evaluate(world.a)[world.editable.key].reason == "rollout"

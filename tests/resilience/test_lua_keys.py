@@ -136,14 +136,15 @@ def test_every_script_and_gateway_branch_stays_within_its_keys(
     Tenant.objects.filter(pk=tight.pk).update(cache_version=tight.cache_version + 9)
     versions_publish({tight.pk: tight.cache_version + 9}, {tight.pk: tight.slug})
     keys, member = gateway.gateway_keys(stale.slug, stale.tenant_id, apikey_hash(secret), "20260101")
-    gateway._run(redis_client, keys, ["", "body", "", 60, 1, 60000, "1", "config:read", "", member, *stale.args])
+    gateway._run(redis_client, keys, ["", "body", "", 60, 1, 60000, "1", "config:read", "", member, "", *stale.args])
     # An expired key is refused in the script once its entry is cached.
     _, later = make_key(tight, expires_at=timezone.now() + timedelta(hours=1))
     late_hash = apikey_hash(later)
     fill = gateway._fill(late_hash)
     keys, member = gateway.gateway_keys(fill.slug, fill.tenant_id, late_hash, "20260101")
     tomorrow = int((timezone.now() + timedelta(days=1)).timestamp() * 1000)
-    gateway._run(redis_client, keys, [tomorrow, "body", "", 60, 0, 60000, "1", "config:read", "", member, *fill.args])
+    args = [tomorrow, "body", "", 60, 0, 60000, "1", "config:read", "", member, "", *fill.args]
+    gateway._run(redis_client, keys, args)
 
     limiter = RateLimiter()
     checks = [("form", None, "login:203.0.113.9", 2, 1, 60, 1), ("user", tight, "alice", 2, 1, 60, 1)]

@@ -278,7 +278,7 @@ def test_a_fill_that_read_the_database_before_a_commit_is_refused(acme):
     from resilience.connection import get_redis
 
     keys, member = gateway_keys(stale.slug, stale.tenant_id, secret_hash, "20260101")
-    args = ["", "body", "", 60, 0, 60000, "1", "config:read", "", member, *stale.args]
+    args = ["", "body", "", 60, 0, 60000, "1", "config:read", "", member, "", *stale.args]
     assert _run(get_redis(), keys, args) == [b"stale"]
     assert not get_redis().exists(apikey_key(tenant.slug, secret_hash))
 

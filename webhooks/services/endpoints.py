@@ -73,7 +73,7 @@ def target_check(endpoint: WebhookEndpoint) -> None:
     except OSError as exc:
         raise OutboundFailure(OutboundFailure.CONNECTION, f"DNS lookup failed: {exc}") from exc
     for info in infos:
-        if _is_private(info[4][0]):
+        if _is_private(str(info[4][0])):  # an IPv4 or IPv6 sockaddr: the host is a str
             raise OutboundFailure(
                 OutboundFailure.INVALID_URL, f"{parts.hostname} resolves to {info[4][0]}, not a public address."
             )

@@ -56,7 +56,7 @@ class Command(OperationCommand):
                     transaction.set_rollback(True)
         except TokenError as exc:
             option = {"name": "--name", "scopes": "--scopes", "user": "--user", "expires_at": "--expires"}
-            raise CommandError(f"{exc.message} ({option.get(exc.field, '--' + str(exc.field))})") from exc
+            raise CommandError(f"{exc.message} ({option.get(exc.field or '', '--' + str(exc.field))})") from exc
         summary = {
             "user": user.get_username(),
             "prefix": token.prefix,

@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -51,7 +52,7 @@ class ControlPlane:
         self.max_backoff = max_backoff
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "agentapi-client-python/0.1"},
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "agentapi-client-python/0.2"},
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
@@ -81,7 +82,9 @@ class ControlPlane:
             self._thread = threading.Thread(target=self._poll, name="agentapi-client-poll", daemon=True)
             self._thread.start()
         if self._stream_url and self._stream_thread is None:
-            self._stream_thread = threading.Thread(target=self._listen, name="agentapi-client-stream", daemon=True)
+            self._stream_thread = threading.Thread(
+                target=self._listen, args=(self._stream_url,), name="agentapi-client-stream", daemon=True
+            )
             self._stream_thread.start()
         return self
 
@@ -119,17 +122,110 @@ class ControlPlane:
     def limits(self) -> dict:
         return self._require()["limits"]
 
-    def flag(self, key: str, subject: str | None = None) -> Evaluation | None:
-        """Evaluate flag `key` for `subject` (None: the tenant) locally; None if the flag does not exist."""
-        entry = self._require()["flags"].get(key)
-        return None if entry is None else evaluate(key, entry, subject)
+    def flag(self, key: str, subject: str | None = None, context: dict | None = None) -> Evaluation | None:
+        """Evaluate flag `key` locally for `subject` (None: the tenant) and `context`; None if there is no such flag."""
+        document = self._require()
+        entry = document["flags"].get(key)
+        if entry is None:
+            return None
+        return evaluate(key, entry, self._subject(document, subject, context), context)
 
-    def is_enabled(self, key: str, subject: str | None = None, *, default: bool = False) -> bool:
-        """Return the flag's value, or `default` for an unknown flag or before any document is known."""
+    def evaluate(
+        self,
+        subject: str | None = None,
+        context: dict | None = None,
+        keys: list[str] | None = None,
+        *,
+        remote: bool = False,
+    ) -> dict[str, Evaluation]:
+        """Evaluate flags (every flag, or `keys`) for `subject` and `context`; unknown keys are left out.
+
+        Locally from the bootstrap document by default; `remote=True` asks `POST /api/v1/evaluate`
+        instead (one request, no document needed; raises ControlPlaneError if it fails).
+        """
+        if remote:
+            return self._evaluate_remote(subject, context, keys)
+        document = self._require()
+        flags = document["flags"]
+        subject = self._subject(document, subject, context)
+        wanted = sorted(flags) if keys is None else [k for k in dict.fromkeys(keys) if k in flags]
+        return {key: evaluate(key, flags[key], subject, context) for key in wanted}
+
+    def _evaluate_remote(self, subject: str | None, context: dict | None, keys: list[str] | None) -> dict:
+        body: dict = {"context": context or {}}
+        if subject is not None:
+            body["subject"] = subject
+        if keys is not None:
+            body["keys"] = list(keys)
+        try:
+            response = self._http.post("/api/v1/evaluate", json=body)
+        except httpx.HTTPError as exc:
+            raise ControlPlaneError(f"control plane unreachable: {exc}", status=self.status) from exc
+        if response.status_code != 200:
+            raise ControlPlaneError(
+                f"POST /api/v1/evaluate answered HTTP {response.status_code} ({_error_code(response)})",
+                status=self.status,
+            )
+        return {
+            key: Evaluation(
+                key,
+                answer["enabled"],
+                answer["reason"],
+                int(answer["version"]),
+                answer.get("value"),
+                answer.get("variant"),
+                answer.get("rule"),
+            )
+            for key, answer in response.json()["flags"].items()
+        }
+
+    def is_enabled(
+        self, key: str, subject: str | None = None, *, default: bool = False, context: dict | None = None
+    ) -> bool:
+        """Return whether the flag is on, or `default` for an unknown flag or before any document is known."""
         if self._document is None:
             return default
-        result = self.flag(key, subject)
+        result = self.flag(key, subject, context)
         return default if result is None else result.enabled
+
+    def get_value(self, key: str, default: Any, subject: str | None = None, context: dict | None = None) -> Any:
+        """Return the flag's value, or `default` if it is off, unknown, or no document is known yet."""
+        if self._document is None:
+            return default
+        result = self.flag(key, subject, context)
+        return default if result is None or not result.enabled or result.value is None else result.value
+
+    def get_string(self, key: str, default: str, subject: str | None = None, context: dict | None = None) -> str:
+        """Return a string flag's value; `default` if it is off, unknown, or not a string flag."""
+        value = self.get_value(key, default, subject, context)
+        return value if isinstance(value, str) else default
+
+    def get_number(
+        self, key: str, default: float, subject: str | None = None, context: dict | None = None
+    ) -> int | float:
+        """Return a number flag's value; `default` if it is off, unknown, or not a number flag."""
+        value = self.get_value(key, default, subject, context)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+    def get_json(self, key: str, default: Any, subject: str | None = None, context: dict | None = None) -> Any:
+        """Return a JSON flag's value (any JSON); `default` if it is off or unknown."""
+        return self.get_value(key, default, subject, context)
+
+    def get_variant(
+        self, key: str, subject: str | None = None, context: dict | None = None, *, default: str | None = None
+    ) -> str | None:
+        """Return the variant the subject is served (e.g. its arm of an experiment), or `default`."""
+        if self._document is None:
+            return default
+        result = self.flag(key, subject, context)
+        return default if result is None or result.variant is None else result.variant
+
+    @staticmethod
+    def _subject(document: dict, subject: str | None, context: dict | None) -> str | None:
+        # The bootstrap's own answers are the tenant's: without a subject or context they are used as they are.
+        if subject is None and context:
+            return str(document["tenant"]["id"])
+        return subject
 
     def _require(self) -> dict:
         document = self._document
@@ -203,24 +299,24 @@ class ControlPlane:
                 delay = min(max(delay * 2, self.poll_interval), self.max_backoff)
 
     # ------------------------------------------------------------------ streaming
-    def _listen(self) -> None:
+    def _listen(self, url: str) -> None:
         """Hold the change stream open, refreshing on each event; reconnect with backoff when it drops."""
         delay = 1.0
         while not self._stop.is_set() and self.status != REVOKED:
-            ended = self._stream_once()
+            ended = self._stream_once(url)
             if ended == REVOKED:
                 return
             delay = 1.0 if ended == "reconnect" else min(delay * 2, self.max_backoff)
             self._stop.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not security
 
-    def _stream_once(self) -> str:
+    def _stream_once(self, url: str) -> str:
         """Read one stream connection to its end; return why it ended: revoked, reconnect or backoff."""
         headers = {"Accept": "text/event-stream"}
         if self._last_event_id:
             headers["Last-Event-ID"] = self._last_event_id
         try:
             with self._http.stream(
-                "GET", self._stream_url, headers=headers, timeout=httpx.Timeout(self._http.timeout.connect, read=60)
+                "GET", url, headers=headers, timeout=httpx.Timeout(self._http.timeout.connect, read=60)
             ) as response:
                 if response.status_code == 401:
                     response.read()
@@ -235,7 +331,7 @@ class ControlPlane:
             self.streaming = False
 
     def _read_events(self, response: httpx.Response) -> str:
-        fields: dict = {}
+        fields: dict[str, str] = {}
         for line in response.iter_lines():
             if self._stop.is_set():
                 return "backoff"
@@ -245,13 +341,13 @@ class ControlPlane:
                     fields[name] = value.removeprefix(" ")
                 continue
             event, fields = fields, {}
-            name = event.get("event")
-            if name == "ready":
+            kind = event.get("event")
+            if kind == "ready":
                 self.streaming = True
                 data = json.loads(event.get("data") or "{}")
                 if data.get("etag") != self._etag:
                     self.refresh()  # something changed while no stream was connected
-            elif name == "change":
+            elif kind == "change":
                 self._last_event_id = event.get("id") or self._last_event_id
                 self.refresh()
             elif name == "revoked":

@@ -25,13 +25,48 @@ _REASONS = {
     "plan": Reason.STATIC,
     "admin_override": Reason.TARGETING_MATCH,
     "owner_toggle": Reason.TARGETING_MATCH,
+    "rule": Reason.TARGETING_MATCH,
     "rollout": Reason.SPLIT,
+    "split": Reason.SPLIT,
     "archived": Reason.DISABLED,
 }
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# What each resolution accepts: the flag kind it reads, and a check of the value.
+_KINDS = {
+    "a boolean": ("boolean", lambda v: isinstance(v, bool)),
+    "a string": ("string", lambda v: isinstance(v, str)),
+    "an integer": ("number", lambda v: _is_number(v) and float(v).is_integer()),
+    "a number": ("number", _is_number),
+    "an object": ("json", lambda v: isinstance(v, dict | list)),
+}
+
+
+def _context(evaluation_context: EvaluationContext | None) -> tuple[str | None, dict]:
+    """Return (subject, context): the targeting key, and the attributes the control plane's rules can test."""
+    if evaluation_context is None:
+        return None, {}
+    context: dict[str, Any] = {}
+    for name, value in (evaluation_context.attributes or {}).items():
+        if isinstance(value, str | int | float | bool):
+            context[name] = value
+        elif isinstance(value, Sequence) and all(isinstance(v, str | int | float) for v in value):
+            context[name] = list(value)
+    return evaluation_context.targeting_key or None, context
+
+
 class AgentApiProvider(AbstractProvider):
-    """Resolve boolean flags from the tenant's bootstrap document; the targeting key is the rollout subject."""
+    """Resolve flags from the tenant's bootstrap document, locally.
+
+    The targeting key is the subject (rollouts and splits); the other attributes are the
+    evaluation context (`context.<name>` in the control plane's rules). Boolean flags
+    resolve as booleans; string, number and JSON flags as strings, integers or floats,
+    and objects. A typed flag that is off resolves to the caller's default (reason DISABLED).
+    """
 
     def __init__(self, control_plane: ControlPlane) -> None:
         super().__init__()
@@ -54,43 +89,66 @@ class AgentApiProvider(AbstractProvider):
         self.control_plane.stop()
 
     # ------------------------------------------------------------------ resolution
-    def resolve_boolean_details(
-        self, flag_key: str, default_value: bool, evaluation_context: EvaluationContext | None = None
-    ) -> FlagResolutionDetails[bool]:
+    def _resolve(
+        self, flag_key: str, default_value: Any, evaluation_context: EvaluationContext | None, expected: str
+    ) -> FlagResolutionDetails[Any]:
         status = self.control_plane.status
         if status in (REVOKED, SUSPENDED):
             raise ProviderFatalError(self.control_plane.last_error)
-        if self.control_plane.document is None:
+        document = self.control_plane.document
+        if document is None:
             raise ProviderNotReadyError(self.control_plane.last_error or "the bootstrap document is not loaded yet")
-        subject = evaluation_context.targeting_key if evaluation_context is not None else None
-        result = self.control_plane.flag(flag_key, subject or None)
+        subject, context = _context(evaluation_context)
+        result = self.control_plane.flag(flag_key, subject, context)
         if result is None:
             raise FlagNotFoundError(f"no flag {flag_key!r} for this tenant")
-        return FlagResolutionDetails(
-            value=result.enabled,
-            reason=Reason.STALE if status == STALE else _REASONS.get(result.reason, Reason.UNKNOWN),
-            variant="on" if result.enabled else "off",
-            flag_metadata={"reason": result.reason, "version": result.version},
-        )
+        kind, fits = _KINDS[expected]
+        actual = (document["flags"][flag_key].get("eval") or {}).get("kind", "boolean")
+        if actual != kind:
+            raise TypeMismatchError(f"flag {flag_key!r} is a {actual} flag, not {expected}")
+        metadata: dict[str, bool | int | float | str] = {"reason": result.reason, "version": result.version}
+        if result.rule is not None:
+            metadata["rule"] = result.rule
+        reason = Reason.STALE if status == STALE else _REASONS.get(result.reason, Reason.UNKNOWN)
+        if kind == "boolean":
+            return FlagResolutionDetails(
+                value=result.enabled, reason=reason, variant="on" if result.enabled else "off", flag_metadata=metadata
+            )
+        if not result.enabled:
+            return FlagResolutionDetails(
+                value=default_value,
+                reason=Reason.STALE if status == STALE else Reason.DISABLED,
+                variant="off",
+                flag_metadata=metadata,
+            )
+        if not fits(result.value):
+            raise TypeMismatchError(f"flag {flag_key!r} serves {result.value!r}, not {expected}")
+        value = result.value
+        if expected == "an integer":
+            value = int(value)
+        elif expected == "a number":
+            value = float(value)
+        return FlagResolutionDetails(value=value, reason=reason, variant=result.variant, flag_metadata=metadata)
 
-    def _not_boolean(self, flag_key: str, kind: str) -> FlagResolutionDetails[Any]:
-        self.resolve_boolean_details(flag_key, False)  # raises the same not-ready / not-found errors
-        raise TypeMismatchError(f"flag {flag_key!r} is a boolean flag, not {kind}")
+    def resolve_boolean_details(
+        self, flag_key: str, default_value: bool, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[bool]:
+        return self._resolve(flag_key, default_value, evaluation_context, "a boolean")
 
     def resolve_string_details(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[str]:
-        return self._not_boolean(flag_key, "a string")
+        return self._resolve(flag_key, default_value, evaluation_context, "a string")
 
     def resolve_integer_details(
         self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[int]:
-        return self._not_boolean(flag_key, "an integer")
+        return self._resolve(flag_key, default_value, evaluation_context, "an integer")
 
     def resolve_float_details(
         self, flag_key: str, default_value: float, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[float]:
-        return self._not_boolean(flag_key, "a number")
+        return self._resolve(flag_key, default_value, evaluation_context, "a number")
 
     def resolve_object_details(
         self,
@@ -98,7 +156,7 @@ class AgentApiProvider(AbstractProvider):
         default_value: Sequence[Any] | Mapping[str, Any],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[Any] | Mapping[str, Any]]:
-        return self._not_boolean(flag_key, "an object")
+        return self._resolve(flag_key, default_value, evaluation_context, "an object")
 
     # ------------------------------------------------------------------ events
     def _changed(self, keys: list[str]) -> None:

@@ -64,9 +64,9 @@ class Command(OperationCommand):
     def _probe(timeout: float):
         """Return the configured probe with `timeout` instead of the app's REDIS_CONNECTION_TIMEOUT."""
         if settings.RESILIENCE_REDIS_PROTOCOL == "rest":
-            probe = RestProbe()
-            probe.client.timeout = timeout
-            return probe
+            rest = RestProbe()
+            rest.client.timeout = timeout
+            return rest
         if not settings.RESILIENCE_REDIS_ENABLED:
             return None  # the snapshot reports REDIS_ENABLE=false
         if settings.RESILIENCE_REDIS_CLUSTER_NODES:

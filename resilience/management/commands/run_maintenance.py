@@ -1,4 +1,4 @@
-"""Run periodic maintenance (outbox, webhooks, sessions, usage and last-use flushes, ops history) until SIGTERM."""
+"""Run periodic maintenance (outbox, webhooks, sessions, the Redis counters' flushes, ops history) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,13 +17,21 @@ from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.history.services import history_sample, maintenance_record_success
 
 # deliver_outbox first: an invalidation Redis missed matters more than a late usage count.
-TASKS = ("deliver_outbox", "deliver_webhooks", "cleanup_sessions", "flush_usage", "flush_apikey_last_used")
+TASKS = (
+    "deliver_outbox",
+    "deliver_webhooks",
+    "cleanup_sessions",
+    "flush_usage",
+    "flush_apikey_last_used",
+    "flush_flag_asks",
+)
 logger = logging.getLogger(__name__)
 
 
 class Command(OperationCommand):
     help = (
-        "Run deliver_outbox, deliver_webhooks, cleanup_sessions, flush_usage and flush_apikey_last_used every "
+        "Run deliver_outbox, deliver_webhooks, cleanup_sessions, flush_usage, flush_apikey_last_used and "
+        "flush_flag_asks every "
         "SESSION_CLEANUP_INTERVAL and sample the ops "
         "pages' history every HISTORY_SAMPLE_INTERVAL until SIGTERM/SIGINT, "
         "finishing the task in progress before exiting. A failing task is logged and retried next round; a task "
@@ -79,7 +87,12 @@ class Command(OperationCommand):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        summary = {"rounds": rounds, "task_failures": failures, "tasks_skipped": skipped, "history_samples": samples}
+        summary: dict[str, int | str] = {
+            "rounds": rounds,
+            "task_failures": failures,
+            "tasks_skipped": skipped,
+            "history_samples": samples,
+        }
         if options["once"] and failures:
             summary["exit_code"] = EXIT_FAILED
             summary["error"] = f"{failures} maintenance task(s) failed; their errors are above."

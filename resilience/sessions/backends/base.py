@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -39,6 +40,10 @@ USER_AGENT_MAX = 300
 def session_ref(session_key: str) -> str:
     """Return the public reference of a session: a hash, so pages never show the secret key."""
     return hashlib.sha256(session_key.encode()).hexdigest()[:16]
+
+
+# Sorts a session without any known time last.
+_NEVER = datetime.fromtimestamp(0, tz=UTC)
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -76,7 +81,7 @@ class SessionInfo:
 
 def most_recent_first(infos: list[SessionInfo]) -> list[SessionInfo]:
     """Return the sessions sorted by last activity, newest first."""
-    return sorted(infos, key=lambda i: (i.last_seen or i.created or i.expires).timestamp(), reverse=True)
+    return sorted(infos, key=lambda i: (i.last_seen or i.created or i.expires or _NEVER).timestamp(), reverse=True)
 
 
 def session_info(session_key: str, data: dict, expires_epoch: float | None) -> SessionInfo | None:
@@ -125,8 +130,22 @@ def past_absolute_lifetime(data: dict | None, now: float | None = None) -> bool:
     return (time.time() if now is None else now) >= started + settings.RESILIENCE_SESSION_MAX_AGE_ABSOLUTE
 
 
-class IndexedSessionMixin:
+if TYPE_CHECKING:
+    # The type checker sees the mixin as the Django engine every concrete store puts after it.
+    from django.contrib.sessions.backends.base import SessionBase as _SessionEngine
+else:
+    _SessionEngine = object
+
+
+class IndexedSessionMixin(_SessionEngine):
     """Per-user listing and revocation on top of a Django session engine."""
+
+    if TYPE_CHECKING:
+        # SessionBase internals the stores build on; private API, so django-stubs leaves them out.
+        _session_cache: dict[str, Any]
+        _session: dict[str, Any]
+
+        def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
 
     # ------------------------------------------------------------ lifetimes
     def stamp_sign_in(self, data: dict) -> None:

@@ -1,9 +1,11 @@
 """Write-through cached database sessions (SESSION_STORAGE=cached_db) listed per user."""
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.contrib.sessions.backends.cached_db import SessionStore as CachedDbSessionStore
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.core.cache.backends.base import BaseCache
 from django.db import transaction
 
 from resilience.sessions.backends.db import DatabaseIndexMixin
@@ -19,6 +21,9 @@ class SessionStore(DatabaseIndexMixin, CachedDbSessionStore):
     copy is authoritative, so serve it. Deletes still fail during an outage: a
     cached copy left behind would bring a revoked session back when Redis returns.
     """
+
+    if TYPE_CHECKING:
+        _cache: BaseCache  # set by CachedDbSessionStore; private, so django-stubs leaves it out
 
     def load(self):
         try:

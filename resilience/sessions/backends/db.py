@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,6 +27,13 @@ from resilience.sessions.backends.base import (
 
 class DatabaseIndexMixin(IndexedSessionMixin):
     """The per-user listing for engines whose sessions are rows of the session table."""
+
+    if TYPE_CHECKING:
+        # From Django's database SessionStore, which every subclass also extends (the latter private API).
+        @classmethod
+        def get_model_class(cls) -> type[AbstractBaseSession]: ...
+
+        def _get_session_from_db(self) -> AbstractBaseSession | None: ...
 
     @classmethod
     def _live_rows(cls) -> Iterator[tuple[str, dict, float]]:
@@ -42,7 +51,7 @@ class DatabaseIndexMixin(IndexedSessionMixin):
             for session_key, data, expires in cls._live_rows()
             if str(data.get(SESSION_KEY)) == str(user_id)
         ]
-        return most_recent_first(infos)
+        return most_recent_first([info for info in infos if info is not None])
 
     @classmethod
     def users_with_sessions(cls, *, cursor: int = 0, count: int = 50) -> tuple[dict[str, int], int]:

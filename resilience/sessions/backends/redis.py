@@ -13,10 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
+from django.core.cache.backends.base import BaseCache
 from django_redis import get_redis_connection
 
 from resilience import lua
@@ -46,6 +48,9 @@ def now_ms() -> int:
 
 class SessionStore(IndexedSessionMixin, CacheSessionStore):
     """Django's cache session store plus the per-user index."""
+
+    if TYPE_CHECKING:
+        _cache: BaseCache  # set by CacheSessionStore; private, so django-stubs leaves it out
 
     @staticmethod
     def _redis():

@@ -15,13 +15,15 @@
 -- Every key comes in KEYS, all in the tenant's slot {t:<slug>} (tenants/keys.py):
 -- KEYS[1] API-key entry, 2 published version, 3 document, 4 today's usage,
 --      5 the tenant's limiter state, 6 the limiter index of the tenant's slot,
---      7 the tenant's last-use hash (key id -> ms, copied to the database by flush_apikey_last_used)
+--      7 the tenant's last-use hash (key id -> ms, copied to the database by flush_apikey_last_used),
+--      8 today's asked-flags hash (field -> count, copied to the database by flush_flag_asks)
 -- ARGV 1 now_ms ('' = Redis TIME: one clock for every replica), 2 document field to
 --      return (body|rules), 3 If-None-Match, 4 usage ttl s, 5 rate limiting on (1|0),
 --      6 window ms, 7 fill: 0 none, 1 entry and document, 8 scope the route needs,
 --      9 flag key the request asks for ('' = the whole document; a key the document
---      lacks is answered 404 and not counted as usage), 10 the tenant's limiter index member
--- fill=1   11 ttl s, 12 version, 13 body, 14 etag, 15 rules, 16 flag keys, 17.. entry pairs
+--      lacks is answered 404 and not counted as usage), 10 the tenant's limiter index member,
+--      11 the asked-flags field a served request increments ('' = none)
+-- fill=1   12 ttl s, 13 version, 14 body, 15 etag, 16 rules, 17 flag keys, 18.. entry pairs
 local function count(metric, ttl)
   -- The day's hash gets its lifetime when a metric first appears, not on every call.
   if redis.call('HINCRBY', KEYS[4], metric, 1) == 1 then
@@ -36,16 +38,16 @@ if not now then
 end
 
 if ARGV[7] == '1' then
-  local ttl = tonumber(ARGV[11])
-  local version = tonumber(ARGV[12])
+  local ttl = tonumber(ARGV[12])
+  local version = tonumber(ARGV[13])
   local published = tonumber(redis.call('GET', KEYS[2]) or '0')
   -- A newer version is already published: this fill read the database before a commit.
   if version < published then return {'stale'} end
   if version > published then redis.call('SET', KEYS[2], version) end
-  redis.call('HSET', KEYS[3], 'ver', version, 'body', ARGV[13], 'etag', ARGV[14], 'rules', ARGV[15], 'keys', ARGV[16])
+  redis.call('HSET', KEYS[3], 'ver', version, 'body', ARGV[14], 'etag', ARGV[15], 'rules', ARGV[16], 'keys', ARGV[17])
   redis.call('EXPIRE', KEYS[3], ttl)
   local fields = {}
-  for i = 17, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 18, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('EXPIRE', KEYS[1], ttl)
@@ -97,6 +99,10 @@ if ARGV[9] ~= '' and not string.find(doc[4], '\n' .. ARGV[9] .. '\n', 1, true) t
   count('not_found', usage_ttl)
 else
   count('requests', usage_ttl)
+  -- Which flags were asked for (the stale-flag report): one field per request, named by the caller.
+  if ARGV[11] ~= '' and redis.call('HINCRBY', KEYS[8], ARGV[11], 1) == 1 then
+    redis.call('EXPIRE', KEYS[8], usage_ttl)
+  end
 end
 
 -- Last use is recorded at most once a minute per key, in Redis only: the tenant's hash

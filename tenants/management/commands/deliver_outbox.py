@@ -22,7 +22,7 @@ class Command(OperationCommand):
             except OutboxUndelivered as exc:
                 error = f"Redis unreachable or refusing writes, messages stay pending ({exc}); retry later."
         backlog = outbox_backlog()
-        summary = {
+        summary: dict[str, object] = {
             "outbox_delivered": delivered,
             "outbox_pending": backlog.pending,
             "outbox_oldest_pending_seconds": backlog.oldest_pending_seconds,

@@ -47,7 +47,7 @@ class Command(TenantCommand):
                 verdict = "ok" if result.ok else f"FAIL ({result.error})"
                 self.stdout.write(f"{tenant.slug}: {verdict}, {result.latency_ms} ms, breaker {result.breaker_state}")
         failed = [r["tenant"] for r in results if not r["ok"]]
-        summary = {"probed": len(results), "ok": len(results) - len(failed), "failed": len(failed)}
+        summary: dict[str, object] = {"probed": len(results), "ok": len(results) - len(failed), "failed": len(failed)}
         if self.as_json:
             summary["results"] = results
         if failed:

@@ -133,7 +133,7 @@ def test_identities_of_no_tenant_spread_over_the_bucket_slots(redis_client):
     assert sum(redis_client.zcard(index) for index in used) == 200
     one = call_keys("ip", None, "10.0.0.1")
     tag = one.state[one.state.index("{") : one.state.index("}") + 1]
-    assert one.index.endswith(tag) and redis_client.zscore(one.index, "ip:-:10.0.0.1") is not None
+    assert one.index_key.endswith(tag) and redis_client.zscore(one.index_key, "ip:-:10.0.0.1") is not None
 
 
 def test_index_entries_expire_and_are_trimmed(redis_client):
