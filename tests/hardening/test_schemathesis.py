@@ -20,10 +20,10 @@ def _operations():
 
 def test_the_document_lists_every_endpoint(settings):
     paths = {(op.method.upper(), op.path) for op in _operations()}
-    assert paths == {("GET", "/api/v1/bootstrap"), ("GET", "/api/v1/flags/{key}")}
+    assert paths == {("GET", "/api/v1/bootstrap"), ("GET", "/api/v1/flags/{key}"), ("POST", "/api/v1/evaluate")}
 
 
-@pytest.mark.parametrize("path", ["/api/v1/bootstrap", "/api/v1/flags/{key}"])
+@pytest.mark.parametrize("path", ["/api/v1/bootstrap", "/api/v1/flags/{key}", "/api/v1/evaluate"])
 def test_api_conforms_to_its_openapi_document(path, settings):
     """No 5xx, and every answer (status, headers, body) is one the document promises."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -42,6 +42,16 @@ def exercised():
                 SECURE_SSL_REDIRECT="false",
                 LOG_LEVEL="debug",
             )
+            # DEBUG=false serves static files through WhiteNoise's manifest: build it from this tree
+            # (a manifest left by an earlier run would miss files added since).
+            subprocess.run(
+                [sys.executable, "manage.py", "collectstatic", "--noinput"],
+                cwd=BASE_DIR,
+                env={**env, "PYTHONPATH": str(BASE_DIR)},
+                capture_output=True,
+                check=True,
+                timeout=300,
+            )
             result = subprocess.run(
                 [sys.executable, str(BASE_DIR / "tests/hardening/secrets_app.py")],
                 cwd=BASE_DIR,
