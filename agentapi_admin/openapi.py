@@ -21,6 +21,11 @@ PROBLEM_SCHEMA = {
         "retry_after": {"type": "integer"},
         "limit": {"type": "integer"},
         "remaining": {"type": "integer"},
+        "flags": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "segment_in_use: the keys of the flags whose rules use the segment.",
+        },
     },
     "additionalProperties": True,
 }

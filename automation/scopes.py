@@ -5,11 +5,12 @@ from __future__ import annotations
 # scope -> (what it allows, the permissions its endpoints require of the token's user)
 SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tenants:read": (
-        "read tenants, plans, flags, overrides, members, usage and API-key metadata",
+        "read tenants, plans, flags, segments, overrides, members, usage and API-key metadata",
         (
             "tenants.view_tenant",
             "tenants.view_plan",
             "tenants.view_flag",
+            "tenants.view_segment",
             "tenants.view_apikey",
             "tenants.view_membership",
             "tenants.view_invitation",
@@ -31,8 +32,14 @@ SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "plans:write": ("create and update plans", ("tenants.add_plan", "tenants.change_plan")),
     "flags:write": (
-        "create and update flags, set and clear tenant overrides",
-        ("tenants.add_flag", "tenants.change_flag"),
+        "create and update flags; create, update and delete segments; set and clear tenant overrides",
+        (
+            "tenants.add_flag",
+            "tenants.change_flag",
+            "tenants.add_segment",
+            "tenants.change_segment",
+            "tenants.delete_segment",
+        ),
     ),
     "keys:write": ("issue and revoke tenant API keys", ("tenants.add_apikey", "tenants.change_apikey")),
     "webhooks:read": (

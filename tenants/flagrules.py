@@ -472,7 +472,7 @@ def validate_value(kind: str, value: Any, *, field: str, schema: dict | None = N
     if kind == "json" and schema:
         import jsonschema_rs  # validation only: the evaluator needs no JSON Schema library
 
-        errors = [error.message for error in jsonschema_rs.validator_for(schema).iter_errors(value)]
+        errors = [error.message for error in jsonschema_rs.validator_for(schema, offline=True).iter_errors(value)]
         if errors:
             raise RuleError("does not match the flag's JSON Schema: " + "; ".join(errors[:3]), field=field)
     return value
@@ -490,6 +490,15 @@ def validate_schema(schema: Any) -> dict | None:
         jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as exc:
         raise RuleError(f"not a valid JSON Schema: {exc.message}", field="schema") from None
+    # Building it resolves every $ref: one that points nowhere fails here, not when a value is checked.
+    # Offline: a saved schema never makes the server fetch a URL.
+    try:
+        jsonschema_rs.validator_for(schema, offline=True)
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise RuleError(
+            f"a $ref does not resolve within the schema (none is fetched): {reason}", field="schema"
+        ) from None
     return schema
 
 

@@ -14,6 +14,7 @@ class EventType(models.TextChoices):
     """Every event a webhook endpoint can subscribe to."""
 
     FLAG_CHANGED = "flag.changed", "flag definition created or changed"
+    SEGMENT_CHANGED = "segment.changed", "segment created, changed or deleted"
     OVERRIDE_SET = "override.set", "tenant override set by a platform admin"
     OVERRIDE_CLEARED = "override.cleared", "tenant override cleared"
     OWNER_TOGGLED = "owner.toggled", "tenant owner switched a feature (or an admin reset that choice)"
@@ -27,7 +28,9 @@ class EventType(models.TextChoices):
 REDELIVER_PERMISSION = "webhooks.redeliver"
 
 # Events about no tenant in particular reach platform-wide endpoints only.
-PLATFORM_ONLY_EVENTS = frozenset({EventType.FLAG_CHANGED, EventType.BREAKER_OPENED, EventType.BREAKER_CLOSED})
+PLATFORM_ONLY_EVENTS = frozenset(
+    {EventType.FLAG_CHANGED, EventType.SEGMENT_CHANGED, EventType.BREAKER_OPENED, EventType.BREAKER_CLOSED}
+)
 
 
 class WebhookEndpoint(models.Model):

@@ -40,7 +40,8 @@ from tenants.models import Flag, OwnerToggle, Plan, TenantFlag
 from tenants.services import flags as flag_services
 from tenants.services import plans as plan_services
 
-router = Router()
+# By alias: a flag's `schema` member is `schema_` in Python (pydantic keeps `schema` for itself).
+router = Router(by_alias=True)
 
 PLANS_READ = staff("tenants:read", "tenants.view_plan")
 PLANS_ADD = staff("plans:write", "tenants.add_plan")
@@ -128,36 +129,75 @@ def flag_get(request, key: str):
     return resource(request, flag_data(get_or_404(Flag.objects.all(), field="key", value=key, what="flag")))
 
 
+def _definition(fields: dict) -> dict:
+    """Return a flag payload's fields as the services take them: `schema` by name, a serve's null variant dropped."""
+    if "schema_" in fields:
+        fields["schema"] = fields.pop("schema_")
+    for rule in fields.get("rules") or ():
+        serve = rule.get("serve", {})
+        if serve.get("variant", "") is None:
+            del serve["variant"]
+    return fields
+
+
 @router.post(
     "/flags",
     auth=FLAGS_ADD,
     response={201: FlagOut, **WRITE_ERRORS},
     tags=["flags"],
     summary="Define a flag (Idempotency-Key)",
+    description="Typed flags (kind string, number or json) need a default_value; a rule's segment must exist.",
 )
 def flag_create(request, payload: FlagCreate, idempotency_key: str | None = IDEMPOTENCY_KEY):
     def create():
         if Flag.objects.filter(key=payload.key).exists():
             raise Problem(409, "conflict", f"A flag with key {payload.key!r} already exists.", field="key")
+        # Unset members of a rule's serve stay absent: a serve's "value": null is a value.
+        fields = _definition({**payload.dict(), **payload.dict(include={"rules"}, exclude_unset=True)})
         with acting(request) as actor:
-            flag = flag_services.flag_create(**payload.dict(), actor=actor, ip=client_address(request))
+            flag = flag_services.flag_create(**fields, actor=actor, ip=client_address(request))
         return resource(request, flag_data(flag), status=201, headers={"Location": f"{request.path}/{flag.key}"})
 
     return idempotent(request, create)
 
 
+# Members a PATCH may set to null: a boolean flag has no default value, a flag no schema, variants or rules.
+NULLABLE_FLAG_FIELDS = {"default_value", "schema", "variants", "rules"}
+
+
 @router.patch(
-    "/flags/{key}", auth=FLAGS_CHANGE, response={200: FlagOut, **WRITE_ERRORS}, tags=["flags"], summary="Update a flag"
+    "/flags/{key}",
+    auth=FLAGS_CHANGE,
+    response={200: FlagOut, **WRITE_ERRORS},
+    tags=["flags"],
+    summary="Update a flag",
+    description="A key and a kind are permanent: a different kind is 409 `immutable` naming kind.",
 )
 def flag_update(request, key: str, payload: FlagUpdate, if_match: str | None = IF_MATCH):
-    fields = _fields(payload, allowed="description, default, tenant_editable, risky, archived")
-    nulls = sorted(name for name, value in fields.items() if value is None)
+    fields = _definition(
+        _fields(
+            payload,
+            allowed="description, default, default_value, variants, rules, schema, requires_approval, "
+            "tenant_editable, risky, archived",
+        )
+    )
+    nulls = sorted(name for name, value in fields.items() if value is None and name not in NULLABLE_FLAG_FIELDS)
     if nulls:
         raise Problem(422, "invalid_request", f"{nulls[0]} cannot be null.", field=nulls[0])
+    kind = fields.pop("kind", None)
     with acting(request) as actor:
         flag = get_or_404(Flag.objects.select_for_update(), field="key", value=key, what="flag")
         require_if_match(request, flag_data(flag))
-        flag_services.flag_update(flag=flag, actor=actor, ip=client_address(request), **fields)
+        if kind is not None and kind != flag.kind:
+            raise Problem(
+                409,
+                "immutable",
+                f"Flag {flag.key!r} is a {flag.kind} flag, and a kind is permanent (clients parse the value by it): "
+                "define a new flag of the other kind instead.",
+                field="kind",
+            )
+        if fields:
+            flag_services.flag_update(flag=flag, actor=actor, ip=client_address(request), **fields)
     return resource(request, flag_data(Flag.objects.get(pk=flag.pk)))
 
 
@@ -219,6 +259,9 @@ def override_put(request, slug: str, key: str, payload: OverrideIn, if_match: st
             flag=flag,
             enabled=payload.enabled,
             rollout_percent=payload.rollout_percent,
+            variant=payload.variant or "",
+            value=payload.value,
+            owner_variants=payload.owner_variants,
             actor=actor,
             ip=client_address(request),
         )

@@ -23,11 +23,11 @@ from tenants.services.flagsdoc import (
 
 router = Router(tags=["flags-document"])
 
-READ_PERMISSIONS = ("tenants.view_flag", "tenants.view_plan", "tenants.view_tenant")
+READ_PERMISSIONS = ("tenants.view_flag", "tenants.view_segment", "tenants.view_plan", "tenants.view_tenant")
 READ = staff("tenants:read", *READ_PERMISSIONS)
 APPLY = staff(("flags:write", "plans:write", "tenants:write"), *IMPORT_PERMISSIONS)
-DOCUMENT = Body(..., description="A flags document, version 1 (docs/automation.md), as JSON.")
-PRUNE = Query(False, description="Archive flags and clear overrides the document leaves out.")
+DOCUMENT = Body(..., description="A flags document, version 2 or 1 (docs/automation.md), as JSON.")
+PRUNE = Query(False, description="Archive flags, delete segments and clear overrides the document leaves out.")
 
 
 class ImportOut(Schema):
@@ -55,7 +55,7 @@ def _answer(request, changes, *, applied: bool):
     "/flags-document",
     auth=READ,
     response={200: dict[str, Any], 304: None, **problems(400, 401, 403, 429, 503)},
-    summary="Every flag, plan, tenant and override as one version-1 document (flags_export)",
+    summary="Every segment, flag, plan, tenant and override as one version-2 document (flags_export)",
 )
 def flags_document_get(request):
     return resource(request, flags_document_export())

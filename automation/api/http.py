@@ -22,11 +22,14 @@ DEFAULT_LIMIT = 50
 class Problem(Exception):
     """An admin-API refusal, rendered as problem+json (agentapi_admin.problems)."""
 
-    def __init__(self, status: int, error: str, detail: str, *, field: str | None = None, headers=None, response=None):
+    def __init__(
+        self, status: int, error: str, detail: str, *, field: str | None = None, headers=None, response=None, **extra
+    ):
         super().__init__(detail)
         self.status, self.error, self.detail, self.field = status, error, detail, field
         self.headers = headers or {}
         self.response = response
+        self.extra = extra
 
 
 def dumps(data) -> str:

@@ -24,6 +24,7 @@ class TenantOut(Schema):
     status_reason: str
     plan: str = Field(description="The plan's code.")
     settings: dict[str, Any]
+    labels: list[str] = Field(description="Tags segments can target (tenant.labels).")
     upstream_url: str
     has_upstream_credentials: bool
     created_at: datetime
@@ -39,6 +40,7 @@ class TenantCreate(Schema):
     name: str = Field(min_length=1, max_length=200)
     plan: str = Field(min_length=1, max_length=40, description="A plan code.")
     settings: dict[str, Any] | None = None
+    labels: list[str] = Field(default_factory=list, max_length=20, description='Tags, e.g. ["eu", "beta"].')
     upstream_url: str = Field("", max_length=200)
     status: Literal["trial", "active"] = "trial"
 
@@ -47,6 +49,7 @@ class TenantUpdate(Schema):
     name: str | None = Field(None, min_length=1, max_length=200)
     plan: str | None = Field(None, min_length=1, max_length=40)
     settings: dict[str, Any] | None = None
+    labels: list[str] | None = Field(None, max_length=20, description="Replaces the labels; null: none.")
     upstream_url: str | None = Field(None, max_length=200)
 
 
@@ -88,10 +91,67 @@ class PlanUpdate(Schema):
 
 
 # ------------------------------------------------------------------------------- flags
+KIND = Literal["boolean", "string", "number", "json"]
+CONDITION_OP = Literal[
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "regex",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "semver_eq",
+    "semver_lt",
+    "semver_lte",
+    "semver_gt",
+    "semver_gte",
+    "before",
+    "after",
+]
+
+
+class Variant(Schema):
+    key: str = Field(pattern=FLAG_KEY, description="Unique within the flag.")
+    value: Any = Field(description="A value of the flag's kind (and JSON Schema, for json flags).")
+    weight: int = Field(0, ge=0, le=100, description="Percent of subjects; a flag's weights sum to 0 or 100.")
+
+
+class Serve(Schema):
+    enabled: bool = True
+    variant: str | None = Field(None, description="A variant's key; or give `value`, or neither (the default).")
+    value: Any = Field(None, description="A value of the flag's kind; only for an enabled typed flag.")
+
+
+class Rule(Schema):
+    segment: str | None = Field(None, description="A segment's key; null: every tenant and subject.")
+    percent: int = Field(100, ge=0, le=100)
+    bucket_by: Literal["subject", "tenant"] = "subject"
+    serve: Serve
+
+
+class Condition(Schema):
+    attribute: str = Field(
+        max_length=200,
+        description="subject, context.<name>, tenant.settings.<name>, tenant.id, tenant.slug, tenant.plan, "
+        "tenant.status or tenant.labels.",
+    )
+    op: CONDITION_OP
+    values: list[Any] = Field(min_length=1, max_length=100, description="Strings or numbers.")
+
+
 class FlagOut(Schema):
     key: str
     description: str
-    default: bool
+    kind: KIND
+    default: bool = Field(description="Whether the flag is on where no override, rule or plan decides.")
+    default_value: Any = Field(description="Typed flags: the value served when on; null for booleans.")
+    variants: list[Variant]
+    rules: list[Rule]
+    schema_: dict[str, Any] | None = Field(alias="schema", description="json flags: the JSON Schema of every value.")
+    requires_approval: bool
     tenant_editable: bool
     risky: bool
     archived: bool
@@ -106,17 +166,57 @@ class FlagPage(Page):
 class FlagCreate(Schema):
     key: str = Field(pattern=FLAG_KEY)
     description: str = Field("", max_length=2000)
+    kind: KIND = Field("boolean", description="Permanent: clients parse the flag's value by its kind.")
     default: bool = False
+    default_value: Any = Field(None, description="Required for typed flags; null (or absent) for booleans.")
+    variants: list[Variant] = Field(default_factory=list, max_length=20)
+    rules: list[Rule] = Field(default_factory=list, max_length=50)
+    schema_: dict[str, Any] | None = Field(None, alias="schema", description="json flags only: a JSON Schema.")
+    requires_approval: bool = False
     tenant_editable: bool = False
     risky: bool = False
 
 
 class FlagUpdate(Schema):
     description: str | None = Field(None, max_length=2000)
+    kind: KIND | None = Field(None, description="Permanent: only the flag's own kind is accepted (409 otherwise).")
     default: bool | None = None
+    default_value: Any = None
+    variants: list[Variant] | None = Field(None, max_length=20)
+    rules: list[Rule] | None = Field(None, max_length=50)
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    requires_approval: bool | None = None
     tenant_editable: bool | None = None
     risky: bool | None = None
     archived: bool | None = None
+
+
+class SegmentOut(Schema):
+    key: str
+    name: str
+    description: str
+    conditions: list[Condition]
+    created_at: datetime
+    updated_at: datetime
+
+
+class SegmentPage(Page):
+    items: list[SegmentOut]
+
+
+class SegmentCreate(Schema):
+    key: str = Field(pattern=FLAG_KEY)
+    name: str = Field("", max_length=200)
+    description: str = Field("", max_length=2000)
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=20, description="All must hold; none: every tenant and subject."
+    )
+
+
+class SegmentUpdate(Schema):
+    name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    conditions: list[Condition] | None = Field(None, max_length=20)
 
 
 class OverrideOut(Schema):
@@ -124,6 +224,9 @@ class OverrideOut(Schema):
     flag: str
     enabled: bool
     rollout_percent: int
+    variant: str | None = Field(description="Typed flags: the variant the override serves, if any.")
+    value: Any = Field(description="Typed flags: the value the override serves, if any (null: none).")
+    owner_variants: list[str] = Field(description="The variants the tenant's owners may pick among.")
     source: Literal["admin", "owner"]
     updated_at: datetime
 
@@ -135,6 +238,11 @@ class OverrideList(Schema):
 class OverrideIn(Schema):
     enabled: bool
     rollout_percent: int = Field(100, ge=0, le=100)
+    variant: str | None = Field(None, max_length=64, description="Typed flags: serve this variant (or a value).")
+    value: Any = Field(None, description="Typed flags: serve this value (or a variant); null: the flag's own.")
+    owner_variants: list[str] = Field(
+        default_factory=list, max_length=20, description="Typed flags: the variants owners may pick among."
+    )
 
 
 # ------------------------------------------------------------------------------ API keys
@@ -254,6 +362,7 @@ class OwnerToggleOut(Schema):
     tenant: str
     flag: str
     enabled: bool
+    variant: str | None = Field(description="The owner's pick among the override's owner_variants, if any.")
     updated_by: str | None = Field(description="The username of who made the choice, if known.")
     updated_at: datetime
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audit.models import AuditEvent
-from tenants.models import ApiKey, Flag, Plan, Tenant, TenantFlag
+from tenants.models import ApiKey, Flag, Plan, Segment, Tenant, TenantFlag
 
 
 def tenant_data(tenant: Tenant) -> dict:
@@ -15,6 +15,7 @@ def tenant_data(tenant: Tenant) -> dict:
         "status_reason": tenant.status_reason,
         "plan": tenant.plan.code,
         "settings": tenant.settings,
+        "labels": list(tenant.labels or []),
         "upstream_url": tenant.upstream_url,
         "has_upstream_credentials": bool(tenant.upstream_credentials),
         "created_at": tenant.created_at,
@@ -39,12 +40,29 @@ def flag_data(flag: Flag) -> dict:
     return {
         "key": flag.key,
         "description": flag.description,
+        "kind": flag.kind,
         "default": flag.default,
+        "default_value": flag.default_value,
+        "variants": flag.variants,
+        "rules": flag.rules,
+        "schema": flag.schema,
+        "requires_approval": flag.requires_approval,
         "tenant_editable": flag.tenant_editable,
         "risky": flag.risky,
         "archived": flag.archived,
         "created_at": flag.created_at,
         "updated_at": flag.updated_at,
+    }
+
+
+def segment_data(segment: Segment) -> dict:
+    return {
+        "key": segment.key,
+        "name": segment.name,
+        "description": segment.description,
+        "conditions": segment.conditions,
+        "created_at": segment.created_at,
+        "updated_at": segment.updated_at,
     }
 
 
@@ -54,6 +72,9 @@ def override_data(override: TenantFlag) -> dict:
         "flag": override.flag.key,
         "enabled": override.enabled,
         "rollout_percent": override.rollout_percent,
+        "variant": override.variant or None,
+        "value": override.value,
+        "owner_variants": list(override.owner_variants or []),
         "source": override.source,
         "updated_at": override.updated_at,
     }
@@ -133,6 +154,7 @@ def owner_toggle_data(toggle) -> dict:
         "tenant": toggle.tenant.slug,
         "flag": toggle.flag.key,
         "enabled": toggle.enabled,
+        "variant": toggle.variant or None,
         "updated_by": toggle.updated_by.get_username() if toggle.updated_by_id else None,
         "updated_at": toggle.updated_at,
     }

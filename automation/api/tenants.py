@@ -90,6 +90,7 @@ def tenant_create(request, payload: TenantCreate, idempotency_key: str | None = 
                 name=payload.name,
                 plan=plan,
                 settings=payload.settings,
+                labels=payload.labels,
                 upstream_url=payload.upstream_url,
                 status=payload.status,
                 actor=actor,
@@ -105,7 +106,9 @@ def tenant_create(request, payload: TenantCreate, idempotency_key: str | None = 
 def tenant_update(request, slug: str, payload: TenantUpdate, if_match: str | None = IF_MATCH):
     fields = payload.dict(exclude_unset=True)
     if not fields:
-        raise Problem(422, "empty_update", "Send at least one of name, plan, settings, upstream_url.", field="body")
+        raise Problem(
+            422, "empty_update", "Send at least one of name, plan, settings, labels, upstream_url.", field="body"
+        )
     for name in ("name", "plan"):
         if name in fields and fields[name] is None:
             raise Problem(422, "invalid_request", f"{name} cannot be null.", field=name)
@@ -113,6 +116,8 @@ def tenant_update(request, slug: str, payload: TenantUpdate, if_match: str | Non
         fields["plan"] = plan_named(fields["plan"])
     if fields.get("settings", ...) is None:
         fields["settings"] = {}
+    if fields.get("labels", ...) is None:
+        fields["labels"] = []
     if fields.get("upstream_url", ...) is None:
         fields["upstream_url"] = ""
     with acting(request) as actor:

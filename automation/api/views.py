@@ -7,16 +7,19 @@ inside `acting()` (actor = the token's user, provenance = the token) and render.
 
 from __future__ import annotations
 
+import json
+import logging
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
+from django.db import DataError
 from django.urls import URLPattern
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from redis import RedisError
 
 from agentapi_admin.openapi import DocumentedAPI
 from agentapi_admin.problems import as_problem, problem_response
-from automation.api import audit, catalog, estate, invitations, keys, members, ops, tenants, webhooks
+from automation.api import audit, catalog, estate, invitations, keys, members, ops, segments, tenants, webhooks
 from automation.api.auth import CHALLENGE
 from automation.api.http import Problem
 from resilience.ratelimit.enforce import add_headers
@@ -24,6 +27,8 @@ from resilience.ratelimit.middleware import limits_itself
 from tenants.api.views import json_method_not_allowed
 from tenants.exceptions import TenantsError
 from webhooks.exceptions import WebhooksError
+
+log = logging.getLogger(__name__)
 
 api = DocumentedAPI(
     title="agentapi-admin admin API",
@@ -40,6 +45,7 @@ api = DocumentedAPI(
 )
 api.add_router("", tenants.router)
 api.add_router("", catalog.router)
+api.add_router("", segments.router)
 api.add_router("", keys.router)
 api.add_router("", audit.router)
 api.add_router("", estate.router)
@@ -53,7 +59,7 @@ api.add_router("", webhooks.router)
 def _problem(request, exc: Problem):
     if exc.response is not None:
         return as_problem(exc.response)
-    return problem_response(exc.status, exc.error, exc.detail, field=exc.field, headers=exc.headers)
+    return problem_response(exc.status, exc.error, exc.detail, field=exc.field, headers=exc.headers, **exc.extra)
 
 
 @api.exception_handler(TenantsError)
@@ -64,6 +70,34 @@ def _service_refusal(request, exc: TenantsError):
 @api.exception_handler(WebhooksError)
 def _webhooks_refusal(request, exc: WebhooksError):
     return problem_response(422, "invalid_request", exc.message, field=exc.field)
+
+
+def _nul_at(value, parts=()) -> tuple | None:
+    """Return the path of the first string (or key) in a parsed body that holds a NUL character, else None."""
+    if isinstance(value, str):
+        return parts if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (*parts, key)
+        found = _nul_at(item, (*parts, key))
+        if found is not None:
+            return found
+    return None
+
+
+@api.exception_handler(DataError)
+def _value_refused(request, exc: DataError):
+    # PostgreSQL refuses NUL in text and JSON; a body is small, so find which member held one.
+    try:
+        where = _nul_at(json.loads(request.body or b"null"))
+    except ValueError:
+        where = None
+    if where is None:
+        log.warning("admin API: the database refused a value: %s", exc)
+        return problem_response(422, "invalid_request", "The database refused a value of this request.")
+    name = field_path(where) or "body"
+    return problem_response(422, "invalid_request", f"{name}: text cannot contain a NUL character.", field=name)
 
 
 @api.exception_handler(RedisError)
@@ -97,12 +131,23 @@ def _http_error(request, exc: HttpError):
 def _validation_error(request, exc: ValidationError):
     first = exc.errors[0]
     where = first.get("loc", ())
-    name = ".".join(str(part) for part in where if part not in ("query", "path", "body", "header", "payload"))
+    name = field_path(part for part in where if part not in ("query", "path", "body", "header", "payload"))
     if first.get("type") == "json_invalid":
         return problem_response(400, "malformed_json", "The request body is not valid JSON.", field="body")
     status = 422 if where and where[0] == "body" else 400
     name = name or "body"
     return problem_response(status, "invalid_request", f"{name}: {first.get('msg', 'invalid value')}", field=name)
+
+
+def field_path(parts) -> str:
+    """Return a validation error's location as the services name fields: `rules[0].serve.variant`."""
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
 
 
 def admin_api_not_found(request, *args, **kwargs):

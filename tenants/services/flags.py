@@ -551,13 +551,27 @@ def flag_owner_toggle(
 
 @transaction.atomic
 def owner_toggle_restore(
-    *, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip: str | None = None
+    *, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, variant: str = "", ip: str | None = None
 ) -> OwnerToggle:
-    """Set a tenant owner's choice on the owners' behalf (flags_import restoring an export); audited as the actor."""
+    """Set a tenant owner's choice on the owners' behalf (flags_import restoring an export); audited as the actor.
+
+    The `variant` is restored as it was exported, not checked against today's `owner_variants`:
+    the evaluator ignores a pick outside the bounds, so a narrowed bound survives a round trip.
+    """
     if not flag.tenant_editable:
         raise FlagNotEditable(f"“{flag.key}” is not editable by tenant owners: an owner toggle cannot be restored.")
+    if variant and (not enabled or not re.match(flagrules.VARIANT_KEY_PATTERN, variant)):
+        raise TenantsError(
+            "an owner's variant is a variant key (a-z, 0-9, '_', '.', '-'), with the flag on.", field="variant"
+        )
     return _save_owner_toggle(
-        tenant=tenant, flag=flag, enabled=enabled, actor=actor, ip=ip, reason="restored on the owners' behalf"
+        tenant=tenant,
+        flag=flag,
+        enabled=enabled,
+        actor=actor,
+        ip=ip,
+        variant=variant,
+        reason="restored on the owners' behalf",
     )
 
 

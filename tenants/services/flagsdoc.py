@@ -1,17 +1,21 @@
-"""Flags and tenants as code: export the platform's flags, plans, tenants and overrides as one document,
-and apply such a document through the services (validated, audited, idempotent).
+"""Flags and tenants as code: export the platform's segments, flags, plans, tenants and overrides as one
+document, and apply such a document through the services (validated, audited, idempotent).
 
-The document (version 1) is a mapping keyed by identifiers, so that a change reads as a
+The document (version 2) is a mapping keyed by identifiers, so that a change reads as a
 small diff in review:
 
-    version: 1
-    flags:   {<key>: {description, default, tenant_editable, risky, archived}}
-    plans:   {<code>: {name, rate_limit_per_minute, burst, daily_quota, default_flags}}
-    tenants: {<slug>: {id, name, plan, status, status_reason, settings, upstream_url,
-                       overrides: {<flag key>: {enabled, rollout_percent}},
-                       owner_toggles: {<flag key>: true | false}}}
+    version:  2
+    segments: {<key>: {name, description, conditions: [{attribute, op, values}]}}
+    flags:    {<key>: {description, kind, default, default_value, variants, rules, schema,
+                       requires_approval, tenant_editable, risky, archived}}
+    plans:    {<code>: {name, rate_limit_per_minute, burst, daily_quota, default_flags}}
+    tenants:  {<slug>: {id, name, plan, status, status_reason, settings, labels, upstream_url,
+                        overrides: {<flag key>: {enabled, rollout_percent, variant, value, owner_variants}},
+                        owner_toggles: {<flag key>: true | false | {enabled, variant}}}}
 
-API keys, members and usage are not part of it: secrets never leave the database.
+Version 1 documents (no segments, boolean flags only, owner toggles true | false) are read as
+version 2 documents with every new field at its default. API keys, members and usage are not
+part of it: secrets never leave the database.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import transaction
 
+from tenants import flagrules
 from tenants.exceptions import TenantsError
-from tenants.models import FLAG_KEY_PATTERN, Flag, Plan, Tenant, TenantFlag
+from tenants.models import FLAG_KEY_PATTERN, Flag, OwnerToggle, Plan, Segment, Tenant, TenantFlag
 from tenants.services.flags import (
     flag_clear_override,
     flag_create,
@@ -34,9 +40,13 @@ from tenants.services.flags import (
     flag_set_override,
     flag_update,
     owner_toggle_restore,
+    segment_create,
+    segment_delete,
+    segment_update,
 )
 from tenants.services.plans import plan_create, plan_update
 from tenants.services.tenants import (
+    labels_validate,
     tenant_activate,
     tenant_create,
     tenant_offboard,
@@ -46,7 +56,9 @@ from tenants.services.tenants import (
 )
 from tenants.settings_schema import settings_validate
 
-DOCUMENT_VERSION = 1
+DOCUMENT_VERSION = 2
+#: Versions flags_import reads: a version-1 document is read as version 2 with the new fields at their defaults.
+READABLE_VERSIONS = (1, 2)
 IMPORT_REASON = "flags_import"
 # What an import's actor must hold: it may create and change flags, plans and tenants.
 IMPORT_PERMISSIONS = (
@@ -56,6 +68,9 @@ IMPORT_PERMISSIONS = (
     "tenants.change_plan",
     "tenants.add_tenant",
     "tenants.change_tenant",
+    "tenants.add_segment",
+    "tenants.change_segment",
+    "tenants.delete_segment",
 )
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -111,10 +126,49 @@ def _mapping(path: str, value: Any) -> dict:
     return value
 
 
-# field -> (check, default); _ABSENT means required.
+def _any(path: str, value: Any) -> Any:
+    return value
+
+
+def _list(path: str, value: Any) -> list:
+    if not isinstance(value, list):
+        raise DocumentError(f"{path}: must be a list.")
+    return value
+
+
+def _optional_mapping(path: str, value: Any) -> dict | None:
+    return None if value is None else _mapping(path, value)
+
+
+def _variant_key(path: str, value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not re.match(flagrules.VARIANT_KEY_PATTERN, value):
+        raise DocumentError(f"{path}: a variant key is 1-64 characters: a-z, 0-9, '_', '.', '-'.")
+    return value
+
+
+def _variant_keys(path: str, value: Any) -> list[str]:
+    for index, key in enumerate(_list(path, value)):
+        _variant_key(f"{path}[{index}]", key)
+    return value
+
+
+# field -> (check, default); _ABSENT means required. Fields a version-1 document may not name are in V2_ONLY.
+SEGMENT_SPEC = {
+    "name": (_text(200), ""),
+    "description": (_text(10_000), ""),
+    "conditions": (_list, []),
+}
 FLAG_SPEC = {
     "description": (_text(10_000), ""),
+    "kind": (_choice(*flagrules.KINDS), Flag.Kind.BOOLEAN.value),
     "default": (_boolean, False),
+    "default_value": (_any, None),
+    "variants": (_list, []),
+    "rules": (_list, []),
+    "schema": (_optional_mapping, None),
+    "requires_approval": (_boolean, False),
     "tenant_editable": (_boolean, False),
     "risky": (_boolean, False),
     "archived": (_boolean, False),
@@ -144,6 +198,7 @@ TENANT_SPEC = {
     "status": (_choice(*Tenant.Status.values), Tenant.Status.TRIAL.value),
     "status_reason": (_text(500), ""),
     "settings": (_mapping, {}),
+    "labels": (_list, []),
     "upstream_url": (_text(200), ""),
     "overrides": (_mapping, {}),
     "owner_toggles": (_mapping, {}),
@@ -151,14 +206,42 @@ TENANT_SPEC = {
 OVERRIDE_SPEC = {
     "enabled": (_boolean, _ABSENT),
     "rollout_percent": (_percent, 100),
+    "variant": (_variant_key, ""),
+    "value": (_any, None),
+    "owner_variants": (_variant_keys, []),
+}
+OWNER_TOGGLE_SPEC = {
+    "enabled": (_boolean, _ABSENT),
+    "variant": (_variant_key, ""),
+}
+V2_ONLY = {
+    "flags": {"kind", "default_value", "variants", "rules", "schema", "requires_approval"},
+    "tenants": {"labels"},
+    "overrides": {"variant", "value", "owner_variants"},
+}
+# What export leaves out while at its default, so a boolean flag reads as it did in version 1.
+QUIET: dict[str, Any] = {
+    "kind": Flag.Kind.BOOLEAN.value,
+    "default_value": None,
+    "variants": [],
+    "rules": [],
+    "schema": None,
+    "requires_approval": False,
+    "labels": [],
+    "variant": "",
+    "value": None,
+    "owner_variants": [],
 }
 
 
-def _record(path: str, value: Any, spec: dict) -> dict:
+def _record(path: str, value: Any, spec: dict, *, version: int = DOCUMENT_VERSION, v2_only=frozenset()) -> dict:
     value = _mapping(path, {} if value is None else value)
     unknown = sorted(set(value) - set(spec))
     if unknown:
         raise DocumentError(f"{path}: unknown field {unknown[0]!r}; the fields are {', '.join(spec)}.")
+    newer = sorted(set(value) & set(v2_only)) if version < 2 else []
+    if newer:
+        raise DocumentError(f"{path}.{newer[0]}: a version 2 field; set `version: 2` to use it.")
     record = {}
     for name, (check, default) in spec.items():
         if name in value:
@@ -166,30 +249,101 @@ def _record(path: str, value: Any, spec: dict) -> dict:
         elif default is _ABSENT:
             raise DocumentError(f"{path}.{name}: missing; it is required.")
         else:
-            record[name] = default.copy() if isinstance(default, dict) else default
+            record[name] = default.copy() if isinstance(default, dict | list) else default
     return record
 
 
-def flags_document_parse(data: Any) -> dict:
-    """Return the document validated and with every default filled in, or raise DocumentError naming the path."""
-    data = _mapping("document", data)
-    unknown = sorted(set(data) - {"version", "flags", "plans", "tenants"})
-    if unknown:
-        raise DocumentError(f"{unknown[0]}: unknown section; the sections are version, flags, plans, tenants.")
-    if data.get("version") != DOCUMENT_VERSION:
-        raise DocumentError(
-            f"version: this file is version {data.get('version')}; flags_import reads version {DOCUMENT_VERSION}."
+def _rule_checked(path: str, check: Callable[[], Any]) -> Any:
+    """Run a flagrules validator; a RuleError becomes a DocumentError at `path` plus the rule's field."""
+    try:
+        return check()
+    except flagrules.RuleError as exc:
+        raise DocumentError(f"{path}.{exc.field}: {exc.message}") from None
+
+
+def _flag_definition(path: str, flag: dict, segment_keys: set[str]) -> None:
+    """Validate a flag's kind, values, variants, schema and rules as the service will; normalise them in place."""
+    kind = flag["kind"]
+    if kind != Flag.Kind.JSON and flag["schema"] is not None:
+        raise DocumentError(f"{path}.schema: only a json flag has a JSON Schema.")
+    if kind == Flag.Kind.BOOLEAN and flag["default_value"] is not None:
+        raise DocumentError(f"{path}.default_value: a boolean flag has no default value: set `default`.")
+    if kind != Flag.Kind.BOOLEAN and flag["default_value"] is None:
+        raise DocumentError(f"{path}.default_value: missing; a {kind} flag needs a default value.")
+    schema = _rule_checked(path, lambda: flagrules.validate_schema(flag["schema"])) if kind == "json" else None
+    if kind != Flag.Kind.BOOLEAN:
+        _rule_checked(
+            path, lambda: flagrules.validate_value(kind, flag["default_value"], field="default_value", schema=schema)
         )
-    for section in ("flags", "plans", "tenants"):
+    variants = _rule_checked(path, lambda: flagrules.validate_variants(kind, flag["variants"], schema=schema))
+    flag["rules"] = _rule_checked(
+        path,
+        lambda: flagrules.validate_rules(
+            flag["rules"], kind=kind, variants=variants, schema=schema, segment_keys=segment_keys
+        ),
+    )
+    flag["schema"], flag["variants"] = schema, variants
+
+
+def _version(data: dict) -> int:
+    version = data.get("version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
+        raise DocumentError(f"version: this file is version {version}; flags_import reads versions {readable}.")
+    return version
+
+
+def _refuse_nul(value: Any, path: str = "") -> None:
+    """Raise DocumentError at the first string (or key) holding a NUL character: the database stores none."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise DocumentError(f"{path or 'document'}: text cannot contain a NUL character.")
+        return
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
+        if isinstance(key, str):
+            _refuse_nul(key, where)
+        _refuse_nul(item, where)
+
+
+def flags_document_parse(data: Any) -> dict:
+    """Return the document validated and with every default filled in, or raise DocumentError naming the path.
+
+    A version-1 document comes back as version 2 with every new field at its default, and `segments`
+    None: it does not manage them.
+    """
+    data = _mapping("document", data)
+    _refuse_nul(data)
+    sections = ("version", "segments", "flags", "plans", "tenants")
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise DocumentError(f"{unknown[0]}: unknown section; the sections are {', '.join(sections)}.")
+    version = _version(data)
+    if version < 2 and "segments" in data:
+        raise DocumentError("segments: a version 2 section; set `version: 2` to use it.")
+    for section in sections[1:] if version >= 2 else sections[2:]:
         if section not in data:
             raise DocumentError(f"{section}: missing; give an empty mapping ({section}: {{}}) if there are none.")
         _mapping(section, data[section])
+
+    segments = {}
+    for key, value in data.get("segments", {}).items():
+        path = f"segments.{key}"
+        if not isinstance(key, str) or not re.match(FLAG_KEY_PATTERN, key):
+            raise DocumentError(f"{path}: a segment key is 1-64 characters: a-z, 0-9, '_', '.', '-'.")
+        segment = _record(path, value, SEGMENT_SPEC)
+        segment["conditions"] = _rule_checked(path, partial(flagrules.validate_conditions, segment["conditions"]))
+        segments[key] = segment
+    segment_keys = set(segments) | set(Segment.objects.values_list("key", flat=True))
 
     flags = {}
     for key, value in data["flags"].items():
         if not isinstance(key, str) or not re.match(FLAG_KEY_PATTERN, key):
             raise DocumentError(f"flags.{key}: a flag key is 1-64 characters: a-z, 0-9, '_', '.', '-'.")
-        flags[key] = _record(f"flags.{key}", value, FLAG_SPEC)
+        flag = _record(f"flags.{key}", value, FLAG_SPEC, version=version, v2_only=V2_ONLY["flags"])
+        _flag_definition(f"flags.{key}", flag, segment_keys)
+        flags[key] = flag
     known_flags = set(flags) | set(Flag.objects.values_list("key", flat=True))
 
     plans = {}
@@ -209,28 +363,47 @@ def flags_document_parse(data: Any) -> dict:
         path = f"tenants.{slug}"
         if not isinstance(slug, str) or not _SLUG.match(slug) or len(slug) > 50:
             raise DocumentError(f"{path}: a tenant slug is 1-50 characters: letters, digits, '-' and '_'.")
-        tenant = _record(path, value, TENANT_SPEC)
+        tenant = _record(path, value, TENANT_SPEC, version=version, v2_only=V2_ONLY["tenants"])
         if tenant["plan"] not in known_plans:
             raise DocumentError(f"{path}.plan: unknown plan {tenant['plan']!r}; add it under plans.")
         try:
             tenant["settings"] = settings_validate(tenant["settings"])
         except TenantsError as exc:
             raise DocumentError(f"{path}.{exc.message}") from None
+        try:
+            tenant["labels"] = labels_validate(tenant["labels"])
+        except TenantsError as exc:
+            raise DocumentError(f"{path}.labels: {exc.message}") from None
         overrides = {}
         for key, override in tenant["overrides"].items():
+            where = f"{path}.overrides.{key}"
             if key not in known_flags:
-                raise DocumentError(f"{path}.overrides.{key}: no flag {key!r} in the document or database.")
-            overrides[key] = _record(f"{path}.overrides.{key}", override, OVERRIDE_SPEC)
+                raise DocumentError(f"{where}: no flag {key!r} in the document or database.")
+            overrides[key] = _record(where, override, OVERRIDE_SPEC, version=version, v2_only=V2_ONLY["overrides"])
         tenant["overrides"] = overrides
-        for key, enabled in tenant["owner_toggles"].items():
+        toggles = {}
+        for key, toggle in tenant["owner_toggles"].items():
+            where = f"{path}.owner_toggles.{key}"
             if key not in known_flags:
-                raise DocumentError(f"{path}.owner_toggles.{key}: no flag {key!r} in the document or database.")
-            _boolean(f"{path}.owner_toggles.{key}", enabled)
+                raise DocumentError(f"{where}: no flag {key!r} in the document or database.")
+            if isinstance(toggle, dict) and version >= 2:
+                toggles[key] = _record(where, toggle, OWNER_TOGGLE_SPEC)
+                if toggles[key]["variant"] and not toggles[key]["enabled"]:
+                    raise DocumentError(f"{where}.variant: an owner picks a variant only with the flag on.")
+            else:
+                toggles[key] = {"enabled": _boolean(where, toggle), "variant": ""}
+        tenant["owner_toggles"] = toggles
         tenants[slug] = tenant
-    return {"version": DOCUMENT_VERSION, "flags": flags, "plans": plans, "tenants": tenants}
+    # A version-1 file says nothing about segments: None leaves them alone, --prune included.
+    managed = segments if version >= 2 else None
+    return {"version": DOCUMENT_VERSION, "segments": managed, "flags": flags, "plans": plans, "tenants": tenants}
 
 
 # ---------------------------------------------------------------------------------------------- export
+def _segment_record(segment: Segment) -> dict:
+    return {name: getattr(segment, name) for name in SEGMENT_SPEC}
+
+
 def _flag_record(flag: Flag) -> dict:
     return {name: getattr(flag, name) for name in FLAG_SPEC}
 
@@ -242,7 +415,17 @@ def _plan_record(plan: Plan) -> dict:
 
 
 def _override_record(override: TenantFlag) -> dict:
-    return {"enabled": override.enabled, "rollout_percent": override.rollout_percent}
+    return {
+        "enabled": override.enabled,
+        "rollout_percent": override.rollout_percent,
+        "variant": override.variant or "",
+        "value": override.value,
+        "owner_variants": list(override.owner_variants or []),
+    }
+
+
+def _owner_toggle_record(toggle: OwnerToggle) -> dict:
+    return {"enabled": toggle.enabled, "variant": toggle.variant or ""}
 
 
 def _tenant_record(tenant: Tenant) -> dict:
@@ -253,13 +436,15 @@ def _tenant_record(tenant: Tenant) -> dict:
         "status": tenant.status,
         "status_reason": tenant.status_reason,
         "settings": tenant.settings or {},
+        "labels": list(tenant.labels or []),
         "upstream_url": tenant.upstream_url,
         "overrides": {
             override.flag.key: _override_record(override)
             for override in sorted(tenant.flag_overrides.all(), key=lambda o: o.flag.key)
         },
         "owner_toggles": {
-            toggle.flag.key: toggle.enabled for toggle in sorted(tenant.owner_toggles.all(), key=lambda t: t.flag.key)
+            toggle.flag.key: _owner_toggle_record(toggle)
+            for toggle in sorted(tenant.owner_toggles.all(), key=lambda t: t.flag.key)
         },
     }
 
@@ -272,17 +457,69 @@ def _tenants():
     )
 
 
+def _quiet(record: dict) -> dict:
+    """Return `record` without the version-2 fields that are at their defaults."""
+    return {name: value for name, value in record.items() if not (name in QUIET and value == QUIET[name])}
+
+
+def _exported_tenant(tenant: Tenant) -> dict:
+    record = _quiet(_tenant_record(tenant))
+    record["overrides"] = {key: _quiet(override) for key, override in record["overrides"].items()}
+    # An owner's choice without a variant stays `true | false`, as in version 1.
+    record["owner_toggles"] = {
+        key: toggle if toggle["variant"] else toggle["enabled"] for key, toggle in record["owner_toggles"].items()
+    }
+    return record
+
+
 def flags_document_export() -> dict:
-    """Return every flag, plan, tenant and override as a version-1 document, sorted by identifier."""
+    """Return every segment, flag, plan, tenant and override as a version-2 document, sorted by identifier."""
     return {
         "version": DOCUMENT_VERSION,
-        "flags": {flag.key: _flag_record(flag) for flag in Flag.objects.order_by("key")},
+        "segments": {segment.key: _segment_record(segment) for segment in Segment.objects.order_by("key")},
+        "flags": {flag.key: _quiet(_flag_record(flag)) for flag in Flag.objects.order_by("key")},
         "plans": {plan.code: _plan_record(plan) for plan in Plan.objects.order_by("code")},
-        "tenants": {tenant.slug: _tenant_record(tenant) for tenant in _tenants()},
+        "tenants": {tenant.slug: _exported_tenant(tenant) for tenant in _tenants()},
     }
 
 
 # ---------------------------------------------------------------------------------------------- plan
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _serve_text(serve: dict) -> str:
+    if not serve.get("enabled", True):
+        return "off"
+    if "variant" in serve:
+        return serve["variant"]
+    return _json(serve["value"]) if "value" in serve else "on"
+
+
+def _rule_text(rule: dict) -> str:
+    """Return a rule as `eu 40% by tenant -> paid`."""
+    text = rule.get("segment") or "everyone"
+    if rule.get("percent", 100) < 100:
+        text += f" {rule['percent']}%"
+    if rule.get("bucket_by") == "tenant":
+        text += " by tenant"
+    return f"{text} -> {_serve_text(rule.get('serve', {}))}"
+
+
+# How a diff line shows list fields: one short phrase per item, instead of their JSON.
+_FIELD_TEXT: dict[str, Callable[[dict], str]] = {
+    "variants": lambda v: f"{v['key']}={_json(v['value'])} {v.get('weight', 0)}%",
+    "rules": _rule_text,
+    "conditions": lambda c: f"{c['attribute']} {c['op']} {_json(c['values'])}",
+}
+
+
+def _value_text(name: str, value: Any) -> str:
+    if name in _FIELD_TEXT and isinstance(value, list):
+        return "[" + ", ".join(_FIELD_TEXT[name](item) for item in value) + "]"
+    return _json(value)
+
+
 @dataclass(frozen=True)
 class Change:
     """One change an import makes: `op` is + (create), ~ (update) or - (remove or archive)."""
@@ -298,12 +535,19 @@ class Change:
         text = f"{self.op} {self.kind} {self.name}"
         if self.op == "~" and self.fields:
             text += ": " + ", ".join(
-                f"{name} {json.dumps(before, sort_keys=True)} -> {json.dumps(after, sort_keys=True)}"
+                f"{name} {_value_text(name, before)} -> {_value_text(name, after)}"
                 for name, (before, after) in self.fields.items()
             )
         elif self.op == "-" and self.kind == "flag":
             text += ": archived (kept for the audit trail and history)"
         return text
+
+    def path(self) -> str:
+        """Return where in the document this change comes from, e.g. `tenants.acme.overrides.beta`."""
+        if self.kind in ("override", "owner_toggle"):
+            slug, key = self.name.split("/", 1)
+            return f"tenants.{slug}.{self.kind}s.{key}"
+        return f"{self.kind}s.{self.name}"
 
 
 def _changed(before: dict, after: dict, names) -> dict:
@@ -337,10 +581,39 @@ def _upserts(kind: str, current: dict, wanted: dict, names, *, prefix: str = "")
     return changes
 
 
+def _pruned_segments(doc: dict, segments: dict, flags: dict) -> list[Change]:
+    """Return the - changes for segments the document leaves out; refuse one a flag would still use."""
+    rules = {key: flag.rules for key, flag in flags.items()} | {key: f["rules"] for key, f in doc["flags"].items()}
+    changes = []
+    for key in sorted(segments):
+        if key in doc["segments"]:
+            continue
+        users = sorted(flag for flag, flag_rules in rules.items() if any(r.get("segment") == key for r in flag_rules))
+        if users:
+            raise DocumentError(
+                f"segments: --prune would delete segment {key!r}, which the rules of {', '.join(users)} use; "
+                "keep it in the file or remove those rules."
+            )
+        changes.append(Change("-", "segment", key))
+    return changes
+
+
 def flags_document_plan(doc: dict, *, prune: bool = False) -> list[Change]:
-    """Return the changes that applying the parsed `doc` would make, in the order they are applied."""
+    """Return the changes that applying the parsed `doc` would make, in the order they are applied.
+
+    Segments come first (flag rules name them) and are pruned last (after the flags that used them).
+    """
+    segments = {segment.key: segment for segment in Segment.objects.all()}
+    current_segments = {key: _segment_record(s) for key, s in segments.items()}
+    changes = _upserts("segment", current_segments, doc["segments"] or {}, SEGMENT_SPEC)
     flags = {flag.key: flag for flag in Flag.objects.all()}
-    changes = _upserts("flag", {key: _flag_record(flag) for key, flag in flags.items()}, doc["flags"], FLAG_SPEC)
+    for key, wanted in doc["flags"].items():
+        if key in flags and flags[key].kind != wanted["kind"]:
+            raise DocumentError(
+                f"flags.{key}.kind: the database's flag {key} is a {flags[key].kind} flag, and a kind is permanent "
+                "(clients parse the value by it); define a new flag of the other kind instead."
+            )
+    changes += _upserts("flag", {key: _flag_record(flag) for key, flag in flags.items()}, doc["flags"], FLAG_SPEC)
     plans = {plan.code: _plan_record(plan) for plan in Plan.objects.all()}
     changes += _upserts("plan", plans, doc["plans"], PLAN_SPEC)
 
@@ -358,14 +631,14 @@ def flags_document_plan(doc: dict, *, prune: bool = False) -> list[Change]:
                     "permanent (rollouts hash on it), so give that id or leave it out."
                 )
             _status_change(slug, current["status"], wanted["status"])
-            names = ["name", "plan", "settings", "upstream_url", "status"]
+            names = ["name", "plan", "settings", "labels", "upstream_url", "status"]
             if fields := _changed(current, wanted, names):
                 changes.append(Change("~", "tenant", slug, fields, wanted))
             current_overrides = current["overrides"]
         overrides += _upserts("override", current_overrides, wanted["overrides"], OVERRIDE_SPEC, prefix=f"{slug}/")
-        current_toggles = {key: {"enabled": on} for key, on in (current or {}).get("owner_toggles", {}).items()}
-        wanted_toggles = {key: {"enabled": on} for key, on in wanted["owner_toggles"].items()}
-        overrides += _upserts("owner_toggle", current_toggles, wanted_toggles, ["enabled"], prefix=f"{slug}/")
+        current_toggles = (current or {}).get("owner_toggles", {})
+        wanted_toggles = wanted["owner_toggles"]
+        overrides += _upserts("owner_toggle", current_toggles, wanted_toggles, OWNER_TOGGLE_SPEC, prefix=f"{slug}/")
         if prune:
             overrides += [
                 Change("-", "override", f"{slug}/{key}") for key in current_overrides if key not in wanted["overrides"]
@@ -380,6 +653,8 @@ def flags_document_plan(doc: dict, *, prune: bool = False) -> list[Change]:
             for key, flag in sorted(flags.items())
             if key not in doc["flags"] and not flag.archived
         ]
+        if doc["segments"] is not None:
+            changes += _pruned_segments(doc, segments, flags)
     return changes
 
 
@@ -394,6 +669,7 @@ def _apply_tenant(change: Change, actor: Any) -> None:
             name=wanted["name"],
             plan=plan,
             settings=wanted["settings"],
+            labels=wanted["labels"],
             upstream_url=wanted["upstream_url"],
             status=serving,
             tenant_id=uuid.UUID(wanted["id"]) if wanted["id"] else None,
@@ -403,7 +679,9 @@ def _apply_tenant(change: Change, actor: Any) -> None:
     else:
         tenant = Tenant.objects.get(slug=change.name)
         current_status = tenant.status
-        updates = {name: wanted[name] for name in ("name", "settings", "upstream_url") if name in change.fields}
+        updates = {
+            name: wanted[name] for name in ("name", "settings", "labels", "upstream_url") if name in change.fields
+        }
         if "plan" in change.fields:
             updates["plan"] = plan
         if updates:
@@ -422,24 +700,36 @@ def _apply_tenant(change: Change, actor: Any) -> None:
             tenant_activate(tenant=tenant, actor=actor)
 
 
+def _apply_segment(change: Change, actor: Any) -> None:
+    wanted = change.target
+    if change.op == "+":
+        segment_create(key=change.name, actor=actor, **wanted)
+    elif change.op == "~":
+        segment_update(
+            segment=Segment.objects.get(key=change.name), actor=actor, **{n: wanted[n] for n in change.fields}
+        )
+    else:
+        segment_delete(segment=Segment.objects.get(key=change.name), actor=actor)
+
+
+def _apply_flag(change: Change, actor: Any) -> None:
+    wanted = change.target
+    if change.op == "+":
+        flag = flag_create(key=change.name, actor=actor, **{n: v for n, v in wanted.items() if n != "archived"})
+        if wanted["archived"]:
+            flag_update(flag=flag, archived=True, actor=actor)
+    elif change.op == "~":
+        flag_update(flag=Flag.objects.get(key=change.name), actor=actor, **{n: wanted[n] for n in change.fields})
+    else:
+        flag_update(flag=Flag.objects.get(key=change.name), archived=True, actor=actor)
+
+
 def _apply(change: Change, actor: Any) -> None:
     wanted = change.target
-    if change.kind == "flag":
-        if change.op == "+":
-            flag = flag_create(
-                key=change.name,
-                description=wanted["description"],
-                default=wanted["default"],
-                tenant_editable=wanted["tenant_editable"],
-                risky=wanted["risky"],
-                actor=actor,
-            )
-            if wanted["archived"]:
-                flag_update(flag=flag, archived=True, actor=actor)
-        elif change.op == "~":
-            flag_update(flag=Flag.objects.get(key=change.name), actor=actor, **{n: wanted[n] for n in change.fields})
-        else:
-            flag_update(flag=Flag.objects.get(key=change.name), archived=True, actor=actor)
+    if change.kind == "segment":
+        _apply_segment(change, actor)
+    elif change.kind == "flag":
+        _apply_flag(change, actor)
     elif change.kind == "plan":
         if change.op == "+":
             plan_create(code=change.name, actor=actor, **wanted)
@@ -455,13 +745,7 @@ def _apply(change: Change, actor: Any) -> None:
         elif change.op == "-":
             flag_clear_override(tenant=tenant, flag=flag, actor=actor)
         else:
-            flag_set_override(
-                tenant=tenant,
-                flag=flag,
-                enabled=wanted["enabled"],
-                rollout_percent=wanted["rollout_percent"],
-                actor=actor,
-            )
+            flag_set_override(tenant=tenant, flag=flag, actor=actor, **wanted)
 
 
 def _apply_owner_toggle(change: Change, tenant: Tenant, flag: Flag, actor: Any) -> None:
@@ -469,7 +753,15 @@ def _apply_owner_toggle(change: Change, tenant: Tenant, flag: Flag, actor: Any) 
     if change.op == "-":
         flag_owner_reset(tenant=tenant, flag=flag, actor=actor)
     else:
-        owner_toggle_restore(tenant=tenant, flag=flag, enabled=change.target["enabled"], actor=actor)
+        owner_toggle_restore(tenant=tenant, flag=flag, actor=actor, **change.target)
+
+
+def _at(change: Change, exc: TenantsError) -> DocumentError:
+    """Return a service's refusal of a change as a DocumentError naming the document path it came from."""
+    message = exc.message
+    if exc.field and message.startswith(f"{exc.field}: "):
+        message = message[len(exc.field) + 2 :]
+    return DocumentError(f"{change.path()}{'.' + exc.field if exc.field else ''}: {message}")
 
 
 @transaction.atomic
@@ -477,5 +769,10 @@ def flags_document_apply(doc: dict, *, actor: Any, prune: bool = False) -> list[
     """Apply the parsed `doc` in one transaction through the services (one audit row per change); return the changes."""
     changes = flags_document_plan(doc, prune=prune)
     for change in changes:
-        _apply(change, actor)
+        try:
+            _apply(change, actor)
+        except DocumentError:
+            raise
+        except TenantsError as exc:
+            raise _at(change, exc) from exc
     return changes

@@ -88,9 +88,10 @@ def tenant_create(
     upstream_url: str = "",
     status: str = Tenant.Status.TRIAL,
     tenant_id: uuid.UUID | None = None,
+    labels: list | None = None,
     ip: str | None = None,
 ) -> Tenant:
-    """Create a tenant with validated settings; `tenant_id` keeps an id from another database (flags_import)."""
+    """Create a tenant (settings and labels validated); `tenant_id` keeps an id from elsewhere (flags_import)."""
     if status not in (Tenant.Status.TRIAL, Tenant.Status.ACTIVE):
         raise TenantsError("A new tenant starts as trial or active.", field="status")
     if Tenant.objects.filter(slug=slug).exists():
@@ -103,6 +104,7 @@ def tenant_create(
         name=name,
         plan=plan,
         settings=settings_validate(settings),
+        labels=labels_validate(labels),
         upstream_url=upstream_url,
         status=status,
         status_changed_at=timezone.now(),
@@ -117,7 +119,7 @@ def tenant_create(
 
 @transaction.atomic
 def tenant_update(*, tenant: Tenant, actor: Any, ip: str | None = None, **fields: Any) -> Tenant:
-    """Change a tenant's name, plan, settings or upstream URL."""
+    """Change a tenant's name, plan, settings, labels or upstream URL."""
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
         raise TenantsError(

@@ -149,3 +149,26 @@ def test_unknown_paths_and_methods_are_problems(api):
     response = api.delete("/tenants")
     problem(response, 405, "method_not_allowed")
     assert "GET" in response["Allow"]
+
+
+def test_labels_are_created_replaced_and_cleared_and_bad_ones_name_the_field(api, plan):
+    created = api.post("/tenants", {"slug": "acme", "name": "Acme", "plan": "standard", "labels": ["EU", "beta", "eu"]})
+    assert created.status_code == 201 and created.json()["labels"] == ["beta", "eu"]
+    replaced = api.patch("/tenants/acme", {"labels": ["us"]}, If_Match=created["ETag"])
+    assert replaced.status_code == 200 and replaced.json()["labels"] == ["us"]
+    assert Tenant.objects.get(slug="acme").labels == ["us"]
+    event = AuditEvent.objects.filter(action="tenant.update").latest("id")
+    assert (event.before["labels"], event.after["labels"]) == (["beta", "eu"], ["us"])
+    cleared = api.patch("/tenants/acme", {"labels": None}, If_Match=replaced["ETag"])
+    assert cleared.json()["labels"] == []
+    problem(
+        api.patch("/tenants/acme", {"labels": ["-bad"]}, If_Match=cleared["ETag"]), 422, "invalid_request", "labels"
+    )
+    problem(api.patch("/tenants/acme", {"labels": [5]}, If_Match=cleared["ETag"]), 422, "invalid_request", "labels[0]")
+    problem(
+        api.post("/tenants", {"slug": "x", "name": "X", "plan": "standard", "labels": ["a b"]}),
+        422,
+        "invalid_request",
+        "labels",
+    )
+    assert not Tenant.objects.filter(slug="x").exists()

@@ -15,8 +15,8 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from audit.models import AuditEvent
-from tenants.models import ApiKey, Flag, Plan, Tenant, TenantFlag
-from tenants.services.flags import flag_owner_toggle, flag_set_override, flag_update
+from tenants.models import ApiKey, Flag, Plan, Segment, Tenant, TenantFlag
+from tenants.services.flags import flag_owner_toggle, flag_set_override, flag_update, segment_create
 from tenants.services.tenants import tenant_suspend
 from tests.commands.conftest import db_state, redis_state
 from tests.tenants.factories import make_flag, make_key, make_plan, make_staff, make_tenant, make_user
@@ -30,20 +30,50 @@ def operator():
     return make_staff("oncall")
 
 
+BETA_USERS = [
+    {"attribute": "tenant.labels", "op": "in", "values": ["beta"]},
+    {"attribute": "context.app_version", "op": "semver_gte", "values": ["1.2.0"]},
+]
+MODELS = [{"key": "small", "value": "gpt-s", "weight": 50}, {"key": "large", "value": "gpt-l", "weight": 50}]
+LIMITS_SCHEMA = {"type": "object", "properties": {"max": {"type": "integer"}}, "required": ["max"]}
+
+
 @pytest.fixture
 def estate():
-    """Plans, flags, tenants in every status, admin and owner overrides, rollouts."""
+    """Segments, boolean and typed flags, plans, tenants in every status, labels, overrides, owner picks, rollouts."""
+    segment_create(key="beta-users", name="Beta users", conditions=BETA_USERS, actor=None)
+    segment_create(key="eu", conditions=[{"attribute": "tenant.labels", "op": "in", "values": ["eu"]}], actor=None)
     make_flag("beta", default=False, description="The beta editor")
     make_flag("tools", default=True, tenant_editable=True)
     flag_update(flag=make_flag("legacy"), archived=True, actor=None)
+    model = make_flag(
+        "model",
+        default=True,
+        tenant_editable=True,
+        kind="string",
+        default_value="gpt-m",
+        variants=MODELS,
+        rules=[
+            {"segment": "beta-users", "percent": 50, "serve": {"variant": "large"}},
+            {"segment": "eu", "bucket_by": "tenant", "serve": {"value": "gpt-eu"}},
+        ],
+    )
+    limits = make_flag("limits", default=True, kind="json", default_value={"max": 5}, schema=LIMITS_SCHEMA)
     std = make_plan("std", daily_quota=1000, default_flags={"beta": True})
     pro = make_plan("pro", rate_limit_per_minute=600, burst=50)
     owner = make_user("acme-owner")
-    acme = make_tenant("acme", plan=std, owner=owner, status="active", settings={"agent_type": "goose"})
+    acme = make_tenant(
+        "acme", plan=std, owner=owner, status="active", settings={"agent_type": "goose"}, labels=["beta", "eu"]
+    )
     globex = make_tenant("globex", plan=pro, upstream_url="https://agents.globex.example")
-    initech = make_tenant("initech", plan=pro, status="active")
+    initech = make_tenant("initech", plan=pro, status="active", labels=["eu"])
     flag_set_override(tenant=globex, flag=Flag.objects.get(key="beta"), enabled=True, rollout_percent=30, actor=None)
     flag_owner_toggle(tenant=acme, flag=Flag.objects.get(key="tools"), enabled=False, actor=owner)
+    flag_set_override(
+        tenant=acme, flag=model, enabled=True, variant="small", owner_variants=["small", "large"], actor=None
+    )
+    flag_owner_toggle(tenant=acme, flag=model, enabled=True, variant="large", actor=owner)
+    flag_set_override(tenant=globex, flag=limits, enabled=True, rollout_percent=60, value={"max": 50}, actor=None)
     tenant_suspend(tenant=initech, reason="unpaid", actor=None)
     return {"acme": acme, "globex": globex, "initech": initech}
 
@@ -84,15 +114,18 @@ def answers() -> dict:
 
 
 def wipe(redis_client) -> None:
-    for model in (TenantFlag, ApiKey, AuditEvent, Tenant, Plan, Flag):
+    for model in (TenantFlag, ApiKey, AuditEvent, Tenant, Plan, Flag, Segment):
         model.objects.all().delete()
     redis_client.flushdb()
 
 
 def test_export_lists_everything_sorted_and_versioned(estate):
     doc = yaml.safe_load(export())
-    assert doc["version"] == 1
-    assert list(doc["flags"]) == ["beta", "legacy", "tools"]
+    assert doc["version"] == 2
+    assert list(doc) == ["version", "segments", "flags", "plans", "tenants"]
+    assert doc["segments"]["beta-users"] == {"name": "Beta users", "description": "", "conditions": BETA_USERS}
+    assert list(doc["flags"]) == ["beta", "legacy", "limits", "model", "tools"]
+    # A boolean flag reads as it did in version 1: the typed fields appear only when they say something.
     assert doc["flags"]["beta"] == {
         "description": "The beta editor",
         "default": False,
@@ -100,9 +133,28 @@ def test_export_lists_everything_sorted_and_versioned(estate):
         "risky": False,
         "archived": False,
     }
+    model = doc["flags"]["model"]
+    assert (model["kind"], model["default_value"], model["variants"]) == ("string", "gpt-m", MODELS)
+    assert model["rules"][0] == {
+        "segment": "beta-users",
+        "percent": 50,
+        "bucket_by": "subject",
+        "serve": {"enabled": True, "variant": "large"},
+    }
+    assert doc["flags"]["limits"]["schema"] == LIMITS_SCHEMA
     assert doc["plans"]["std"]["default_flags"] == {"beta": True} and doc["plans"]["std"]["daily_quota"] == 1000
-    assert doc["tenants"]["globex"]["overrides"] == {"beta": {"enabled": True, "rollout_percent": 30}}
-    assert doc["tenants"]["acme"]["owner_toggles"] == {"tools": False}
+    assert doc["tenants"]["globex"]["overrides"] == {
+        "beta": {"enabled": True, "rollout_percent": 30},
+        "limits": {"enabled": True, "rollout_percent": 60, "value": {"max": 50}},
+    }
+    assert doc["tenants"]["acme"]["overrides"]["model"] == {
+        "enabled": True,
+        "rollout_percent": 100,
+        "variant": "small",
+        "owner_variants": ["small", "large"],
+    }
+    assert doc["tenants"]["acme"]["owner_toggles"] == {"model": {"enabled": True, "variant": "large"}, "tools": False}
+    assert doc["tenants"]["acme"]["labels"] == ["beta", "eu"] and "labels" not in doc["tenants"]["globex"]
     assert doc["tenants"]["initech"]["status"] == "suspended"
     assert doc["tenants"]["initech"]["status_reason"] == "unpaid"
     assert json.loads(export("--format", "json")) == doc
@@ -213,7 +265,7 @@ def test_a_trial_suspended_then_set_active_by_the_document_ends_active(estate, o
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.update(version=2), r"version: this file is version 2; flags_import reads version 1"),
+        (lambda d: d.update(version=3), r"version: this file is version 3; flags_import reads versions 1 and 2"),
         (lambda d: d["flags"]["beta"].update(defualt=True), r"flags\.beta: unknown field 'defualt'"),
         (lambda d: d["flags"]["beta"].update(default="yes"), r"flags\.beta\.default: must be true or false"),
         (lambda d: d["flags"].update({"Bad Key": {}}), r"flags\.Bad Key: a flag key is 1-64 characters"),
@@ -231,6 +283,46 @@ def test_a_trial_suspended_then_set_active_by_the_document_ends_active(estate, o
             r"tenants\.acme\.id: the database's tenant acme has id",
         ),
         (lambda d: d["tenants"]["globex"].update(status="active"), r"tenants\.globex\.status: .* trial to active"),
+        (lambda d: d.pop("segments"), r"segments: missing"),
+        (
+            lambda d: d["segments"]["eu"]["conditions"][0].update(op="like"),
+            r"segments\.eu\.conditions\[0\]\.op: op must be one of",
+        ),
+        (
+            lambda d: d["flags"]["model"]["variants"][0].update(weight=70),
+            r"flags\.model\.variants: weights add up to 120",
+        ),
+        (
+            lambda d: d["flags"]["model"]["rules"][0].update(segment="nobody"),
+            r"flags\.model\.rules\[0\]\.segment: no segment 'nobody'",
+        ),
+        (
+            lambda d: d["flags"]["limits"].update(default_value={"max": "lots"}),
+            r"flags\.limits\.default_value: does not match the flag's JSON Schema",
+        ),
+        (lambda d: d["flags"]["beta"].update(default_value=True), r"flags\.beta\.default_value: a boolean flag"),
+        (lambda d: d["flags"]["model"].pop("default_value"), r"flags\.model\.default_value: missing"),
+        (
+            lambda d: d["flags"]["beta"].update(kind="string", default_value="on"),
+            r"flags\.beta\.kind: the database's flag beta is a boolean flag, and a kind is permanent",
+        ),
+        (lambda d: d["tenants"]["acme"].update(labels=["Not ok"]), r"tenants\.acme\.labels: label 'not ok'"),
+        (
+            lambda d: d["tenants"]["acme"]["overrides"]["model"].update(variant="huge"),
+            r"tenants\.acme\.overrides\.model\.variant: no variant 'huge' on flag model",
+        ),
+        (
+            lambda d: d["tenants"]["globex"]["overrides"]["limits"].update(value={"max": 1.5}),
+            r"tenants\.globex\.overrides\.limits\.value: does not match",
+        ),
+        (
+            lambda d: d["segments"]["eu"]["conditions"][0]["values"].append("e\x00u"),
+            r"segments\.eu\.conditions\[0\]\.values\[1\]: text cannot contain a NUL character",
+        ),
+        (
+            lambda d: d["tenants"]["acme"]["owner_toggles"].update(model={"enabled": False, "variant": "large"}),
+            r"tenants\.acme\.owner_toggles\.model\.variant: an owner picks a variant only with the flag on",
+        ),
     ],
 )
 def test_bad_documents_name_the_path_and_change_nothing(estate, operator, tmp_path, mutate, message):
@@ -273,7 +365,7 @@ def test_export_to_a_file(estate, tmp_path):
     target = tmp_path / "out.json"
     out = StringIO()
     call_command("flags_export", "--format", "json", "--output", str(target), stdout=out)
-    assert json.loads(target.read_text())["version"] == 1
+    assert json.loads(target.read_text())["version"] == 2
     assert str(target) in out.getvalue()
 
 
@@ -283,3 +375,102 @@ def test_import_needs_the_permissions_of_every_change(estate, tmp_path):
     path.write_text(export())
     with pytest.raises(CommandError, match=r"viewer lacks the permission"):
         call_command("flags_import", str(path), "--actor", "viewer")
+
+
+# ---------------------------------------------------------------- version 2: typed flags, segments, labels
+def test_the_plan_shows_typed_fields_and_segments_readably(estate, operator, tmp_path):
+    doc = yaml.safe_load(export())
+    doc["segments"]["beta-testers"] = {"conditions": [{"attribute": "subject", "op": "starts_with", "values": ["qa-"]}]}
+    doc["segments"]["eu"]["conditions"][0]["values"] = ["eu", "uk"]
+    doc["flags"]["model"]["variants"][1]["value"] = "gpt-xl"
+    doc["flags"]["model"]["rules"] = [{"segment": "beta-testers", "serve": {"value": "gpt-qa"}}]
+    doc["tenants"]["acme"]["overrides"]["model"]["variant"] = "large"
+    doc["tenants"]["acme"]["owner_toggles"]["model"] = True
+    doc["tenants"]["globex"]["labels"] = ["eu"]
+    path = tmp_path / "typed.yaml"
+    path.write_text(yaml.safe_dump(doc))
+
+    lines = import_(path, "--dry-run")["diff"]
+    assert lines[:2] == [
+        "+ segment beta-testers",
+        '~ segment eu: conditions [tenant.labels in ["eu"]] -> [tenant.labels in ["eu", "uk"]]',
+    ]
+    assert (
+        '~ flag model: variants [small="gpt-s" 50%, large="gpt-l" 50%] -> [small="gpt-s" 50%, large="gpt-xl" 50%], '
+        'rules [beta-users 50% -> large, eu by tenant -> "gpt-eu"] -> [beta-testers -> "gpt-qa"]'
+    ) in lines
+    assert '~ tenant globex: labels [] -> ["eu"]' in lines
+    assert '~ override acme/model: variant "small" -> "large"' in lines
+    assert '~ owner_toggle acme/model: variant "large" -> ""' in lines
+
+    import_(path)
+    model = Flag.objects.get(key="model")
+    assert model.variants[1]["value"] == "gpt-xl" and model.rules[0]["segment"] == "beta-testers"
+    assert Segment.objects.get(key="eu").conditions[0]["values"] == ["eu", "uk"]
+    assert TenantFlag.objects.get(tenant__slug="acme", flag=model).variant == "large"
+    assert Tenant.objects.get(slug="globex").labels == ["eu"]
+    assert import_(path)["changes"] == 0
+
+
+def test_prune_deletes_segments_after_the_flags_that_used_them(estate, operator, tmp_path):
+    doc = yaml.safe_load(export())
+    del doc["segments"]["beta-users"]
+    path = tmp_path / "prune.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    before = db_state()
+    with pytest.raises(CommandError, match=r"segments: --prune would delete segment 'beta-users', .* model use"):
+        import_(path, "--prune")
+    assert db_state() == before
+
+    doc["flags"]["model"]["rules"] = [r for r in doc["flags"]["model"]["rules"] if r["segment"] != "beta-users"]
+    path.write_text(yaml.safe_dump(doc))
+    summary = import_(path, "--prune")
+    assert summary["diff"][-1] == "- segment beta-users" and summary["diff"][0].startswith("~ flag model: rules")
+    assert list(Segment.objects.values_list("key", flat=True)) == ["eu"]
+    assert AuditEvent.objects.filter(action="segment.delete", actor_user=operator).count() == 1
+    # Without --prune a segment the file leaves out is kept.
+    segment_create(key="spare", conditions=[], actor=None)
+    assert import_(path)["changes"] == 0 and Segment.objects.filter(key="spare").exists()
+
+
+def test_a_version_1_document_imports_as_version_2_with_defaults(estate, operator, tmp_path):
+    path = tmp_path / "v1.yaml"
+    path.write_text(
+        "version: 1\n"
+        "flags: {beta: {description: The beta editor, default: true}, fresh: {description: New}}\n"
+        "plans: {}\n"
+        "tenants:\n"
+        "  acme: {name: Acme, plan: std, status: active, settings: {agent_type: goose},\n"
+        "         overrides: {beta: {enabled: false}}, owner_toggles: {tools: true}}\n"
+    )
+    summary = import_(path)
+    assert "+ flag fresh" in summary["diff"]
+    assert "~ flag beta: default false -> true" in summary["diff"]
+    # Read as version 2: what version 1 cannot say is at its default (acme's labels are cleared).
+    assert '~ tenant acme: labels ["beta", "eu"] -> []' in summary["diff"]
+    fresh = Flag.objects.get(key="fresh")
+    assert (fresh.kind, fresh.variants, fresh.rules, fresh.requires_approval) == ("boolean", [], [], False)
+    assert TenantFlag.objects.get(tenant__slug="acme", flag__key="beta").enabled is False
+    # A version-1 file does not manage segments, even with --prune.
+    pruned = import_(path, "--prune")["diff"]
+    assert "- flag model: archived (kept for the audit trail and history)" in pruned
+    assert not [line for line in pruned if "segment" in line] and Segment.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 1\nflags: {x: {kind: string}}\nplans: {}\ntenants: {}\n", r"flags\.x\.kind: a version 2 field"),
+        ("version: 1\nsegments: {}\nflags: {}\nplans: {}\ntenants: {}\n", r"segments: a version 2 section"),
+        (
+            "version: 1\nflags: {x: {}}\nplans: {p: {name: P}}\ntenants: {t: {name: T, plan: p, labels: [a]}}\n",
+            r"tenants\.t\.labels: a version 2 field",
+        ),
+    ],
+)
+def test_a_version_1_document_cannot_use_version_2_fields(operator, tmp_path, text, message):
+    path = tmp_path / "v1.yaml"
+    path.write_text(text)
+    with pytest.raises(CommandError, match=message):
+        import_(path)
+    assert not Flag.objects.exists()

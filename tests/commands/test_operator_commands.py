@@ -256,6 +256,56 @@ def test_flag_set_bad_input_names_the_option(operator, argv, message):
     assert db_state() == before
 
 
+MODELS = [{"key": "small", "value": "gpt-s", "weight": 0}, {"key": "large", "value": "gpt-l", "weight": 0}]
+
+
+def test_flag_set_serves_a_variant_or_a_value_of_a_typed_flag(operator):
+    tenant = make_tenant("acme")
+    _, secret = make_key(tenant)
+    make_flag("model", kind="string", default=True, default_value="gpt-m", variants=MODELS)
+    on = ["flag_set", "--flag", "model", "--tenant", "acme", "--on", "--actor", "oncall"]
+
+    summary = run_json(*on, "--variant", "large", "--owner-variants", "small,large")
+    assert summary == {**summary, "variant": "large", "owner_variants": ["small", "large"], "changed": 1}
+    body = api(secret, "/api/v1/flags/model").json()
+    assert (body["variant"], body["value"], body["reason"]) == ("large", "gpt-l", "admin_override")
+    assert last_audit("flag.set_override").after["variant"] == "large"
+    assert run_json(*on, "--variant", "large")["changed"] == 0
+
+    summary = run_json(*on, "--value", '"gpt-custom"', "--rollout", "100")
+    assert summary["value"] == "gpt-custom" and summary["changed"] == 1
+    override = TenantFlag.objects.get(tenant=tenant, flag__key="model")
+    # The owners' bounds are kept when --owner-variants is left out.
+    assert (override.variant, override.value, override.owner_variants) == ("", "gpt-custom", ["small", "large"])
+    assert api(secret, "/api/v1/flags/model").json()["value"] == "gpt-custom"
+    run_json(*on, "--owner-variants", "")
+    assert TenantFlag.objects.get(pk=override.pk).owner_variants == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--flag", "model", "--on", "--variant", "huge"], r"no variant 'huge' on flag model\. \(--variant\)"),
+        (["--flag", "model", "--on", "--value", "5"], r"a string flag's value is a string\. \(--value\)"),
+        (["--flag", "model", "--on", "--value", "gpt-4"], r"--value 'gpt-4' is not JSON .*quote a string"),
+        (["--flag", "model", "--on", "--value", "null"], r"--value null serves nothing"),
+        (["--flag", "model", "--on", "--owner-variants", "small,gold"], r"'gold' .*\(--owner-variants\)"),
+        (["--flag", "model", "--off", "--variant", "small"], r"--variant applies to --on only, not to --off"),
+        (["--flag", "model", "--on", "--variant", "small", "--value", '"x"'], r"not allowed with argument --variant"),
+        (["--flag", "beta", "--on", "--value", "true"], r"--value is for typed flags; beta is a boolean flag"),
+        (["--flag", "beta", "--on", "--owner-variants", "a"], r"--owner-variants is for typed flags"),
+    ],
+)
+def test_flag_set_typed_errors_name_the_option(operator, argv, message):
+    make_tenant("acme")
+    make_flag("beta")
+    make_flag("model", kind="string", default_value="gpt-m", variants=MODELS)
+    before = db_state()
+    with pytest.raises(CommandError, match=message):
+        call_command("flag_set", *argv, "--tenant", "acme", "--actor", "oncall")
+    assert db_state() == before
+
+
 # ---------------------------------------------------------------- apikey_issue / apikey_revoke
 def test_apikey_issue_shows_the_secret_once_and_it_works(operator):
     make_tenant("acme")

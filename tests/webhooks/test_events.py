@@ -19,6 +19,7 @@ from tenants.services.tenants import tenant_resume, tenant_suspend
 from tests.tenants.factories import make_flag, make_key, make_staff, make_tenant, make_user
 from webhooks.exceptions import WebhooksError
 from webhooks.models import EventType, WebhookDelivery, WebhookEvent
+from webhooks.selectors import tenant_event_choices
 from webhooks.services.endpoints import endpoint_create, endpoint_update
 
 pytestmark = pytest.mark.django_db
@@ -175,3 +176,53 @@ def test_bad_event_types_are_refused_naming_the_field(tenant, types, message):
     with pytest.raises(WebhooksError) as excinfo:
         endpoint_create(tenant=tenant, url="https://hooks.example.com/", event_types=types, actor=None)
     assert excinfo.value.field == "event_types" and message in excinfo.value.message
+
+
+def test_typed_flag_events_carry_what_is_served(tenant):
+    owner = make_user("acme-owner")
+    from tenants.models import Membership
+    from tenants.services.memberships import membership_add
+
+    membership_add(tenant=tenant, user=owner, role=Membership.Role.OWNER, actor=None)
+    platform, _ = endpoint_create(tenant=None, url="https://hooks.example.com/p", event_types=ALL, actor=None)
+    variants = [{"key": "small", "value": "gpt-s", "weight": 0}, {"key": "large", "value": "gpt-l", "weight": 0}]
+    flag = make_flag("model", kind="string", default_value="gpt-m", variants=variants, tenant_editable=True)
+    flag_set_override(tenant=tenant, flag=flag, enabled=True, variant="small", owner_variants=["large"], actor=None)
+    flag_owner_toggle(tenant=tenant, flag=flag, enabled=True, variant="large", actor=owner)
+    flag_set_override(tenant=tenant, flag=flag, enabled=True, value="gpt-x", owner_variants=["large"], actor=None)
+
+    defined, chosen, picked, valued = (e["data"] for e in _events(platform))
+    assert defined["after"]["kind"] == "string" and defined["after"]["default_value"] == "gpt-m"
+    assert defined["after"]["variants"] == variants
+    assert chosen["after"] == {
+        "enabled": True,
+        "rollout_percent": 100,
+        "variant": "small",
+        "owner_variants": ["large"],
+        "source": "admin",
+    }
+    assert (picked["before"], picked["after"]) == (None, {"enabled": True, "variant": "large"})
+    assert valued["before"]["variant"] == "small" and valued["after"]["value"] == "gpt-x"
+    assert "variant" not in valued["after"]
+
+
+def test_segment_changes_reach_platform_endpoints_only(tenant):
+    from tenants.models import Segment
+    from tenants.services.flags import segment_create, segment_delete, segment_update
+
+    platform, _ = endpoint_create(tenant=None, url="https://hooks.example.com/p", event_types=ALL, actor=None)
+    own, _ = endpoint_create(tenant=tenant, url="https://hooks.example.com/t", event_types=ALL, actor=None)
+    eu = [{"attribute": "tenant.labels", "op": "in", "values": ["eu"]}]
+    segment = segment_create(key="eu", conditions=eu, actor=make_staff("root"))
+    segment_update(segment=segment, description="GDPR", actor=None)
+    segment_update(segment=Segment.objects.get(key="eu"), description="GDPR", actor=None)  # unchanged: no event
+    segment_delete(segment=segment, actor=None)
+
+    events = _events(platform)
+    assert [e["type"] for e in events] == ["segment.changed"] * 3
+    created, updated, deleted = (e["data"] for e in events)
+    assert created["object"] == {"type": "segment", "key": "eu"} and created["actor"] == "root"
+    assert created["before"] is None and created["after"]["conditions"] == eu
+    assert (updated["before"]["description"], updated["after"]["description"]) == ("", "GDPR")
+    assert deleted["object"] == {"type": "segment", "key": "eu"} and deleted["after"] is None
+    assert _events(own) == [] and "segment.changed" not in [value for value, _ in tenant_event_choices()]

@@ -24,6 +24,10 @@ from webhooks.services.delivery import webhooks_courier_wake
 AUDIT_EVENTS = {
     AuditAction.FLAG_CREATE: EventType.FLAG_CHANGED,
     AuditAction.FLAG_UPDATE: EventType.FLAG_CHANGED,
+    # A segment's conditions decide the flags whose rules name it, so its changes are definition changes too.
+    AuditAction.SEGMENT_CREATE: EventType.SEGMENT_CHANGED,
+    AuditAction.SEGMENT_UPDATE: EventType.SEGMENT_CHANGED,
+    AuditAction.SEGMENT_DELETE: EventType.SEGMENT_CHANGED,
     AuditAction.FLAG_SET_OVERRIDE: EventType.OVERRIDE_SET,
     AuditAction.FLAG_CLEAR_OVERRIDE: EventType.OVERRIDE_CLEARED,
     AuditAction.FLAG_OWNER_TOGGLE: EventType.OWNER_TOGGLED,
@@ -70,6 +74,8 @@ def _object(audit_event, event_type: str) -> dict:
     snapshot = audit_event.after or audit_event.before or {}
     if event_type == EventType.FLAG_CHANGED:
         return {"type": "flag", "key": snapshot.get("key", "")}
+    if event_type == EventType.SEGMENT_CHANGED:
+        return {"type": "segment", "key": snapshot.get("key", "")}
     if event_type in (EventType.OVERRIDE_SET, EventType.OVERRIDE_CLEARED):
         return {"type": "flag_override", "flag": audit_event.object_id}
     if event_type == EventType.OWNER_TOGGLED:

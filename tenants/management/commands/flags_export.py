@@ -1,4 +1,4 @@
-"""Write every flag, plan, tenant and override as one document (flags and tenants as code)."""
+"""Write every segment, flag, plan, tenant and override as one document (flags and tenants as code)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def render(document: dict, fmt: str) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Print (or write to --output FILE) every flag, plan, tenant and override as one version-1 document, "
+        "Print (or write to --output FILE) every segment, flag, plan, tenant and override as one version-2 document, "
         "YAML by default, for review and for flags_import; the schema is in docs/automation.md. "
         "API keys and members are not exported."
     )
