@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import threading
+import time
+import weakref
 
 import redis
 from django_redis.client import DefaultClient, SentinelClient
@@ -16,6 +19,17 @@ from redis.exceptions import RedisClusterException
 
 from agentapi_admin import metrics
 from resilience.breakers.process import redis_breaker
+
+# Connections BreakerRedis.evalsha took from a pool and keeps between scripts, per pool (at
+# most one per script running at once). They stay counted as in use by the pool, whose
+# disconnect() still closes them; a forked child starts without them.
+_kept_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+os.register_at_fork(after_in_child=_kept_connections.clear)
+
+
+def _evalsha_on(connection, args: tuple):
+    connection.send_command("EVALSHA", *args)
+    return connection.read_response()
 
 
 class BreakerPipeline(Pipeline):
@@ -32,6 +46,51 @@ class BreakerRedis(redis.Redis):
     def execute_command(self, *args, **options):
         with metrics.counting_redis_errors():
             return redis_breaker.call(super().execute_command, *args, **options)
+
+    def evalsha(self, sha, numkeys, *keys_and_args):
+        """Run a loaded script and return its raw reply, on a connection kept for scripts when one is idle."""
+        with metrics.counting_redis_errors():
+            return redis_breaker.call(self._evalsha_direct, sha, numkeys, *keys_and_args)
+
+    def _evalsha_direct(self, *args):
+        # Every service-API request runs one script. Borrowing from redis-py's pool (a readiness
+        # poll, observability hooks, a release event) and its generic command path (HIMPORT
+        # parsing, response callbacks) cost more CPU than the gateway's own Python; scripts
+        # reuse the connections of their last clean exchanges instead.
+        if self.connection is not None:  # a single-connection client keeps its own locking
+            return super().execute_command("EVALSHA", *args)
+        pool = self.connection_pool
+        kept = _kept_connections.get(pool)
+        if kept is None:
+            kept = _kept_connections.setdefault(pool, [])
+        connection = kept.pop() if kept else None
+        if connection is not None:
+            if connection.health_check_interval and time.monotonic() > connection.next_health_check:
+                # Idle long enough to need a health check: the pool checks it without retry backoff.
+                pool.release(connection)
+            else:
+                try:
+                    reply = _evalsha_on(connection, args)
+                except BaseException as exc:
+                    pool.release(connection)
+                    # Closed by the server while kept (a restart, its idle timeout, a failover): the
+                    # script never ran, so reconnect below as a borrowed connection would have. A
+                    # timeout or an error reply is the answer, as on a borrowed connection.
+                    if not isinstance(exc, redis.exceptions.ConnectionError):
+                        raise
+                else:
+                    kept.append(connection)
+                    return reply
+        connection = pool.get_connection()
+        try:
+            reply = connection.retry.call_with_retry(
+                lambda: _evalsha_on(connection, args), lambda error: connection.disconnect()
+            )
+        except BaseException:
+            pool.release(connection)
+            raise
+        kept.append(connection)
+        return reply
 
     def pipeline(self, transaction: bool = True, shard_hint=None) -> BreakerPipeline:
         return BreakerPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)

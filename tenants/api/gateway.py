@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import DatabaseError
+from django.dispatch import receiver
 from django.utils import timezone
 
 from agentapi_admin import metrics
@@ -64,12 +66,14 @@ class RouteCache:
     """The routes (secret hash -> tenant slug and id) this process has seen, least recently used dropped first.
 
     A route only says which slot to read: the entry there decides, so a stale route costs
-    one miss, never a wrong answer.
+    one miss, never a wrong answer. Each route also keeps the script's key names for the
+    day it last served (built from settings, so a settings change forgets them).
     """
 
     def __init__(self, size: int = ROUTES_KEPT) -> None:
         self._size = size
         self._routes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._keys: dict[str, tuple] = {}  # secret hash -> (route, day, keys, limiter index member)
         self._lock = threading.Lock()
 
     def get(self, secret_hash: str) -> tuple[str, str] | None:
@@ -85,17 +89,41 @@ class RouteCache:
             self._routes[secret_hash] = (slug, tenant_id)
             self._routes.move_to_end(secret_hash)
             while len(self._routes) > self._size:
-                self._routes.popitem(last=False)
+                dropped, _ = self._routes.popitem(last=False)
+                self._keys.pop(dropped, None)
+
+    def keys(self, secret_hash: str, route: tuple[str, str], day: str) -> tuple[list, str]:
+        """Return gateway_keys() of a route, built once per route and day (a dozen calls and f-strings)."""
+        known = self._keys.get(secret_hash)
+        if known is None or known[0] != route or known[1] != day:
+            known = (route, day, *gateway_keys(*route, secret_hash, day))
+            if len(self._keys) < self._size:
+                self._keys[secret_hash] = known
+        return known[2], known[3]
 
     def forget(self, secret_hash: str | None = None) -> None:
         with self._lock:
             if secret_hash is None:
                 self._routes.clear()
+                self._keys.clear()
             else:
                 self._routes.pop(secret_hash, None)
+                self._keys.pop(secret_hash, None)
+
+    def forget_keys(self) -> None:
+        self._keys.clear()
 
 
 routes = RouteCache()
+
+
+@receiver(setting_changed)
+def _forget_key_names(*, setting, **kwargs) -> None:
+    # Key names depend on the key prefix and on the RATE_LIMIT_* defaults (the entry shape).
+    if setting.startswith("RESILIENCE_"):
+        routes.forget_keys()
+
+
 # (tenant id, day) whose counts from before hash tags this process has adopted (upgrade day only).
 _adopted: set[tuple[str, str]] = set()
 #: The asked-flags field of a request for every flag (bootstrap, evaluate without keys).
@@ -290,12 +318,15 @@ def _gateway_call(
             if seen is not None and seen[0] == "deny":
                 return _address_pays(GatewayResult(seen[1]), client_ip)
             route = (seen[1], seen[2]) if seen is not None else None
+            if route is not None:
+                # Another process filled this key: keep its route so the next request is one round trip.
+                routes.put(secret_hash, *route)
         reply = [b"miss"]
         slug = route[0] if route is not None else ""
         if asked == ASK_ALL and route is not None and (route[1], day) in _asked_all:
             asked = ""  # counted already: the warm path pays no extra command for it
         if route is not None:
-            keys, member = gateway_keys(*route, secret_hash, day)
+            keys, member = routes.keys(secret_hash, route, day)
             reply = _run(client, keys, [*args, "0", scope, flag_key, member, asked])
         # A miss builds the entry from the database; 'stale' means a commit landed meanwhile: rebuild.
         # A miss counts nothing, so the fill call decides (and counts) exactly once.

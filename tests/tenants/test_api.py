@@ -9,6 +9,7 @@ import redis
 from django.test import Client
 from django.utils import timezone
 
+from tenants.api import gateway
 from tenants.api.gateway import _fill, _run, gateway_keys
 from tenants.cache import versions_publish
 from tenants.keys import apikey_key, route_key, usage_key
@@ -105,9 +106,8 @@ def test_etag_changes_when_a_flag_changes(client, acme, django_capture_on_commit
     assert changed.json()["flags"]["beta"]["reason"] == "admin_override"
 
 
-def test_warm_bootstrap_makes_no_sql_and_one_redis_call(client, acme, django_assert_num_queries, redis_server):
-    _, secret = acme
-    get(client, "/api/v1/bootstrap", secret)  # cold: fills the cache, records the last use in Redis
+def top_level_commands(redis_server, requests) -> list[str]:
+    """Return the names of the commands the app sent to Redis (not from scripts) while `requests()` ran."""
     seen = []
     monitor_client = redis.Redis(port=redis_server.port, decode_responses=True)
     ready = threading.Event()
@@ -123,19 +123,52 @@ def test_warm_bootstrap_makes_no_sql_and_one_redis_call(client, acme, django_ass
     watcher = threading.Thread(target=watch)
     watcher.start()
     ready.wait(5)
-    with django_assert_num_queries(0):
-        assert get(client, "/api/v1/bootstrap", secret).status_code == 200
-        assert get(client, "/api/v1/flags/anything", secret).status_code == 404
+    requests()
     redis.Redis(port=redis_server.port).echo("end-of-test")
     watcher.join(5)
     monitor_client.close()
     # The watcher's own connection handshake (HELLO/CLIENT) is not the app's traffic.
-    top_level = [
+    return [
         c["command"].split()[0]
         for c in seen
         if c.get("client_type") != "lua" and c["command"].split()[0] not in {"HELLO", "CLIENT"}
     ]
+
+
+def test_warm_bootstrap_makes_no_sql_and_one_redis_call(client, acme, django_assert_num_queries, redis_server):
+    _, secret = acme
+    get(client, "/api/v1/bootstrap", secret)  # cold: fills the cache, records the last use in Redis
+
+    def requests():
+        with django_assert_num_queries(0):
+            assert get(client, "/api/v1/bootstrap", secret).status_code == 200
+            assert get(client, "/api/v1/flags/anything", secret).status_code == 404
+
+    top_level = top_level_commands(redis_server, requests)
     assert top_level == ["EVALSHA", "EVALSHA"], top_level
+
+
+def test_route_key_names_follow_the_day_and_the_settings(settings):
+    route, secret_hash = ("acme", "7"), "ab" * 32
+    keys, member = gateway.routes.keys(secret_hash, route, "20260101")
+    assert (keys, member) == gateway_keys(*route, secret_hash, "20260101")
+    assert gateway.routes.keys(secret_hash, route, "20260102") == gateway_keys(*route, secret_hash, "20260102")
+    settings.RESILIENCE_RATE_LIMIT_PER_MINUTE += 1  # new defaults, new entry shape: new entry key
+    changed = gateway.routes.keys(secret_hash, route, "20260102")
+    assert changed == gateway_keys(*route, secret_hash, "20260102") and changed[0][0] != keys[0]
+
+
+def test_a_process_that_did_not_fill_reads_the_route_once(client, acme, redis_server):
+    _, secret = acme
+    get(client, "/api/v1/bootstrap", secret)  # filled by "another worker"
+    gateway.routes.forget()  # this worker has never seen the key
+
+    def requests():
+        for _ in range(3):
+            assert get(client, "/api/v1/bootstrap", secret).status_code == 200
+
+    top_level = top_level_commands(redis_server, requests)
+    assert top_level == ["GET", "EVALSHA", "EVALSHA", "EVALSHA"], top_level
 
 
 def test_suspension_refuses_the_next_request(client, acme, django_capture_on_commit_callbacks):
