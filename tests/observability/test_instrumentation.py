@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.test import Client, override_settings
 
 from agentapi_admin import metrics
+from agentapi_admin.metrics import redis_error_kind
 from resilience.breakers.process import ProcessBreaker
 from resilience.breakers.registry import breaker
 from tests.tenants.factories import make_key, make_plan, make_tenant
@@ -92,13 +93,18 @@ def test_the_redis_breaker_transitions_and_redis_errors_are_counted(redis_server
     refused = sample("agentapi_redis_errors_total", kind="connection")
     fast = sample("agentapi_redis_errors_total", kind="breaker_open")
     redis_server.kill()
+    kinds = []
     for _ in range(8):
-        with pytest.raises(Exception):  # noqa: B017 - django-redis wraps the ConnectionError
+        with pytest.raises(Exception) as raised:  # django-redis wraps the ConnectionError
             cache.get("anything")
+        kinds.append(redis_error_kind(raised.value.__cause__ or raised.value))
+    assert kinds == ["connection"] * 5 + ["breaker_open"] * 3  # fail_max, then the breaker
     assert sample("agentapi_breaker_transitions_total", breaker="redis", to="open") - opened == 1
     assert sample("agentapi_breaker_state", breaker="redis", state="open") == 1
-    assert sample("agentapi_redis_errors_total", kind="connection") - refused == 5  # fail_max, then the breaker
-    assert sample("agentapi_redis_errors_total", kind="breaker_open") - fast == 3
+    # The counters are the process's: a background thread (the cache-invalidation redelivery loop)
+    # that meets the open breaker while Redis is down is counted too, so these are lower bounds.
+    assert sample("agentapi_redis_errors_total", kind="connection") - refused >= 5
+    assert sample("agentapi_redis_errors_total", kind="breaker_open") - fast >= 3
 
 
 def test_a_named_breaker_state_is_read_at_scrape_time_and_transitions_counted(metrics_token):
