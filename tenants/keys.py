@@ -17,6 +17,7 @@ from functools import cache
 from django.conf import settings
 
 from resilience.keyfamily import KeyFamily
+from tenants.models import PRODUCTION
 from resilience.ratelimit.keys import tenant_label, tenant_tag
 
 FAMILIES = (
@@ -29,12 +30,14 @@ FAMILIES = (
         purpose="makes stale documents and API-key entries unreachable; kept by `purge_tenant_cache` on purpose",
     ),
     KeyFamily(
-        pattern="flags:{t:<tenant slug>}:<tenant id>:doc",
-        type="hash: the tenant's bootstrap document (`ver`, `body`, `etag`, `rules`, `keys`)",
+        pattern="flags:{t:<tenant slug>}:<tenant id>:doc[:<environment>]",
+        type="hash: the bootstrap document of the tenant's `production` environment (no suffix) or of another "
+        "environment (`ver`, `body`, `etag`, `rules`, `keys`); all of a tenant's environments share its version",
         ttl="`TENANTS_CACHE_TTL` (default 300 s)",
         owner="the gateway script on a cache miss; `tenant_rules` for the portal and admin",
-        purpose="answered only while its `ver` is the published one; deleted when a newer version is "
-        "published; `purge_tenant_cache`",
+        purpose="answered only while its `ver` is the published one; the production document is deleted when a "
+        "newer version is published, another environment's is unreachable from then on and expires; "
+        "`purge_tenant_cache`",
     ),
     KeyFamily(
         pattern="apikey:{t:<tenant slug>}:<shape>:<sha256 hex>",
@@ -47,7 +50,7 @@ FAMILIES = (
     ),
     KeyFamily(
         pattern="apikey:route:<sha256 hex>",
-        type="string: `ok <tenant slug> <tenant id>` or `deny <reason>`",
+        type="string: `ok <tenant slug> <tenant id> [<environment>]` (none: production) or `deny <reason>`",
         ttl="`TENANTS_CACHE_TTL` for routes and refusals of known keys; 30 s for unknown keys, so a flood "
         "of random keys stays bounded",
         owner="the gateway on a miss (each process also keeps routes it has seen)",
@@ -110,9 +113,11 @@ def version_key(slug: str, tenant_id: object) -> str:
     return f"{_prefix()}:flags:{tag(slug)}:{tenant_id}:ver"
 
 
-def document_key(slug: str, tenant_id: object) -> str:
-    """Return the key of a tenant's cached bootstrap document."""
-    return f"{_prefix()}:flags:{tag(slug)}:{tenant_id}:doc"
+def document_key(slug: str, tenant_id: object, environment: str = PRODUCTION) -> str:
+    """Return the key of the cached bootstrap document of a tenant's environment."""
+    # Production keeps the name it had before environments: an upgrade invalidates no cache.
+    suffix = "" if environment == PRODUCTION else f":{environment}"
+    return f"{_prefix()}:flags:{tag(slug)}:{tenant_id}:doc{suffix}"
 
 
 def apikey_key(slug: str, secret_hash: str) -> str:
@@ -182,7 +187,7 @@ def usage_parse(name: str) -> tuple[str, str, str] | None:
 
 def document_pattern(slug: str | None = None) -> str:
     """Return the SCAN pattern of one tenant's (or every tenant's) cached documents."""
-    return f"{_prefix()}:flags:{{t:{slug or '*'}}}:*:doc"
+    return f"{_prefix()}:flags:{{t:{slug or '*'}}}:*:doc*"
 
 
 def apikey_pattern(slug: str | None = None) -> str:

@@ -8,11 +8,15 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, RegexValidator, URLValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 
 FLAG_KEY_PATTERN = r"^[a-z0-9_.-]{1,64}$"
+ENVIRONMENT_KEY_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+#: The environment every tenant has (never a row): what existed before environments, and where API keys,
+#: overrides and owner toggles go unless told otherwise.
+PRODUCTION = "production"
 PROBE_UPSTREAM_PERMISSION = "tenants.probe_upstream"
 
 
@@ -25,6 +29,11 @@ def _key_field() -> models.CharField:
     )
 
 
+def _environment_field() -> models.CharField:
+    """The environment a row belongs to: `production` or the key of one of the tenant's `Environment` rows."""
+    return models.CharField(max_length=32, default=PRODUCTION, db_index=True)
+
+
 class Plan(models.Model):
     """A commercial plan: rate limits, quota and default flag values shared by its tenants."""
 
@@ -34,6 +43,11 @@ class Plan(models.Model):
     rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     burst = models.PositiveIntegerField(null=True, blank=True)
     daily_quota = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per day; empty is unlimited.")
+    max_environments = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text="How many environments a tenant may have, production included (at least 1).",
+    )
     default_flags = models.JSONField(
         default=dict, blank=True, help_text='Flag defaults for this plan: {"flag_key": true}.'
     )
@@ -89,6 +103,36 @@ class Tenant(models.Model):
     @property
     def is_serving(self) -> bool:
         return self.status in (self.Status.TRIAL, self.Status.ACTIVE)
+
+
+class Environment(models.Model):
+    """One of a tenant's environments besides `production` (which every tenant has, as no row), e.g. `staging`.
+
+    API keys, overrides and owner toggles belong to one environment by key; the plan bounds how many there are.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="environments")
+    key = models.CharField(
+        max_length=32,
+        validators=[
+            RegexValidator(ENVIRONMENT_KEY_PATTERN, "Use 1-32 characters: a-z, 0-9, '-', starting with a letter.")
+        ],
+    )
+    name = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="environment_unique_tenant_key"),
+            models.CheckConstraint(condition=~Q(key=PRODUCTION), name="environment_not_production"),
+        ]
+        ordering = ["tenant__slug", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.key}"
 
 
 class Membership(models.Model):
@@ -214,6 +258,7 @@ class TenantFlag(models.Model):
         OWNER = "owner", "Owner toggle (before 0007)"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="flag_overrides")
+    environment = _environment_field()
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="overrides")
     enabled = models.BooleanField()
     rollout_percent = models.PositiveSmallIntegerField(default=100, validators=[MaxValueValidator(100)])
@@ -228,18 +273,20 @@ class TenantFlag(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "flag"], name="tenantflag_unique_tenant_flag"),
+            models.UniqueConstraint(fields=["tenant", "environment", "flag"], name="tenantflag_unique_tenant_env_flag"),
             models.CheckConstraint(condition=Q(rollout_percent__lte=100), name="tenantflag_rollout_0_100"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant}:{self.flag}={self.enabled}@{self.rollout_percent}%"
+        where = self.tenant if self.environment == PRODUCTION else f"{self.tenant}/{self.environment}"
+        return f"{where}:{self.flag}={self.enabled}@{self.rollout_percent}%"
 
 
 class OwnerToggle(models.Model):
     """A tenant owner's on/off choice for a tenant-editable flag, applied within the platform's override."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="owner_toggles")
+    environment = _environment_field()
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="owner_toggles")
     enabled = models.BooleanField()
     # The owner's pick among the override's `owner_variants` (blank: none); ignored outside those bounds.
@@ -250,16 +297,21 @@ class OwnerToggle(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant", "flag"], name="ownertoggle_unique_tenant_flag")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "environment", "flag"], name="ownertoggle_unique_tenant_env_flag")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.tenant}:{self.flag}={'on' if self.enabled else 'off'} (owner)"
+        where = self.tenant if self.environment == PRODUCTION else f"{self.tenant}/{self.environment}"
+        return f"{where}:{self.flag}={'on' if self.enabled else 'off'} (owner)"
 
 
 class ApiKey(models.Model):
     """A tenant's API key; only a SHA-256 hash of the secret is stored."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    # Fixed at issue: the key reads this environment's flags (its route names it).
+    environment = _environment_field()
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True, help_text="Visible start of the key, for recognition.")
     secret_hash = models.CharField(max_length=64, unique=True, editable=False)

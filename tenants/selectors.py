@@ -22,7 +22,18 @@ from tenants import flagrules
 from tenants.cache import cache_ttl
 from tenants.flag_text import rule_text
 from tenants.keys import apikey_used_key, document_key, usage_key, version_key
-from tenants.models import ApiKey, Flag, Membership, OwnerToggle, Segment, Tenant, TenantFlag, UsageDaily
+from tenants.models import (
+    PRODUCTION,
+    ApiKey,
+    Environment,
+    Flag,
+    Membership,
+    OwnerToggle,
+    Segment,
+    Tenant,
+    TenantFlag,
+    UsageDaily,
+)
 from tenants.settings_schema import settings_effective
 
 log = logging.getLogger(__name__)
@@ -76,6 +87,7 @@ class TenantDocument:
     status: str = ""
     serving: bool = True
     limits: tuple = (0, 0, None)
+    environment: str = PRODUCTION
 
 
 rollout_bucket = flagrules.rollout_bucket
@@ -186,11 +198,16 @@ def flag_rule_compile(
     }
 
 
-def _build_document(tenant_id: UUID | str) -> TenantDocument:
+def tenant_environments(tenant: Tenant) -> list[str]:
+    """Return the keys of the tenant's environments: `production` first, then the others by key."""
+    return [PRODUCTION, *Environment.objects.filter(tenant=tenant).order_by("key").values_list("key", flat=True)]
+
+
+def _build_document(tenant_id: UUID | str, environment: str = PRODUCTION) -> TenantDocument:
     tenant = Tenant.objects.select_related("plan").get(pk=tenant_id)
     plan = tenant.plan
-    overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant)}
-    owners = {o.flag_id: o for o in OwnerToggle.objects.filter(tenant=tenant)}
+    overrides = {o.flag_id: o for o in TenantFlag.objects.filter(tenant=tenant, environment=environment)}
+    owners = {o.flag_id: o for o in OwnerToggle.objects.filter(tenant=tenant, environment=environment)}
     segment_rows = Segment.objects.values_list("key", "conditions", "updated_at")
     segments = {key: conditions for key, conditions, _ in segment_rows}
     segments_changed = {key: changed for key, _, changed in segment_rows}
@@ -224,6 +241,7 @@ def _build_document(tenant_id: UUID | str) -> TenantDocument:
         # POST /api/v1/evaluate would (tests/flags/vectors.json); rollout_percent is its older form.
         "flags": {key: _bootstrap_entry(key, rule, subject) for key, rule in rules.items()},
         "cache_version": tenant.cache_version,
+        "environment": environment,
     }
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
@@ -237,6 +255,7 @@ def _build_document(tenant_id: UUID | str) -> TenantDocument:
         status=tenant.status,
         serving=tenant.is_serving,
         limits=(per_minute, burst, quota),
+        environment=environment,
     )
 
 
@@ -262,9 +281,9 @@ def _bootstrap_entry(key: str, rule: dict, subject: str) -> dict:
     return entry
 
 
-def tenant_document_build(tenant_id: UUID | str) -> TenantDocument:
-    """Build a tenant's document from the database (the cold path; no Redis)."""
-    return _build_document(tenant_id)
+def tenant_document_build(tenant_id: UUID | str, environment: str = PRODUCTION) -> TenantDocument:
+    """Build the document of a tenant's environment from the database (the cold path; no Redis)."""
+    return _build_document(tenant_id, environment)
 
 
 def document_fields(doc: TenantDocument) -> dict:
@@ -278,9 +297,9 @@ def document_fields(doc: TenantDocument) -> dict:
     }
 
 
-def tenant_rules(tenant: Tenant) -> dict:
-    """Return the tenant's flag rules: from Redis when warm (no SQL), else built and cached."""
-    cache_key = document_key(tenant.slug, tenant.pk)
+def tenant_rules(tenant: Tenant, environment: str = PRODUCTION) -> dict:
+    """Return the flag rules of a tenant's environment: from Redis when warm (no SQL), else built and cached."""
+    cache_key = document_key(tenant.slug, tenant.pk, environment)
     try:
         client = get_redis()
         built, raw = client.hmget(cache_key, ["ver", "rules"])
@@ -290,8 +309,8 @@ def tenant_rules(tenant: Tenant) -> dict:
             return json.loads(raw)
     except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("flag cache unavailable, evaluating from the database: %s", exc)
-        return _build_document(tenant.pk).rules
-    doc = _build_document(tenant.pk)
+        return _build_document(tenant.pk, environment).rules
+    doc = _build_document(tenant.pk, environment)
     try:
         # Stored with the version just read from the database, not the caller's possibly stale one,
         # and only while it is the published one (the gateway's script compares both).
@@ -305,10 +324,13 @@ def tenant_rules(tenant: Tenant) -> dict:
     return doc.rules
 
 
-def flags_evaluate(tenant: Tenant, subject: str | None = None, context: dict | None = None) -> dict[str, EvaluatedFlag]:
-    """Return every flag evaluated for the tenant (and subject; the tenant itself when None) and context."""
+def flags_evaluate(
+    tenant: Tenant, subject: str | None = None, context: dict | None = None, *, environment: str = PRODUCTION
+) -> dict[str, EvaluatedFlag]:
+    """Return every flag evaluated for the tenant's environment (and subject; the tenant itself when None)."""
     subject = str(tenant.pk) if subject is None else str(subject)
-    return {key: _evaluate(key, rule, subject, context) for key, rule in tenant_rules(tenant).items()}
+    rules = tenant_rules(tenant, environment)
+    return {key: _evaluate(key, rule, subject, context) for key, rule in rules.items()}
 
 
 @dataclass(frozen=True)
@@ -332,10 +354,10 @@ class EvaluationRow:
 
 
 def flags_evaluate_explained(
-    tenant: Tenant, subject: str | None = None, context: dict | None = None
+    tenant: Tenant, subject: str | None = None, context: dict | None = None, *, environment: str = PRODUCTION
 ) -> list[EvaluationRow]:
-    """Return every flag evaluated for the tenant, subject and context, in key order, with the deciding rule."""
-    results = flags_evaluate(tenant, subject, context)
+    """Return every flag evaluated for the tenant's environment, subject and context, in key order, with the rule."""
+    results = flags_evaluate(tenant, subject, context, environment=environment)
     flags = {f.key: f for f in Flag.objects.filter(key__in=list(results)).only("key", "kind", "description", "rules")}
     rows = []
     for key in sorted(results):
@@ -365,21 +387,25 @@ def flag_evaluate_from_rules(rules: dict, key: str, subject: str, context: dict 
     return None if rule is None else _evaluate(key, rule, subject, context)
 
 
-def flag_is_enabled(tenant: Tenant, key: str, subject: str | None = None) -> bool:
-    """Return True if the flag is on for the tenant (and subject); unknown flags are off."""
+def flag_is_enabled(
+    tenant: Tenant, key: str, subject: str | None = None, *, environment: str = PRODUCTION
+) -> bool:
+    """Return True if the flag is on for the tenant's environment (and subject); unknown flags are off."""
     subject = str(tenant.pk) if subject is None else str(subject)
-    result = flag_evaluate_from_rules(tenant_rules(tenant), key, subject)
+    result = flag_evaluate_from_rules(tenant_rules(tenant, environment), key, subject)
     return bool(result and result.enabled)
 
 
-def flags_explain(tenant: Tenant, *, from_database: bool = False) -> list[ExplainedFlag]:
-    """Return every visible (not archived) flag with its effective value, reason and editability.
+def flags_explain(
+    tenant: Tenant, *, from_database: bool = False, environment: str = PRODUCTION
+) -> list[ExplainedFlag]:
+    """Return every visible (not archived) flag of a tenant's environment with its value, reason and editability.
 
     `from_database` reads the definitions as stored, without the cache and without warming it (the admin).
     """
     subject = str(tenant.pk)
     explained = []
-    rules = _build_document(tenant.pk).rules if from_database else tenant_rules(tenant)
+    rules = _build_document(tenant.pk, environment).rules if from_database else tenant_rules(tenant, environment)
     for key, rule in sorted(rules.items()):
         if rule["archived"]:
             continue

@@ -43,7 +43,7 @@ from tenants.keys import (
     usage_key,
     version_key,
 )
-from tenants.models import ApiKey
+from tenants.models import PRODUCTION, ApiKey
 from tenants.selectors import TenantDocument, document_fields, tenant_document_build
 from tenants.services.apikeys import apikey_hash
 from tenants.services.outbox import OutboxUndelivered
@@ -63,7 +63,7 @@ _ADDRESS_PAYS = ("unknown", "revoked", "expired", "not_serving", "scope")
 
 
 class RouteCache:
-    """The routes (secret hash -> tenant slug and id) this process has seen, least recently used dropped first.
+    """The routes (secret hash -> tenant slug, id and environment) this process has seen, least recent dropped first.
 
     A route only says which slot to read: the entry there decides, so a stale route costs
     one miss, never a wrong answer. Each route also keeps the script's key names for the
@@ -72,11 +72,11 @@ class RouteCache:
 
     def __init__(self, size: int = ROUTES_KEPT) -> None:
         self._size = size
-        self._routes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._routes: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
         self._keys: dict[str, tuple] = {}  # secret hash -> (route, day, keys, limiter index member)
         self._lock = threading.Lock()
 
-    def get(self, secret_hash: str) -> tuple[str, str] | None:
+    def get(self, secret_hash: str) -> tuple[str, str, str] | None:
         route = self._routes.get(secret_hash)
         if route is not None:
             with self._lock:
@@ -84,19 +84,20 @@ class RouteCache:
                     self._routes.move_to_end(secret_hash)
         return route
 
-    def put(self, secret_hash: str, slug: str, tenant_id: str) -> None:
+    def put(self, secret_hash: str, slug: str, tenant_id: str, environment: str = PRODUCTION) -> None:
         with self._lock:
-            self._routes[secret_hash] = (slug, tenant_id)
+            self._routes[secret_hash] = (slug, tenant_id, environment)
             self._routes.move_to_end(secret_hash)
             while len(self._routes) > self._size:
                 dropped, _ = self._routes.popitem(last=False)
                 self._keys.pop(dropped, None)
 
-    def keys(self, secret_hash: str, route: tuple[str, str], day: str) -> tuple[list, str]:
+    def keys(self, secret_hash: str, route: tuple[str, str, str], day: str) -> tuple[list, str]:
         """Return gateway_keys() of a route, built once per route and day (a dozen calls and f-strings)."""
         known = self._keys.get(secret_hash)
         if known is None or known[0] != route or known[1] != day:
-            known = (route, day, *gateway_keys(*route, secret_hash, day))
+            slug, tenant_id, environment = route
+            known = (route, day, *gateway_keys(slug, tenant_id, secret_hash, day, environment))
             if len(self._keys) < self._size:
                 self._keys[secret_hash] = known
         return known[2], known[3]
@@ -195,6 +196,7 @@ class Fill:
     refusal: str = ""  # unknown | revoked
     slug: str = ""
     tenant_id: str = ""
+    environment: str = PRODUCTION
     args: list = field(default_factory=list)
 
 
@@ -204,16 +206,26 @@ def _fill(secret_hash: str) -> Fill:
         return Fill("unknown")
     if api_key.revoked_at is not None:
         return Fill("revoked")
-    doc = tenant_document_build(api_key.tenant_id)
+    doc = tenant_document_build(api_key.tenant_id, api_key.environment)
     metrics.tenant_seen(doc.tenant_id, doc.slug)
     stored = document_fields(doc)
     head = [cache_ttl(), doc.version, stored["body"], stored["etag"], stored["rules"], stored["keys"]]
-    return Fill(slug=doc.slug, tenant_id=str(doc.tenant_id), args=[*head, *_entry(api_key, doc)])
+    return Fill(
+        slug=doc.slug,
+        tenant_id=str(doc.tenant_id),
+        environment=api_key.environment,
+        args=[*head, *_entry(api_key, doc)],
+    )
 
 
 def _route_read(client, secret_hash: str) -> tuple[str, ...] | None:
+    """Return a stored route: ("deny", reason) or ("ok", slug, tenant id, environment)."""
     raw = client.get(route_key(secret_hash))
-    return None if raw is None else tuple(_text(raw).split(" "))
+    if raw is None:
+        return None
+    parts = tuple(_text(raw).split(" "))
+    # Routes written before environments (and production's) name no environment.
+    return (*parts, PRODUCTION) if parts[0] == "ok" and len(parts) == 3 else parts
 
 
 def _route_write(client, secret_hash: str, fill: Fill) -> None:
@@ -225,16 +237,20 @@ def _route_write(client, secret_hash: str, fill: Fill) -> None:
     elif fill.refusal:
         client.set(route_key(secret_hash), f"deny {fill.refusal}", ex=cache_ttl())
     else:
-        client.set(route_key(secret_hash), f"ok {fill.slug} {fill.tenant_id}", ex=cache_ttl())
+        where = "" if fill.environment == PRODUCTION else f" {fill.environment}"
+        client.set(route_key(secret_hash), f"ok {fill.slug} {fill.tenant_id}{where}", ex=cache_ttl())
 
 
-def gateway_keys(slug: str, tenant_id: str, secret_hash: str, day: str) -> tuple[list, str]:
+def gateway_keys(
+    slug: str, tenant_id: str, secret_hash: str, day: str, environment: str = PRODUCTION
+) -> tuple[list, str]:
     """Return the gateway script's KEYS for one API key of a tenant, and the tenant's limiter index member."""
+    # Every environment of a tenant shares its limits, usage and version: only the document differs.
     budget = call_keys("tenant", slug, slug)
     keys = [
         apikey_key(slug, secret_hash),
         version_key(slug, tenant_id),
-        document_key(slug, tenant_id),
+        document_key(slug, tenant_id, environment),
         usage_key(slug, tenant_id, day),
         budget.state,
         budget.index_key,
@@ -317,7 +333,7 @@ def _gateway_call(
             seen = _route_read(client, secret_hash)
             if seen is not None and seen[0] == "deny":
                 return _address_pays(GatewayResult(seen[1]), client_ip)
-            route = (seen[1], seen[2]) if seen is not None else None
+            route = (seen[1], seen[2], seen[3]) if seen is not None else None
             if route is not None:
                 # Another process filled this key: keep its route so the next request is one round trip.
                 routes.put(secret_hash, *route)
@@ -345,14 +361,14 @@ def _gateway_call(
             if fill.refusal:
                 routes.forget(secret_hash)
                 return _address_pays(GatewayResult(fill.refusal), client_ip)
-            routes.put(secret_hash, fill.slug, fill.tenant_id)
+            routes.put(secret_hash, fill.slug, fill.tenant_id, fill.environment)
             slug = fill.slug
             if (fill.tenant_id, day) not in _adopted:
                 usage_adopt_legacy(client, slug=fill.slug, tenant_id=fill.tenant_id, day=day)
                 if len(_adopted) > ROUTES_KEPT:
                     _adopted.clear()
                 _adopted.add((fill.tenant_id, day))
-            keys, member = gateway_keys(fill.slug, fill.tenant_id, secret_hash, day)
+            keys, member = gateway_keys(fill.slug, fill.tenant_id, secret_hash, day, fill.environment)
             reply = _run(client, keys, [*args, "1", scope, flag_key, member, asked, *fill.args])
     except _REDIS_OR_OUTBOX_ERRORS as exc:
         if not isinstance(exc, RedisDisabled):
@@ -469,7 +485,7 @@ def _without_redis(
         return refused(GatewayResult("revoked"))
     if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
         return refused(GatewayResult("expired"))
-    doc = tenant_document_build(api_key.tenant_id)
+    doc = tenant_document_build(api_key.tenant_id, api_key.environment)
     if not doc.serving:
         return refused(GatewayResult("not_serving", tenant_status=doc.status, tenant_id=doc.tenant_id))
     if scope not in api_key.scopes:

@@ -20,7 +20,8 @@ from resilience.connection import get_redis
 from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.keys import apikey_used_key
-from tenants.models import ApiKey, Tenant
+from tenants.models import PRODUCTION, ApiKey, Tenant
+from tenants.services.environments import environment_require
 
 KEY_PREFIX = "aak"
 # aak_ + 8 hex prefix + _ + 43 base64url characters (32 random bytes).
@@ -29,7 +30,7 @@ SCOPES = {"config:read": "read the bootstrap document", "flags:read": "evaluate 
 # Short names for lists (admin, portal); SCOPES holds the full description.
 SCOPE_LABELS = {"config:read": "Read config", "flags:read": "Evaluate flags"}
 DEFAULT_SCOPES = ["config:read", "flags:read"]
-APIKEY_FIELDS = ["name", "prefix", "scopes", "expires_at", "revoked_at"]
+APIKEY_FIELDS = ["name", "prefix", "environment", "scopes", "expires_at", "revoked_at"]
 
 
 def apikey_hash(secret: str) -> str:
@@ -45,16 +46,24 @@ def apikey_issue(
     scopes: list[str] | None,
     actor: Any,
     expires_at: datetime | None = None,
+    environment: str = PRODUCTION,
     ip: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Issue a key; return it with the full secret, which is shown once and never stored."""
+    """Issue a key reading one environment; return it with the full secret, which is shown once and never stored."""
     while True:
         prefix = secrets.token_hex(4)
         if not ApiKey.objects.filter(prefix=prefix).exists():
             break
     secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     return apikey_issue_known_secret(
-        tenant=tenant, name=name, scopes=scopes, actor=actor, expires_at=expires_at, ip=ip, secret=secret
+        tenant=tenant,
+        name=name,
+        scopes=scopes,
+        actor=actor,
+        expires_at=expires_at,
+        environment=environment,
+        ip=ip,
+        secret=secret,
     )
 
 
@@ -67,6 +76,7 @@ def apikey_issue_known_secret(
     actor: Any,
     secret: str,
     expires_at: datetime | None = None,
+    environment: str = PRODUCTION,
     ip: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a key whose secret the caller derived (seed data only); prefer apikey_issue."""
@@ -85,8 +95,10 @@ def apikey_issue_known_secret(
         raise TenantsError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}.", field="scopes")
     if expires_at is not None and expires_at <= timezone.now():
         raise TenantsError("expires_at must be in the future.", field="expires_at")
+    environment = environment_require(tenant, environment)
     api_key = ApiKey.objects.create(
         tenant=tenant,
+        environment=environment,
         name=name,
         prefix=prefix,
         secret_hash=apikey_hash(secret),

@@ -13,7 +13,8 @@ from audit.services import audit_record, audit_snapshot
 from tenants import flagrules
 from tenants.cache import versions_bump
 from tenants.exceptions import ApprovalRequired, FlagNotEditable, PermissionDenied, TenantsError
-from tenants.models import FLAG_KEY_PATTERN, Flag, Membership, OwnerToggle, Segment, Tenant, TenantFlag
+from tenants.models import FLAG_KEY_PATTERN, PRODUCTION, Flag, Membership, OwnerToggle, Segment, Tenant, TenantFlag
+from tenants.services.environments import environment_require
 
 FLAG_FIELDS = [
     "key",
@@ -31,7 +32,7 @@ FLAG_FIELDS = [
 ]
 # A key and a kind are permanent: clients read the flag by key and parse its value by kind.
 UPDATABLE_FLAG_FIELDS = set(FLAG_FIELDS) - {"key", "kind"}
-OVERRIDE_FIELDS = ["enabled", "rollout_percent", "variant", "value", "owner_variants", "source"]
+OVERRIDE_FIELDS = ["environment", "enabled", "rollout_percent", "variant", "value", "owner_variants", "source"]
 SEGMENT_FIELDS = ["key", "name", "description", "conditions"]
 
 
@@ -46,6 +47,7 @@ _QUIET_WHEN_EMPTY: dict[str, object] = {
     "variant": "",
     "value": None,
     "owner_variants": [],
+    "environment": PRODUCTION,
 }
 
 
@@ -410,16 +412,18 @@ def _save_override(
     variant: str = "",
     value: Any = None,
     owner_variants: Any = (),
+    environment: str = PRODUCTION,
 ) -> TenantFlag:
+    environment = environment_require(tenant, environment)
     if not isinstance(rollout_percent, int) or isinstance(rollout_percent, bool) or not 0 <= rollout_percent <= 100:
         raise TenantsError("rollout_percent must be a whole number from 0 to 100.", field="rollout_percent")
     if source not in TenantFlag.Source.values:
         raise TenantsError(f"source must be one of {', '.join(TenantFlag.Source.values)}.", field="source")
     owner_variants = _clean_override_values(flag, variant or "", value, owner_variants)
-    override = TenantFlag.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
+    override = TenantFlag.objects.select_for_update().filter(tenant=tenant, environment=environment, flag=flag).first()
     before = _override_snapshot(override)
     if override is None:
-        override = TenantFlag(tenant=tenant, flag=flag)
+        override = TenantFlag(tenant=tenant, environment=environment, flag=flag)
     override.enabled = bool(enabled)
     override.rollout_percent = rollout_percent
     override.variant = variant or ""
@@ -455,15 +459,17 @@ def flag_set_override(
     variant: str = "",
     value: Any = None,
     owner_variants: Any = (),
+    environment: str = PRODUCTION,
     ip: str | None = None,
     approved: bool = False,
 ) -> TenantFlag:
-    """Set a tenant's override of a flag (platform admin); approved=True for a flag that requires approval.
+    """Set a tenant's override of a flag in one environment (platform admin); approved=True after approval.
 
     Typed flags: the override may serve a `variant` or a `value`, and bound the tenant
     owner's choice to `owner_variants`.
     """
-    params = {"flag": flag.key, "tenant": tenant.slug, "enabled": enabled, "rollout_percent": rollout_percent}
+    params = {"flag": flag.key, "tenant": tenant.slug, **_where(environment)}
+    params.update({"enabled": enabled, "rollout_percent": rollout_percent})
     # Only what differs from the defaults: a boolean flag's request reads as it always did.
     typed = {"variant": variant, "value": value, "owner_variants": list(owner_variants or [])}
     params.update({name: v for name, v in typed.items() if v not in ("", None, [])})
@@ -477,6 +483,7 @@ def flag_set_override(
         variant=variant,
         value=value,
         owner_variants=owner_variants,
+        environment=environment,
         actor=actor,
         action=AuditAction.FLAG_SET_OVERRIDE,
         ip=ip,
@@ -485,17 +492,24 @@ def flag_set_override(
 
 @transaction.atomic
 def flag_clear_override(
-    *, tenant: Tenant, flag: Flag, actor: Any, ip: str | None = None, approved: bool = False
+    *,
+    tenant: Tenant,
+    flag: Flag,
+    actor: Any,
+    environment: str = PRODUCTION,
+    ip: str | None = None,
+    approved: bool = False,
 ) -> bool:
-    """Remove a tenant's override so the plan or flag default applies; return True if one existed."""
-    override = TenantFlag.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
+    """Remove a tenant's override in one environment so the rules, plan or default apply; True if one existed."""
+    environment = environment_require(tenant, environment)
+    override = TenantFlag.objects.select_for_update().filter(tenant=tenant, environment=environment, flag=flag).first()
     if override is None:
         return False
     _refuse_unapproved(
         flag,
         approved=approved,
         operation=AuditAction.FLAG_CLEAR_OVERRIDE,
-        params={"flag": flag.key, "tenant": tenant.slug},
+        params={"flag": flag.key, "tenant": tenant.slug, **_where(environment)},
     )
     before = _override_snapshot(override)
     override.delete()
@@ -513,18 +527,35 @@ def flag_clear_override(
     return True
 
 
+def _where(environment: str) -> dict:
+    """Return the `environment` param of a change, left out for production (so older requests read the same)."""
+    return {} if environment == PRODUCTION else {"environment": environment}
+
+
 def _owner_snapshot(toggle: OwnerToggle | None) -> dict | None:
     if toggle is None:
         return None
-    return {"enabled": toggle.enabled, **({"variant": toggle.variant} if toggle.variant else {})}
+    return {
+        **_where(toggle.environment),
+        "enabled": toggle.enabled,
+        **({"variant": toggle.variant} if toggle.variant else {}),
+    }
 
 
 def _save_owner_toggle(
-    *, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, ip, reason: str = "", variant: str = ""
+    *,
+    tenant: Tenant,
+    flag: Flag,
+    enabled: bool,
+    actor: Any,
+    ip,
+    reason: str = "",
+    variant: str = "",
+    environment: str = PRODUCTION,
 ) -> OwnerToggle:
-    toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
+    toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, environment=environment, flag=flag).first()
     before = _owner_snapshot(toggle)
-    toggle = toggle or OwnerToggle(tenant=tenant, flag=flag)
+    toggle = toggle or OwnerToggle(tenant=tenant, environment=environment, flag=flag)
     toggle.enabled = bool(enabled)
     toggle.variant = variant if enabled else ""
     toggle.updated_by = actor if getattr(actor, "is_authenticated", False) else None
@@ -547,7 +578,14 @@ def _save_owner_toggle(
 
 @transaction.atomic
 def flag_owner_toggle(
-    *, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, variant: str = "", ip: str | None = None
+    *,
+    tenant: Tenant,
+    flag: Flag,
+    enabled: bool,
+    actor: Any,
+    variant: str = "",
+    environment: str = PRODUCTION,
+    ip: str | None = None,
 ) -> OwnerToggle:
     """Record a tenant owner's or admin's choice for a tenant-editable flag, within the platform's override.
 
@@ -566,7 +604,8 @@ def flag_owner_toggle(
         raise PermissionDenied("Only an owner or admin of this tenant can toggle its flags.")
     if not flag.tenant_editable or flag.archived:
         raise FlagNotEditable()
-    override = TenantFlag.objects.filter(tenant=tenant, flag=flag).first()
+    environment = environment_require(tenant, environment)
+    override = TenantFlag.objects.filter(tenant=tenant, environment=environment, flag=flag).first()
     if enabled and override is not None and not override.enabled:
         raise TenantsError(
             f"The platform team has turned “{flag.key}” off for this tenant; an owner toggle cannot turn it on. "
@@ -580,12 +619,21 @@ def flag_owner_toggle(
             raise TenantsError(
                 f"“{variant}” is not a variant owners may pick for “{flag.key}” (allowed: {choices}).", field="variant"
             )
-    return _save_owner_toggle(tenant=tenant, flag=flag, enabled=enabled, actor=actor, ip=ip, variant=variant)
+    return _save_owner_toggle(
+        tenant=tenant, flag=flag, enabled=enabled, actor=actor, ip=ip, variant=variant, environment=environment
+    )
 
 
 @transaction.atomic
 def owner_toggle_restore(
-    *, tenant: Tenant, flag: Flag, enabled: bool, actor: Any, variant: str = "", ip: str | None = None
+    *,
+    tenant: Tenant,
+    flag: Flag,
+    enabled: bool,
+    actor: Any,
+    variant: str = "",
+    environment: str = PRODUCTION,
+    ip: str | None = None,
 ) -> OwnerToggle:
     """Set a tenant owner's choice on the owners' behalf (flags_import restoring an export); audited as the actor.
 
@@ -605,21 +653,31 @@ def owner_toggle_restore(
         actor=actor,
         ip=ip,
         variant=variant,
+        environment=environment_require(tenant, environment),
         reason="restored on the owners' behalf",
     )
 
 
 @transaction.atomic
-def flag_owner_reset(*, tenant: Tenant, flag: Flag, actor: Any, ip: str | None = None, approved: bool = False) -> bool:
-    """Remove the tenant owner's choice for a flag (platform admin); return True if there was one."""
-    toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, flag=flag).first()
+def flag_owner_reset(
+    *,
+    tenant: Tenant,
+    flag: Flag,
+    actor: Any,
+    environment: str = PRODUCTION,
+    ip: str | None = None,
+    approved: bool = False,
+) -> bool:
+    """Remove the tenant owner's choice for a flag in one environment (platform admin); True if there was one."""
+    environment = environment_require(tenant, environment)
+    toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, environment=environment, flag=flag).first()
     if toggle is None:
         return False
     _refuse_unapproved(
         flag,
         approved=approved,
         operation=AuditAction.FLAG_OWNER_RESET,
-        params={"flag": flag.key, "tenant": tenant.slug},
+        params={"flag": flag.key, "tenant": tenant.slug, **_where(environment)},
     )
     before = _owner_snapshot(toggle)
     toggle.delete()

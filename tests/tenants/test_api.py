@@ -149,13 +149,21 @@ def test_warm_bootstrap_makes_no_sql_and_one_redis_call(client, acme, django_ass
 
 
 def test_route_key_names_follow_the_day_and_the_settings(settings):
-    route, secret_hash = ("acme", "7"), "ab" * 32
+    route, secret_hash = ("acme", "7", "production"), "ab" * 32
     keys, member = gateway.routes.keys(secret_hash, route, "20260101")
-    assert (keys, member) == gateway_keys(*route, secret_hash, "20260101")
-    assert gateway.routes.keys(secret_hash, route, "20260102") == gateway_keys(*route, secret_hash, "20260102")
+    assert (keys, member) == gateway_keys("acme", "7", secret_hash, "20260101")
+    assert gateway.routes.keys(secret_hash, route, "20260102") == gateway_keys("acme", "7", secret_hash, "20260102")
     settings.RESILIENCE_RATE_LIMIT_PER_MINUTE += 1  # new defaults, new entry shape: new entry key
     changed = gateway.routes.keys(secret_hash, route, "20260102")
-    assert changed == gateway_keys(*route, secret_hash, "20260102") and changed[0][0] != keys[0]
+    assert changed == gateway_keys("acme", "7", secret_hash, "20260102") and changed[0][0] != keys[0]
+
+
+def test_a_route_of_another_environment_reads_that_environments_document():
+    production = gateway_keys("acme", "7", "ab" * 32, "20260101")[0]
+    staging = gateway.routes.keys("cd" * 32, ("acme", "7", "staging"), "20260101")[0]
+    # Only the document differs: the entry, version, usage and limiter budget are the tenant's.
+    assert [i for i, (p, s) in enumerate(zip(production, staging, strict=True)) if p != s] == [0, 2]
+    assert staging[2] == production[2] + ":staging"
 
 
 def test_a_process_that_did_not_fill_reads_the_route_once(client, acme, redis_server):

@@ -1,0 +1,316 @@
+"""Writes for a tenant's environments: add, delete, and promote one environment's flag layers onto another.
+
+Every tenant has `production` (no row). Others are `Environment` rows, as many as the plan
+allows. Overrides and owner toggles belong to one environment; promoting copies the
+source's onto the target (set, change or remove, so the target ends up as the source) in
+one transaction and one audit event, after the caller has seen the diff: the caller passes
+the diff's digest, and a promotion whose diff changed since is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditAction
+from audit.services import audit_record
+from tenants.cache import versions_bump
+from tenants.exceptions import ApprovalRequired, TenantsError
+from tenants.models import (
+    ENVIRONMENT_KEY_PATTERN,
+    PRODUCTION,
+    ApiKey,
+    Environment,
+    Flag,
+    OwnerToggle,
+    Tenant,
+    TenantFlag,
+)
+
+#: What a promotion may copy: the platform's overrides and the owners' toggles.
+OVERRIDES = "overrides"
+OWNER_TOGGLES = "owner_toggles"
+LAYERS = (OVERRIDES, OWNER_TOGGLES)
+
+
+class EnvironmentChanged(TenantsError):
+    default_message = (
+        "The environments changed since this diff was shown: review the new diff and promote again."
+    )
+
+
+def environment_require(tenant: Tenant, key: Any, *, field: str = "environment") -> str:
+    """Return `key` if it names one of the tenant's environments; raise TenantsError naming `field` otherwise."""
+    if key == PRODUCTION:
+        return PRODUCTION
+    if isinstance(key, str) and Environment.objects.filter(tenant=tenant, key=key).exists():
+        return key
+    known = ", ".join([PRODUCTION, *Environment.objects.filter(tenant=tenant).values_list("key", flat=True)])
+    raise TenantsError(f"{field}: “{tenant.slug}” has no environment {key!r} (it has: {known}).", field=field)
+
+
+@transaction.atomic
+def environment_create(
+    *, tenant: Tenant, key: str, actor: Any, name: str = "", ip: str | None = None
+) -> Environment:
+    """Add an environment to a tenant, within its plan's bound; audited."""
+    key = (key or "").strip()
+    if not re.match(ENVIRONMENT_KEY_PATTERN, key):
+        raise TenantsError(
+            "key: use 1-32 characters: a-z, 0-9, '-', starting with a letter (e.g. staging).", field="key"
+        )
+    if key == PRODUCTION:
+        raise TenantsError("key: every tenant has production already.", field="key")
+    name = (name or "").strip()
+    if len(name) > 100:
+        raise TenantsError("name: at most 100 characters.", field="name")
+    # The tenant row is the lock: two concurrent adds cannot both pass the plan's bound.
+    locked = Tenant.objects.select_for_update().select_related("plan").get(pk=tenant.pk)
+    if Environment.objects.filter(tenant=locked, key=key).exists():
+        raise TenantsError(f"key: “{locked.slug}” has an environment {key!r} already.", field="key")
+    allowed = locked.plan.max_environments
+    count = 1 + Environment.objects.filter(tenant=locked).count()
+    if count >= allowed:
+        raise TenantsError(
+            f"key: plan “{locked.plan.code}” allows {allowed} environment{'s' if allowed != 1 else ''} "
+            f"(production included) and “{locked.slug}” has {count}: delete one or move to a larger plan.",
+            field="key",
+        )
+    environment = Environment.objects.create(
+        tenant=locked,
+        key=key,
+        name=name,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.ENVIRONMENT_CREATE,
+        tenant=locked,
+        obj=environment,
+        object_id=key,
+        after={"key": key, "name": name},
+        ip=ip,
+    )
+    return environment
+
+
+@transaction.atomic
+def environment_delete(*, tenant: Tenant, key: str, actor: Any, ip: str | None = None) -> None:
+    """Delete an environment with its overrides and owner toggles; refused while live API keys read it."""
+    if key == PRODUCTION:
+        raise TenantsError("environment: production cannot be deleted.", field="environment")
+    environment = Environment.objects.select_for_update().filter(tenant=tenant, key=key).first()
+    if environment is None:
+        environment_require(tenant, key)  # raises, naming what exists
+        return
+    live = ApiKey.objects.filter(tenant=tenant, environment=key, revoked_at__isnull=True)
+    if live.exists():
+        names = ", ".join(sorted(live.values_list("name", flat=True))[:5])
+        raise TenantsError(
+            f"environment: revoke its API keys first ({live.count()} live: {names}); they would read production.",
+            field="environment",
+        )
+    overrides = TenantFlag.objects.filter(tenant=tenant, environment=key)
+    toggles = OwnerToggle.objects.filter(tenant=tenant, environment=key)
+    before = {
+        "key": key,
+        "name": environment.name,
+        "overrides": sorted(overrides.values_list("flag__key", flat=True)),
+        "owner_toggles": sorted(toggles.values_list("flag__key", flat=True)),
+    }
+    overrides.delete()
+    toggles.delete()
+    environment.delete()
+    versions_bump([tenant.pk])
+    audit_record(
+        actor=actor,
+        action=AuditAction.ENVIRONMENT_DELETE,
+        tenant=tenant,
+        object_type="tenants.environment",
+        object_id=key,
+        before=before,
+        ip=ip,
+    )
+
+
+# ------------------------------------------------------------------ promotion
+def _override_state(row: TenantFlag) -> dict:
+    state: dict[str, Any] = {"enabled": row.enabled, "rollout_percent": row.rollout_percent}
+    if row.variant:
+        state["variant"] = row.variant
+    if row.value is not None:
+        state["value"] = row.value
+    if row.owner_variants:
+        state["owner_variants"] = list(row.owner_variants)
+    return state
+
+
+def _toggle_state(row: OwnerToggle) -> dict:
+    return {"enabled": row.enabled, **({"variant": row.variant} if row.variant else {})}
+
+
+@dataclass(frozen=True)
+class LayerChange:
+    """One flag layer a promotion changes in the target: `before` is the target's, `after` the source's."""
+
+    flag: str
+    layer: str  # overrides | owner_toggles
+    before: dict | None
+    after: dict | None
+
+    @property
+    def verb(self) -> str:
+        if self.before is None:
+            return "add"
+        return "remove" if self.after is None else "change"
+
+    def as_dict(self) -> dict:
+        return {"flag": self.flag, "layer": self.layer, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class EnvironmentDiff:
+    """What promoting `source` onto `target` would change, and a digest the promotion must be given back."""
+
+    tenant: str
+    source: str
+    target: str
+    layers: tuple[str, ...]
+    changes: tuple[LayerChange, ...]
+
+    @property
+    def digest(self) -> str:
+        body = json.dumps(
+            [self.tenant, self.source, self.target, list(self.layers), [c.as_dict() for c in self.changes]],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict:
+        return {
+            "tenant": self.tenant,
+            "source": self.source,
+            "target": self.target,
+            "layers": list(self.layers),
+            "digest": self.digest,
+            "changes": [c.as_dict() for c in self.changes],
+        }
+
+
+def _layers(layers: Any) -> tuple[str, ...]:
+    chosen = tuple(layers) if layers else LAYERS
+    unknown = sorted(set(chosen) - set(LAYERS))
+    if unknown:
+        raise TenantsError(f"layers: unknown {', '.join(unknown)} (use {', '.join(LAYERS)}).", field="layers")
+    return tuple(layer for layer in LAYERS if layer in chosen)
+
+
+def _rows(model, tenant: Tenant, environment: str, *, lock: bool) -> dict:
+    rows = model.objects.filter(tenant=tenant, environment=environment).select_related("flag")
+    if lock:
+        rows = rows.select_for_update()
+    return {row.flag.key: row for row in rows}
+
+
+def _diff(tenant: Tenant, source: str, target: str, layers: tuple[str, ...], *, lock: bool = False) -> EnvironmentDiff:
+    changes: list[LayerChange] = []
+    for layer, model, state in ((OVERRIDES, TenantFlag, _override_state), (OWNER_TOGGLES, OwnerToggle, _toggle_state)):
+        if layer not in layers:
+            continue
+        have, want = _rows(model, tenant, target, lock=lock), _rows(model, tenant, source, lock=lock)
+        for key in sorted(set(have) | set(want)):
+            before = state(have[key]) if key in have else None
+            after = state(want[key]) if key in want else None
+            if before != after:
+                changes.append(LayerChange(key, layer, before, after))
+    return EnvironmentDiff(tenant.slug, source, target, layers, tuple(changes))
+
+
+def _check_pair(tenant: Tenant, source: Any, target: Any) -> tuple[str, str]:
+    source = environment_require(tenant, source, field="source")
+    target = environment_require(tenant, target, field="target")
+    if source == target:
+        raise TenantsError("target: pick an environment other than the source.", field="target")
+    return source, target
+
+
+def environment_diff(*, tenant: Tenant, source: str, target: str, layers: Any = LAYERS) -> EnvironmentDiff:
+    """Return what promoting `source` onto `target` would change (nothing is written)."""
+    source, target = _check_pair(tenant, source, target)
+    return _diff(tenant, source, target, _layers(layers))
+
+
+@transaction.atomic
+def environment_promote(
+    *,
+    tenant: Tenant,
+    source: str,
+    target: str,
+    digest: str,
+    actor: Any,
+    layers: Any = LAYERS,
+    approved: bool = False,
+    ip: str | None = None,
+) -> EnvironmentDiff:
+    """Make `target`'s flag layers equal `source`'s, as the diff with `digest` showed; one audit event.
+
+    Raise EnvironmentChanged when the diff is no longer the one reviewed, and ApprovalRequired
+    when it touches a flag that requires approval (unless `approved`).
+    """
+    source, target = _check_pair(tenant, source, target)
+    layers = _layers(layers)
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # one promotion of a tenant at a time
+    diff = _diff(tenant, source, target, layers, lock=True)
+    if digest != diff.digest:
+        raise EnvironmentChanged(field="digest")
+    if not diff.changes:
+        return diff
+    keys = sorted({c.flag for c in diff.changes})
+    flags = {flag.key: flag for flag in Flag.objects.filter(key__in=keys)}
+    gated = sorted(key for key in keys if flags[key].requires_approval)
+    if gated and not approved:
+        raise ApprovalRequired(
+            f"{', '.join(gated)} require{'s' if len(gated) == 1 else ''} approval: this promotion must be a change "
+            "request another staff user approves.",
+            operation=AuditAction.ENVIRONMENT_PROMOTE,
+            params={"tenant": tenant.slug, "source": source, "target": target, "layers": list(layers)},
+        )
+    for change in diff.changes:
+        model = TenantFlag if change.layer == OVERRIDES else OwnerToggle
+        if change.after is None:
+            model.objects.filter(tenant=tenant, environment=target, flag=flags[change.flag]).delete()
+            continue
+        row = model.objects.filter(tenant=tenant, environment=target, flag=flags[change.flag]).first()
+        row = row or model(tenant=tenant, environment=target, flag=flags[change.flag])
+        row.enabled = change.after["enabled"]
+        row.variant = change.after.get("variant", "")
+        if change.layer == OVERRIDES:
+            row.rollout_percent = change.after["rollout_percent"]
+            row.value = change.after.get("value")
+            row.owner_variants = change.after.get("owner_variants", [])
+            row.source = TenantFlag.Source.ADMIN
+        row.updated_by = actor if getattr(actor, "is_authenticated", False) else None
+        row.save()
+    # A removed layer leaves no time of its own: the tenant's moves, as for any removal (flag entry versions).
+    Tenant.objects.filter(pk=tenant.pk).update(updated_at=timezone.now())
+    versions_bump([tenant.pk])
+    audit_record(
+        actor=actor,
+        action=AuditAction.ENVIRONMENT_PROMOTE,
+        tenant=tenant,
+        object_type="tenants.environment",
+        object_id=target,
+        before={f"{c.layer}.{c.flag}": c.before for c in diff.changes},
+        after={f"{c.layer}.{c.flag}": c.after for c in diff.changes},
+        reason=f"promoted {source} to {target}",
+        ip=ip,
+    )
+    return diff
+
