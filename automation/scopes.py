@@ -5,7 +5,7 @@ from __future__ import annotations
 # scope -> (what it allows, the permissions its endpoints require of the token's user)
 SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tenants:read": (
-        "read tenants, plans, flags, segments, overrides, members, usage and API-key metadata",
+        "read tenants, their environments, plans, flags, segments, overrides, members, usage and API-key metadata",
         (
             "tenants.view_tenant",
             "tenants.view_plan",
@@ -27,7 +27,8 @@ SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
         ),
     ),
     "tenants:write": (
-        "create, update, activate, suspend, resume and offboard tenants; reset their owners' feature toggles",
+        "create, update, activate, suspend, resume and offboard tenants; reset their owners' feature toggles; "
+        "add, delete and promote their environments",
         ("tenants.add_tenant", "tenants.change_tenant"),
     ),
     "plans:write": ("create and update plans", ("tenants.add_plan", "tenants.change_plan")),

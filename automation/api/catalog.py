@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import F
+from django.db.models import CharField, F, Q, Value
+from django.db.models.functions import Concat
 from django.http import HttpResponse
 from ninja import Query, Router
 
 from automation.api.auth import staff
 from automation.api.changes import change_requested
+from automation.api.environments import environment_or_404
 from automation.api.http import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -39,7 +41,7 @@ from automation.api.schemas import (
 from automation.api.serializers import flag_data, override_data, owner_toggle_data, plan_data
 from automation.api.tenants import ERRORS, IDEMPOTENCY_KEY, IF_MATCH, WRITE_ERRORS, tenant_rows
 from tenants.exceptions import ApprovalRequired
-from tenants.models import Flag, OwnerToggle, Plan, TenantFlag
+from tenants.models import PRODUCTION, Flag, OwnerToggle, Plan, TenantFlag
 from tenants.services import flags as flag_services
 from tenants.services import plans as plan_services
 
@@ -55,6 +57,12 @@ FLAGS_CHANGE = staff("flags:write", "tenants.change_flag")
 # As the tenants admin's "Reset the owners' feature toggles" action: changing the tenant.
 TOGGLES_READ = staff("tenants:read", "tenants.view_tenant", "tenants.view_flag")
 TOGGLES_RESET = staff("tenants:write", "tenants.change_tenant")
+
+
+ENVIRONMENT = Query(
+    PRODUCTION, min_length=1, max_length=64, description="One of the tenant's environments (404 naming it if not)."
+)
+ENVIRONMENTS = Query(None, min_length=1, max_length=64, description="Only this environment's; default: every one.")
 
 
 # A write to a flag that requires approval changes nothing yet: it becomes a change request.
@@ -219,10 +227,11 @@ def _overrides():
     return TenantFlag.objects.select_related("tenant", "flag")
 
 
-def _override_or_404(tenant, flag) -> TenantFlag:
-    override = _overrides().filter(tenant=tenant, flag=flag).first()
+def _override_or_404(tenant, flag, environment: str) -> TenantFlag:
+    override = _overrides().filter(tenant=tenant, environment=environment, flag=flag).first()
     if override is None:
-        raise Problem(404, "not_found", f"Tenant {tenant.slug!r} has no override of {flag.key!r}.", field="key")
+        where = "" if environment == PRODUCTION else f" in {environment}"
+        raise Problem(404, "not_found", f"Tenant {tenant.slug!r} has no override of {flag.key!r}{where}.", field="key")
     return override
 
 
@@ -231,11 +240,15 @@ def _override_or_404(tenant, flag) -> TenantFlag:
     auth=FLAGS_READ,
     response={200: OverrideList, **ERRORS},
     tags=["overrides"],
-    summary="List a tenant's flag overrides",
+    summary="List a tenant's flag overrides, by flag key (every environment's, or ?environment=)",
 )
-def overrides_list(request, slug: str):
+def overrides_list(request, slug: str, environment: str | None = ENVIRONMENTS):
     tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
-    rows = _overrides().filter(tenant=tenant).order_by("flag__key")
+    rows = _overrides().filter(tenant=tenant)
+    if environment is not None:
+        rows = rows.filter(environment=environment_or_404(tenant, environment))
+    # production first among a flag's rows: it is what every key reads unless it names another.
+    rows = rows.annotate(other=~Q(environment=PRODUCTION)).order_by("flag__key", "other", "environment")
     return resource(request, {"items": [override_data(row) for row in rows]})
 
 
@@ -246,10 +259,11 @@ def overrides_list(request, slug: str):
     tags=["overrides"],
     summary="Get a tenant's override of a flag",
 )
-def override_get(request, slug: str, key: str):
+def override_get(request, slug: str, key: str, environment: str = ENVIRONMENT):
     tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
+    environment = environment_or_404(tenant, environment)
     flag = get_or_404(Flag.objects.all(), field="key", value=key, what="flag")
-    return resource(request, override_data(_override_or_404(tenant, flag)))
+    return resource(request, override_data(_override_or_404(tenant, flag, environment)))
 
 
 @router.put(
@@ -260,11 +274,19 @@ def override_get(request, slug: str, key: str):
     summary="Set a tenant's override of a flag",
     description="Creates it (201) or, with If-Match, replaces it (200). API answers change after commit. " + REQUESTED,
 )
-def override_put(request, slug: str, key: str, payload: OverrideIn, if_match: str | None = IF_MATCH):
+def override_put(
+    request,
+    slug: str,
+    key: str,
+    payload: OverrideIn,
+    if_match: str | None = IF_MATCH,
+    environment: str = ENVIRONMENT,
+):
     with acting(request) as actor:
         tenant = get_or_404(tenant_rows().select_for_update(of=("self",)), field="slug", value=slug, what="tenant")
+        environment = environment_or_404(tenant, environment)
         flag = get_or_404(Flag.objects.all(), field="key", value=key, what="flag")
-        current = _overrides().filter(tenant=tenant, flag=flag).first()
+        current = _overrides().filter(tenant=tenant, environment=environment, flag=flag).first()
         if current is not None:
             require_if_match(request, override_data(current))
         try:
@@ -276,12 +298,13 @@ def override_put(request, slug: str, key: str, payload: OverrideIn, if_match: st
                 variant=payload.variant or "",
                 value=payload.value,
                 owner_variants=payload.owner_variants,
+                environment=environment,
                 actor=actor,
                 ip=client_address(request),
             )
         except ApprovalRequired as refusal:
             return change_requested(request, refusal, actor)
-    override = _overrides().get(tenant=tenant, flag=flag)
+    override = _overrides().get(tenant=tenant, environment=environment, flag=flag)
     return resource(request, override_data(override), status=200 if current is not None else 201)
 
 
@@ -293,14 +316,17 @@ def override_put(request, slug: str, key: str, payload: OverrideIn, if_match: st
     summary="Remove a tenant's override (the plan or flag default applies again)",
     description=REQUESTED,
 )
-def override_delete(request, slug: str, key: str, if_match: str | None = IF_MATCH):
+def override_delete(request, slug: str, key: str, if_match: str | None = IF_MATCH, environment: str = ENVIRONMENT):
     with acting(request) as actor:
         tenant = get_or_404(tenant_rows().select_for_update(of=("self",)), field="slug", value=slug, what="tenant")
+        environment = environment_or_404(tenant, environment)
         flag = get_or_404(Flag.objects.all(), field="key", value=key, what="flag")
-        current = _override_or_404(tenant, flag)
+        current = _override_or_404(tenant, flag, environment)
         require_if_match(request, override_data(current))
         try:
-            flag_services.flag_clear_override(tenant=tenant, flag=flag, actor=actor, ip=client_address(request))
+            flag_services.flag_clear_override(
+                tenant=tenant, flag=flag, environment=environment, actor=actor, ip=client_address(request)
+            )
         except ApprovalRequired as refusal:
             return change_requested(request, refusal, actor)
     return HttpResponse(status=204)
@@ -315,21 +341,27 @@ def _owner_toggles(tenant):
     auth=TOGGLES_READ,
     response={200: OwnerTogglePage, **ERRORS},
     tags=["owner-toggles"],
-    summary="List the tenant owner's feature toggles (by flag key, cursor pages)",
+    summary="List the tenant owner's feature toggles (by flag key and environment, cursor pages)",
 )
 def owner_toggles_list(
     request,
     slug: str,
+    environment: str | None = ENVIRONMENTS,
     cursor: str | None = Query(None, max_length=500),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
 ):
     tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
-    rows = _owner_toggles(tenant).annotate(flag_key=F("flag__key"))
-    return page(request, rows, key="flag_key", cursor=cursor, limit=limit, serialize=owner_toggle_data)
-
-
-def _owner_toggle_or_404(tenant, flag_key: str, *, lock: bool = False) -> OwnerToggle:
     rows = _owner_toggles(tenant)
+    if environment is not None:
+        rows = rows.filter(environment=environment_or_404(tenant, environment))
+    # A flag has a toggle per environment: the page position is both (a space sorts before any key character).
+    position = Concat(F("flag__key"), Value(" "), F("environment"), output_field=CharField())
+    rows = rows.annotate(position=position)
+    return page(request, rows, key="position", cursor=cursor, limit=limit, serialize=owner_toggle_data)
+
+
+def _owner_toggle_or_404(tenant, flag_key: str, environment: str, *, lock: bool = False) -> OwnerToggle:
+    rows = _owner_toggles(tenant).filter(environment=environment)
     return get_or_404(
         rows.select_for_update(of=("self",)) if lock else rows,
         field="flag__key",
@@ -346,9 +378,10 @@ def _owner_toggle_or_404(tenant, flag_key: str, *, lock: bool = False) -> OwnerT
     tags=["owner-toggles"],
     summary="Get the tenant owner's choice for a flag (its ETag is what a reset's If-Match names)",
 )
-def owner_toggle_get(request, slug: str, flag_key: str):
+def owner_toggle_get(request, slug: str, flag_key: str, environment: str = ENVIRONMENT):
     tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
-    return resource(request, owner_toggle_data(_owner_toggle_or_404(tenant, flag_key)))
+    environment = environment_or_404(tenant, environment)
+    return resource(request, owner_toggle_data(_owner_toggle_or_404(tenant, flag_key, environment)))
 
 
 @router.delete(
@@ -359,13 +392,18 @@ def owner_toggle_get(request, slug: str, flag_key: str):
     summary="Reset the tenant owner's choice for a flag (the override or default applies again)",
     description=REQUESTED,
 )
-def owner_toggle_reset(request, slug: str, flag_key: str, if_match: str | None = IF_MATCH):
+def owner_toggle_reset(
+    request, slug: str, flag_key: str, if_match: str | None = IF_MATCH, environment: str = ENVIRONMENT
+):
     with acting(request) as actor:
         tenant = get_or_404(tenant_rows().select_for_update(of=("self",)), field="slug", value=slug, what="tenant")
-        toggle = _owner_toggle_or_404(tenant, flag_key, lock=True)
+        environment = environment_or_404(tenant, environment)
+        toggle = _owner_toggle_or_404(tenant, flag_key, environment, lock=True)
         require_if_match(request, owner_toggle_data(toggle))
         try:
-            flag_services.flag_owner_reset(tenant=tenant, flag=toggle.flag, actor=actor, ip=client_address(request))
+            flag_services.flag_owner_reset(
+                tenant=tenant, flag=toggle.flag, environment=environment, actor=actor, ip=client_address(request)
+            )
         except ApprovalRequired as refusal:
             return change_requested(request, refusal, actor)
     return HttpResponse(status=204)

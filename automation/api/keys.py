@@ -5,6 +5,8 @@ from __future__ import annotations
 from ninja import Query, Router
 
 from automation.api.auth import staff
+from automation.api.catalog import ENVIRONMENTS
+from automation.api.environments import environment_or_404
 from automation.api.http import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -38,13 +40,17 @@ def _keys(tenant):
 def apikeys_list(
     request,
     slug: str,
+    environment: str | None = ENVIRONMENTS,
     cursor: str | None = Query(None, max_length=500),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
 ):
     tenant = get_or_404(tenant_rows(), field="slug", value=slug, what="tenant")
+    rows = _keys(tenant)
+    if environment is not None:
+        rows = rows.filter(environment=environment_or_404(tenant, environment))
     return page(
         request,
-        _keys(tenant),
+        rows,
         key="prefix",
         cursor=cursor,
         limit=limit,
@@ -81,6 +87,7 @@ def apikey_issue(request, slug: str, payload: ApiKeyIn, idempotency_key: str | N
                 name=payload.name,
                 scopes=payload.scopes,
                 expires_at=payload.expires_at,
+                environment=payload.environment,
                 actor=actor,
                 ip=client_address(request),
             )

@@ -221,6 +221,7 @@ class SegmentUpdate(Schema):
 
 class OverrideOut(Schema):
     tenant: str
+    environment: str = Field(description="The environment the override belongs to: production, or another's key.")
     flag: str
     enabled: bool
     rollout_percent: int
@@ -249,6 +250,7 @@ class OverrideIn(Schema):
 class ApiKeyOut(Schema):
     prefix: str
     tenant: str
+    environment: str = Field(description="The environment whose flags the key reads (fixed at issue).")
     name: str
     scopes: list[str]
     created_at: datetime
@@ -271,6 +273,9 @@ class ApiKeyIn(Schema):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[str] | None = Field(None, description="Default: every tenant-key scope.")
     expires_at: datetime | None = None
+    environment: str = Field(
+        "production", min_length=1, max_length=32, description="One of the tenant's environments; fixed at issue."
+    )
 
 
 # --------------------------------------------------------------------------------- audit
@@ -360,6 +365,7 @@ class WebhookDeliveryPage(Page):
 # ------------------------------------------------------------------------ owner toggles
 class OwnerToggleOut(Schema):
     tenant: str
+    environment: str = Field(description="The environment the choice belongs to: production, or another's key.")
     flag: str
     enabled: bool
     variant: str | None = Field(description="The owner's pick among the override's owner_variants, if any.")
@@ -373,6 +379,64 @@ class OwnerTogglePage(Page):
 
 class OffboardIn(Schema):
     reason: str = Field(min_length=1, max_length=500)
+
+
+# --------------------------------------------------------------------------- environments
+ENVIRONMENT_KEY = r"^[a-z][a-z0-9-]{0,31}$"
+LAYER = Literal["overrides", "owner_toggles"]
+
+
+class EnvironmentCounts(Schema):
+    overrides: int
+    owner_toggles: int
+    live_api_keys: int = Field(description="Keys not revoked that read this environment (expired ones included).")
+
+
+class EnvironmentOut(Schema):
+    tenant: str
+    key: str = Field(description="production (every tenant's, never deleted) or the key of another environment.")
+    name: str
+    created_at: datetime = Field(description="production's is the tenant's creation time.")
+    counts: EnvironmentCounts
+
+
+class EnvironmentList(Schema):
+    items: list[EnvironmentOut] = Field(description="production first, then the others by key.")
+    max_environments: int = Field(description="How many the tenant's plan allows, production included.")
+
+
+class EnvironmentCreate(Schema):
+    key: str = Field(
+        min_length=1, max_length=64, description="1-32 characters a-z, 0-9, '-', starting with a letter: staging."
+    )
+    name: str = Field("", max_length=100)
+
+
+class LayerChangeOut(Schema):
+    flag: str
+    layer: LAYER
+    verb: Literal["add", "change", "remove"]
+    before: dict[str, Any] | None = Field(description="The target's layer now; null: none.")
+    after: dict[str, Any] | None = Field(description="The source's layer, which the target gets; null: removed.")
+
+
+class EnvironmentDiffOut(Schema):
+    tenant: str
+    source: str
+    target: str
+    layers: list[LAYER]
+    digest: str = Field(description="Send it back to promote exactly this diff.")
+    changes: list[LayerChangeOut]
+
+
+class PromotionOut(EnvironmentDiffOut):
+    applied: bool = Field(description="False when there was nothing to change.")
+
+
+class PromoteIn(Schema):
+    from_: str = Field(alias="from", min_length=1, max_length=64, description="The source environment's key.")
+    digest: str = Field(min_length=1, max_length=64, description="The digest of the diff you reviewed.")
+    layers: list[str] | None = Field(None, max_length=2, description="overrides, owner_toggles; default: both.")
 
 
 # ------------------------------------------------------------------------- change requests

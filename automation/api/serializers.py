@@ -69,6 +69,7 @@ def segment_data(segment: Segment) -> dict:
 def override_data(override: TenantFlag) -> dict:
     return {
         "tenant": override.tenant.slug,
+        "environment": override.environment,
         "flag": override.flag.key,
         "enabled": override.enabled,
         "rollout_percent": override.rollout_percent,
@@ -84,6 +85,7 @@ def apikey_data(api_key: ApiKey) -> dict:
     return {
         "prefix": api_key.prefix,
         "tenant": api_key.tenant.slug,
+        "environment": api_key.environment,
         "name": api_key.name,
         "scopes": api_key.scopes,
         "created_at": api_key.created_at,
@@ -152,6 +154,7 @@ def webhook_delivery_data(delivery) -> dict:
 def owner_toggle_data(toggle) -> dict:
     return {
         "tenant": toggle.tenant.slug,
+        "environment": toggle.environment,
         "flag": toggle.flag.key,
         "enabled": toggle.enabled,
         "variant": toggle.variant or None,

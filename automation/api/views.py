@@ -23,6 +23,7 @@ from automation.api import (
     audit,
     catalog,
     changes,
+    environments,
     estate,
     invitations,
     keys,
@@ -66,6 +67,7 @@ api.add_router("", members.router)
 api.add_router("", invitations.router)
 api.add_router("", webhooks.router)
 api.add_router("", changes.router)
+api.add_router("", environments.router)
 
 
 @api.exception_handler(Problem)

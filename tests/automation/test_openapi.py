@@ -33,6 +33,7 @@ WRITES_WITH_IF_MATCH = {
     "change_approve",
     "change_reject",
     "change_cancel",
+    "environment_delete",
 }
 CREATES = {
     "tenant_create",
@@ -44,6 +45,7 @@ CREATES = {
     "invitation_create",
     "webhook_endpoint_create",
     "change_create",
+    "environment_create",
 }
 
 
