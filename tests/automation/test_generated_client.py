@@ -1,5 +1,6 @@
 """Generated clients: openapi-python-client builds a Python client from each OpenAPI document and drives
-create tenant -> issue key -> set a flag override -> the service API answers the new value, over real HTTP.
+create tenant -> issue key -> set a flag override -> the service API answers the new value, then stage an
+override in staging, review the diff and promote it to production, over real HTTP.
 
 The generator is a dev requirement (requirements-dev.txt): without it this test fails, it never skips.
 """
@@ -79,6 +80,10 @@ def test_a_generated_client_provisions_a_tenant_end_to_end(generated, live_serve
             "tenant_update": "tenants.tenant_update",
             "apikey_issue": "api_keys.apikey_issue",
             "override_put": "overrides.override_put",
+            "environment_create": "environments.environment_create",
+            "environments_list": "environments.environments_list",
+            "environment_diff": "environments.environment_diff",
+            "environment_promote": "environments.environment_promote",
         }.items()
     }
     admin = admin_client.AuthenticatedClient(base_url=live_server.url, token=staff_secret)
@@ -117,3 +122,35 @@ def test_a_generated_client_provisions_a_tenant_end_to_end(generated, live_serve
     evaluated = evaluate.sync_detailed(client=replica, body=body)
     assert evaluated.status_code == 200, evaluated.content
     assert evaluated.parsed.flags["beta"].enabled is True and evaluated.parsed.subject == "user-7"
+
+    # Stage a change in staging, review the diff, promote it with the digest: production answers it.
+    make_flag("new_editor")
+    staging = api["environment_create"].sync_detailed(
+        "acme", client=admin, body=models.EnvironmentCreate(key="staging", name="Staging")
+    )
+    assert staging.status_code == 201 and staging.parsed.key == "staging", staging.content
+    listed = api["environments_list"].sync_detailed("acme", client=admin)
+    assert [e.key for e in listed.parsed.items] == ["production", "staging"]
+    staged = api["override_put"].sync_detailed(
+        "acme", "new_editor", client=admin, body=models.OverrideIn(enabled=True), environment="staging"
+    )
+    assert staged.status_code == 201 and staged.parsed.environment == "staging", staged.content
+    assert flag_evaluate.sync_detailed("new_editor", client=replica).parsed.enabled is False
+    diff = api["environment_diff"].sync_detailed("acme", "production", client=admin, from_="staging")
+    assert diff.status_code == 200, diff.content
+    # The target becomes the source: production's override of beta, which staging lacks, goes.
+    assert [(c.flag, c.layer, c.verb) for c in diff.parsed.changes] == [
+        ("beta", "overrides", "remove"),
+        ("new_editor", "overrides", "add"),
+    ]
+    promoted = api["environment_promote"].sync_detailed(
+        "acme", "production", client=admin, body=models.PromoteIn(from_="staging", digest=diff.parsed.digest)
+    )
+    assert promoted.status_code == 200 and promoted.parsed.applied is True, promoted.content
+    stale = api["environment_promote"].sync_detailed(
+        "acme", "production", client=admin, body=models.PromoteIn(from_="staging", digest=diff.parsed.digest)
+    )
+    assert stale.status_code == 409 and stale.parsed.error == "environment_changed"
+    production = flag_evaluate.sync_detailed("new_editor", client=replica)
+    assert production.parsed.enabled is True and production.parsed.reason == "admin_override"
+    assert flag_evaluate.sync_detailed("beta", client=replica).parsed.reason == "default"
