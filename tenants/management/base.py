@@ -7,6 +7,7 @@ validated, audited and delivered to Redis exactly as an admin's would be.
 from __future__ import annotations
 
 import difflib
+import re
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -18,7 +19,8 @@ from django.db import transaction
 
 from agentapi_admin.command import OperationCommand, UsageError
 from tenants.exceptions import TenantsError
-from tenants.models import Tenant
+from tenants.models import ENVIRONMENT_KEY_PATTERN, PRODUCTION, Environment, Tenant
+from tenants.selectors import tenant_environments
 
 # A SlugField always has a max_length (50 unless given); the field's type allows None.
 SLUG_MAX_LENGTH = cast(int, Tenant._meta.get_field("slug").max_length)
@@ -121,6 +123,21 @@ class TenantWriteCommand(TenantCommand):
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         listed = ", ".join(known[:10]) + (" …" if len(known) > 10 else "") if known else "none yet"
         raise CommandError(f"Unknown {model._meta.verbose_name} {value!r} for {option}.{hint} Known: {listed}.")
+
+    @staticmethod
+    def resolve_environment(tenant, key: str, *, option: str = "--environment") -> str:
+        """Return `key` if the tenant has that environment, or a usage error listing them and how to add one."""
+        # Only a well-formed key reaches the database (PostgreSQL refuses NUL bytes in text).
+        well_formed = re.match(ENVIRONMENT_KEY_PATTERN, key) is not None
+        if key == PRODUCTION or (well_formed and Environment.objects.filter(tenant=tenant, key=key).exists()):
+            return key
+        known = tenant_environments(tenant)
+        close = difflib.get_close_matches(key, known, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UsageError(
+            f"Unknown environment {key[:80]!r} of {tenant.slug} for {option}.{hint} Known: {', '.join(known)}. "
+            f"Add one with: manage.py environment_create --tenant {tenant.slug} --key KEY --actor USERNAME."
+        )
 
 
 class TenantStatusCommand(TenantWriteCommand):

@@ -9,13 +9,15 @@ from django.utils import timezone
 from agentapi_admin.command import UsageError
 from agentapi_admin.envconfig import DURATION_HELP, parse_duration
 from tenants.management.base import TenantWriteCommand
+from tenants.models import PRODUCTION
 from tenants.services.apikeys import SCOPES, apikey_issue
 
 
 class Command(TenantWriteCommand):
     help = (
         "Issue an API key for --tenant SLUG named --name, with --scopes (comma-separated; default all: "
-        f"{', '.join(SCOPES)}) and an optional --expires duration. The secret is printed once: store it now."
+        f"{', '.join(SCOPES)}), an optional --expires duration and --environment (whose flags it reads; default "
+        "production). The secret is printed once: store it now."
     )
     permission = "tenants.add_apikey"
 
@@ -24,9 +26,16 @@ class Command(TenantWriteCommand):
         parser.add_argument("--name", required=True, help="What the key is for, e.g. the replica's name.")
         parser.add_argument("--scopes", metavar="SCOPE,…", help=f"Any of {', '.join(SCOPES)}.")
         parser.add_argument("--expires", metavar="DURATION", help="Lifetime, e.g. 90d or 12h; default: never.")
+        parser.add_argument(
+            "--environment",
+            metavar="KEY",
+            default=PRODUCTION,
+            help="The tenant's environment whose flags the key reads, fixed at issue (default: production).",
+        )
 
     def run(self, **options) -> dict:
         tenant = self.resolve_tenant(options["tenant"])
+        environment = self.resolve_environment(tenant, options["environment"])
         expires_at = None
         if options["expires"] is not None:
             seconds = parse_duration(options["expires"])
@@ -40,10 +49,16 @@ class Command(TenantWriteCommand):
             scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]
         with self.writing():
             api_key, secret = apikey_issue(
-                tenant=tenant, name=options["name"], scopes=scopes, expires_at=expires_at, actor=self.actor
+                tenant=tenant,
+                name=options["name"],
+                scopes=scopes,
+                expires_at=expires_at,
+                environment=environment,
+                actor=self.actor,
             )
         summary = {
             "tenant": tenant.slug,
+            "environment": api_key.environment,
             "prefix": api_key.prefix,
             "scopes": api_key.scopes,
             "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,

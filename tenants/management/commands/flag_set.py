@@ -11,7 +11,7 @@ from agentapi_admin.command import UsageError
 from tenants.approvals import approval_request
 from tenants.exceptions import ApprovalRequired
 from tenants.management.base import TenantWriteCommand
-from tenants.models import Flag, TenantFlag
+from tenants.models import PRODUCTION, Flag, TenantFlag
 from tenants.services.flags import flag_clear_override, flag_set_override, flag_update
 
 
@@ -20,7 +20,8 @@ class Command(TenantWriteCommand):
         "Change --flag KEY: --default on|off for every tenant without an override, or, with --tenant SLUG, "
         "that tenant's override: --on/--off (optionally --rollout PERCENT of subjects) or --clear. "
         "For a typed flag, --on may serve --variant KEY or --value JSON, and --owner-variants bounds the "
-        "tenant owners' pick. API answers change from the next request after commit. A flag that requires "
+        "tenant owners' pick. --environment KEY acts in another of the tenant's environments than production. "
+        "API answers change from the next request after commit. A flag that requires "
         "approval is changed only through a change request: add --request to create one for another staff "
         "user to approve."
     )
@@ -29,6 +30,11 @@ class Command(TenantWriteCommand):
     def add_command_arguments(self, parser) -> None:
         parser.add_argument("--flag", required=True, metavar="KEY", help="The flag's key.")
         parser.add_argument("--tenant", metavar="SLUG", help="Set this tenant's override instead of the default.")
+        parser.add_argument(
+            "--environment",
+            metavar="KEY",
+            help="With --tenant: the environment whose override to set or clear (default: production).",
+        )
         what = parser.add_mutually_exclusive_group(required=True)
         what.add_argument("--default", choices=["on", "off"], help="The flag's default for every tenant.")
         what.add_argument("--on", action="store_true", help="Override: on for --tenant.")
@@ -67,6 +73,11 @@ class Command(TenantWriteCommand):
         if options["default"] and options["tenant"]:
             raise UsageError(
                 "--default changes the flag for every tenant, not one: drop --tenant, or use --on/--off with --tenant."
+            )
+        if options["environment"] is not None and not options["tenant"]:
+            raise UsageError(
+                "--environment names one of a tenant's environments: give --tenant SLUG too "
+                "(a flag's --default is the same in every environment)."
             )
         if override and not options["tenant"]:
             used = "--on" if options["on"] else "--off" if options["off"] else "--clear"
@@ -113,11 +124,13 @@ class Command(TenantWriteCommand):
         if options["default"]:
             return self.set_default(flag, options["default"] == "on", options)
         tenant = self.resolve_tenant(options["tenant"])
-        summary = {"flag": flag.key, "tenant": tenant.slug}
+        environment = self.resolve_environment(tenant, options["environment"] or PRODUCTION)
+        summary = {"flag": flag.key, "tenant": tenant.slug, "environment": environment}
         if options["clear"]:
             summary.update(cleared=True, changed=0)
             with self.changing(summary, options):
-                summary["changed"] = int(flag_clear_override(tenant=tenant, flag=flag, actor=self.actor))
+                cleared = flag_clear_override(tenant=tenant, flag=flag, environment=environment, actor=self.actor)
+                summary["changed"] = int(cleared)
             return summary
         enabled = bool(options["on"])
         rollout = 100 if options["rollout"] is None else options["rollout"]
@@ -127,7 +140,7 @@ class Command(TenantWriteCommand):
             raise UsageError(
                 f"{option} is for typed flags; {flag.key} is a boolean flag: use --on/--off and --rollout."
             )
-        current = TenantFlag.objects.filter(tenant=tenant, flag=flag).first()
+        current = TenantFlag.objects.filter(tenant=tenant, environment=environment, flag=flag).first()
         wanted = {
             "enabled": enabled,
             "rollout_percent": rollout,
@@ -142,7 +155,7 @@ class Command(TenantWriteCommand):
             return {**shown, "changed": 0}
         shown["changed"] = 1
         with self.changing(shown, options):
-            flag_set_override(tenant=tenant, flag=flag, actor=self.actor, **wanted)
+            flag_set_override(tenant=tenant, flag=flag, environment=environment, actor=self.actor, **wanted)
         return shown
 
     def set_default(self, flag: Flag, default: bool, options: dict) -> dict:
