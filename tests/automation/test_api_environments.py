@@ -368,3 +368,14 @@ def test_a_plan_with_room_for_production_only_refuses_every_other(api):
     Plan.objects.filter(code="solo").update(max_environments=1)
     over = problem(api.post("/tenants/solo/environments", {"key": "staging"}), 422, "invalid_request", "key")
     assert "allows 1 environment " in over["detail"]
+
+
+def test_an_override_in_staging_of_a_flag_requiring_approval_becomes_a_change_request(api, acme):
+    staging(acme)
+    make_flag("gated", requires_approval=True)
+    requested = api.put("/tenants/acme/overrides/gated?environment=staging", {"enabled": True})
+    assert requested.status_code == 202, requested.content
+    change = requested.json()
+    assert change["operation"] == "flag.set_override" and change["state"] == "pending_approval"
+    assert change["params"]["environment"] == "staging" and requested["Location"] == change["url"]
+    assert not TenantFlag.objects.exists()
