@@ -118,9 +118,12 @@ def plan_create(request, payload: PlanCreate, idempotency_key: str | None = IDEM
     "/plans/{code}", auth=PLANS_CHANGE, response={200: PlanOut, **WRITE_ERRORS}, tags=["plans"], summary="Update a plan"
 )
 def plan_update(request, code: str, payload: PlanUpdate, if_match: str | None = IF_MATCH):
-    fields = _fields(payload, allowed="name, rate_limit_per_minute, burst, daily_quota, default_flags")
-    if fields.get("name", ...) is None:
-        raise Problem(422, "invalid_request", "name cannot be null.", field="name")
+    fields = _fields(
+        payload, allowed="name, rate_limit_per_minute, burst, daily_quota, max_environments, default_flags"
+    )
+    for name in ("name", "max_environments"):
+        if fields.get(name, ...) is None:
+            raise Problem(422, "invalid_request", f"{name} cannot be null.", field=name)
     with acting(request) as actor:
         plan = get_or_404(Plan.objects.select_for_update(), field="code", value=code, what="plan")
         require_if_match(request, plan_data(plan))

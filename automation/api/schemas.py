@@ -64,6 +64,7 @@ class PlanOut(Schema):
     rate_limit_per_minute: int | None
     burst: int | None
     daily_quota: int | None
+    max_environments: int = Field(description="How many environments a tenant may have, production included.")
     default_flags: dict[str, bool]
     created_at: datetime
     updated_at: datetime
@@ -79,6 +80,7 @@ class PlanCreate(Schema):
     rate_limit_per_minute: int | None = Field(None, ge=1, le=2_147_483_647)
     burst: int | None = Field(None, ge=0, le=2_147_483_647)
     daily_quota: int | None = Field(None, ge=0, le=2_147_483_647)
+    max_environments: int = Field(3, ge=1, le=32_767, description="Environments per tenant, production included.")
     default_flags: dict[str, bool] = Field(default_factory=dict)
 
 
@@ -87,6 +89,7 @@ class PlanUpdate(Schema):
     rate_limit_per_minute: int | None = Field(None, ge=1, le=2_147_483_647)
     burst: int | None = Field(None, ge=0, le=2_147_483_647)
     daily_quota: int | None = Field(None, ge=0, le=2_147_483_647)
+    max_environments: int | None = Field(None, ge=1, le=32_767)
     default_flags: dict[str, bool] | None = None
 
 

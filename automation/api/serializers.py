@@ -30,6 +30,7 @@ def plan_data(plan: Plan) -> dict:
         "rate_limit_per_minute": plan.rate_limit_per_minute,
         "burst": plan.burst,
         "daily_quota": plan.daily_quota,
+        "max_environments": plan.max_environments,
         "default_flags": plan.default_flags,
         "created_at": plan.created_at,
         "updated_at": plan.updated_at,

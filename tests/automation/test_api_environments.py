@@ -379,3 +379,22 @@ def test_an_override_in_staging_of_a_flag_requiring_approval_becomes_a_change_re
     assert change["operation"] == "flag.set_override" and change["state"] == "pending_approval"
     assert change["params"]["environment"] == "staging" and requested["Location"] == change["url"]
     assert not TenantFlag.objects.exists()
+
+
+def test_a_plans_bound_on_environments_is_set_and_read_through_the_api(api):
+    created = api.post("/plans", {"code": "solo", "name": "Solo", "max_environments": 1})
+    assert created.status_code == 201 and created.json()["max_environments"] == 1, created.content
+    assert api.post("/plans", {"code": "std", "name": "Std"}).json()["max_environments"] == 3
+    make_tenant("acme", plan=Plan.objects.get(code="solo"))
+    problem(api.post("/tenants/acme/environments", {"key": "staging"}), 422, "invalid_request", "key")
+    etag = api.get("/plans/solo")["ETag"]
+    problem(
+        api.patch("/plans/solo", {"max_environments": 0}, If_Match=etag), 422, "invalid_request", "max_environments"
+    )
+    problem(
+        api.patch("/plans/solo", {"max_environments": None}, If_Match=etag), 422, "invalid_request", "max_environments"
+    )
+    updated = api.patch("/plans/solo", {"max_environments": 2}, If_Match=etag)
+    assert updated.status_code == 200 and updated.json()["max_environments"] == 2
+    assert api.post("/tenants/acme/environments", {"key": "staging"}).status_code == 201
+    assert api.get("/tenants/acme/environments").json()["max_environments"] == 2
