@@ -130,6 +130,7 @@ def test_evaluate_offers_the_environments_and_evaluates_in_the_chosen_one(world,
     assert ">On<" in re.search(answer, staging, re.S).group(0)
     assert "in staging" in staging.split('id="results"')[1]
     assert re.search(r'<option value="staging" selected>', staging)
+    assert 'href="/portal/t/acme/features/?env=staging">Back to features' in staging
 
 
 def test_evaluate_in_an_unknown_environment_names_the_field(world, member_client):
