@@ -50,6 +50,8 @@ def test_features_show_the_selected_environments_values(world, owner_client):
     staging = row_of(owner_client.get(url("features", world) + "?env=staging").content.decode(), "new-ui")
     assert "30 %" not in production and ">Off<" in production
     assert "30 %" in staging and "Platform admin" not in production
+    page = owner_client.get(url("features", world) + "?env=staging").content.decode()
+    assert 'href="/portal/t/acme/environments/promote/?source=staging&amp;target=production"' in page
 
 
 def test_owner_toggles_in_the_selected_environment_and_stays_there(world, owner_client):
