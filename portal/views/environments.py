@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -115,7 +113,6 @@ def _change_row(change: LayerChange) -> dict:
         "verb_label": VERBS[change.verb],
         "before": _state_text(change.before),
         "after": _state_text(change.after),
-        "json": json.dumps(change.as_dict(), sort_keys=True),
     }
 
 
