@@ -4,7 +4,9 @@ API keys in an environment. Every refusal is a problem naming the field."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from changes.operations import OPERATIONS
@@ -398,3 +400,21 @@ def test_a_plans_bound_on_environments_is_set_and_read_through_the_api(api):
     assert updated.status_code == 200 and updated.json()["max_environments"] == 2
     assert api.post("/tenants/acme/environments", {"key": "staging"}).status_code == 201
     assert api.get("/tenants/acme/environments").json()["max_environments"] == 2
+
+
+def test_the_environments_list_reads_a_fixed_number_of_queries(api, acme):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get("/tenants/acme/environments").status_code == 200
+        return len(captured)
+
+    queries()  # the token's first use of the minute also records it
+    empty = queries()
+    staging(acme)
+    environment_create(tenant=acme, key="qa", actor=None)
+    for n in range(5):
+        flag = make_flag(f"f{n}")
+        for environment in ("production", "staging", "qa"):
+            flag_set_override(tenant=acme, flag=flag, enabled=True, actor=None, environment=environment)
+        make_key(acme, environment="qa", name=f"k{n}")
+    assert queries() == empty
