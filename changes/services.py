@@ -130,8 +130,8 @@ def change_request_check(
     _check_schedule(apply_at, revert_at, now)
     if revert_at is not None and not op.revertible:
         raise InvalidChange(
-            f"revert_at: {op.label.lower()} cannot be put back automatically (promote the other way instead); "
-            "leave it empty.",
+            f"revert_at: “{op.label}” is not put back automatically (for a promotion, promote the other way "
+            "instead); leave it empty.",
             field="revert_at",
         )
     op.resolve(params)
