@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit.models import AuditAction, AuditEvent
 from changes.exceptions import InvalidChange, SelfApproval
 from changes.models import ChangeRequest
+from changes.selectors import change_diff
 from changes.services import change_approve, change_request_create, changes_apply_due
 from tenants.approvals import approval_request
 from tenants.exceptions import ApprovalRequired
@@ -154,6 +155,16 @@ def test_a_promotion_of_plain_flags_applies_at_once_as_one_audited_action(cast, 
     promote = AuditEvent.objects.get(action=AuditAction.ENVIRONMENT_PROMOTE)
     assert promote.actor_label == "alice" and f"[via change request #{change.pk}" in promote.reason
     assert change.before == {"overrides": {}, "owner_toggles": {}}
+    # The before/after view: the target's layers as they were, and the source's.
+    diff = change_diff(change)
+    assert [(row.name, row.before, row.after) for row in diff.rows] == [
+        (
+            "overrides",
+            {},
+            {"beta": {"enabled": True, "rollout_percent": 100, "variant": "", "value": None, "owner_variants": []}},
+        ),
+        ("owner_toggles", {}, {}),
+    ]
 
 
 def test_a_promotion_touching_a_guarded_flag_is_approved_by_another_user_and_applied_by_run_maintenance(cast, staging):
