@@ -26,9 +26,8 @@ from automation.api.schemas import (
     PromotionOut,
 )
 from automation.api.tenants import ERRORS, IDEMPOTENCY_KEY, IF_MATCH, WRITE_ERRORS, tenant_rows
-from changes.operations import OPERATIONS
 from tenants.exceptions import ApprovalRequired, TenantsError
-from tenants.models import PRODUCTION, ApiKey, Environment, Flag, OwnerToggle, Tenant, TenantFlag
+from tenants.models import PRODUCTION, ApiKey, Environment, OwnerToggle, Tenant, TenantFlag
 from tenants.services import environments as services
 from tenants.services.environments import LAYERS, OVERRIDES, EnvironmentChanged, EnvironmentDiff
 
@@ -209,8 +208,7 @@ def environment_diff(request, slug: str, target: str, source: str = FROM, layers
         "One transaction and one audit event (environment.promote). A diff that changed since (someone changed "
         "either environment) is 409 environment_changed naming digest, with the new diff's `digest`. Promoting "
         "overrides needs flags:write (tenants.change_flag) as well. A promotion touching a flag that requires "
-        "approval is not applied: 202 with the change request it became (or, where the changes app cannot carry "
-        "a promotion, 409 approval_required with the `flags`)."
+        "approval is not applied: 202 with the change request it became, applied once another staff user approves."
     ),
 )
 def environment_promote(request, slug: str, target: str, payload: PromoteIn):
@@ -234,12 +232,6 @@ def environment_promote(request, slug: str, target: str, payload: PromoteIn):
             fresh = _diff_of(tenant, payload.from_, target, layers)
             raise Problem(409, "environment_changed", exc.message, field="digest", digest=fresh.digest) from None
         except ApprovalRequired as refusal:
-            if refusal.operation not in OPERATIONS:
-                changed = {change.flag for change in _diff_of(tenant, payload.from_, target, layers).changes}
-                gated = sorted(
-                    Flag.objects.filter(key__in=changed, requires_approval=True).values_list("key", flat=True)
-                )
-                raise Problem(409, "approval_required", refusal.message, flags=gated) from None
             return change_requested(request, refusal, actor)
         except TenantsError as exc:
             raise _as_from(exc) from None

@@ -9,8 +9,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from changes.operations import OPERATIONS
-from tenants.models import Environment, Flag, Membership, OwnerToggle, Plan, TenantFlag
+from tenants.models import Environment, Membership, OwnerToggle, Plan, TenantFlag
 from tenants.services.apikeys import apikey_revoke
 from tenants.services.environments import environment_create
 from tenants.services.flags import flag_owner_toggle, flag_set_override
@@ -308,22 +307,29 @@ def test_promote_refusals_name_the_field(api, acme, path, body, status, field):
     assert not TenantFlag.objects.filter(environment="production").exists()
 
 
-def test_a_promotion_of_a_flag_requiring_approval_is_not_applied(api, acme, monkeypatch):
+def test_a_promotion_of_a_flag_requiring_approval_becomes_a_change_request_another_user_approves(api, acme):
     _staged_override(acme)
-    make_flag("gated", requires_approval=True)
-    flag_set_override(
-        tenant=acme, flag=Flag.objects.get(key="gated"), enabled=True, actor=None, environment="staging", approved=True
-    )
-    # Until the changes app makes promotions, the refusal names the flags instead of becoming a request.
-    monkeypatch.delitem(OPERATIONS, "environment.promote", raising=False)
+    gated = make_flag("gated", requires_approval=True)
+    flag_set_override(tenant=acme, flag=gated, enabled=True, actor=None, environment="staging", approved=True)
     digest = api.get("/tenants/acme/environments/production/promote?from=staging").json()["digest"]
-    refused = problem(
-        api.post("/tenants/acme/environments/production/promote", {"from": "staging", "digest": digest}),
-        409,
-        "approval_required",
-    )
-    assert refused["flags"] == ["gated"] and "gated" in refused["detail"]
+    requested = api.post("/tenants/acme/environments/production/promote", {"from": "staging", "digest": digest})
+    assert requested.status_code == 202, requested.content
+    change = requested.json()
+    assert change["operation"] == "environment.promote" and change["state"] == "pending_approval"
+    assert change["params"] == {
+        "tenant": "acme",
+        "source": "staging",
+        "target": "production",
+        "layers": ["overrides", "owner_toggles"],
+    }
+    assert requested["Location"] == change["url"]
     assert not TenantFlag.objects.filter(environment="production").exists()
+    problem(api.post(f"/changes/{change['id']}/approve", If_Match="*"), 422, "invalid_request")  # not one's own
+    approver = AdminApi(make_token(make_operator("approver"))[1])
+    approved = approver.post(f"/changes/{change['id']}/approve", If_Match="*")
+    assert approved.status_code == 200 and approved.json()["state"] == "applied", approved.content
+    promoted = TenantFlag.objects.filter(environment="production").values_list("flag__key", flat=True)
+    assert sorted(promoted) == ["beta", "gated"]
 
 
 # ------------------------------------------------------------------------------------- scopes

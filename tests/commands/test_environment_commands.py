@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from audit.models import AuditEvent
+from changes.models import ChangeRequest
 from tenants.models import ApiKey, Environment, TenantFlag
 from tenants.services.environments import environment_create
 from tenants.services.flags import flag_set_override
@@ -235,6 +236,12 @@ def test_promote_of_a_flag_requiring_approval_is_refused_naming_request(operator
         call_command("environment_promote", "acme", "staging", "production", "--yes", "--actor", "oncall")
     assert refused.value.returncode == 1
     assert db_state() == before
+    summary = run_json("environment_promote", "acme", "staging", "production", "--yes", "--request",
+                       "--actor", "oncall")  # fmt: skip
+    change = ChangeRequest.objects.get(pk=summary["change_request"])
+    assert change.operation == "environment.promote" and summary["change_request_state"] == "pending_approval"
+    assert change.author == operator and summary["applied"] is False and summary["changed"] == 0
+    assert not TenantFlag.objects.filter(environment="production").exists()
 
 
 def test_promote_needs_change_flag_for_overrides_only(operator, acme):
