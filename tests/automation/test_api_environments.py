@@ -9,7 +9,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from tenants.models import Environment, Membership, OwnerToggle, Plan, TenantFlag
+from tenants.models import Environment, Flag, Membership, OwnerToggle, Plan, TenantFlag
 from tenants.services.apikeys import apikey_revoke
 from tenants.services.environments import environment_create
 from tenants.services.flags import flag_owner_toggle, flag_set_override
@@ -387,6 +387,13 @@ def test_an_override_in_staging_of_a_flag_requiring_approval_becomes_a_change_re
     assert change["operation"] == "flag.set_override" and change["state"] == "pending_approval"
     assert change["params"]["environment"] == "staging" and requested["Location"] == change["url"]
     assert not TenantFlag.objects.exists()
+    gated = Flag.objects.get(key="gated")
+    flag_set_override(tenant=acme, flag=gated, enabled=True, actor=None, environment="staging", approved=True)
+    clearing = api.delete("/tenants/acme/overrides/gated?environment=staging", If_Match="*")
+    assert clearing.status_code == 202, clearing.content
+    assert clearing.json()["operation"] == "flag.clear_override"
+    assert clearing.json()["params"] == {"flag": "gated", "tenant": "acme", "environment": "staging"}
+    assert TenantFlag.objects.filter(environment="staging").exists()
 
 
 def test_a_plans_bound_on_environments_is_set_and_read_through_the_api(api):
