@@ -387,18 +387,14 @@ def flag_evaluate_from_rules(rules: dict, key: str, subject: str, context: dict 
     return None if rule is None else _evaluate(key, rule, subject, context)
 
 
-def flag_is_enabled(
-    tenant: Tenant, key: str, subject: str | None = None, *, environment: str = PRODUCTION
-) -> bool:
+def flag_is_enabled(tenant: Tenant, key: str, subject: str | None = None, *, environment: str = PRODUCTION) -> bool:
     """Return True if the flag is on for the tenant's environment (and subject); unknown flags are off."""
     subject = str(tenant.pk) if subject is None else str(subject)
     result = flag_evaluate_from_rules(tenant_rules(tenant, environment), key, subject)
     return bool(result and result.enabled)
 
 
-def flags_explain(
-    tenant: Tenant, *, from_database: bool = False, environment: str = PRODUCTION
-) -> list[ExplainedFlag]:
+def flags_explain(tenant: Tenant, *, from_database: bool = False, environment: str = PRODUCTION) -> list[ExplainedFlag]:
     """Return every visible (not archived) flag of a tenant's environment with its value, reason and editability.
 
     `from_database` reads the definitions as stored, without the cache and without warming it (the admin).

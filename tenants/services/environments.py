@@ -40,9 +40,7 @@ LAYERS = (OVERRIDES, OWNER_TOGGLES)
 
 
 class EnvironmentChanged(TenantsError):
-    default_message = (
-        "The environments changed since this diff was shown: review the new diff and promote again."
-    )
+    default_message = "The environments changed since this diff was shown: review the new diff and promote again."
 
 
 def environment_require(tenant: Tenant, key: Any, *, field: str = "environment") -> str:
@@ -56,9 +54,7 @@ def environment_require(tenant: Tenant, key: Any, *, field: str = "environment")
 
 
 @transaction.atomic
-def environment_create(
-    *, tenant: Tenant, key: str, actor: Any, name: str = "", ip: str | None = None
-) -> Environment:
+def environment_create(*, tenant: Tenant, key: str, actor: Any, name: str = "", ip: str | None = None) -> Environment:
     """Add an environment to a tenant, within its plan's bound; audited."""
     key = (key or "").strip()
     if not re.match(ENVIRONMENT_KEY_PATTERN, key):
@@ -313,4 +309,3 @@ def environment_promote(
         ip=ip,
     )
     return diff
-
