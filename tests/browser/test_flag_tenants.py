@@ -76,7 +76,7 @@ def test_per_flag_page_from_the_flag_filters_and_pages(browser, live_server, set
         assert rows.count() == 1
         row = page.locator('#flag-tenants tr[data-tenant="tenant-with-a-long-name-03"]')
         assert "variant dark" in row.inner_text() and "admin_override" in row.inner_text()
-        assert "1 tenant" in page.inner_text(".paginator")
+        assert page.inner_text(".paginator").strip().startswith("1 row (tenant")
         csv_href = page.get_attribute("a.flag-tenants-csv", "href")
         assert "reason=admin_override" in csv_href and "format=csv" in csv_href
         shoot(page, viewport, "filtered")

@@ -381,3 +381,14 @@ def test_an_environment_the_tenant_lacks_is_an_evaluate_form_error(staff_client,
         response = staff_client.get("/admin/tenants/flag/evaluate/", {"tenant": "acme", "environment": environment})
         assert response.status_code == 200 and response.context["rows"] is None
         assert "has no environment" in " ".join(response.context["form"].errors["environment"])
+
+
+def test_a_guarded_override_in_staging_is_not_written_without_approval(staff_client, acme):
+    gated = make_flag("payments", requires_approval=True)
+    response = staff_client.post(
+        tenant_url(acme), change_data(acme, **override_row(gated, environment="staging")), follow=True
+    )
+    assert response.status_code == 200
+    # A change request when the changes app carries the environment; otherwise the refusal, naming the flag.
+    assert any("payments" in m and "approval" in m for m in messages_of(response)), messages_of(response)
+    assert not TenantFlag.objects.exists()
