@@ -80,7 +80,7 @@ class PlanForm(forms.ModelForm):
 
     class Meta:
         model = Plan
-        fields = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "default_flags"]
+        fields = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "max_environments", "default_flags"]
         labels = {"default_flags": "Raw JSON (advanced)"}
         help_texts = {"default_flags": 'Flag defaults as JSON, {"flag_key": true}. Edit here or in the lists above.'}
 
@@ -128,7 +128,7 @@ class PlanForm(forms.ModelForm):
 @admin.register(Plan)
 class PlanAdmin(AuditHistoryMixin, GuardedModelAdmin):
     form = PlanForm
-    list_display = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "tenant_count"]
+    list_display = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "max_environments", "tenant_count"]
     search_fields = ["code", "name"]
 
     @admin.display(description="tenants")
@@ -139,7 +139,7 @@ class PlanAdmin(AuditHistoryMixin, GuardedModelAdmin):
         return ["code"] if obj else []
 
     def get_fieldsets(self, request, obj=None):
-        main = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota"]
+        main = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "max_environments"]
         return [
             (None, {"fields": main}),
             ("Flag defaults", {"fields": ["flags_on", "flags_off"]}),

@@ -17,8 +17,8 @@ from functools import cache
 from django.conf import settings
 
 from resilience.keyfamily import KeyFamily
-from tenants.models import PRODUCTION
 from resilience.ratelimit.keys import tenant_label, tenant_tag
+from tenants.models import PRODUCTION
 
 FAMILIES = (
     KeyFamily(

@@ -229,6 +229,30 @@ def _diff(tenant: Tenant, source: str, target: str, layers: tuple[str, ...], *, 
     return EnvironmentDiff(tenant.slug, source, target, layers, tuple(changes))
 
 
+def _copy(tenant: Tenant, target: str, flag: Flag, change: LayerChange, actor: Any) -> None:
+    """Write one layer of the target as `change.after` says (None: remove it)."""
+    where = {"tenant": tenant, "environment": target, "flag": flag}
+    by = actor if getattr(actor, "is_authenticated", False) else None
+    after = change.after
+    if change.layer == OVERRIDES:
+        if after is None:
+            TenantFlag.objects.filter(**where).delete()
+            return
+        override = TenantFlag.objects.filter(**where).first() or TenantFlag(**where)
+        override.enabled, override.rollout_percent = after["enabled"], after["rollout_percent"]
+        override.variant, override.value = after.get("variant", ""), after.get("value")
+        override.owner_variants, override.source = after.get("owner_variants", []), TenantFlag.Source.ADMIN
+        override.updated_by = by
+        override.save()
+        return
+    if after is None:
+        OwnerToggle.objects.filter(**where).delete()
+        return
+    toggle = OwnerToggle.objects.filter(**where).first() or OwnerToggle(**where)
+    toggle.enabled, toggle.variant, toggle.updated_by = after["enabled"], after.get("variant", ""), by
+    toggle.save()
+
+
 def _check_pair(tenant: Tenant, source: Any, target: Any) -> tuple[str, str]:
     source = environment_require(tenant, source, field="source")
     target = environment_require(tenant, target, field="target")
@@ -279,21 +303,7 @@ def environment_promote(
             params={"tenant": tenant.slug, "source": source, "target": target, "layers": list(layers)},
         )
     for change in diff.changes:
-        model = TenantFlag if change.layer == OVERRIDES else OwnerToggle
-        if change.after is None:
-            model.objects.filter(tenant=tenant, environment=target, flag=flags[change.flag]).delete()
-            continue
-        row = model.objects.filter(tenant=tenant, environment=target, flag=flags[change.flag]).first()
-        row = row or model(tenant=tenant, environment=target, flag=flags[change.flag])
-        row.enabled = change.after["enabled"]
-        row.variant = change.after.get("variant", "")
-        if change.layer == OVERRIDES:
-            row.rollout_percent = change.after["rollout_percent"]
-            row.value = change.after.get("value")
-            row.owner_variants = change.after.get("owner_variants", [])
-            row.source = TenantFlag.Source.ADMIN
-        row.updated_by = actor if getattr(actor, "is_authenticated", False) else None
-        row.save()
+        _copy(tenant, target, flags[change.flag], change, actor)
     # A removed layer leaves no time of its own: the tenant's moves, as for any removal (flag entry versions).
     Tenant.objects.filter(pk=tenant.pk).update(updated_at=timezone.now())
     versions_bump([tenant.pk])

@@ -12,7 +12,7 @@ from tenants.cache import versions_bump
 from tenants.exceptions import TenantsError
 from tenants.models import Flag, Plan
 
-PLAN_FIELDS = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "default_flags"]
+PLAN_FIELDS = ["code", "name", "rate_limit_per_minute", "burst", "daily_quota", "max_environments", "default_flags"]
 
 
 def _validate_default_flags(value: Any) -> dict:
@@ -36,6 +36,7 @@ def plan_create(
     burst: int | None = None,
     daily_quota: int | None = None,
     default_flags: dict | None = None,
+    max_environments: int = 3,
     ip: str | None = None,
 ) -> Plan:
     """Create a plan; empty limits inherit the RATE_LIMIT_* defaults."""
@@ -47,6 +48,7 @@ def plan_create(
         rate_limit_per_minute=rate_limit_per_minute,
         burst=burst,
         daily_quota=daily_quota,
+        max_environments=max_environments,
         default_flags=_validate_default_flags(default_flags or {}),
     )
     plan.full_clean()

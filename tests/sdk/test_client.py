@@ -8,6 +8,7 @@ from django.test import Client
 
 from tenants.models import Flag
 from tenants.services.apikeys import apikey_revoke
+from tenants.services.environments import environment_create
 from tenants.services.flags import flag_set_override, flag_update
 from tenants.services.tenants import tenant_resume, tenant_suspend
 from tests.sdk.conftest import wait_for
@@ -49,6 +50,21 @@ def test_start_exposes_tenant_settings_limits_and_flags(plane, acme):
     assert client.limits["requests_per_minute"] > 0
     assert client.is_enabled("tools") is True and client.is_enabled("beta") is False
     assert client.flag("nope") is None and client.is_enabled("nope", default=True) is True
+    assert client.environment == "production"
+
+
+def test_a_key_of_another_environment_reads_its_flags(plane, acme, forwarder):
+    tenant, _ = acme
+    environment_create(tenant=tenant, key="staging", actor=None)
+    flag_set_override(tenant=tenant, flag=Flag.objects.get(key="beta"), enabled=True, actor=None, environment="staging")
+    _, secret = make_key(tenant, environment="staging")
+    client = ControlPlane(forwarder.url, secret, timeout=2, poll_interval=0)
+    try:
+        client.start()
+        assert client.environment == "staging" and client.is_enabled("beta") is True
+        assert plane().start().is_enabled("beta") is False  # the production key
+    finally:
+        client.stop()
 
 
 def test_local_rollout_evaluation_matches_the_server_for_every_subject(plane, acme):

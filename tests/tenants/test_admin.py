@@ -163,10 +163,12 @@ def test_flag_and_plan_admin_write_through_services(staff_client):
             "rate_limit_per_minute": "100",
             "burst": "",
             "daily_quota": "",
+            "max_environments": "2",
             "default_flags": '{"beta": true}',
         },
     )
     assert Plan.objects.get().default_flags == {"beta": True}
+    assert Plan.objects.get().max_environments == 2
     bad = staff_client.post("/admin/tenants/plan/add/", {"code": "x", "name": "X", "default_flags": '{"nope": true}'})
     assert "Unknown flags: nope" in bad.content.decode()
     assert [a for a, _ in actions()] == ["flag.create", "flag.update", "plan.create"]

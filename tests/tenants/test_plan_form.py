@@ -18,7 +18,7 @@ def staff_client():
 
 
 def post(client, plan, **fields):
-    data = {"name": plan.name, "rate_limit_per_minute": "", "burst": "", "daily_quota": ""}
+    data = {"name": plan.name, "rate_limit_per_minute": "", "burst": "", "daily_quota": "", "max_environments": "3"}
     data["default_flags"] = '{"beta": true}' if plan.default_flags else "{}"
     data["initial-default_flags"] = data["default_flags"]
     data.update(fields)

@@ -119,6 +119,11 @@ class ControlPlane:
         return self._require()["settings"]
 
     @property
+    def environment(self) -> str:
+        """Return the environment the API key reads (`production` unless the key was issued for another)."""
+        return self._require().get("environment", "production")
+
+    @property
     def limits(self) -> dict:
         return self._require()["limits"]
 
