@@ -426,11 +426,12 @@ class TenantAdmin(TenantEnvironmentsMixin, AuditHistoryMixin, GuardedModelAdmin)
             "<ul>{}</ul><p class='help'>Reset them with the action “Reset the owners' feature toggles”.</p>",
             format_html_join(
                 "",
-                "<li><code>{}</code> in {}: {} by {} at {}</li>",
+                "<li><code>{}</code>{} {} by {} at {}</li>",
                 (
                     (
                         toggle.flag.key,
-                        toggle.environment,
+                        # Production's read as before environments; the others name theirs.
+                        "" if toggle.environment == PRODUCTION else f" in {toggle.environment}:",
                         "on" if toggle.enabled else "off",
                         toggle.updated_by or "someone since removed",
                         toggle.updated_at.strftime("%Y-%m-%d %H:%M"),

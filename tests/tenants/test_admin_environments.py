@@ -392,3 +392,13 @@ def test_a_guarded_override_in_staging_is_not_written_without_approval(staff_cli
     # A change request when the changes app carries the environment; otherwise the refusal, naming the flag.
     assert any("payments" in m and "approval" in m for m in messages_of(response)), messages_of(response)
     assert not TenantFlag.objects.exists()
+
+
+def test_the_owner_toggles_list_names_environments_other_than_production(staff_client, acme):
+    owner = acme.memberships.get().user
+    flag = make_flag("beta", tenant_editable=True)
+    flag_owner_toggle(tenant=acme, flag=flag, enabled=False, actor=owner)
+    flag_owner_toggle(tenant=acme, flag=flag, enabled=True, environment="staging", actor=owner)
+    html = staff_client.get(tenant_url(acme)).content.decode()
+    assert "<code>beta</code> off by acme-owner" in html
+    assert "<code>beta</code> in staging: on by acme-owner" in html
