@@ -145,6 +145,17 @@ class TenantEnvironmentsMixin(ModelAdminMixin):
         form = EnvironmentAddForm()
         if request.method == "POST" and request.POST.get("action") == "delete":
             key = request.POST.get("environment", "")
+            if request.POST.get("confirm") != "yes":
+                # What goes with it is shown first; only the confirmation deletes.
+                row = next((r for r in environment_rows(tenant) if r["key"] == key and key != PRODUCTION), None)
+                if row is not None:
+                    return self._render(
+                        request,
+                        "admin/tenants/tenant/environment_delete.html",
+                        tenant,
+                        f"Delete environment {key} of {tenant.slug}?",
+                        row=row,
+                    )
             try:
                 environment_delete(tenant=tenant, key=key, actor=request.user, ip=client_ip(request))
             except TenantsError as exc:

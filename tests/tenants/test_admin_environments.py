@@ -127,10 +127,20 @@ def test_the_plans_bound_is_an_error_on_the_key_field(staff_client):
     assert "allows 3 environments" in " ".join(response.context["form"].errors["key"])
 
 
+def test_delete_asks_first_showing_what_goes_with_it(staff_client, acme):
+    flag_set_override(tenant=acme, flag=make_flag("beta"), enabled=True, environment="staging", actor=None)
+    response = staff_client.post(tenant_url(acme, "environments/"), {"action": "delete", "environment": "staging"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "also deletes its 1 platform override and 0 owner toggles" in html
+    assert '<input type="hidden" name="confirm" value="yes">' in html
+    assert Environment.objects.filter(tenant=acme).exists() and TenantFlag.objects.exists()
+
+
 def test_delete_an_environment_and_refusals_are_messages(staff_client, acme):
     api_key, _ = make_key(acme, name="ci", environment="staging")
     url = tenant_url(acme, "environments/")
-    refused = staff_client.post(url, {"action": "delete", "environment": "staging"})
+    refused = staff_client.post(url, {"action": "delete", "environment": "staging", "confirm": "yes"})
     assert refused.status_code == 302
     assert any("revoke its API keys first" in m for m in messages_of(refused))
     assert Environment.objects.filter(tenant=acme, key="staging").exists()
@@ -139,7 +149,7 @@ def test_delete_an_environment_and_refusals_are_messages(staff_client, acme):
     unknown = staff_client.post(url, {"action": "delete", "environment": "nope"})
     assert any("has no environment 'nope'" in m for m in messages_of(unknown))
     apikey_revoke(api_key=api_key, actor=None)
-    done = staff_client.post(url, {"action": "delete", "environment": "staging"})
+    done = staff_client.post(url, {"action": "delete", "environment": "staging", "confirm": "yes"})
     assert any("Deleted environment staging" in m for m in messages_of(done))
     assert not Environment.objects.filter(tenant=acme).exists()
     assert AuditEvent.objects.filter(action=AuditAction.ENVIRONMENT_DELETE, object_id="staging").exists()
@@ -339,6 +349,7 @@ def test_view_only_staff_read_but_every_write_is_refused(viewer_client, acme):
     writes = [
         (tenant_url(acme, "environments/"), {"action": "add", "key": "qa"}),
         (tenant_url(acme, "environments/"), {"action": "delete", "environment": "staging"}),
+        (tenant_url(acme, "environments/"), {"action": "delete", "environment": "staging", "confirm": "yes"}),
         (promote_url(acme), {"source": "staging", "target": "production", "layers": "overrides", "digest": digest}),
         (tenant_url(acme), change_data(acme, **override_row(flag, environment="staging"))),
     ]
