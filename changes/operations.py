@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 from audit.models import AuditAction
 from audit.services import audit_snapshot
 from changes.exceptions import InvalidChange
-from tenants.models import Flag, OwnerToggle, Tenant, TenantFlag
+from tenants.models import ENVIRONMENT_KEY_PATTERN, PRODUCTION, Flag, OwnerToggle, Tenant, TenantFlag
+from tenants.services import environments as environment_services
 from tenants.services import flags as flag_services
 
 CHANGE_FLAG = "tenants.change_flag"
@@ -29,8 +31,15 @@ BOOLEAN_FLAG_FIELDS = {"default", "tenant_editable", "risky", "archived", "requi
 class Target:
     """The rows a change request's params name."""
 
-    flag: Flag
+    flag: Flag | None
     tenant: Tenant | None = None
+
+    @property
+    def scoped_flag(self) -> Flag:
+        """Return the flag of a flag-scoped change (`Operation.resolve` always finds one for those)."""
+        if self.flag is None:
+            raise InvalidChange("flag: required for this change.", field="flag")
+        return self.flag
 
     @property
     def scoped_tenant(self) -> Tenant:
@@ -60,13 +69,23 @@ class Operation:
     describe: Callable[[dict], str]
     #: The state the change leaves (what `state` would read after it), None for "no row".
     outcome: Callable[[dict], dict | None] = lambda _params: None
+    #: Whether params name one flag (`params["flag"]`); a promotion names an environment pair instead.
+    flag_scoped: bool = True
+    #: The keys of the flags whose `requires_approval` the change touches (default: its one flag's).
+    gated_flags: Callable[[Target, dict], list[str]] | None = None
+    #: The flag a request is filed under (default: its one flag).
+    flag_key: Callable[[Target, dict], str] | None = None
+    #: Whether a `revert_at` may put the change back (with `inverse`).
+    revertible: bool = True
 
     def resolve(self, params: dict) -> Target:
         """Return the rows `params` name; raise InvalidChange naming the field that names none."""
-        key = params.get("flag")
-        flag = Flag.objects.filter(key=key).first() if isinstance(key, str) else None
-        if flag is None:
-            raise InvalidChange(f"flag: there is no flag with key {key!r}.", field="flag")
+        flag = None
+        if self.flag_scoped:
+            key = params.get("flag")
+            flag = Flag.objects.filter(key=key).first() if isinstance(key, str) else None
+            if flag is None:
+                raise InvalidChange(f"flag: there is no flag with key {key!r}.", field="flag")
         if not self.tenant_scoped:
             return Target(flag=flag)
         slug = params.get("tenant")
@@ -74,6 +93,17 @@ class Operation:
         if tenant is None:
             raise InvalidChange(f"tenant: there is no tenant with slug {slug!r}.", field="tenant")
         return Target(flag=flag, tenant=tenant)
+
+    def approval_flags(self, target: Target, params: dict) -> list[str]:
+        """Return the keys of the flags that make this change need another staff user's approval."""
+        if self.gated_flags is not None:
+            return self.gated_flags(target, params)
+        flag = target.scoped_flag
+        return [flag.key] if self.needs_approval_of_flag and flag.requires_approval else []
+
+    def filed_under(self, target: Target, params: dict) -> str:
+        """Return the flag key the request is listed under (its filters, a flag's "Scheduled changes")."""
+        return self.flag_key(target, params) if self.flag_key is not None else target.scoped_flag.key
 
 
 # ------------------------------------------------------------------------ helpers
@@ -101,29 +131,58 @@ def _boolean(params: dict, name: str) -> None:
         raise InvalidChange(f"{name}: use true or false.", field=name)
 
 
+def _environment(params: dict) -> str:
+    """Return the change's environment (default production); raise InvalidChange naming `environment`."""
+    environment = params.get("environment", PRODUCTION)
+    if not isinstance(environment, str) or not re.match(ENVIRONMENT_KEY_PATTERN, environment):
+        raise InvalidChange(
+            f"environment: {json.dumps(environment)} is not an environment key (e.g. production, staging).",
+            field="environment",
+        )
+    return environment
+
+
+def _in(params: dict) -> dict:
+    """Return the `environment` param of a change, left out for production (so older requests read the same)."""
+    environment = params.get("environment", PRODUCTION)
+    return {} if environment == PRODUCTION else {"environment": environment}
+
+
 def _set_override_options() -> set[str]:
     """The values flag_set_override takes besides its rows and actor (the typed ones as the service grows)."""
     names = set(inspect.signature(flag_services.flag_set_override).parameters)
     return names - {"tenant", "flag", "actor", "ip", "approved", "source"}
 
 
-def _override_state(target: Target, _params: dict) -> dict | None:
-    override = TenantFlag.objects.filter(tenant=target.scoped_tenant, flag=target.flag).first()
+def _override_state(target: Target, params: dict) -> dict | None:
+    override = TenantFlag.objects.filter(
+        tenant=target.scoped_tenant, environment=_environment(params), flag=target.scoped_flag
+    ).first()
     if override is None:
         return None
-    fields = [name for name in sorted(_set_override_options()) if hasattr(TenantFlag, name)]
+    # The environment names the row, as the tenant and flag do: it is in the params, not the state.
+    fields = [name for name in sorted(_set_override_options()) if hasattr(TenantFlag, name) and name != "environment"]
     return audit_snapshot(override, fields)
 
 
-def _toggle_state(target: Target, _params: dict) -> dict | None:
-    toggle = OwnerToggle.objects.filter(tenant=target.scoped_tenant, flag=target.flag).first()
+def _toggle_state(target: Target, params: dict) -> dict | None:
+    toggle = OwnerToggle.objects.filter(
+        tenant=target.scoped_tenant, environment=_environment(params), flag=target.scoped_flag
+    ).first()
     if toggle is None:
         return None
     return {"enabled": toggle.enabled, **({"variant": toggle.variant} if toggle.variant else {})}
 
 
+def _row(params: dict) -> dict:
+    """Return the params naming the row a change touches: flag, tenant and (unless production) environment."""
+    return {"flag": params["flag"], "tenant": params["tenant"], **_in(params)}
+
+
 def _where(params: dict) -> str:
-    return f"“{params['flag']}” for {params['tenant']}"
+    environment = params.get("environment", PRODUCTION)
+    suffix = "" if environment == PRODUCTION else f" in {environment}"
+    return f"“{params['flag']}” for {params['tenant']}{suffix}"
 
 
 # ---------------------------------------------------------------------- flag.update
@@ -144,11 +203,11 @@ def _update_clean(params: dict) -> dict:
 
 
 def _update_state(target: Target, params: dict) -> dict:
-    return audit_snapshot(target.flag, sorted(params["fields"]))
+    return audit_snapshot(target.scoped_flag, sorted(params["fields"]))
 
 
 def _update_apply(target: Target, params: dict, actor) -> None:
-    flag_services.flag_update(flag=target.flag, actor=actor, approved=True, **params["fields"])
+    flag_services.flag_update(flag=target.scoped_flag, actor=actor, approved=True, **params["fields"])
 
 
 def _update_inverse(target: Target, params: dict, before: dict | None):
@@ -164,6 +223,7 @@ def _update_describe(params: dict) -> str:
 def _set_override_clean(params: dict) -> dict:
     params = _keys(params, required={"flag", "tenant", "enabled"}, optional=_set_override_options() - {"enabled"})
     _boolean(params, "enabled")
+    _environment(params)
     percent = params.get("rollout_percent", 100)
     if type(percent) is not int or not 0 <= percent <= 100:
         raise InvalidChange("rollout_percent: a whole number from 0 to 100.", field="rollout_percent")
@@ -176,12 +236,12 @@ def _values(params: dict) -> dict:
 
 def _set_override_apply(target: Target, params: dict, actor) -> None:
     flag_services.flag_set_override(
-        tenant=target.scoped_tenant, flag=target.flag, actor=actor, approved=True, **_values(params)
+        tenant=target.scoped_tenant, flag=target.scoped_flag, actor=actor, approved=True, **_values(params)
     )
 
 
 def _override_inverse(target: Target, params: dict, before: dict | None):
-    where = {"flag": params["flag"], "tenant": params["tenant"]}
+    where = _row(params)
     if before is None:
         return AuditAction.FLAG_CLEAR_OVERRIDE.value, where
     return AuditAction.FLAG_SET_OVERRIDE.value, {**where, **before}
@@ -193,30 +253,39 @@ def _set_override_describe(params: dict) -> str:
     extra = "".join(
         f", {name} {_shown(value)}"
         for name, value in sorted(params.items())
-        if name not in ("flag", "tenant", "enabled", "rollout_percent")
+        if name not in ("flag", "tenant", "environment", "enabled", "rollout_percent")
     )
     return f"Override {_where(params)}: {state}" + (f" at {percent} %" if params["enabled"] else "") + extra
 
 
 # -------------------------------------------------------------- flag.clear_override
 def _clear_clean(params: dict) -> dict:
-    return _keys(params, required={"flag", "tenant"})
+    params = _keys(params, required={"flag", "tenant"}, optional={"environment"})
+    _environment(params)
+    return params
 
 
 def _clear_apply(target: Target, params: dict, actor) -> None:
-    flag_services.flag_clear_override(tenant=target.scoped_tenant, flag=target.flag, actor=actor, approved=True)
+    flag_services.flag_clear_override(
+        tenant=target.scoped_tenant,
+        flag=target.scoped_flag,
+        environment=_environment(params),
+        actor=actor,
+        approved=True,
+    )
 
 
 def _clear_inverse(target: Target, params: dict, before: dict | None):
     if before is None:
         return None  # there was no override: nothing to put back
-    return AuditAction.FLAG_SET_OVERRIDE.value, {"flag": params["flag"], "tenant": params["tenant"], **before}
+    return AuditAction.FLAG_SET_OVERRIDE.value, {**_row(params), **before}
 
 
 # ---------------------------------------------------------------- flag.owner_toggle
 def _toggle_clean(params: dict) -> dict:
-    params = _keys(params, required={"flag", "tenant", "enabled"}, optional={"on_behalf", "variant"})
+    params = _keys(params, required={"flag", "tenant", "enabled"}, optional={"on_behalf", "variant", "environment"})
     _boolean(params, "enabled")
+    _environment(params)
     if "on_behalf" in params:
         _boolean(params, "on_behalf")
     if not isinstance(params.get("variant", ""), str):
@@ -228,20 +297,25 @@ def _toggle_apply(target: Target, params: dict, actor) -> None:
     if params.get("on_behalf"):
         # A staff change putting back an owner's choice (the inverse of a reset): not the owner's own toggle.
         flag_services.owner_toggle_restore(
-            tenant=target.scoped_tenant, flag=target.flag, enabled=params["enabled"], actor=actor
+            tenant=target.scoped_tenant,
+            flag=target.scoped_flag,
+            enabled=params["enabled"],
+            environment=_environment(params),
+            actor=actor,
         )
     else:
         flag_services.flag_owner_toggle(
             tenant=target.scoped_tenant,
-            flag=target.flag,
+            flag=target.scoped_flag,
             enabled=params["enabled"],
             variant=params.get("variant", ""),
+            environment=_environment(params),
             actor=actor,
         )
 
 
 def _toggle_inverse(target: Target, params: dict, before: dict | None):
-    where = {"flag": params["flag"], "tenant": params["tenant"]}
+    where = _row(params)
     if before is None:
         return AuditAction.FLAG_OWNER_RESET.value, where
     return AuditAction.FLAG_OWNER_TOGGLE.value, {**where, **before, **_behalf(params)}
@@ -258,18 +332,110 @@ def _toggle_describe(params: dict) -> str:
 
 # ----------------------------------------------------------------- flag.owner_reset
 def _reset_apply(target: Target, params: dict, actor) -> None:
-    flag_services.flag_owner_reset(tenant=target.scoped_tenant, flag=target.flag, actor=actor, approved=True)
+    flag_services.flag_owner_reset(
+        tenant=target.scoped_tenant,
+        flag=target.scoped_flag,
+        environment=_environment(params),
+        actor=actor,
+        approved=True,
+    )
 
 
 def _reset_inverse(target: Target, params: dict, before: dict | None):
     if before is None:
         return None
-    return AuditAction.FLAG_OWNER_TOGGLE.value, {
-        "flag": params["flag"],
-        "tenant": params["tenant"],
-        "enabled": before["enabled"],
-        "on_behalf": True,
-    }
+    return AuditAction.FLAG_OWNER_TOGGLE.value, {**_row(params), "enabled": before["enabled"], "on_behalf": True}
+
+
+# ------------------------------------------------------------ environment.promote
+LAYER_PERMISSIONS = {environment_services.OVERRIDES: CHANGE_FLAG, environment_services.OWNER_TOGGLES: CHANGE_TENANT}
+
+
+def _promote_clean(params: dict) -> dict:
+    params = _keys(params, required={"tenant", "source", "target"}, optional={"layers"})
+    for name in ("source", "target"):
+        if not isinstance(params[name], str) or not params[name]:
+            raise InvalidChange(f"{name}: the key of one of the tenant's environments.", field=name)
+    if "layers" in params:
+        layers = params["layers"]
+        known = environment_services.LAYERS
+        if not isinstance(layers, list) or not layers or any(layer not in known for layer in layers):
+            raise InvalidChange(f"layers: a list of one or both of {', '.join(known)}.", field="layers")
+    return params
+
+
+def _promote_layers(params: dict) -> tuple[str, ...]:
+    chosen = params.get("layers") or environment_services.LAYERS
+    return tuple(layer for layer in environment_services.LAYERS if layer in chosen)
+
+
+def _promote_diff(tenant: Tenant, params: dict) -> environment_services.EnvironmentDiff:
+    return environment_services.environment_diff(
+        tenant=tenant, source=params["source"], target=params["target"], layers=_promote_layers(params)
+    )
+
+
+def _layers_of(tenant: Tenant, environment: str, layers: tuple[str, ...]) -> dict:
+    """Return an environment's flag layers as the override and toggle operations read one row."""
+    fields = [name for name in sorted(_set_override_options()) if hasattr(TenantFlag, name) and name != "environment"]
+    state: dict[str, dict] = {}
+    if environment_services.OVERRIDES in layers:
+        rows = TenantFlag.objects.filter(tenant=tenant, environment=environment).select_related("flag")
+        state[environment_services.OVERRIDES] = {
+            row.flag.key: audit_snapshot(row, fields) for row in sorted(rows, key=lambda row: row.flag.key)
+        }
+    if environment_services.OWNER_TOGGLES in layers:
+        toggles = OwnerToggle.objects.filter(tenant=tenant, environment=environment).select_related("flag")
+        state[environment_services.OWNER_TOGGLES] = {
+            row.flag.key: {"enabled": row.enabled, **({"variant": row.variant} if row.variant else {})}
+            for row in sorted(toggles, key=lambda row: row.flag.key)
+        }
+    return state
+
+
+def _promote_state(target: Target, params: dict) -> dict:
+    return _layers_of(target.scoped_tenant, params["target"], _promote_layers(params))
+
+
+def _promote_outcome(params: dict) -> dict | None:
+    tenant = Tenant.objects.filter(slug=params.get("tenant")).first()
+    return None if tenant is None else _layers_of(tenant, params["source"], _promote_layers(params))
+
+
+def _promote_apply(target: Target, params: dict, actor) -> None:
+    # The diff of now, not of when the request was made: the target ends up as the source is when it applies.
+    diff = _promote_diff(target.scoped_tenant, params)
+    environment_services.environment_promote(
+        tenant=target.scoped_tenant,
+        source=params["source"],
+        target=params["target"],
+        layers=_promote_layers(params),
+        digest=diff.digest,
+        actor=actor,
+        approved=True,
+    )
+
+
+def _promote_gated(target: Target, params: dict) -> list[str]:
+    keys = sorted({change.flag for change in _promote_diff(target.scoped_tenant, params).changes})
+    return list(Flag.objects.filter(key__in=keys, requires_approval=True).order_by("key").values_list("key", flat=True))
+
+
+def _promote_flag_key(target: Target, params: dict) -> str:
+    gated = _promote_gated(target, params)
+    changed = [change.flag for change in _promote_diff(target.scoped_tenant, params).changes]
+    return (gated or changed or [""])[0]
+
+
+def _promote_describe(params: dict) -> str:
+    text = f"Promote {params['source']} → {params['target']} for {params['tenant']}"
+    tenant = Tenant.objects.filter(slug=params["tenant"]).first()
+    if tenant is None:
+        return text
+    count = len(_promote_diff(tenant, params).changes)
+    layers = _promote_layers(params)
+    only = "" if len(layers) == len(environment_services.LAYERS) else ", " + layers[0].replace("_", " ")
+    return f"{text} ({count} change{'' if count == 1 else 's'}{only})"
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -299,7 +465,10 @@ OPERATIONS: dict[str, Operation] = {
             apply=_set_override_apply,
             inverse=_override_inverse,
             describe=_set_override_describe,
-            outcome=lambda params: {"rollout_percent": 100, **_values(params)},
+            outcome=lambda params: {
+                "rollout_percent": 100,
+                **{name: value for name, value in _values(params).items() if name != "environment"},
+            },
         ),
         Operation(
             name=AuditAction.FLAG_CLEAR_OVERRIDE.value,
@@ -339,6 +508,25 @@ OPERATIONS: dict[str, Operation] = {
             inverse=_reset_inverse,
             describe=lambda params: f"Reset the owner's toggle of {_where(params)}",
         ),
+        Operation(
+            name=AuditAction.ENVIRONMENT_PROMOTE.value,
+            label="Promote an environment",
+            tenant_scoped=True,
+            flag_scoped=False,
+            # Per layer (operation_permissions): overrides need CHANGE_FLAG, owner toggles CHANGE_TENANT.
+            permission=None,
+            needs_approval_of_flag=True,
+            clean=_promote_clean,
+            state=_promote_state,
+            apply=_promote_apply,
+            # Promoting back would copy what the source is then, not what the target was: no automatic revert.
+            inverse=lambda _target, _params, _before: None,
+            describe=_promote_describe,
+            outcome=_promote_outcome,
+            gated_flags=_promote_gated,
+            flag_key=_promote_flag_key,
+            revertible=False,
+        ),
     )
 }
 
@@ -353,8 +541,10 @@ def operation_named(name: str) -> Operation:
         ) from None
 
 
-def operation_permission(operation: Operation, params: dict) -> str | None:
-    """Return the permission the author of this change needs (None: the service checks the author)."""
+def operation_permissions(operation: Operation, params: dict) -> tuple[str, ...]:
+    """Return the permissions the author of this change needs (none: the service checks the author)."""
     if operation.name == AuditAction.FLAG_OWNER_TOGGLE and params.get("on_behalf"):
-        return CHANGE_TENANT
-    return operation.permission
+        return (CHANGE_TENANT,)
+    if operation.name == AuditAction.ENVIRONMENT_PROMOTE:
+        return tuple(LAYER_PERMISSIONS[layer] for layer in _promote_layers(params))
+    return () if operation.permission is None else (operation.permission,)

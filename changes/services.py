@@ -22,7 +22,7 @@ from audit.models import AuditAction
 from audit.services import audit_record, audit_via
 from changes.exceptions import ChangesError, InvalidChange, SelfApproval, TransitionRefused
 from changes.models import APPROVE_PERMISSION, ChangeRequest
-from changes.operations import Operation, operation_named, operation_permission
+from changes.operations import Operation, operation_named, operation_permissions
 from tenants.exceptions import TenantsError
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,12 @@ def _is_staff(user) -> bool:
 def _check_author(operation: Operation, params: dict, author) -> None:
     if not getattr(author, "is_authenticated", False):
         raise PermissionDenied("A change request needs an author: sign in first.")
-    permission = operation_permission(operation, params)
-    if permission is not None and not (_is_staff(author) and author.has_perm(permission)):
-        raise PermissionDenied(
-            f"{author.get_username()} lacks the permission {permission} this change needs; "
-            "a change request never does more than its author may."
-        )
+    for permission in operation_permissions(operation, params):
+        if not (_is_staff(author) and author.has_perm(permission)):
+            raise PermissionDenied(
+                f"{author.get_username()} lacks the permission {permission} this change needs; "
+                "a change request never does more than its author may."
+            )
 
 
 def _check_schedule(apply_at: datetime | None, revert_at: datetime | None, now: datetime) -> None:
@@ -128,6 +128,12 @@ def change_request_check(
     params = op.clean(params)
     _check_author(op, params, author)
     _check_schedule(apply_at, revert_at, now)
+    if revert_at is not None and not op.revertible:
+        raise InvalidChange(
+            f"revert_at: “{op.label}” is not put back automatically (for a promotion, promote the other way "
+            "instead); leave it empty.",
+            field="revert_at",
+        )
     op.resolve(params)
     _dry_run(op, params, author)
     return params
@@ -157,7 +163,7 @@ def change_request_create(
         operation=operation, params=params, author=author, apply_at=apply_at, revert_at=revert_at, now=now
     )
     target = op.resolve(params)
-    requires_approval = op.needs_approval_of_flag and target.flag.requires_approval
+    requires_approval = bool(op.approval_flags(target, params))
     if requires_approval:
         state = ChangeRequest.State.PENDING_APPROVAL
     else:
@@ -166,7 +172,7 @@ def change_request_create(
         operation=op.name,
         params=params,
         summary=op.describe(params)[:300],
-        flag_key=target.flag.key,
+        flag_key=op.filed_under(target, params)[:64],
         tenant=target.tenant,
         author=author,
         reason=reason[:500],
@@ -294,6 +300,15 @@ def _run(operation_name: str, params: dict, change: ChangeRequest, *, revert: bo
     op = operation_named(operation_name)
     with transaction.atomic(), audit_via(_provenance(change, revert=revert)):
         target = op.resolve(params)
+        if not revert and op.gated_flags is not None and change.approved_by_id is None:
+            # What a promotion copies is read when it applies: a flag requiring approval may have joined since.
+            gated = op.approval_flags(target, params)
+            if gated:
+                raise InvalidChange(
+                    f"{', '.join(gated)} require{'s' if len(gated) == 1 else ''} approval now: "
+                    "make this change again, as a request another staff user approves.",
+                    field="approved_by",
+                )
         before = op.state(target, params)
         op.apply(target, params, change.author)
         if not revert:

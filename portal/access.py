@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.shortcuts import render
 from django.urls import reverse
 
-from portal.selectors import user_memberships
+from portal.selectors import UnknownEnvironment, user_memberships
 from tenants.models import Membership, Tenant
 
 Role = Membership.Role
@@ -117,6 +117,9 @@ def tenant_view(
                 # A per-request attribute set like Django's request.user; HttpRequest's stub declares no such field.
                 request.portal_membership = membership  # type: ignore[attr-defined]
                 return view(request, membership, **loaded)
+            except UnknownEnvironment as exc:
+                # The tenant's own environment names, asked for by one of its members: nothing foreign to hide.
+                return render_error(request, 404, str(exc), membership)
             except Http404:
                 # Same body for "not yours" and "does not exist": a foreign id must look absent.
                 return render_error(request, 404, "There is nothing here, or you do not have access to it.")

@@ -8,7 +8,8 @@ from typing import cast
 from django import forms
 from django.utils import timezone
 
-from tenants.models import Membership
+from tenants.flag_forms import EvaluateForm
+from tenants.models import PRODUCTION, Membership
 
 ROLE_CHOICES = Membership.Role.choices
 MAX_KEY_LIFETIME_DAYS = 5 * 365
@@ -30,8 +31,27 @@ class FlagToggleForm(forms.Form):
     variant = forms.CharField(required=False, max_length=64)
 
 
+def environment_field(label: str, *, missing: str, **kwargs) -> forms.ChoiceField:
+    """Return a choice among the tenant's environments (the view sets the choices)."""
+    return forms.ChoiceField(
+        label=label,
+        choices=(),
+        error_messages={
+            "required": missing,
+            "invalid_choice": "Select a valid choice: “%(value)s” is not one of this tenant's environments.",
+        },
+        **kwargs,
+    )
+
+
+def environment_choices(form: forms.Form, names: list[str], environments: list[str]) -> None:
+    """Offer `environments` (production first) in each of the form's fields `names`."""
+    for name in names:
+        cast(forms.ChoiceField, form.fields[name]).choices = [(key, key) for key in environments]
+
+
 class ApiKeyCreateForm(forms.Form):
-    """Name, scopes and optional expiry of a new API key."""
+    """Name, scopes, environment and optional expiry of a new API key."""
 
     name = forms.CharField(
         max_length=100,
@@ -43,6 +63,13 @@ class ApiKeyCreateForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one scope.", "invalid_choice": "“%(value)s” is not a scope."},
     )
+    environment = environment_field(
+        "Environment",
+        missing="Choose the environment the key reads.",
+        required=False,  # a client that sends none gets production, as before environments
+        initial=PRODUCTION,
+        help_text="The key reads this environment's flags; it cannot be changed later.",
+    )
     expires_on = forms.DateField(
         required=False,
         label="Expires on",
@@ -51,9 +78,13 @@ class ApiKeyCreateForm(forms.Form):
         error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
     )
 
-    def __init__(self, *args, scope_choices, **kwargs):
+    def __init__(self, *args, scope_choices, environments, **kwargs):
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["scopes"]).choices = scope_choices
+        environment_choices(self, ["environment"], environments)
+
+    def clean_environment(self) -> str:
+        return self.cleaned_data["environment"] or PRODUCTION
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
@@ -165,3 +196,48 @@ class ScheduleToggleForm(forms.Form):
         help_text="The feature goes back to what it was just before the change.",
         error_messages={"invalid": "Use a date and time such as 2026-12-26T08:00."},
     )
+
+
+class EnvironmentEvaluateForm(EvaluateForm):
+    """The evaluate tool's subject and context, and the environment to evaluate in."""
+
+    env = environment_field("Environment", missing="Choose an environment.", initial=PRODUCTION, required=False)
+
+    def __init__(self, *args, environments, **kwargs):
+        super().__init__(*args, **kwargs)
+        environment_choices(self, ["env"], environments)
+        self.order_fields(["env"])
+
+    def clean_env(self) -> str:
+        return self.cleaned_data["env"] or PRODUCTION
+
+
+class EnvironmentCreateForm(forms.Form):
+    """A new environment's key and name (the service checks the pattern, duplicates and the plan's bound)."""
+
+    key = forms.CharField(
+        max_length=32,
+        help_text="1-32 characters: a-z, 0-9, '-', starting with a letter, e.g. staging. Used in URLs and API keys.",
+        error_messages={
+            "required": "Give the environment a key, e.g. staging.",
+            "max_length": "A key is at most 32 characters.",
+        },
+    )
+    name = forms.CharField(
+        max_length=100,
+        required=False,
+        help_text="Optional: a readable name.",
+        error_messages={"max_length": "A name is at most 100 characters."},
+    )
+
+
+class EnvironmentPromoteForm(forms.Form):
+    """Which environment's owner toggles to copy onto which, and the digest of the diff the user saw."""
+
+    source = environment_field("From", missing="Choose the environment to promote from.")
+    target = environment_field("To", missing="Choose the environment to promote to.")
+    digest = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
+    def __init__(self, *args, environments, **kwargs):
+        super().__init__(*args, **kwargs)
+        environment_choices(self, ["source", "target"], environments)

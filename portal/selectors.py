@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Value
 from django.http import Http404
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from resilience.ratelimit.selectors import IdentityState, identity_state, top_limited
-from tenants.models import ApiKey, Flag, Invitation, Membership, Tenant
-from tenants.selectors import tenants_for_user
+from tenants.models import (
+    PRODUCTION,
+    ApiKey,
+    Environment,
+    Flag,
+    Invitation,
+    Membership,
+    OwnerToggle,
+    Tenant,
+    TenantFlag,
+)
+from tenants.selectors import tenant_environments, tenants_for_user
 from webhooks.models import WebhookEndpoint
 
 
@@ -71,6 +81,81 @@ def tenant_flag(tenant: Tenant, flag_key: str) -> Flag:
     return flag
 
 
+class UnknownEnvironment(Http404):
+    """A `?env=` the tenant does not have; its message names the ones it has (they are the tenant's own)."""
+
+
+def selected_environment(tenant: Tenant, key: str | None, known: list[str] | None = None) -> str:
+    """Return the environment `key` names (production when empty), or raise UnknownEnvironment."""
+    known = tenant_environments(tenant) if known is None else known
+    if not key:
+        return PRODUCTION
+    if key not in known:
+        shown = key if len(key) <= 40 else key[:40] + "…"
+        raise UnknownEnvironment(f"{tenant.name} has no environment “{shown}” (it has: {', '.join(known)}).")
+    return key
+
+
+def tenant_environment(tenant: Tenant, key: str) -> Environment:
+    """Return the tenant's environment row `key` (production is none), or raise Http404."""
+    environment = Environment.objects.filter(tenant=tenant, key=key).first()
+    if environment is None:
+        raise Http404("No such environment.")
+    return environment
+
+
+@dataclass(frozen=True)
+class EnvironmentRow:
+    """One environment of a tenant with what lives in it."""
+
+    key: str
+    name: str
+    created_at: object
+    created_by: str
+    overrides: int
+    owner_toggles: int
+    live_keys: int
+
+    @property
+    def is_production(self) -> bool:
+        return self.key == PRODUCTION
+
+
+def tenant_environment_rows(tenant: Tenant) -> list[EnvironmentRow]:
+    """Return the tenant's environments, production first, with counts of overrides, owner toggles and live keys.
+
+    Live keys are the ones not revoked (expired included): those are what stops a deletion.
+    """
+    rows = list(Environment.objects.filter(tenant=tenant).select_related("created_by").order_by("key"))
+
+    def counted(queryset, layer: str):
+        return (
+            queryset.filter(tenant=tenant).order_by().values("environment").annotate(n=Count("id"), layer=Value(layer))
+        )
+
+    # One query for the three counts of every environment.
+    found = counted(TenantFlag.objects, "overrides").union(
+        counted(OwnerToggle.objects, "owner_toggles"),
+        counted(ApiKey.objects.filter(revoked_at__isnull=True), "live_keys"),
+        all=True,
+    )
+    counts: dict[tuple[str, str], int] = {(row["environment"], row["layer"]): row["n"] for row in found}
+
+    def row(key: str, name: str, created_at, created_by) -> EnvironmentRow:
+        return EnvironmentRow(
+            key=key,
+            name=name,
+            created_at=created_at,
+            created_by=created_by.get_username() if created_by else "",
+            overrides=counts.get((key, "overrides"), 0),
+            owner_toggles=counts.get((key, "owner_toggles"), 0),
+            live_keys=counts.get((key, "live_keys"), 0),
+        )
+
+    production = row(PRODUCTION, "Production", tenant.created_at, None)
+    return [production, *(row(env.key, env.name, env.created_at, env.created_by) for env in rows)]
+
+
 FLAG_ACTIONS: dict[str, str] = {
     AuditAction.FLAG_OWNER_TOGGLE: "switched",
     AuditAction.FLAG_SET_OVERRIDE: "overrode (platform admin)",
@@ -87,6 +172,7 @@ class FlagChange:
     verb: str
     before: bool | None
     after: bool | None
+    environment: str = PRODUCTION
 
 
 def flag_history(tenant: Tenant, limit: int = 20) -> list[FlagChange]:
@@ -100,6 +186,8 @@ def flag_history(tenant: Tenant, limit: int = 20) -> list[FlagChange]:
             verb=FLAG_ACTIONS[event.action],
             before=(event.before or {}).get("enabled"),
             after=(event.after or {}).get("enabled"),
+            # The services name the environment in a snapshot only when it is not production.
+            environment=(event.after or event.before or {}).get("environment", PRODUCTION),
         )
         for event in events
     ]
@@ -144,6 +232,9 @@ ACTIVITY_TEXT: dict[str, str] = {
     AuditAction.FLAG_SET_OVERRIDE: "overrode a feature",
     AuditAction.FLAG_CLEAR_OVERRIDE: "cleared a feature override",
     AuditAction.FLAG_OWNER_RESET: "reset a feature toggle",
+    AuditAction.ENVIRONMENT_CREATE: "added an environment",
+    AuditAction.ENVIRONMENT_DELETE: "deleted an environment",
+    AuditAction.ENVIRONMENT_PROMOTE: "promoted to an environment",
 }
 
 
@@ -163,6 +254,8 @@ def _subject(event: AuditEvent) -> str:
         return str(snapshot.get("user", ""))
     if event.action.startswith("apikey."):
         return str(snapshot.get("name", ""))
+    if event.action.startswith("environment."):
+        return event.object_id
     return ""
 
 

@@ -2,7 +2,19 @@
 
 from django.urls import include, path, register_converter
 
-from portal.views import account, auth, changes, features, home, invitations, keys, members, usage, webhooks
+from portal.views import (
+    account,
+    auth,
+    changes,
+    environments,
+    features,
+    home,
+    invitations,
+    keys,
+    members,
+    usage,
+    webhooks,
+)
 
 
 class IdConverter:
@@ -29,6 +41,12 @@ class TenantSlugConverter(IdConverter):
     regex = "[-a-zA-Z0-9_]{1,50}"
 
 
+class EnvironmentKeyConverter(IdConverter):
+    """An environment key as tenants.models.ENVIRONMENT_KEY_PATTERN allows it."""
+
+    regex = "[a-z][a-z0-9-]{0,31}"
+
+
 class InvitationTokenConverter(IdConverter):
     """An invitation token (secrets.token_urlsafe(32): 43 URL-safe characters)."""
 
@@ -38,6 +56,7 @@ class InvitationTokenConverter(IdConverter):
 register_converter(IdConverter, "portal_id")
 register_converter(InvitationTokenConverter, "invitation_token")
 register_converter(FlagKeyConverter, "flag_key")
+register_converter(EnvironmentKeyConverter, "environment_key")
 register_converter(TenantSlugConverter, "tenant_slug")
 
 app_name = "portal"
@@ -50,6 +69,13 @@ tenant_patterns = [
     path("changes/", changes.scheduled_changes, name="changes"),
     # Not under features/: a flag may be keyed "evaluate".
     path("evaluate/", features.flag_evaluate, name="flag_evaluate"),
+    path("environments/", environments.environment_list, name="environments"),
+    path("environments/promote/", environments.environment_promote_view, name="environment_promote"),
+    path(
+        "environments/<environment_key:environment>/delete/",
+        environments.environment_delete_view,
+        name="environment_delete",
+    ),
     path("keys/", keys.key_list, name="keys"),
     path("keys/<portal_id:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
     path("members/", members.member_list, name="members"),

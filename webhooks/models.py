@@ -18,6 +18,7 @@ class EventType(models.TextChoices):
     OVERRIDE_SET = "override.set", "tenant override set by a platform admin"
     OVERRIDE_CLEARED = "override.cleared", "tenant override cleared"
     OWNER_TOGGLED = "owner.toggled", "tenant owner switched a feature (or an admin reset that choice)"
+    ENVIRONMENT_PROMOTED = "environment.promoted", "one of a tenant's environments promoted onto another"
     TENANT_STATUS_CHANGED = "tenant.status_changed", "tenant suspended, resumed or deleted"
     KEY_ISSUED = "key.issued", "API key issued"
     KEY_REVOKED = "key.revoked", "API key revoked"

@@ -9,13 +9,13 @@ from django.urls import reverse
 
 from agentapi_admin.client_address import client_ip
 from portal.access import Role, tenant_view
-from portal.forms import FlagToggleForm
-from portal.selectors import flag_history, tenant_flag
+from portal.forms import EnvironmentEvaluateForm, FlagToggleForm
+from portal.selectors import flag_history, selected_environment, tenant_flag
 from portal.views.layout import render_tenant
 from tenants.exceptions import FlagNotEditable, TenantsError
-from tenants.flag_forms import EvaluateForm
 from tenants.flag_text import layers_text, platform_text
-from tenants.selectors import flags_evaluate_explained, flags_explain
+from tenants.models import PRODUCTION
+from tenants.selectors import flags_evaluate_explained, flags_explain, tenant_environments
 from tenants.services.flags import flag_owner_toggle
 
 REASONS = {
@@ -31,8 +31,23 @@ REASONS = {
 NOT_EDITABLE = "“{key}” is managed by the platform team and cannot be changed from the portal."
 
 
-def _explained(tenant, key):
-    return next((row for row in flags_explain(tenant) if row.key == key), None)
+def _explained(tenant, key, environment):
+    return next((row for row in flags_explain(tenant, environment=environment) if row.key == key), None)
+
+
+def env_query(environment: str) -> str:
+    """Return the query string that keeps `environment` selected (none for production, the plain URL)."""
+    return "" if environment == PRODUCTION else f"?env={environment}"
+
+
+def environment_context(request, tenant) -> dict:
+    """Return the selected environment (`?env=`, production by default) and the tenant's environments.
+
+    Raise UnknownEnvironment (a 404 naming the tenant's environments) for one the tenant does not have.
+    """
+    environments = tenant_environments(tenant)
+    environment = selected_environment(tenant, request.GET.get("env"), environments)
+    return {"environment": environment, "environments": environments, "env_query": env_query(environment)}
 
 
 def toggle_effects(row, tenant_name: str) -> dict:
@@ -98,9 +113,11 @@ def row_view(row) -> dict:
 
 @tenant_view()
 def feature_list(request, membership):
-    """List the tenant's flags with their effective value and reason, plus recent changes."""
-    rows = flags_explain(membership.tenant)
+    """List the flags of the selected environment with their effective value and reason, plus recent changes."""
+    where = environment_context(request, membership.tenant)
+    rows = flags_explain(membership.tenant, environment=where["environment"])
     context = {
+        **where,
         "flags": rows,
         "flag_views": [row_view(row) for row in rows],
         "reasons": REASONS,
@@ -111,14 +128,18 @@ def feature_list(request, membership):
 
 @tenant_view(methods=("GET", "POST"), read_role=Role.ADMIN, write_role=Role.ADMIN, objects={"flag_key": tenant_flag})
 def feature_toggle(request, membership, flag_key):
-    """Confirm (GET) or apply (POST) an owner toggle of a tenant-editable flag."""
+    """Confirm (GET) or apply (POST) an owner toggle of a tenant-editable flag in the selected environment."""
     flag, tenant = flag_key, membership.tenant
-    row = _explained(tenant, flag.key)
+    where = environment_context(request, tenant)
+    environment = where["environment"]
+    features = reverse("portal:features", kwargs={"tenant": tenant.slug}) + where["env_query"]
+    row = _explained(tenant, flag.key, environment)
     if row is None:
-        return redirect("portal:features", tenant=tenant.slug)
+        return redirect(features)
     if not flag.tenant_editable:
         raise PermissionDenied(NOT_EDITABLE.format(key=flag.key))
     context = {
+        **where,
         "flag": flag,
         "row": row,
         "view": row_view(row),
@@ -153,7 +174,13 @@ def feature_toggle(request, membership, flag_key):
         )
     try:
         flag_owner_toggle(
-            tenant=tenant, flag=flag, enabled=enabled, variant=variant, actor=request.user, ip=client_ip(request)
+            tenant=tenant,
+            flag=flag,
+            enabled=enabled,
+            variant=variant,
+            environment=environment,
+            actor=request.user,
+            ip=client_ip(request),
         )
     except FlagNotEditable as exc:
         raise PermissionDenied(NOT_EDITABLE.format(key=flag.key)) from exc
@@ -168,21 +195,25 @@ def feature_toggle(request, membership, flag_key):
             status=400,
         )
     state = ("on" + (f", variant {variant}" if variant else "")) if enabled else "off"
-    messages.success(request, f"“{flag.key}” is now {state} for {tenant.name}.")
-    return redirect(reverse("portal:features", kwargs={"tenant": tenant.slug}) + f"#flag-{flag.key}")
+    where_text = "" if environment == PRODUCTION else f" in {environment}"
+    messages.success(request, f"“{flag.key}” is now {state} for {tenant.name}{where_text}.")
+    return redirect(f"{features}#flag-{flag.key}")
 
 
 @tenant_view()
 def flag_evaluate(request, membership):
-    """Evaluate the tenant's flags for a subject and context, as the service API would (read-only, any member)."""
+    """Evaluate the flags of an environment for a subject and context, as the service API would (read-only)."""
     tenant = membership.tenant
-    form = EvaluateForm(request.GET if request.GET else None)
-    rows, subject, context = None, None, dict[str, object]()
+    environments = tenant_environments(tenant)
+    form = EnvironmentEvaluateForm(request.GET if request.GET else None, environments=environments)
+    rows, subject, context, environment = None, None, dict[str, object](), PRODUCTION
     if form.is_valid():
         subject, context = form.evaluation_input()
+        environment = form.cleaned_data["env"]
         # Archived flags are hidden here as on the features page; rules are named by position only,
         # since a segment's key may name other tenants.
-        rows = [row for row in flags_evaluate_explained(tenant, subject, context) if row.reason != "archived"]
+        answers = flags_evaluate_explained(tenant, subject, context, environment=environment)
+        rows = [row for row in answers if row.reason != "archived"]
     return render_tenant(
         request,
         membership,
@@ -193,6 +224,8 @@ def flag_evaluate(request, membership):
             "subject": subject or str(tenant.pk),
             "context_json": json.dumps(context, sort_keys=True),
             "reasons": REASONS,
+            "environment": environment,
+            "environments": environments,
         },
         section="features",
     )

@@ -11,13 +11,19 @@ from portal.forms import ApiKeyCreateForm
 from portal.selectors import tenant_api_key, tenant_api_keys
 from portal.views.layout import render_tenant
 from tenants.exceptions import TenantsError
-from tenants.selectors import apikeys_with_last_use
+from tenants.selectors import apikeys_with_last_use, tenant_environments
 from tenants.services.apikeys import DEFAULT_SCOPES, SCOPES, apikey_issue, apikey_revoke
 
 SCOPE_CHOICES = [(scope, f"{scope} — {description}") for scope, description in SCOPES.items()]
 
 # The service names its fields after its arguments; the form after what the user sees.
-FORM_FIELDS = {"name": "name", "scopes": "scopes", "expires_at": "expires_on"}
+FORM_FIELDS = {"name": "name", "scopes": "scopes", "expires_at": "expires_on", "environment": "environment"}
+
+
+def _form(environments, data=None) -> ApiKeyCreateForm:
+    if data is not None:
+        return ApiKeyCreateForm(data, scope_choices=SCOPE_CHOICES, environments=environments)
+    return ApiKeyCreateForm(scope_choices=SCOPE_CHOICES, environments=environments, initial={"scopes": DEFAULT_SCOPES})
 
 
 def _page(request, membership, form, *, created=None, secret=None, status=200):
@@ -37,11 +43,11 @@ def _page(request, membership, form, *, created=None, secret=None, status=200):
 
 @tenant_view(methods=("GET", "POST"), write_role=Role.ADMIN)
 def key_list(request, membership):
-    """List the tenant's keys; owners and admins issue new ones here."""
+    """List the tenant's keys with their environments; owners and admins issue new ones here."""
+    environments = tenant_environments(membership.tenant)
     if request.method == "GET":
-        form = ApiKeyCreateForm(scope_choices=SCOPE_CHOICES, initial={"scopes": DEFAULT_SCOPES})
-        return _page(request, membership, form)
-    form = ApiKeyCreateForm(request.POST, scope_choices=SCOPE_CHOICES)
+        return _page(request, membership, _form(environments))
+    form = _form(environments, request.POST)
     if not form.is_valid():
         return _page(request, membership, form, status=400)
     # Rendered, not redirected: a redirect would need the secret stored somewhere to show it once.
@@ -51,14 +57,14 @@ def key_list(request, membership):
             name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             expires_at=form.expires_at(),
+            environment=form.cleaned_data["environment"],
             actor=request.user,
             ip=client_ip(request),
         )
     except TenantsError as exc:
         form.add_error(FORM_FIELDS.get(exc.field or ""), exc.message)
         return _page(request, membership, form, status=400)
-    fresh = ApiKeyCreateForm(scope_choices=SCOPE_CHOICES, initial={"scopes": DEFAULT_SCOPES})
-    return _page(request, membership, fresh, created=key, secret=secret)
+    return _page(request, membership, _form(environments), created=key, secret=secret)
 
 
 @tenant_view(methods=("GET", "POST"), read_role=Role.ADMIN, write_role=Role.ADMIN, objects={"key_id": tenant_api_key})

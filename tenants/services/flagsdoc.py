@@ -11,7 +11,12 @@ small diff in review:
     plans:    {<code>: {name, rate_limit_per_minute, burst, daily_quota, default_flags}}
     tenants:  {<slug>: {id, name, plan, status, status_reason, settings, labels, upstream_url,
                         overrides: {<flag key>: {enabled, rollout_percent, variant, value, owner_variants}},
-                        owner_toggles: {<flag key>: true | false | {enabled, variant}}}}
+                        owner_toggles: {<flag key>: true | false | {enabled, variant}},
+                        environments: {<key>: {name, overrides: {…}, owner_toggles: {…}}}}}
+
+A tenant's `overrides` and `owner_toggles` are its production environment's (every tenant
+has production); `environments` holds its other environments, each with its own layers, and
+is left out of an export for a tenant that has none, so such a document reads as before.
 
 Version 1 documents (no segments, boolean flags only, owner toggles true | false) are read as
 version 2 documents with every new field at its default. API keys, members and usage are not
@@ -32,7 +37,19 @@ from django.db import transaction
 
 from tenants import flagrules
 from tenants.exceptions import TenantsError
-from tenants.models import FLAG_KEY_PATTERN, Flag, OwnerToggle, Plan, Segment, Tenant, TenantFlag
+from tenants.models import (
+    ENVIRONMENT_KEY_PATTERN,
+    FLAG_KEY_PATTERN,
+    PRODUCTION,
+    ApiKey,
+    Flag,
+    OwnerToggle,
+    Plan,
+    Segment,
+    Tenant,
+    TenantFlag,
+)
+from tenants.services.environments import environment_create, environment_delete
 from tenants.services.flags import (
     flag_clear_override,
     flag_create,
@@ -202,6 +219,13 @@ TENANT_SPEC = {
     "upstream_url": (_text(200), ""),
     "overrides": (_mapping, {}),
     "owner_toggles": (_mapping, {}),
+    "environments": (_mapping, {}),
+}
+# One of a tenant's environments besides production: its flag layers, as the tenant's own.
+ENVIRONMENT_SPEC = {
+    "name": (_text(100), ""),
+    "overrides": (_mapping, {}),
+    "owner_toggles": (_mapping, {}),
 }
 OVERRIDE_SPEC = {
     "enabled": (_boolean, _ABSENT),
@@ -216,7 +240,7 @@ OWNER_TOGGLE_SPEC = {
 }
 V2_ONLY = {
     "flags": {"kind", "default_value", "variants", "rules", "schema", "requires_approval"},
-    "tenants": {"labels"},
+    "tenants": {"labels", "environments"},
     "overrides": {"variant", "value", "owner_variants"},
 }
 # What export leaves out while at its default, so a boolean flag reads as it did in version 1.
@@ -228,6 +252,7 @@ QUIET: dict[str, Any] = {
     "schema": None,
     "requires_approval": False,
     "labels": [],
+    "environments": {},
     "variant": "",
     "value": None,
     "owner_variants": [],
@@ -307,6 +332,30 @@ def _refuse_nul(value: Any, path: str = "") -> None:
         _refuse_nul(item, where)
 
 
+def _layers(path: str, record: dict, version: int, known_flags: set[str]) -> dict:
+    """Validate the `overrides` and `owner_toggles` of a tenant or one of its environments in place; return it."""
+    overrides = {}
+    for key, override in record["overrides"].items():
+        where = f"{path}.overrides.{key}"
+        if key not in known_flags:
+            raise DocumentError(f"{where}: no flag {key!r} in the document or database.")
+        overrides[key] = _record(where, override, OVERRIDE_SPEC, version=version, v2_only=V2_ONLY["overrides"])
+    record["overrides"] = overrides
+    toggles = {}
+    for key, toggle in record["owner_toggles"].items():
+        where = f"{path}.owner_toggles.{key}"
+        if key not in known_flags:
+            raise DocumentError(f"{where}: no flag {key!r} in the document or database.")
+        if isinstance(toggle, dict) and version >= 2:
+            toggles[key] = _record(where, toggle, OWNER_TOGGLE_SPEC)
+            if toggles[key]["variant"] and not toggles[key]["enabled"]:
+                raise DocumentError(f"{where}.variant: an owner picks a variant only with the flag on.")
+        else:
+            toggles[key] = {"enabled": _boolean(where, toggle), "variant": ""}
+    record["owner_toggles"] = toggles
+    return record
+
+
 def flags_document_parse(data: Any) -> dict:
     """Return the document validated and with every default filled in, or raise DocumentError naming the path.
 
@@ -374,25 +423,20 @@ def flags_document_parse(data: Any) -> dict:
             tenant["labels"] = labels_validate(tenant["labels"])
         except TenantsError as exc:
             raise DocumentError(f"{path}.labels: {exc.message}") from None
-        overrides = {}
-        for key, override in tenant["overrides"].items():
-            where = f"{path}.overrides.{key}"
-            if key not in known_flags:
-                raise DocumentError(f"{where}: no flag {key!r} in the document or database.")
-            overrides[key] = _record(where, override, OVERRIDE_SPEC, version=version, v2_only=V2_ONLY["overrides"])
-        tenant["overrides"] = overrides
-        toggles = {}
-        for key, toggle in tenant["owner_toggles"].items():
-            where = f"{path}.owner_toggles.{key}"
-            if key not in known_flags:
-                raise DocumentError(f"{where}: no flag {key!r} in the document or database.")
-            if isinstance(toggle, dict) and version >= 2:
-                toggles[key] = _record(where, toggle, OWNER_TOGGLE_SPEC)
-                if toggles[key]["variant"] and not toggles[key]["enabled"]:
-                    raise DocumentError(f"{where}.variant: an owner picks a variant only with the flag on.")
-            else:
-                toggles[key] = {"enabled": _boolean(where, toggle), "variant": ""}
-        tenant["owner_toggles"] = toggles
+        _layers(path, tenant, version, known_flags)
+        environments = {}
+        for key, value in tenant["environments"].items():
+            where = f"{path}.environments.{key}"
+            if key == PRODUCTION:
+                raise DocumentError(
+                    f"{where}: production is the tenant's own overrides and owner_toggles; set them there."
+                )
+            if not isinstance(key, str) or not re.match(ENVIRONMENT_KEY_PATTERN, key):
+                raise DocumentError(
+                    f"{where}: an environment key is 1-32 characters: a-z, 0-9, '-', starting with a letter."
+                )
+            environments[key] = _layers(where, _record(where, value, ENVIRONMENT_SPEC), version, known_flags)
+        tenant["environments"] = environments
         tenants[slug] = tenant
     # A version-1 file says nothing about segments: None leaves them alone, --prune included.
     managed = segments if version >= 2 else None
@@ -428,6 +472,16 @@ def _owner_toggle_record(toggle: OwnerToggle) -> dict:
     return {"enabled": toggle.enabled, "variant": toggle.variant or ""}
 
 
+def _layer_records(tenant: Tenant, environment: str) -> dict:
+    """Return one environment's overrides and owner toggles, by flag key (from the prefetched rows)."""
+    overrides = [o for o in tenant.flag_overrides.all() if o.environment == environment]
+    toggles = [t for t in tenant.owner_toggles.all() if t.environment == environment]
+    return {
+        "overrides": {o.flag.key: _override_record(o) for o in sorted(overrides, key=lambda o: o.flag.key)},
+        "owner_toggles": {t.flag.key: _owner_toggle_record(t) for t in sorted(toggles, key=lambda t: t.flag.key)},
+    }
+
+
 def _tenant_record(tenant: Tenant) -> dict:
     return {
         "id": str(tenant.pk),
@@ -438,13 +492,10 @@ def _tenant_record(tenant: Tenant) -> dict:
         "settings": tenant.settings or {},
         "labels": list(tenant.labels or []),
         "upstream_url": tenant.upstream_url,
-        "overrides": {
-            override.flag.key: _override_record(override)
-            for override in sorted(tenant.flag_overrides.all(), key=lambda o: o.flag.key)
-        },
-        "owner_toggles": {
-            toggle.flag.key: _owner_toggle_record(toggle)
-            for toggle in sorted(tenant.owner_toggles.all(), key=lambda t: t.flag.key)
+        **_layer_records(tenant, PRODUCTION),
+        "environments": {
+            environment.key: {"name": environment.name, **_layer_records(tenant, environment.key)}
+            for environment in sorted(tenant.environments.all(), key=lambda e: e.key)
         },
     }
 
@@ -452,7 +503,7 @@ def _tenant_record(tenant: Tenant) -> dict:
 def _tenants():
     return (
         Tenant.objects.select_related("plan")
-        .prefetch_related("flag_overrides__flag", "owner_toggles__flag")
+        .prefetch_related("flag_overrides__flag", "owner_toggles__flag", "environments")
         .order_by("slug")
     )
 
@@ -462,13 +513,19 @@ def _quiet(record: dict) -> dict:
     return {name: value for name, value in record.items() if not (name in QUIET and value == QUIET[name])}
 
 
-def _exported_tenant(tenant: Tenant) -> dict:
-    record = _quiet(_tenant_record(tenant))
+def _exported_layers(record: dict) -> dict:
     record["overrides"] = {key: _quiet(override) for key, override in record["overrides"].items()}
     # An owner's choice without a variant stays `true | false`, as in version 1.
     record["owner_toggles"] = {
         key: toggle if toggle["variant"] else toggle["enabled"] for key, toggle in record["owner_toggles"].items()
     }
+    return record
+
+
+def _exported_tenant(tenant: Tenant) -> dict:
+    record = _exported_layers(_quiet(_tenant_record(tenant)))
+    if "environments" in record:
+        record["environments"] = {key: _exported_layers(env) for key, env in record["environments"].items()}
     return record
 
 
@@ -529,10 +586,17 @@ class Change:
     name: str
     fields: dict = field(default_factory=dict)  # name -> (before, after)
     target: dict = field(default_factory=dict)
+    #: The environment of an override or owner toggle (production: the tenant's own).
+    environment: str = PRODUCTION
 
     def line(self) -> str:
-        """Return the change as one diff line, e.g. `~ plan std: daily_quota 1000 -> 2000`."""
-        text = f"{self.op} {self.kind} {self.name}"
+        """Return the change as one diff line, e.g. `~ plan std: daily_quota 1000 -> 2000`.
+
+        A change in an environment other than production is named by its path
+        (`+ override tenants.acme.environments.staging.overrides.beta`).
+        """
+        in_environment = self.kind == "environment" or self.environment != PRODUCTION
+        text = f"{self.op} {self.kind} {self.path() if in_environment else self.name}"
         if self.op == "~" and self.fields:
             text += ": " + ", ".join(
                 f"{name} {_value_text(name, before)} -> {_value_text(name, after)}"
@@ -544,9 +608,13 @@ class Change:
 
     def path(self) -> str:
         """Return where in the document this change comes from, e.g. `tenants.acme.overrides.beta`."""
+        if self.kind == "environment":
+            slug, key = self.name.split("/", 1)
+            return f"tenants.{slug}.environments.{key}"
         if self.kind in ("override", "owner_toggle"):
             slug, key = self.name.split("/", 1)
-            return f"tenants.{slug}.{self.kind}s.{key}"
+            where = "" if self.environment == PRODUCTION else f"environments.{self.environment}."
+            return f"tenants.{slug}.{where}{self.kind}s.{key}"
         return f"{self.kind}s.{self.name}"
 
 
@@ -570,15 +638,61 @@ def _status_change(slug: str, current: str, wanted: str) -> None:
     )
 
 
-def _upserts(kind: str, current: dict, wanted: dict, names, *, prefix: str = "") -> list[Change]:
+def _upserts(
+    kind: str, current: dict, wanted: dict, names, *, prefix: str = "", environment: str = PRODUCTION
+) -> list[Change]:
     """Return + changes for what `current` lacks and ~ changes for what differs, by name."""
     changes = []
     for name, record in wanted.items():
         if name not in current:
-            changes.append(Change("+", kind, prefix + name, target=record))
+            changes.append(Change("+", kind, prefix + name, target=record, environment=environment))
         elif fields := _changed(current[name], record, names):
-            changes.append(Change("~", kind, prefix + name, fields, record))
+            changes.append(Change("~", kind, prefix + name, fields, record, environment=environment))
     return changes
+
+
+def _layer_changes(slug: str, current: dict, wanted: dict, *, prune: bool, environment: str) -> list[Change]:
+    """Return the override and owner-toggle changes of one environment of a tenant (production included)."""
+    where = {"prefix": f"{slug}/", "environment": environment}
+    changes = _upserts("override", current["overrides"], wanted["overrides"], OVERRIDE_SPEC, **where)
+    changes += _upserts("owner_toggle", current["owner_toggles"], wanted["owner_toggles"], OWNER_TOGGLE_SPEC, **where)
+    if prune:
+        for kind, layer in (("override", "overrides"), ("owner_toggle", "owner_toggles")):
+            changes += [
+                Change("-", kind, f"{slug}/{key}", environment=environment)
+                for key in current[layer]
+                if key not in wanted[layer]
+            ]
+    return changes
+
+
+def _environment_changes(slug: str, current: dict, wanted: dict, *, prune: bool) -> tuple[list, list, list]:
+    """Return a tenant's environment creates, their layers' changes, and (with prune) its environment deletes."""
+    creates, layers, deletes = [], [], []
+    for key, environment in wanted.items():
+        have = current.get(key)
+        if have is None:
+            creates.append(Change("+", "environment", f"{slug}/{key}", target=environment))
+            have = {"name": environment["name"], "overrides": {}, "owner_toggles": {}}
+        elif have["name"] != environment["name"]:
+            raise DocumentError(
+                f"tenants.{slug}.environments.{key}.name: the database names it “{have['name']}”; flags_import "
+                "names an environment only when it creates it, so give that name."
+            )
+        layers += _layer_changes(slug, have, environment, prune=prune, environment=key)
+    for key in current if prune else ():
+        if key in wanted:
+            continue
+        live = ApiKey.objects.filter(tenant__slug=slug, environment=key, revoked_at__isnull=True)
+        if live.exists():
+            names = ", ".join(sorted(live.values_list("name", flat=True))[:5])
+            count = live.count()
+            raise DocumentError(
+                f"tenants.{slug}.environments.{key}: --prune would delete this environment, which {count} live "
+                f"API key{'s' if count != 1 else ''} read ({names}); revoke them first or keep it in the file."
+            )
+        deletes.append(Change("-", "environment", f"{slug}/{key}"))
+    return creates, layers, deletes
 
 
 def _pruned_segments(doc: dict, segments: dict, flags: dict) -> list[Change]:
@@ -618,12 +732,13 @@ def flags_document_plan(doc: dict, *, prune: bool = False) -> list[Change]:
     changes += _upserts("plan", plans, doc["plans"], PLAN_SPEC)
 
     tenants = {tenant.slug: tenant for tenant in _tenants()}
+    environments: list[Change] = []
     overrides: list[Change] = []
+    removed_environments: list[Change] = []
     for slug, wanted in doc["tenants"].items():
         current = _tenant_record(tenants[slug]) if slug in tenants else None
         if current is None:
             changes.append(Change("+", "tenant", slug, target=wanted))
-            current_overrides = {}
         else:
             if wanted["id"] not in (None, current["id"]):
                 raise DocumentError(
@@ -634,19 +749,16 @@ def flags_document_plan(doc: dict, *, prune: bool = False) -> list[Change]:
             names = ["name", "plan", "settings", "labels", "upstream_url", "status"]
             if fields := _changed(current, wanted, names):
                 changes.append(Change("~", "tenant", slug, fields, wanted))
-            current_overrides = current["overrides"]
-        overrides += _upserts("override", current_overrides, wanted["overrides"], OVERRIDE_SPEC, prefix=f"{slug}/")
-        current_toggles = (current or {}).get("owner_toggles", {})
-        wanted_toggles = wanted["owner_toggles"]
-        overrides += _upserts("owner_toggle", current_toggles, wanted_toggles, OWNER_TOGGLE_SPEC, prefix=f"{slug}/")
-        if prune:
-            overrides += [
-                Change("-", "override", f"{slug}/{key}") for key in current_overrides if key not in wanted["overrides"]
-            ]
-            overrides += [
-                Change("-", "owner_toggle", f"{slug}/{key}") for key in current_toggles if key not in wanted_toggles
-            ]
-    changes += overrides
+        current = current or {"overrides": {}, "owner_toggles": {}, "environments": {}}
+        overrides += _layer_changes(slug, current, wanted, prune=prune, environment=PRODUCTION)
+        creates, layers, deletes = _environment_changes(
+            slug, current["environments"], wanted["environments"], prune=prune
+        )
+        environments += creates
+        overrides += layers
+        removed_environments += deletes
+    # An environment exists before its layers are set; a pruned one takes its layers with it.
+    changes += environments + overrides + removed_environments
     if prune:
         changes += [
             Change("-", "flag", key)
@@ -737,23 +849,31 @@ def _apply(change: Change, actor: Any) -> None:
             plan_update(plan=Plan.objects.get(code=change.name), actor=actor, **{n: wanted[n] for n in change.fields})
     elif change.kind == "tenant":
         _apply_tenant(change, actor)
+    elif change.kind == "environment":
+        slug, key = change.name.split("/", 1)
+        tenant = Tenant.objects.get(slug=slug)
+        if change.op == "+":
+            environment_create(tenant=tenant, key=key, name=wanted["name"], actor=actor)
+        else:
+            environment_delete(tenant=tenant, key=key, actor=actor)
     else:
         slug, key = change.name.split("/", 1)
         tenant, flag = Tenant.objects.get(slug=slug), Flag.objects.get(key=key)
+        environment = change.environment
         if change.kind == "owner_toggle":
             _apply_owner_toggle(change, tenant, flag, actor)
         elif change.op == "-":
-            flag_clear_override(tenant=tenant, flag=flag, actor=actor)
+            flag_clear_override(tenant=tenant, flag=flag, environment=environment, actor=actor)
         else:
-            flag_set_override(tenant=tenant, flag=flag, actor=actor, **wanted)
+            flag_set_override(tenant=tenant, flag=flag, environment=environment, actor=actor, **wanted)
 
 
 def _apply_owner_toggle(change: Change, tenant: Tenant, flag: Flag, actor: Any) -> None:
     """Restore or remove a tenant owner's choice (the platform acting on the owners' behalf, audited as such)."""
     if change.op == "-":
-        flag_owner_reset(tenant=tenant, flag=flag, actor=actor)
+        flag_owner_reset(tenant=tenant, flag=flag, environment=change.environment, actor=actor)
     else:
-        owner_toggle_restore(tenant=tenant, flag=flag, actor=actor, **change.target)
+        owner_toggle_restore(tenant=tenant, flag=flag, environment=change.environment, actor=actor, **change.target)
 
 
 def _at(change: Change, exc: TenantsError) -> DocumentError:
@@ -761,7 +881,9 @@ def _at(change: Change, exc: TenantsError) -> DocumentError:
     message = exc.message
     if exc.field and message.startswith(f"{exc.field}: "):
         message = message[len(exc.field) + 2 :]
-    return DocumentError(f"{change.path()}{'.' + exc.field if exc.field else ''}: {message}")
+    # An environment's refusals (its key, the plan's bound, live API keys) are about the entry itself.
+    suffix = f".{exc.field}" if exc.field and change.kind != "environment" else ""
+    return DocumentError(f"{change.path()}{suffix}: {message}")
 
 
 @transaction.atomic

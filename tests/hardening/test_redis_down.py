@@ -108,6 +108,7 @@ def _portal_urls(world) -> list[str]:
         "token": "not-a-real-invitation-token-0123456789abc",
         "uidb64": "MQ",  # a password-reset link: user id 1, base64
         "flag_key": world.editable.key,
+        "environment": world.a_staging.key,
     }
     return [
         reverse(f"portal:{route.name}", kwargs={name: values[name] for name in route.kwargs})

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 
-from tenants.models import ApiKey, Flag, Invitation, Membership, Tenant
+from tenants.models import ApiKey, Environment, Flag, Invitation, Membership, Tenant
+from tenants.services.environments import environment_create
 from tenants.services.flags import flag_create
 from tenants.services.invitations import invitation_create
 from tenants.services.memberships import membership_add
@@ -40,6 +41,8 @@ class World:
     locked: Flag
     a_endpoint: WebhookEndpoint
     b_endpoint: WebhookEndpoint
+    a_staging: Environment
+    b_qa: Environment
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ def world(db, fast_hasher) -> World:
 
 
 def build_world() -> World:
-    """Create tenants A (acme) and B (globex), their users, keys and three flags."""
+    """Create tenants A (acme, with staging) and B (globex, with qa), their users, keys and three flags."""
     plan = make_plan("starter")
     a_owner, a_admin, a_member = (
         make_user("a-owner", email="owner@acme.test"),
@@ -82,6 +85,9 @@ def build_world() -> World:
     b_endpoint, _ = endpoint_create(
         tenant=b, url="https://hooks.globex.test/in", event_types=["key.issued"], actor=None
     )
+    # Different keys on purpose: B's environment under A's slug must be a 404, not A's own.
+    a_staging = environment_create(tenant=a, key="staging", name="Staging", actor=None)
+    b_qa = environment_create(tenant=b, key="qa", name="QA", actor=None)
     return World(
         a=a,
         b=b,
@@ -103,6 +109,8 @@ def build_world() -> World:
         locked=locked,
         a_endpoint=a_endpoint,
         b_endpoint=b_endpoint,
+        a_staging=a_staging,
+        b_qa=b_qa,
     )
 
 

@@ -42,7 +42,7 @@ PUBLIC = {
     "password_reset_complete",
 }
 # URL kwargs naming an object that belongs to one tenant.
-OWNED_OBJECT_KWARGS = {"key_id", "membership_id", "invitation_id", "endpoint_id"}
+OWNED_OBJECT_KWARGS = {"key_id", "membership_id", "invitation_id", "endpoint_id", "environment"}
 
 
 def foreign_kwargs(route, world, tenant_slug):
@@ -53,6 +53,7 @@ def foreign_kwargs(route, world, tenant_slug):
         "membership_id": world.b_owner_membership.pk,
         "invitation_id": world.b_invitation.pk,
         "endpoint_id": world.b_endpoint.pk,
+        "environment": world.b_qa.key,
         "token": "not-a-real-invitation-token-0123456789abc",
         "uidb64": "MQ",  # a password-reset link: user id 1, base64
         # Flags are global definitions; an editable one is what B's owner could change.
@@ -71,6 +72,7 @@ def own_kwargs(route, world):
         "membership_id": world.a_member_membership.pk,
         "invitation_id": world.a_invitation.pk,
         "endpoint_id": world.a_endpoint.pk,
+        "environment": world.a_staging.key,
         "token": "not-a-real-invitation-token-0123456789abc",
         "uidb64": "MQ",  # a password-reset link: user id 1, base64
         "flag_key": world.editable.key,
@@ -91,6 +93,11 @@ POST_DATA = {
     "url": "https://hooks.example.com/sweep",
     "event_types": ["key.issued"],
     "description": "sweep",
+    "key": "sweep",
+    "environment": "staging",
+    "source": "staging",
+    "target": "production",
+    "digest": "0" * 16,
 }
 
 
@@ -104,6 +111,7 @@ def test_the_sweep_sees_every_portal_page():
     names = {route.name for route in portal_routes()}
     assert {"features", "feature_toggle", "keys", "key_revoke", "members", "member_role", "member_remove"} <= names
     assert {"usage", "tenant_home", "webhooks", "webhook_detail", "webhook_rotate", "webhook_delete"} <= names
+    assert {"environments", "environment_delete", "environment_promote"} <= names
     assert names >= UNSCOPED
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from .conftest import client_for
 
-PAGES = ["tenant_home", "features", "keys", "members", "usage"]
+PAGES = ["tenant_home", "features", "keys", "members", "usage", "environments", "environment_promote"]
 
 
 @pytest.mark.django_db

@@ -54,7 +54,7 @@ def test_change_is_queued_in_its_transaction_and_sent_by_the_worker(tenant, rece
     assert payload["type"] == "override.set"
     assert payload["timestamp"].endswith("Z")
     assert payload["data"]["tenant"] == "acme"
-    assert payload["data"]["object"] == {"type": "flag_override", "flag": "beta"}
+    assert payload["data"]["object"] == {"type": "flag_override", "flag": "beta", "environment": "production"}
     assert payload["data"]["before"] is None and payload["data"]["after"]["enabled"] is True
     assert headers["webhook-id"] == delivery.event_id and headers["webhook-id"].startswith("msg_")
     assert headers["content-type"] == "application/json"

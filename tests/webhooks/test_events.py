@@ -62,7 +62,8 @@ def test_every_tenant_change_becomes_its_event_with_before_and_after(tenant):
     ]
     assert all(e["data"]["tenant"] == "acme" for e in events)
     toggled = events[1]["data"]
-    assert toggled["actor"] == "acme-owner" and toggled["object"] == {"type": "owner_toggle", "flag": "beta"}
+    assert toggled["actor"] == "acme-owner"
+    assert toggled["object"] == {"type": "owner_toggle", "flag": "beta", "environment": "production"}
     assert (toggled["before"], toggled["after"]) == (None, {"enabled": False})
     assert events[2]["data"]["after"] is None
     reset = events[3]["data"]

@@ -9,6 +9,7 @@ records them best-effort, once per transition across processes.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditAction
+from tenants.models import PRODUCTION
 from webhooks.models import EventType, WebhookDelivery, WebhookEvent
 from webhooks.selectors import endpoints_subscribed
 from webhooks.services.delivery import webhooks_courier_wake
@@ -32,6 +34,7 @@ AUDIT_EVENTS = {
     AuditAction.FLAG_CLEAR_OVERRIDE: EventType.OVERRIDE_CLEARED,
     AuditAction.FLAG_OWNER_TOGGLE: EventType.OWNER_TOGGLED,
     AuditAction.FLAG_OWNER_RESET: EventType.OWNER_TOGGLED,
+    AuditAction.ENVIRONMENT_PROMOTE: EventType.ENVIRONMENT_PROMOTED,
     AuditAction.TENANT_SUSPEND: EventType.TENANT_STATUS_CHANGED,
     AuditAction.TENANT_RESUME: EventType.TENANT_STATUS_CHANGED,
     AuditAction.TENANT_DELETE: EventType.TENANT_STATUS_CHANGED,
@@ -43,6 +46,10 @@ BREAKER_EVENTS = {"open": EventType.BREAKER_OPENED, "closed": EventType.BREAKER_
 # them would be queued behind the very endpoint that is failing.
 ENDPOINT_BREAKER_PREFIX = "webhook."
 TENANT_STATUS_FIELDS = ("status", "status_reason")
+# Events about one row of a tenant's environment: the environment names the row (in `object`), not its state.
+ENVIRONMENT_EVENTS = (EventType.OVERRIDE_SET, EventType.OVERRIDE_CLEARED, EventType.OWNER_TOGGLED)
+# The promotion's audit reason, before any `[via …]` suffix: "promoted <source> to <target>".
+PROMOTED = re.compile(r"^promoted (\S+) to (\S+)")
 
 
 def _timestamp(at: datetime) -> str:
@@ -77,9 +84,11 @@ def _object(audit_event, event_type: str) -> dict:
     if event_type == EventType.SEGMENT_CHANGED:
         return {"type": "segment", "key": snapshot.get("key", "")}
     if event_type in (EventType.OVERRIDE_SET, EventType.OVERRIDE_CLEARED):
-        return {"type": "flag_override", "flag": audit_event.object_id}
+        return {"type": "flag_override", "flag": audit_event.object_id, "environment": _environment(audit_event)}
     if event_type == EventType.OWNER_TOGGLED:
-        return {"type": "owner_toggle", "flag": audit_event.object_id}
+        return {"type": "owner_toggle", "flag": audit_event.object_id, "environment": _environment(audit_event)}
+    if event_type == EventType.ENVIRONMENT_PROMOTED:
+        return {"type": "environment", "key": audit_event.object_id}
     if event_type == EventType.TENANT_STATUS_CHANGED:
         return {"type": "tenant", "slug": getattr(audit_event.tenant, "slug", "")}
     return {"type": "api_key", "prefix": snapshot.get("prefix", ""), "name": snapshot.get("name", "")}
@@ -87,6 +96,34 @@ def _object(audit_event, event_type: str) -> dict:
 
 def _only(snapshot: dict | None, fields: tuple[str, ...]) -> dict | None:
     return None if snapshot is None else {name: snapshot.get(name) for name in fields}
+
+
+def _environment(audit_event) -> str:
+    """Return the environment of an override or owner-toggle row (its snapshots name one unless production)."""
+    snapshot = audit_event.after or audit_event.before or {}
+    return snapshot.get("environment", PRODUCTION)
+
+
+def _without_environment(snapshot: dict | None) -> dict | None:
+    if snapshot is None:
+        return None
+    return {name: value for name, value in snapshot.items() if name != "environment"}
+
+
+def _promotion(audit_event) -> dict:
+    """Return the source, target and changes of a promotion's audit row (before/after keyed `<layer>.<flag>`)."""
+    match = PROMOTED.match(audit_event.reason or "")
+    before, after = audit_event.before or {}, audit_event.after or {}
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        # A layer's name has no dot and a flag key may: the first dot ends the layer.
+        layer, _, flag = name.partition(".")
+        changes.append({"layer": layer, "flag": flag, "before": before.get(name), "after": after.get(name)})
+    return {
+        "source": match.group(1) if match else None,
+        "target": audit_event.object_id,
+        "changes": changes,
+    }
 
 
 def events_from_audit(audit_event) -> WebhookEvent | None:
@@ -99,6 +136,8 @@ def events_from_audit(audit_event) -> WebhookEvent | None:
         return None  # saved without a change: nothing happened a receiver could act on
     if event_type == EventType.TENANT_STATUS_CHANGED:
         before, after = _only(before, TENANT_STATUS_FIELDS), _only(after, TENANT_STATUS_FIELDS)
+    if event_type in ENVIRONMENT_EVENTS:
+        before, after = _without_environment(before), _without_environment(after)
     tenant = audit_event.tenant
     data = {
         "tenant": tenant.slug if tenant is not None else None,
@@ -107,6 +146,10 @@ def events_from_audit(audit_event) -> WebhookEvent | None:
         "after": after,
         "actor": audit_event.actor_label,
     }
+    if event_type == EventType.ENVIRONMENT_PROMOTED:
+        # One event for the whole promotion: its changes are listed, not a before and an after.
+        del data["before"], data["after"]
+        data.update(_promotion(audit_event))
     return event_record(type=event_type, data=data, tenant=tenant, at=audit_event.created_at)
 
 

@@ -35,14 +35,17 @@ class Command(TenantWriteCommand):
         "Make the database match FILE (a flags_export document, YAML or JSON): print the diff, then apply it "
         "in one transaction through the services, one audit row per change as --actor. Idempotent: a second "
         "run changes nothing. Without --prune, what the file leaves out is kept; with it, flags are archived, "
-        "segments deleted and overrides cleared. Tenants and plans are never deleted. Version 1 files are read too."
+        "segments and environments deleted and overrides cleared. Tenants and plans are never deleted. "
+        "Version 1 files are read too."
     )
     permission = IMPORT_PERMISSIONS
 
     def add_command_arguments(self, parser) -> None:
         parser.add_argument("file", metavar="FILE", help="The document to apply.")
         parser.add_argument(
-            "--prune", action="store_true", help="Archive flags, delete segments, clear overrides that FILE leaves out."
+            "--prune",
+            action="store_true",
+            help="Archive flags, delete segments and environments, clear overrides that FILE leaves out.",
         )
 
     def run(self, **options) -> dict:
