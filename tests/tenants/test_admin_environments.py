@@ -292,19 +292,26 @@ def test_a_stale_digest_shows_a_message_and_the_fresh_diff(staff_client, acme):
     assert not TenantFlag.objects.filter(environment=PRODUCTION).exists()
 
 
-def test_a_promotion_touching_a_flag_that_requires_approval_is_not_applied(staff_client, acme):
+def test_a_promotion_touching_a_flag_that_requires_approval_becomes_a_change_request(staff_client, acme):
+    from changes.models import ChangeRequest
+    from changes.services import change_approve
+
     gated = make_flag("payments", requires_approval=True)
     flag_set_override(tenant=acme, flag=gated, enabled=True, environment="staging", actor=None, approved=True)
     digest = environment_diff(tenant=acme, source="staging", target=PRODUCTION).digest
     response = staff_client.post(
         promote_url(acme),
         {"source": "staging", "target": "production", "layers": ["overrides", "owner_toggles"], "digest": digest},
-        follow=True,
     )
-    shown = " ".join(messages_of(response)) + response.content.decode()
-    assert "payments requires approval" in shown
+    change = ChangeRequest.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/changes/changerequest/{change.pk}/change/"
+    assert any("payments requires approval" in m and "change request" in m for m in messages_of(response))
+    assert (change.operation, change.state) == ("environment.promote", ChangeRequest.State.PENDING_APPROVAL)
     assert not TenantFlag.objects.filter(environment=PRODUCTION).exists()
     assert not AuditEvent.objects.filter(action=AuditAction.ENVIRONMENT_PROMOTE).exists()
+    change_approve(change=change, actor=make_staff("bob"))  # another staff user
+    assert TenantFlag.objects.get(environment=PRODUCTION).flag == gated
 
 
 @pytest.mark.parametrize(
