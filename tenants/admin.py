@@ -47,6 +47,7 @@ from tenants.models import (
 )
 from tenants.selectors import apikeys_with_last_use, flags_explain, tenant_environments, usage_daily
 from tenants.services.apikeys import SCOPE_LABELS, SCOPES, apikey_issue, apikey_revoke
+from tenants.services.environments import environment_require
 from tenants.services.flags import flag_clear_override, flag_override_errors, flag_owner_reset, flag_set_override
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
@@ -742,10 +743,27 @@ class ApiKeyIssueForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple, initial=list(SCOPES)
     )
+    environment = forms.CharField(
+        required=False,
+        max_length=32,
+        initial=PRODUCTION,
+        help_text="The environment whose flags the key reads (fixed at issue): production or one of the tenant's.",
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["tenant", "name", "scopes", "expires_at"]
+        fields = ["tenant", "environment", "name", "scopes", "expires_at"]
+
+    def clean(self):
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
+        tenant = cleaned.get("tenant")
+        if tenant is not None and "environment" not in self.errors:
+            try:
+                cleaned["environment"] = environment_require(tenant, cleaned.get("environment") or PRODUCTION)
+            except TenantsError as exc:
+                self.add_error("environment", exc.message)
+        return cleaned
 
 
 class ApiKeyChangeList(ChangeList):
@@ -759,8 +777,9 @@ class ApiKeyChangeList(ChangeList):
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
     # Compact columns: at 1366 px beside the filter sidebar, eight full-width dates pushed "Last used" off screen.
-    list_display = ["prefix", "name", "tenant", "scope_labels", "state", "created", "last_used"]
-    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = ["prefix", "name", "tenant_environment", "scope_labels", "state", "created", "last_used"]
+    list_filter = ["tenant", "environment", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["tenant"]
     search_fields = ["prefix", "name", "tenant__slug"]
     actions = ["revoke"]
 
@@ -778,9 +797,10 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["tenant", "name", "scopes", "expires_at"]
+            return ["tenant", "environment", "name", "scopes", "expires_at"]
         return [
             "tenant",
+            "environment",
             "name",
             "prefix",
             "scope_labels",
@@ -793,6 +813,13 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj) if obj else []
+
+    @admin.display(description="tenant", ordering="tenant__slug")
+    def tenant_environment(self, obj):
+        # One column for both: at 1366 px another column would push "Last used" off screen.
+        if obj.environment == PRODUCTION:
+            return str(obj.tenant)
+        return format_html('{} <span class="quiet">· {}</span>', obj.tenant, obj.environment)
 
     @admin.display(description="scopes")
     def scope_labels(self, obj):
@@ -828,6 +855,7 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
             return
         created, secret = apikey_issue(
             tenant=form.cleaned_data["tenant"],
+            environment=form.cleaned_data["environment"],
             name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             expires_at=form.cleaned_data["expires_at"],

@@ -420,3 +420,24 @@ def test_the_owner_toggles_list_names_environments_other_than_production(staff_c
     html = staff_client.get(tenant_url(acme)).content.decode()
     assert "<code>beta</code> off by acme-owner" in html
     assert "<code>beta</code> in staging: on by acme-owner" in html
+
+
+# -- API keys -----------------------------------------------------------------------------------
+
+
+def test_an_api_key_is_issued_for_a_chosen_environment(staff_client, acme):
+    from tenants.models import ApiKey
+
+    data = {"tenant": acme.pk, "name": "ci", "scopes": ["flags:read"], "expires_at": "", "environment": "staging"}
+    response = staff_client.post("/admin/tenants/apikey/add/", data)
+    assert response.status_code == 200 and 'id="api-key-secret"' in response.content.decode()
+    assert ApiKey.objects.get().environment == "staging"
+    listing = staff_client.get("/admin/tenants/apikey/").content.decode()
+    assert 'acme <span class="quiet">· staging</span>' in listing
+    assert "?environment=staging" in listing  # the list filter
+    bad = staff_client.post("/admin/tenants/apikey/add/", {**data, "name": "other", "environment": "qa"})
+    assert bad.status_code == 200
+    assert "has no environment 'qa'" in " ".join(bad.context["adminform"].form.errors["environment"])
+    default = staff_client.post("/admin/tenants/apikey/add/", {**data, "name": "prod", "environment": ""})
+    assert default.status_code == 200
+    assert ApiKey.objects.get(name="prod").environment == PRODUCTION
