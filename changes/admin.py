@@ -31,7 +31,7 @@ from changes.services import (
     change_request_check,
     change_request_create,
 )
-from tenants.models import Flag, Tenant
+from tenants.models import PRODUCTION, Flag, Tenant
 
 # Staff schedule platform changes; an owner's own toggle is scheduled from the portal, as the owner.
 STAFF_OPERATIONS = [name for name in OPERATIONS if name != AuditAction.FLAG_OWNER_TOGGLE]
@@ -44,6 +44,9 @@ FORM_FIELD = {
     "variant": "override_values",
     "value": "override_values",
     "owner_variants": "override_values",
+    "environment": "environment",
+    "source": "source",
+    "target": "environment",
 }
 
 
@@ -51,10 +54,22 @@ class ScheduleForm(forms.ModelForm):
     """Describe one change and when it applies (and reverts); checked by applying it in a rolled-back savepoint."""
 
     operation = forms.ChoiceField(choices=[(name, OPERATIONS[name].label) for name in STAFF_OPERATIONS])
-    flag = forms.ModelChoiceField(Flag.objects.all(), to_field_name="key")
-    tenant = forms.ModelChoiceField(
-        Tenant.objects.all(), to_field_name="slug", required=False, help_text="For overrides and owner toggles."
+    flag = forms.ModelChoiceField(
+        Flag.objects.all(), to_field_name="key", required=False, help_text="Every change but a promotion names one."
     )
+    tenant = forms.ModelChoiceField(
+        Tenant.objects.all(),
+        to_field_name="slug",
+        required=False,
+        help_text="For overrides, owner toggles and promotions.",
+    )
+    environment = forms.CharField(
+        max_length=32,
+        required=False,
+        help_text="The tenant's environment an override or owner toggle is in, or a promotion's target; "
+        "empty: production.",
+    )
+    source = forms.CharField(max_length=32, required=False, help_text="For a promotion: the environment copied from.")
     enabled = forms.TypedChoiceField(
         choices=[("", "—"), ("true", "On"), ("false", "Off")],
         coerce=lambda value: value == "true",
@@ -90,12 +105,25 @@ class ScheduleForm(forms.ModelForm):
         if self.errors:
             return cleaned
         operation = cleaned["operation"]
-        params = {"flag": cleaned["flag"].key}
+        params: dict = {}
+        if OPERATIONS[operation].flag_scoped:
+            if cleaned.get("flag") is None:
+                self.add_error("flag", "Choose the flag this change is for.")
+                return cleaned
+            params["flag"] = cleaned["flag"].key
         if OPERATIONS[operation].tenant_scoped:
             if cleaned.get("tenant") is None:
                 self.add_error("tenant", "Choose the tenant this change is for.")
                 return cleaned
             params["tenant"] = cleaned["tenant"].slug
+        environment = cleaned.get("environment") or ""
+        if operation == AuditAction.ENVIRONMENT_PROMOTE:
+            if not cleaned.get("source"):
+                self.add_error("source", "Choose the environment to promote from.")
+                return cleaned
+            params.update({"source": cleaned["source"], "target": environment or PRODUCTION})
+        elif environment and environment != PRODUCTION and OPERATIONS[operation].tenant_scoped:
+            params["environment"] = environment
         if operation == AuditAction.FLAG_UPDATE:
             wanted = cleaned.get("flag_fields") or {}
             if not isinstance(wanted, dict):
@@ -168,6 +196,8 @@ class ChangeRequestAdmin(GuardedModelAdmin):
                 "operation",
                 "flag",
                 "tenant",
+                "environment",
+                "source",
                 "enabled",
                 "rollout_percent",
                 "override_values",
@@ -189,7 +219,7 @@ class ChangeRequestAdmin(GuardedModelAdmin):
 
     def get_changeform_initial_data(self, request):
         initial = {}
-        for name in ("operation", "flag", "tenant"):
+        for name in ("operation", "flag", "tenant", "environment", "source"):
             if request.GET.get(name):
                 initial[name] = request.GET[name][:64]
         flag = Flag.objects.filter(key=initial.get("flag", "")).first()

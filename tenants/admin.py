@@ -26,6 +26,7 @@ from agentapi_admin.admin_export import Export, ExportActionsMixin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
 from tenants.admin_approvals import approval_requested
+from tenants.admin_environments import TenantEnvironmentsMixin, environment_rows
 from tenants.admin_flags import FlagAdmin, SegmentAdmin  # noqa: F401 - registered there
 from tenants.admin_history import AuditHistoryMixin
 from tenants.charts import usage_chart
@@ -34,6 +35,7 @@ from tenants.flag_forms import add_service_errors, typed_text, typed_value
 from tenants.flag_text import layers_text
 from tenants.models import (
     PROBE_UPSTREAM_PERMISSION,
+    PRODUCTION,
     ApiKey,
     Flag,
     Membership,
@@ -43,8 +45,9 @@ from tenants.models import (
     TenantFlag,
     UsageDaily,
 )
-from tenants.selectors import apikeys_with_last_use, flags_explain, usage_daily
+from tenants.selectors import apikeys_with_last_use, flags_explain, tenant_environments, usage_daily
 from tenants.services.apikeys import SCOPE_LABELS, SCOPES, apikey_issue, apikey_revoke
+from tenants.services.environments import environment_require
 from tenants.services.flags import flag_clear_override, flag_override_errors, flag_owner_reset, flag_set_override
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
@@ -204,17 +207,36 @@ class OverrideForm(forms.ModelForm):
         help_text="Variant keys the tenant's owners may choose among, comma-separated.",
     )
 
+    environment = forms.ChoiceField(
+        required=False,  # left out: production, as before environments
+        initial=PRODUCTION,
+        help_text="The environment this override applies in (fixed once saved).",
+    )
+
     class Meta:
         model = TenantFlag
-        fields = ["flag", "enabled", "rollout_percent", "variant"]
+        fields = ["environment", "flag", "enabled", "rollout_percent", "variant"]
         widgets = {"variant": forms.TextInput(attrs={"size": 10})}
+
+    tenant: Tenant | None = None  # set by OverrideInline.get_formset
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         instance = self.instance
+        if "environment" in self.fields:  # absent for a view-only user
+            field = cast(forms.ChoiceField, self.fields["environment"])
+            keys = tenant_environments(self.tenant) if self.tenant is not None else [PRODUCTION]
+            if instance.pk and instance.environment not in keys:
+                keys.append(instance.environment)
+            field.choices = [(key, key) for key in keys]
+            # Moving an override to another environment would leave the old one: add a row there instead.
+            field.disabled = bool(instance.pk)
         if instance.pk:
             self.initial["value"] = typed_text(instance.flag.kind, instance.value)
             self.initial["owner_variants"] = ", ".join(instance.owner_variants)
+
+    def clean_environment(self) -> str:
+        return self.cleaned_data.get("environment") or PRODUCTION
 
     def clean(self):
         super().clean()
@@ -242,10 +264,26 @@ class OverrideForm(forms.ModelForm):
 class OverrideInline(admin.TabularInline):
     model = TenantFlag
     form = OverrideForm
-    fields = ["flag", "enabled", "rollout_percent", "variant", "value", "owner_variants", "source", "updated_by"]
+    fields = [
+        "environment",
+        "flag",
+        "enabled",
+        "rollout_percent",
+        "variant",
+        "value",
+        "owner_variants",
+        "source",
+        "updated_by",
+    ]
     readonly_fields = ["source", "updated_by"]
     extra = 0
     verbose_name = "flag override"
+    ordering = ["environment", "flag__key"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # The environment choices are the tenant's: the form learns which tenant it edits.
+        kwargs["form"] = type("TenantOverrideForm", (self.form,), {"tenant": obj})
+        return super().get_formset(request, obj, **kwargs)
 
 
 class TenantForm(forms.ModelForm, SettingsFields):
@@ -323,7 +361,7 @@ class TenantActionForm(ActionForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
+class TenantAdmin(TenantEnvironmentsMixin, AuditHistoryMixin, GuardedModelAdmin):
     form = TenantForm
     action_form = TenantActionForm
     list_display = ["slug", "name", "status", "plan", "created_at"]
@@ -338,6 +376,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         "cache_version",
         "credentials",
         "usage_chart",
+        "environments",
         "owner_toggles",
         "effective_flags",
         "recent_audit",
@@ -358,6 +397,7 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
             ("Status", {"fields": ["status", "status_reason", "status_changed_at", "cache_version"]}),
             ("Upstream credentials", {"fields": ["credentials", *creds]}),
             ("Usage (last 30 days)", {"fields": ["usage_chart"]}),
+            ("Environments", {"fields": ["environments"]}),
             ("Flags for this tenant", {"fields": ["effective_flags"]}),
             ("Owner toggles", {"fields": ["owner_toggles"]}),
             ("Audit", {"fields": ["recent_audit"]}),
@@ -376,17 +416,23 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     @admin.display(description="Owner toggles (the tenant's own choices, applied within the overrides)")
     def owner_toggles(self, obj):
-        toggles = OwnerToggle.objects.filter(tenant=obj).select_related("flag", "updated_by").order_by("flag__key")
+        toggles = (
+            OwnerToggle.objects.filter(tenant=obj)
+            .select_related("flag", "updated_by")
+            .order_by("environment", "flag__key")
+        )
         if not toggles:
             return "none"
         return format_html(
             "<ul>{}</ul><p class='help'>Reset them with the action “Reset the owners' feature toggles”.</p>",
             format_html_join(
                 "",
-                "<li><code>{}</code> {} by {} at {}</li>",
+                "<li><code>{}</code>{} {} by {} at {}</li>",
                 (
                     (
                         toggle.flag.key,
+                        # Production's read as before environments; the others name theirs.
+                        "" if toggle.environment == PRODUCTION else f" in {toggle.environment}:",
                         "on" if toggle.enabled else "off",
                         toggle.updated_by or "someone since removed",
                         toggle.updated_at.strftime("%Y-%m-%d %H:%M"),
@@ -396,23 +442,66 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
             ),
         )
 
-    @admin.display(description="effective flags (for the tenant itself as subject)")
-    def effective_flags(self, obj):
-        rows = flags_explain(obj, from_database=True)  # the rows as stored; a page view warms no cache
-        if not rows:
-            return "no flags"
+    @admin.display(description="environments")
+    def environments(self, obj):
+        rows = environment_rows(obj)
         table = format_html(
-            '<div class="results"><table class="evaluation tenant-flags"><thead><tr>'
+            '<div class="results"><table class="tenant-environments"><thead><tr><th scope="col">environment</th>'
+            '<th scope="col">name</th><th scope="col">overrides</th><th scope="col">owner toggles</th>'
+            '<th scope="col">live API keys</th></tr></thead><tbody>{}</tbody></table></div>',
+            format_html_join(
+                "",
+                '<tr data-environment="{}"><th scope="row"><a href="#flags-{}"><code>{}</code></a></th>'
+                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (r["key"], r["key"], r["key"], r["name"] or "—", r["overrides"], r["owner_toggles"], r["api_keys"])
+                    for r in rows
+                ),
+            ),
+        )
+        return format_html(
+            '{}<p class="help">{} of {} allowed by the plan · <a class="environments-link" href="{}">Add or delete '
+            'environments…</a> · <a class="promote-link" href="{}">Promote one onto another…</a></p>',
+            table,
+            len(rows),
+            obj.plan.max_environments,
+            reverse("admin:tenants_tenant_environments", args=[obj.pk]),
+            reverse("admin:tenants_tenant_promote", args=[obj.pk]),
+        )
+
+    @admin.display(description="effective flags (for the tenant itself as subject), per environment")
+    def effective_flags(self, obj):
+        sections = [self._flags_table(obj, environment) for environment in tenant_environments(obj)]
+        link = reverse("admin:tenants_flag_evaluate") + f"?tenant={obj.slug}"
+        return format_html(
+            '{}<p class="help"><a href="{}">Evaluate for a subject and context…</a></p>',
+            format_html_join("", "{}", ((section,) for section in sections)),
+            link,
+        )
+
+    @staticmethod
+    def _flags_table(obj, environment: str):
+        rows = flags_explain(obj, from_database=True, environment=environment)  # as stored; warms no cache
+        # Production keeps the row ids it had before environments.
+        prefix = "tenant-flag-" if environment == PRODUCTION else f"tenant-flag-{environment}-"
+        heading = format_html('<h3 id="flags-{}" class="environment-flags">{}</h3>', environment, environment)
+        if not rows:
+            return format_html("{}<p>no flags</p>", heading)
+        return format_html(
+            '{}<div class="results"><table class="evaluation tenant-flags" data-environment="{}"><thead><tr>'
             '<th scope="col">flag</th><th scope="col">kind</th>'
             '<th scope="col">enabled</th><th scope="col">value</th><th scope="col">variant</th>'
             '<th scope="col">reason</th><th scope="col">platform · owner</th></tr></thead>'
             "<tbody>{}</tbody></table></div>",
+            heading,
+            environment,
             format_html_join(
                 "",
-                '<tr id="tenant-flag-{}"><th scope="row"><a href="{}"><code>{}</code></a></th><td>{}</td><td>{}</td>'
+                '<tr id="{}{}"><th scope="row"><a href="{}"><code>{}</code></a></th><td>{}</td><td>{}</td>'
                 "<td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
+                        prefix,
                         row.key,
                         reverse("admin:tenants_flag_changelist") + f"?q={row.key}",
                         row.key,
@@ -427,8 +516,6 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                 ),
             ),
         )
-        link = reverse("admin:tenants_flag_evaluate") + f"?tenant={obj.slug}"
-        return format_html('{}<p class="help"><a href="{}">Evaluate for a subject and context…</a></p>', table, link)
 
     @admin.display(description="latest changes")
     def recent_audit(self, obj):
@@ -525,13 +612,18 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
             if not f.cleaned_data or (not f.has_changed() and not f.cleaned_data.get("DELETE")):
                 continue
             flag = f.cleaned_data.get("flag") or f.instance.flag
+            environment = f.instance.environment if f.instance.pk else f.cleaned_data.get("environment") or PRODUCTION
             if f.cleaned_data.get("DELETE"):
                 if f.instance.pk is not None:
                     formset.deleted_objects.append(f.instance)
                     try:
-                        flag_clear_override(tenant=tenant, flag=flag, actor=request.user, ip=ip)
+                        flag_clear_override(
+                            tenant=tenant, flag=flag, environment=environment, actor=request.user, ip=ip
+                        )
                     except ApprovalRequired as refusal:
                         approval_requested(self, request, refusal, ip)
+                    except TenantsError as exc:
+                        self.message_user(request, f"{flag.key} in {environment}: {exc.message}", messages.ERROR)
                 continue
             if f.instance.pk is None:
                 formset.new_objects.append(f.instance)
@@ -546,11 +638,14 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
                     variant=f.cleaned_data.get("variant", ""),
                     value=f.cleaned_data.get("value"),
                     owner_variants=f.cleaned_data.get("owner_variants", []),
+                    environment=environment,
                     actor=request.user,
                     ip=ip,
                 )
             except ApprovalRequired as refusal:
                 approval_requested(self, request, refusal, ip)
+            except TenantsError as exc:  # e.g. the environment was deleted since the page was shown
+                self.message_user(request, f"{flag.key} in {environment}: {exc.message}", messages.ERROR)
 
     def _each(self, request, queryset, service, **kwargs) -> int:
         """Run a lifecycle service on each selected tenant; a refusal is an error message naming the tenant."""
@@ -605,7 +700,9 @@ class TenantAdmin(AuditHistoryMixin, GuardedModelAdmin):
         done, ip = 0, client_ip(request)
         for toggle in OwnerToggle.objects.filter(tenant__in=queryset).select_related("tenant", "flag"):
             try:
-                done += flag_owner_reset(tenant=toggle.tenant, flag=toggle.flag, actor=request.user, ip=ip)
+                done += flag_owner_reset(
+                    tenant=toggle.tenant, flag=toggle.flag, environment=toggle.environment, actor=request.user, ip=ip
+                )
             except ApprovalRequired as refusal:
                 approval_requested(self, request, refusal, ip)
         self.message_user(request, f"Reset {done} owner toggle(s); the overrides and defaults apply again.")
@@ -646,10 +743,27 @@ class ApiKeyIssueForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple, initial=list(SCOPES)
     )
+    environment = forms.CharField(
+        required=False,
+        max_length=32,
+        initial=PRODUCTION,
+        help_text="The environment whose flags the key reads (fixed at issue): production or one of the tenant's.",
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["tenant", "name", "scopes", "expires_at"]
+        fields = ["tenant", "environment", "name", "scopes", "expires_at"]
+
+    def clean(self):
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
+        tenant = cleaned.get("tenant")
+        if tenant is not None and "environment" not in self.errors:
+            try:
+                cleaned["environment"] = environment_require(tenant, cleaned.get("environment") or PRODUCTION)
+            except TenantsError as exc:
+                self.add_error("environment", exc.message)
+        return cleaned
 
 
 class ApiKeyChangeList(ChangeList):
@@ -663,8 +777,9 @@ class ApiKeyChangeList(ChangeList):
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
     # Compact columns: at 1366 px beside the filter sidebar, eight full-width dates pushed "Last used" off screen.
-    list_display = ["prefix", "name", "tenant", "scope_labels", "state", "created", "last_used"]
-    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = ["prefix", "name", "tenant_environment", "scope_labels", "state", "created", "last_used"]
+    list_filter = ["tenant", "environment", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["tenant"]
     search_fields = ["prefix", "name", "tenant__slug"]
     actions = ["revoke"]
 
@@ -682,9 +797,10 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["tenant", "name", "scopes", "expires_at"]
+            return ["tenant", "environment", "name", "scopes", "expires_at"]
         return [
             "tenant",
+            "environment",
             "name",
             "prefix",
             "scope_labels",
@@ -697,6 +813,13 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj) if obj else []
+
+    @admin.display(description="tenant", ordering="tenant__slug")
+    def tenant_environment(self, obj):
+        # One column for both: at 1366 px another column would push "Last used" off screen.
+        if obj.environment == PRODUCTION:
+            return str(obj.tenant)
+        return format_html('{} <span class="quiet">· {}</span>', obj.tenant, obj.environment)
 
     @admin.display(description="scopes")
     def scope_labels(self, obj):
@@ -732,6 +855,7 @@ class ApiKeyAdmin(AuditHistoryMixin, GuardedModelAdmin):
             return
         created, secret = apikey_issue(
             tenant=form.cleaned_data["tenant"],
+            environment=form.cleaned_data["environment"],
             name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             expires_at=form.cleaned_data["expires_at"],

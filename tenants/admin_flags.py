@@ -33,8 +33,10 @@ from tenants.flag_forms import (
     typed_text,
     typed_value,
 )
-from tenants.models import Flag, Segment, Tenant
+from tenants.flagreport import environment_keys
+from tenants.models import PRODUCTION, Flag, Segment, Tenant
 from tenants.selectors import flags_evaluate_explained
+from tenants.services.environments import environment_require
 from tenants.services.flags import (
     flag_create,
     flag_definition_errors,
@@ -358,11 +360,12 @@ class FlagAdmin(ApprovalRedirectMixin, FlagViewsMixin, AuditHistoryMixin, Guarde
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         form = AdminEvaluateForm(request.GET if "tenant" in request.GET else None)
-        rows, tenant, subject, context = None, None, None, dict[str, object]()
+        rows, tenant, subject, context, environment = None, None, None, dict[str, object](), PRODUCTION
         if form.is_valid():
             tenant = form.cleaned_data["tenant"]
             subject, context = form.evaluation_input()
-            rows = flags_evaluate_explained(tenant, subject, context)
+            environment = form.cleaned_data["environment"]
+            rows = flags_evaluate_explained(tenant, subject, context, environment=environment)
         return TemplateResponse(
             request,
             "admin/tenants/flag/evaluate.html",
@@ -373,6 +376,7 @@ class FlagAdmin(ApprovalRedirectMixin, FlagViewsMixin, AuditHistoryMixin, Guarde
                 "form": form,
                 "rows": rows,
                 "tenant": tenant,
+                "environment": environment,
                 "subject": subject or (str(tenant.pk) if tenant else ""),
                 "context_json": json.dumps(context, sort_keys=True),
                 "media": self.media + form.media,
@@ -386,7 +390,32 @@ class AdminEvaluateForm(EvaluateForm):
         to_field_name="slug",
         error_messages={"invalid_choice": "No such tenant.", "required": "Choose a tenant."},
     )
-    field_order = ["tenant", "subject", "context", "context_json"]
+    environment = forms.ChoiceField(
+        required=False,
+        initial=PRODUCTION,
+        help_text="Whose overrides and owner toggles apply; one of the tenant's environments.",
+    )
+    field_order = ["tenant", "environment", "subject", "context", "context_json"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["environment"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(key, key) for key in environment_keys()]
+        if self.is_bound and self.data.get("environment") not in (None, "", *dict(field.choices)):
+            # Not a key any tenant has: say whose environments there are rather than "not one of the choices".
+            field.choices = [*field.choices, (self.data["environment"][:32], self.data["environment"][:32])]
+
+    def clean(self):
+        super().clean()
+        cleaned = self.cleaned_data  # what Form.clean() returns; its stub says it may be None
+        tenant = cleaned.get("tenant")
+        if tenant is not None and "environment" not in self.errors:
+            try:
+                cleaned["environment"] = environment_require(tenant, cleaned.get("environment") or PRODUCTION)
+            except TenantsError as exc:
+                self.add_error("environment", exc.message)
+        return cleaned
 
 
 # ------------------------------------------------------------------------------------- segments

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -14,8 +15,8 @@ from django.urls import path
 
 from agentapi_admin.admin_base import ModelAdminMixin
 from tenants import flagrules
-from tenants.flagreport import ENVIRONMENTS, FlagTenantFilters, FlagTenants, flags_staleness
-from tenants.models import Plan, Tenant
+from tenants.flagreport import FlagTenantFilters, FlagTenants, environment_keys, flags_staleness
+from tenants.models import ENVIRONMENT_KEY_PATTERN, PRODUCTION, Plan, Tenant
 
 TENANTS_PER_PAGE = 50
 STALE_DAYS_DEFAULT = 30
@@ -45,6 +46,7 @@ def filters_from(query) -> FlagTenantFilters:
     """Return the per-flag page's filters from a query string; unknown choices filter nothing."""
     reason = query.get("reason", "")
     status = query.get("status", "")
+    environment = query.get("environment", "").strip()
     return FlagTenantFilters(
         reason=reason if reason in flagrules.REASONS else "",
         value=query.get("value", "").strip()[:200],
@@ -53,6 +55,7 @@ def filters_from(query) -> FlagTenantFilters:
         label=query.get("label", "").strip()[:100],
         has_override=_yes_no(query.get("override", "")),
         has_owner_toggle=_yes_no(query.get("owner", "")),
+        environment=environment if environment == PRODUCTION or re.match(ENVIRONMENT_KEY_PATTERN, environment) else "",
     )
 
 
@@ -128,9 +131,10 @@ class FlagViewsMixin(ModelAdminMixin):
             original=flag,
             page=page,
             rows=tenants.page_rows(page.object_list),
+            answered=filters.needs_answers,
             filters=filters,
             query=query.urlencode(),
-            environments=ENVIRONMENTS,
+            environments=environment_keys(),
             reasons=flagrules.REASONS,
             statuses=Tenant.Status.choices,
             plans=Plan.objects.order_by("code").values_list("code", flat=True),

@@ -26,15 +26,13 @@ from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants import flagrules
 from tenants.keys import document_key
-from tenants.models import Flag, FlagAskDaily, OwnerToggle, Plan, Segment, Tenant, TenantFlag
+from tenants.models import PRODUCTION, Environment, Flag, FlagAskDaily, OwnerToggle, Plan, Segment, Tenant, TenantFlag
 from tenants.selectors import flag_rule_compile, tenant_attributes
 
 log = logging.getLogger(__name__)
 
 #: Tenants read per Redis round trip.
 BATCH = 500
-#: Environments a flag is answered in; each adds a column of rows (one for now).
-ENVIRONMENTS = ("production",)
 #: Reasons that mean the same thing to a reader of the stale report.
 REASON_CLASSES = {
     "archived": "archived",
@@ -53,51 +51,63 @@ _TENANT_FIELDS = ("pk", "slug", "name", "status", "plan__code", "labels", "cache
 
 
 def tenants_rules(tenants: list[dict], flags: list[Flag]) -> dict[Any, dict]:
-    """Return tenant id -> {flag key: rule} for `flags`, from the cached documents, compiling only what is missing.
+    """Return tenant id -> {flag key: rule} for `flags` in production (see `environments_rules`)."""
+    rules = environments_rules([{**tenant, "environment": PRODUCTION} for tenant in tenants], flags)
+    return {pk: rule for (pk, _), rule in rules.items()}
 
-    `tenants` are dicts with at least `pk`, `slug` and `cache_version`; one pipelined HMGET serves them all.
+
+def environments_rules(items: list[dict], flags: list[Flag]) -> dict[tuple[Any, str], dict]:
+    """Return (tenant id, environment) -> {flag key: rule} for `flags`, from the cached documents, compiling the rest.
+
+    `items` are dicts with at least `pk`, `slug`, `cache_version` and `environment`; one pipelined HMGET
+    serves them all.
     """
     keys = {flag.key for flag in flags}
-    found: dict[Any, dict] = {}
+    found: dict[tuple[Any, str], dict] = {}
     try:
         with get_redis().pipeline(transaction=False) as pipe:
-            for tenant in tenants:
-                pipe.hmget(document_key(tenant["slug"], tenant["pk"]), ["ver", "rules"])
+            for item in items:
+                pipe.hmget(document_key(item["slug"], item["pk"], item["environment"]), ["ver", "rules"])
             replies = pipe.execute()
     except REDIS_UNAVAILABLE_ERRORS as exc:
         log.warning("flag report: Redis unavailable (%s); compiling from the database", exc)
-        replies = [(None, None)] * len(tenants)
-    for tenant, (version, raw) in zip(tenants, replies, strict=True):
-        if raw is None or version is None or int(version) != tenant["cache_version"]:
+        replies = [(None, None)] * len(items)
+    for item, (version, raw) in zip(items, replies, strict=True):
+        if raw is None or version is None or int(version) != item["cache_version"]:
             continue
         rules = json.loads(raw)
         if keys <= rules.keys():
-            found[tenant["pk"]] = {key: rules[key] for key in keys}
-    missing = [tenant["pk"] for tenant in tenants if tenant["pk"] not in found]
+            found[item["pk"], item["environment"]] = {key: rules[key] for key in keys}
+    missing = [(item["pk"], item["environment"]) for item in items if (item["pk"], item["environment"]) not in found]
     if missing:
         found.update(_compile(missing, flags))
     return found
 
 
-def _compile(tenant_ids: list, flags: list[Flag]) -> dict[Any, dict]:
-    """Compile `flags` for the tenants from the database: five queries, whatever the number of tenants."""
-    tenants = Tenant.objects.select_related("plan").filter(pk__in=tenant_ids)
-    layers = {"tenant__in": tenant_ids, "flag__in": [flag.pk for flag in flags]}
-    overrides = {(o.tenant_id, o.flag_id): o for o in TenantFlag.objects.filter(**layers)}
-    owners = {(o.tenant_id, o.flag_id): o for o in OwnerToggle.objects.filter(**layers)}
+def _compile(pairs: list[tuple[Any, str]], flags: list[Flag]) -> dict[tuple[Any, str], dict]:
+    """Compile `flags` for (tenant id, environment) pairs from the database: five queries, whatever their number."""
+    tenant_ids = sorted({pk for pk, _ in pairs}, key=str)
+    environments = sorted({environment for _, environment in pairs})
+    tenants = {tenant.pk: tenant for tenant in Tenant.objects.select_related("plan").filter(pk__in=tenant_ids)}
+    layers = {"tenant__in": tenant_ids, "flag__in": [flag.pk for flag in flags], "environment__in": environments}
+    overrides = {(o.tenant_id, o.environment, o.flag_id): o for o in TenantFlag.objects.filter(**layers)}
+    owners = {(o.tenant_id, o.environment, o.flag_id): o for o in OwnerToggle.objects.filter(**layers)}
     segments, changed = {}, {}
     for key, conditions, updated_at in Segment.objects.values_list("key", "conditions", "updated_at"):
         segments[key], changed[key] = conditions, updated_at
     compiled = {}
-    for tenant in tenants:
-        attributes = tenant_attributes(tenant)
-        compiled[tenant.pk] = {
+    attributes = {pk: tenant_attributes(tenant) for pk, tenant in tenants.items()}
+    for pk, environment in pairs:
+        tenant = tenants.get(pk)
+        if tenant is None:
+            continue
+        compiled[pk, environment] = {
             flag.key: flag_rule_compile(
                 flag,
                 tenant=tenant,
-                attributes=attributes,
-                override=overrides.get((tenant.pk, flag.pk)),
-                owner=owners.get((tenant.pk, flag.pk)),
+                attributes=attributes[pk],
+                override=overrides.get((pk, environment, flag.pk)),
+                owner=owners.get((pk, environment, flag.pk)),
                 segments=segments,
                 segments_changed=changed,
             )
@@ -131,6 +141,7 @@ class FlagTenantFilters:
     label: str = ""
     has_override: bool | None = None
     has_owner_toggle: bool | None = None
+    environment: str = ""  # one environment's rows; empty: every environment of each tenant
 
     @property
     def needs_answers(self) -> bool:
@@ -147,7 +158,7 @@ class FlagTenantRow:
     status: str
     plan: str
     labels: list
-    environment: str = ENVIRONMENTS[0]
+    environment: str = PRODUCTION
     enabled: bool = False
     value: Any = None
     variant: str | None = None
@@ -172,11 +183,18 @@ def _override_summary(row: TenantFlag) -> dict:
     }
 
 
+def environment_keys() -> list[str]:
+    """Return every environment key some tenant has, production first (the per-flag page's filter)."""
+    others = Environment.objects.order_by("key").values_list("key", flat=True).distinct()
+    return [PRODUCTION, *others]
+
+
 class FlagTenants:
-    """Every tenant's answer for one flag, filtered; rows are answered lazily, a batch at a time.
+    """Every tenant's answer for one flag in each of its environments, filtered; answered a batch at a time.
 
     Filters on the tenant and its layers run in SQL, so a page without an answer filter is a
-    COUNT and a LIMIT and only its 50 rows are answered. A reason or value filter needs every
+    COUNT and a LIMIT of tenants, and only that page's tenants are answered, one row per tenant
+    and environment (their environments read in one query). A reason or value filter needs every
     candidate answered: in batches, with the flag's overrides and owner toggles read once.
     """
 
@@ -185,6 +203,10 @@ class FlagTenants:
         self.filters = filters
         self._layers: tuple[dict, dict] | None = None
         self._answered: list[FlagTenantRow] | None = None
+
+    def _layer_rows(self, model, **where):
+        rows = model.objects.filter(flag=self.flag, **where)
+        return rows.filter(environment=self.filters.environment) if self.filters.environment else rows
 
     def _tenants(self):
         filters = self.filters
@@ -197,9 +219,11 @@ class FlagTenants:
             tenants = tenants.filter(plan__code=filters.plan)
         if filters.label and connection.vendor == "postgresql":
             tenants = tenants.filter(labels__contains=[filters.label])
+        if filters.environment and filters.environment != PRODUCTION:
+            tenants = tenants.filter(Exists(Environment.objects.filter(tenant=OuterRef("pk"), key=filters.environment)))
         for model, wanted in ((TenantFlag, filters.has_override), (OwnerToggle, filters.has_owner_toggle)):
             if wanted is not None:
-                exists = Exists(model.objects.filter(tenant=OuterRef("pk"), flag=self.flag))
+                exists = Exists(self._layer_rows(model, tenant=OuterRef("pk")))
                 tenants = tenants.filter(exists if wanted else ~exists)
         return tenants.values(*_TENANT_FIELDS)
 
@@ -212,44 +236,64 @@ class FlagTenants:
             if not self._label_in_python() or self.filters.label in (tenant["labels"] or ()):
                 yield tenant
 
+    def _expand(self, tenants: list[dict]) -> list[dict]:
+        """Return one item per tenant and environment (the filter's, or production and each of the tenant's)."""
+        if self.filters.environment:
+            return [{**tenant, "environment": self.filters.environment} for tenant in tenants]
+        others: dict[Any, list[str]] = {}
+        rows = Environment.objects.filter(tenant__in=[tenant["pk"] for tenant in tenants]).order_by("key")
+        for tenant_id, key in rows.values_list("tenant_id", "key"):
+            others.setdefault(tenant_id, []).append(key)
+        return [
+            {**tenant, "environment": environment}
+            for tenant in tenants
+            for environment in (PRODUCTION, *others.get(tenant["pk"], ()))
+        ]
+
     def _layers_of(self, tenant_ids: list) -> tuple[dict, dict]:
-        """Return (overrides, owner toggles) by tenant id: the whole flag's once loaded, else these tenants'."""
+        """Return (overrides, owner toggles) by (tenant id, environment): the whole flag's once loaded, else these."""
         if self._layers is not None:
             return self._layers
-        rows = {"flag": self.flag, "tenant__in": tenant_ids}
         return (
-            {o.tenant_id: o for o in TenantFlag.objects.filter(**rows)},
-            {o.tenant_id: o for o in OwnerToggle.objects.filter(**rows)},
+            {(o.tenant_id, o.environment): o for o in self._layer_rows(TenantFlag, tenant__in=tenant_ids)},
+            {(o.tenant_id, o.environment): o for o in self._layer_rows(OwnerToggle, tenant__in=tenant_ids)},
         )
 
     def _load_layers(self) -> None:
         if self._layers is None:
             self._layers = (
-                {o.tenant_id: o for o in TenantFlag.objects.filter(flag=self.flag)},
-                {o.tenant_id: o for o in OwnerToggle.objects.filter(flag=self.flag)},
+                {(o.tenant_id, o.environment): o for o in self._layer_rows(TenantFlag)},
+                {(o.tenant_id, o.environment): o for o in self._layer_rows(OwnerToggle)},
             )
 
     def answer(self, tenants: list[dict]) -> list[FlagTenantRow]:
-        """Return the rows of `tenants` (dicts of tenant fields), answered for the tenant itself."""
+        """Return the rows of `tenants` (dicts of tenant fields) in each environment, answered for the tenant itself.
+
+        Rows whose layers the override and owner-toggle filters exclude are left out.
+        """
         if not tenants:
             return []
-        rules = tenants_rules(tenants, [self.flag])
+        items = self._expand(tenants)
+        rules = environments_rules(items, [self.flag])
         overrides, owners = self._layers_of([tenant["pk"] for tenant in tenants])
         rows = []
-        for tenant in tenants:
-            rule = rules[tenant["pk"]][self.flag.key]
-            result = flagrules.evaluate(self.flag.key, rule["entry"], str(tenant["pk"]))
+        for item in items:
+            where = (item["pk"], item["environment"])
+            override, owner = overrides.get(where), owners.get(where)
+            if not self._layers_match(override, owner):
+                continue
+            rule = rules[where][self.flag.key]
+            result = flagrules.evaluate(self.flag.key, rule["entry"], str(item["pk"]))
             step: dict = next((s for s in rule["entry"].get("steps", ()) if s.get("rule") == result.rule), {})
-            override = overrides.get(tenant["pk"])
-            owner = owners.get(tenant["pk"])
             rows.append(
                 FlagTenantRow(
-                    tenant_id=tenant["pk"],
-                    slug=tenant["slug"],
-                    name=tenant["name"],
-                    status=tenant["status"],
-                    plan=tenant["plan__code"],
-                    labels=list(tenant["labels"] or ()),
+                    tenant_id=item["pk"],
+                    slug=item["slug"],
+                    name=item["name"],
+                    status=item["status"],
+                    plan=item["plan__code"],
+                    labels=list(item["labels"] or ()),
+                    environment=item["environment"],
                     enabled=result.enabled,
                     value=result.value,
                     variant=result.variant,
@@ -263,6 +307,13 @@ class FlagTenants:
                 )
             )
         return rows
+
+    def _layers_match(self, override, owner) -> bool:
+        # SQL kept the tenants with such a layer in some environment; each row must have it in its own.
+        filters = self.filters
+        if filters.has_override is not None and (override is not None) != filters.has_override:
+            return False
+        return filters.has_owner_toggle is None or (owner is not None) == filters.has_owner_toggle
 
     def _matches(self, row: FlagTenantRow) -> bool:
         filters = self.filters
@@ -287,7 +338,7 @@ class FlagTenants:
         return self._answered
 
     def page_rows(self, items) -> list[FlagTenantRow]:
-        """Return a page of `rows()` answered."""
+        """Return a page of `rows()` answered, one row per tenant and environment."""
         items = list(items)
         if items and isinstance(items[0], FlagTenantRow):
             return items

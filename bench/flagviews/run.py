@@ -66,11 +66,14 @@ def warm_all() -> float:
     tenants = list(Tenant.objects.values("pk", "slug", "cache_version"))
     for start in range(0, len(tenants), 500):
         batch = tenants[start : start + 500]
-        rules = _compile([t["pk"] for t in batch], flags)
+        rules = _compile([(t["pk"], "production") for t in batch], flags)
         with get_redis().pipeline(transaction=False) as pipe:
             for tenant in batch:
                 name = document_key(tenant["slug"], tenant["pk"])
-                pipe.hset(name, mapping={"ver": tenant["cache_version"], "rules": json.dumps(rules[tenant["pk"]])})
+                pipe.hset(
+                    name,
+                    mapping={"ver": tenant["cache_version"], "rules": json.dumps(rules[tenant["pk"], "production"])},
+                )
             pipe.execute()
     return round(time.perf_counter() - started, 2)
 

@@ -56,7 +56,8 @@ def test_per_flag_page_from_the_flag_filters_and_pages(browser, live_server, set
         page.wait_for_url(re.compile(rf"/admin/tenants/flag/{flag.pk}/tenants/$"))
         rows = page.locator("#flag-tenants tbody tr")
         assert rows.count() == 50
-        assert page.locator("#flag-tenants thead th.environment").text_content().strip() == "production"
+        assert page.locator("#flag-tenants thead th.environment").text_content().strip() == "Environment"
+        assert page.locator("#flag-tenants tbody td.environment").first.text_content().strip() == "production"
         assert "55 tenants" in page.inner_text(".paginator")
         shoot(page, viewport, "all")
 
@@ -75,7 +76,7 @@ def test_per_flag_page_from_the_flag_filters_and_pages(browser, live_server, set
         assert rows.count() == 1
         row = page.locator('#flag-tenants tr[data-tenant="tenant-with-a-long-name-03"]')
         assert "variant dark" in row.inner_text() and "admin_override" in row.inner_text()
-        assert "1 tenant" in page.inner_text(".paginator")
+        assert page.inner_text(".paginator").strip().startswith("1 row (tenant")
         csv_href = page.get_attribute("a.flag-tenants-csv", "href")
         assert "reason=admin_override" in csv_href and "format=csv" in csv_href
         shoot(page, viewport, "filtered")

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from changes.models import ChangeRequest
 from tenants.models import Flag, OwnerToggle, TenantFlag
+from tenants.services.environments import environment_create
 from tenants.services.flags import flag_owner_toggle, flag_set_override
 from tests.tenants.factories import make_staff
 
@@ -89,6 +90,47 @@ def test_an_override_is_scheduled_for_a_tenant(cast, alice):
     params = ChangeRequest.objects.get().params
     assert params == {"flag": "beta", "tenant": "acme", "enabled": True, "rollout_percent": 25}
     assert not TenantFlag.objects.exists()
+
+
+def test_an_override_in_another_environment_is_scheduled_there(cast, alice):
+    environment_create(tenant=cast.tenant, key="staging", actor=None)
+    response = alice.post(
+        ADD,
+        schedule_post(
+            operation="flag.set_override",
+            tenant="acme",
+            environment="staging",
+            enabled="true",
+            rollout_percent="25",
+            apply_at=when(5),
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert ChangeRequest.objects.get().params == {
+        "flag": "beta",
+        "tenant": "acme",
+        "environment": "staging",
+        "enabled": True,
+        "rollout_percent": 25,
+    }
+    unknown = alice.post(
+        ADD, schedule_post(operation="flag.set_override", tenant="acme", environment="qa", enabled="true")
+    )
+    assert unknown.status_code == 200 and "no environment &#x27;qa&#x27;" in unknown.content.decode()
+    assert ChangeRequest.objects.count() == 1
+
+
+def test_a_promotion_is_scheduled_without_a_flag(cast, alice):
+    environment_create(tenant=cast.tenant, key="staging", actor=None)
+    flag_set_override(tenant=cast.tenant, flag=cast.flag, enabled=True, actor=None, environment="staging")
+    promote = {"operation": "environment.promote", "flag": "", "tenant": "acme"}
+    missing = alice.post(ADD, schedule_post(**promote, apply_at=when(5)))
+    assert missing.status_code == 200 and "Choose the environment to promote from" in missing.content.decode()
+    response = alice.post(ADD, schedule_post(**promote, source="staging", apply_at=when(5)))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    change = ChangeRequest.objects.get()
+    assert change.params["source"] == "staging" and change.params["target"] == "production"
+    assert not TenantFlag.objects.filter(environment="production").exists()
 
 
 @pytest.mark.parametrize(

@@ -182,6 +182,11 @@ def url_allowed(url: AdminUrl, method: str, user) -> bool:
         # The flags' read-only pages (the evaluate tool, the stale report, the per-flag tenants page;
         # POST answers 405): whoever may see flags may use them.
         return model_admin.has_view_or_change_permission(request, obj if suffix == "tenants" else None)
+    if suffix in ("environments", "promote"):
+        # A tenant's environment pages: whoever may see the tenant reads them; acting needs its change permission.
+        if method == "GET":
+            return model_admin.has_view_or_change_permission(request, obj)
+        return model_admin.has_change_permission(request, obj)
     if suffix in ("changelist", "history") or (suffix == "change" and method == "GET"):
         return model_admin.has_view_or_change_permission(request, None if suffix == "changelist" else obj)
     if suffix == "add":

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tenants.models import FlagAskDaily, Tenant
 from tenants.selectors import tenant_rules
+from tenants.services.environments import environment_create
 from tenants.services.flags import flag_owner_toggle, flag_set_override
 from tenants.services.tenants import tenant_suspend, tenant_update
 
@@ -73,7 +74,8 @@ def test_every_tenant_with_its_answer_reason_override_and_owner_toggle(staff_cli
     assert (rows["initech"].enabled, rows["initech"].reason) == (False, "owner_toggle")
     assert rows["initech"].owner_toggle == {"enabled": False, "variant": None}
     html = response.content.decode()
-    assert '<th scope="col" class="environment">production</th>' in html
+    assert '<th scope="col" class="environment">Environment</th>' in html
+    assert '<option value="production">production</option>' in html  # the environment filter
     assert "4 tenants" in html
     assert '<form method="post"' not in html  # read-only
 
@@ -219,3 +221,109 @@ def test_stale_report_page_lists_stale_flags(staff_client):
     # Created just now: a recent change, so only "unasked".
     assert 'data-flag="lonely"' in html and "unasked" in html
     assert staff_client.get("/admin/tenants/flag/stale/?days=junk").status_code == 200
+
+
+@pytest.fixture
+def staged(world):
+    """acme and globex have staging; globex's staging overrides the flag with blue, acme's has nothing."""
+    acme, globex = Tenant.objects.get(slug="acme"), Tenant.objects.get(slug="globex")
+    for tenant in (acme, globex):
+        environment_create(tenant=tenant, key="staging", actor=None)
+    flag_set_override(tenant=globex, flag=world, enabled=True, variant="blue", environment="staging", actor=None)
+    return world
+
+
+def answers(response) -> list[tuple[str, str, str | None, str]]:
+    return [(row.slug, row.environment, row.variant, row.reason) for row in response.context["rows"]]
+
+
+def test_one_row_per_tenant_and_environment(staff_client, staged):
+    response = staff_client.get(page_url(staged))
+    assert answers(response) == [
+        ("acme", "production", None, "default"),
+        ("acme", "staging", None, "default"),
+        ("globex", "production", "dark", "admin_override"),
+        ("globex", "staging", "blue", "admin_override"),
+        ("initech", "production", None, "owner_toggle"),
+        ("umbrella", "production", None, "default"),
+    ]
+    html = response.content.decode()
+    assert 'data-tenant="globex" data-environment="staging"' in html
+    assert '<option value="staging">staging</option>' in html
+    assert "4 tenants" in html  # pages count tenants; each brings its environments
+
+
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ({"environment": "staging"}, [("acme", "staging"), ("globex", "staging")]),
+        ({"environment": "production", "override": "yes"}, [("globex", "production")]),
+        ({"environment": "staging", "override": "yes"}, [("globex", "staging")]),
+        ({"override": "yes"}, [("globex", "production"), ("globex", "staging")]),
+        ({"value": "blue"}, [("globex", "staging")]),
+        ({"value": "blue", "environment": "production"}, []),
+        ({"environment": "qa"}, []),  # an environment no tenant has
+        ({"environment": "Not A Key!"}, None),  # not an environment key: filters nothing
+    ],
+)
+def test_the_environment_filter(staff_client, staged, query, expected):
+    rows = [(row.slug, row.environment) for row in staff_client.get(page_url(staged, **query)).context["rows"]]
+    if expected is None:
+        assert len(rows) == 6
+    else:
+        assert rows == expected
+
+
+def test_csv_has_a_row_per_tenant_and_environment(staff_client, staged):
+    response = staff_client.get(page_url(staged, plan="free", format="csv"))
+    rows = [
+        (r["tenant"], r["environment"], r["variant"]) for r in csv.DictReader(io.StringIO(response.content.decode()))
+    ]
+    assert rows == [
+        ("globex", "production", "dark"),
+        ("globex", "staging", "blue"),
+        ("initech", "production", ""),
+        ("umbrella", "production", ""),
+    ]
+
+
+def test_staging_answers_come_from_the_staging_document_when_warm(staff_client, staged, redis_client):
+    from tenants.flagreport import FlagTenantFilters, FlagTenants
+
+    globex = Tenant.objects.get(slug="globex")
+    tenant_rules(globex, "staging")  # warms staging's cached document
+    flagged = FlagTenants(staged, FlagTenantFilters(environment="staging"))
+    with CaptureQueriesContext(connection) as captured:
+        rows = flagged.answer(
+            [
+                {
+                    "pk": globex.pk,
+                    "slug": "globex",
+                    "name": "",
+                    "status": "active",
+                    "plan__code": "free",
+                    "labels": [],
+                    "cache_version": globex.cache_version,
+                }
+            ]
+        )
+    assert [(row.environment, row.variant) for row in rows] == [("staging", "blue")]
+    assert not any("tenants_segment" in q["sql"] for q in captured.captured_queries)  # nothing compiled
+
+
+def test_sql_stays_bounded_with_environments(staff_client):
+    flag = make_flag("beta")
+    plan = make_plan("bulk")  # three environments by default
+    tenants = [make_tenant(plan=plan) for _ in range(5)]
+    for tenant in tenants:
+        environment_create(tenant=tenant, key="staging", actor=None)
+    staff_client.get("/admin/")
+    few = queries_for(staff_client, page_url(flag))
+    few_staging = queries_for(staff_client, page_url(flag, environment="staging", reason="default"))
+    for _ in range(30):
+        tenant = make_tenant(plan=plan)
+        environment_create(tenant=tenant, key="staging", actor=None)
+        environment_create(tenant=tenant, key="qa", actor=None)
+        flag_set_override(tenant=tenant, flag=flag, enabled=True, environment="qa", actor=None)
+    assert queries_for(staff_client, page_url(flag)) == few
+    assert queries_for(staff_client, page_url(flag, environment="staging", reason="default")) == few_staging
