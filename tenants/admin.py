@@ -26,7 +26,7 @@ from agentapi_admin.admin_export import Export, ExportActionsMixin
 from agentapi_admin.client_address import client_ip
 from audit.models import AuditEvent
 from tenants.admin_approvals import approval_requested
-from tenants.admin_environments import TenantEnvironmentsMixin, environment_rows
+from tenants.admin_environments import TenantEnvironmentsMixin, clean_tenant_environment, environment_rows
 from tenants.admin_flags import FlagAdmin, SegmentAdmin  # noqa: F401 - registered there
 from tenants.admin_history import AuditHistoryMixin
 from tenants.charts import usage_chart
@@ -47,7 +47,6 @@ from tenants.models import (
 )
 from tenants.selectors import apikeys_with_last_use, flags_explain, tenant_environments, usage_daily
 from tenants.services.apikeys import SCOPE_LABELS, SCOPES, apikey_issue, apikey_revoke
-from tenants.services.environments import environment_require
 from tenants.services.flags import flag_clear_override, flag_override_errors, flag_owner_reset, flag_set_override
 from tenants.services.memberships import membership_add, membership_change_role, membership_remove
 from tenants.services.plans import plan_create, plan_update
@@ -757,12 +756,7 @@ class ApiKeyIssueForm(forms.ModelForm):
     def clean(self):
         super().clean()
         cleaned = self.cleaned_data  # what ModelForm.clean() returns; its stub says it may be None
-        tenant = cleaned.get("tenant")
-        if tenant is not None and "environment" not in self.errors:
-            try:
-                cleaned["environment"] = environment_require(tenant, cleaned.get("environment") or PRODUCTION)
-            except TenantsError as exc:
-                self.add_error("environment", exc.message)
+        clean_tenant_environment(self)
         return cleaned
 
 

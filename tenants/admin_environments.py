@@ -35,9 +35,21 @@ from tenants.services.environments import (
     environment_delete,
     environment_diff,
     environment_promote,
+    environment_require,
 )
 
 LAYER_CHOICES = ((OVERRIDES, "Platform overrides"), (OWNER_TOGGLES, "Owner toggles"))
+
+
+def clean_tenant_environment(form: forms.BaseForm) -> None:
+    """Check a form's `environment` against its `tenant`'s (empty: production), as an error on `environment`."""
+    cleaned = form.cleaned_data
+    tenant = cleaned.get("tenant")
+    if tenant is not None and "environment" not in form.errors:
+        try:
+            cleaned["environment"] = environment_require(tenant, cleaned.get("environment") or PRODUCTION)
+        except TenantsError as exc:
+            form.add_error("environment", exc.message)
 
 
 def environment_rows(tenant: Tenant) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from agentapi_admin.admin_base import GuardedModelAdmin, adopt_created
 from agentapi_admin.client_address import client_ip
 from tenants import flagrules
 from tenants.admin_approvals import ApprovalRedirectMixin, approval_requested
+from tenants.admin_environments import clean_tenant_environment
 from tenants.admin_flagviews import FlagViewsMixin
 from tenants.admin_history import AuditHistoryMixin
 from tenants.exceptions import ApprovalRequired, TenantsError
@@ -36,7 +37,6 @@ from tenants.flag_forms import (
 from tenants.flagreport import environment_keys
 from tenants.models import PRODUCTION, Flag, Segment, Tenant
 from tenants.selectors import flags_evaluate_explained
-from tenants.services.environments import environment_require
 from tenants.services.flags import (
     flag_create,
     flag_definition_errors,
@@ -409,12 +409,7 @@ class AdminEvaluateForm(EvaluateForm):
     def clean(self):
         super().clean()
         cleaned = self.cleaned_data  # what Form.clean() returns; its stub says it may be None
-        tenant = cleaned.get("tenant")
-        if tenant is not None and "environment" not in self.errors:
-            try:
-                cleaned["environment"] = environment_require(tenant, cleaned.get("environment") or PRODUCTION)
-            except TenantsError as exc:
-                self.add_error("environment", exc.message)
+        clean_tenant_environment(self)
         return cleaned
 
 
