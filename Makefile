@@ -45,7 +45,7 @@ test: $(STAMP)
 # tests marked standalone_redis (they kill or reconfigure the one server) are left out.
 CLUSTER_TESTS ?= tests/cluster tests/tenants/test_api.py tests/tenants/test_api_limits.py \
 	tests/tenants/test_api_evaluate.py tests/tenants/test_flag_asks.py tests/tenants/test_flag_tenants_page.py \
-	tests/tenants/test_flag_report.py \
+	tests/tenants/test_flag_report.py tests/tenants/test_environments.py \
 	tests/resilience/sessions tests/resilience/test_sessions.py tests/resilience/ratelimit \
 	tests/resilience/test_throttle.py tests/resilience/test_throttle_accounts.py tests/resilience/breakers \
 	tests/resilience/test_redis_breaker.py tests/commands tests/console
