@@ -16,9 +16,9 @@ from changes.services import change_cancel, change_request_create
 from portal.access import Role, tenant_view
 from portal.forms import ScheduleToggleForm
 from portal.selectors import tenant_flag
-from portal.views.features import NOT_EDITABLE
+from portal.views.features import NOT_EDITABLE, environment_context
 from portal.views.layout import render_tenant
-from tenants.models import Membership
+from tenants.models import PRODUCTION, Membership
 
 SHOWN = 100
 
@@ -71,13 +71,20 @@ def feature_schedule(request, membership, flag_key):
     flag, tenant = flag_key, membership.tenant
     if not flag.tenant_editable:
         raise PermissionDenied(NOT_EDITABLE.format(key=flag.key))
+    where = environment_context(request, tenant)
+    environment = where["environment"]
     form = ScheduleToggleForm(request.POST if request.method == "POST" else None)
     status = 200
     if form.is_bound and form.is_valid():
         try:
             change = change_request_create(
                 operation=AuditAction.FLAG_OWNER_TOGGLE,
-                params={"flag": flag.key, "tenant": tenant.slug, "enabled": form.cleaned_data["enabled"]},
+                params={
+                    "flag": flag.key,
+                    "tenant": tenant.slug,
+                    **({} if environment == PRODUCTION else {"environment": environment}),
+                    "enabled": form.cleaned_data["enabled"],
+                },
                 apply_at=form.cleaned_data["apply_at"],
                 revert_at=form.cleaned_data["revert_at"],
                 author=request.user,
@@ -90,7 +97,7 @@ def feature_schedule(request, membership, flag_key):
             return redirect("portal:changes", tenant=tenant.slug)
     if form.is_bound:
         status = 400
-    context = {"flag": flag, "form": form}
+    context = {"flag": flag, "form": form, **where}
     return render_tenant(
         request, membership, "portal/feature_schedule.html", context, section="features", status=status
     )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
+from changes.models import ChangeRequest
 from tenants.models import ApiKey, Environment, OwnerToggle, TenantFlag
 from tenants.selectors import flags_evaluate
 from tenants.services.apikeys import apikey_revoke
@@ -99,10 +102,20 @@ def test_an_unknown_environment_is_a_404_that_says_so(world, owner_client, env):
     assert world_state()[0] == before[0]
 
 
-def test_scheduling_is_offered_in_production_only(world, owner_client):
+def test_a_toggle_is_scheduled_in_the_selected_environment(world, owner_client):
     schedule = url("feature_schedule", world, flag_key="new-ui")
-    assert schedule in row_of(owner_client.get(url("features", world)).content.decode(), "new-ui")
-    assert schedule not in owner_client.get(url("features", world) + "?env=staging").content.decode()
+    assert schedule + '"' in row_of(owner_client.get(url("features", world)).content.decode(), "new-ui")
+    staging_page = owner_client.get(url("features", world) + "?env=staging").content.decode()
+    assert schedule + "?env=staging" in row_of(staging_page, "new-ui")
+    form = owner_client.get(schedule + "?env=staging").content.decode()
+    assert "in <strong" in form and 'action="' + schedule + '?env=staging"' in form
+    moment = (timezone.now() + timedelta(hours=1)).astimezone(UTC)
+    response = owner_client.post(schedule + "?env=staging", {"enabled": "true", "apply_at": f"{moment:%Y-%m-%dT%H:%M}"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    change = ChangeRequest.objects.get()
+    assert change.params["environment"] == "staging" and change.params["flag"] == "new-ui"
+    assert not OwnerToggle.objects.exists()
+    assert owner_client.get(schedule + "?env=nope").status_code == 404
 
 
 def test_a_member_sees_an_environment_but_cannot_toggle_in_it(world, member_client):
