@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import Exists, Max, OuterRef, Q, Sum
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.models import AuditAction, AuditEvent
 from resilience.connection import get_redis
 from resilience.exceptions import REDIS_UNAVAILABLE_ERRORS
 from tenants import flagrules
@@ -443,6 +443,18 @@ def _last_changes(flags: list[Flag], since: datetime) -> dict[str, datetime]:
         .values_list("object_type", "object_id")
         .annotate(latest=Max("created_at"))
     )
+    # A promotion or an environment's deletion removes layers in one event about the environment.
+    layer_events = AuditEvent.objects.filter(
+        created_at__gte=since, action__in=(AuditAction.ENVIRONMENT_PROMOTE, AuditAction.ENVIRONMENT_DELETE)
+    ).values_list("action", "before", "after", "created_at")
+    for action, before, after, moment in layer_events:
+        if action == AuditAction.ENVIRONMENT_PROMOTE:
+            # Keyed "<layer>.<flag>"; a layer's name has no dot and a flag key may.
+            named = {name.partition(".")[2] for name in {**(before or {}), **(after or {})}}
+        else:
+            named = {*(before or {}).get("overrides", ()), *(before or {}).get("owner_toggles", ())}
+        for key in named:
+            bump(key, moment)
     for object_type, object_id, moment in events:
         if object_type == "tenants.flag":
             bump(str(by_id.get(int(object_id), "")) if object_id.isdigit() else "", moment)
@@ -464,19 +476,33 @@ def flags_staleness(days: int, *, now: datetime | None = None, batch_size: int =
     report = {flag.key: FlagStaleness(key=flag.key, kind=flag.kind) for flag in flags}
     signatures: dict[str, tuple] = {}
     tenants = Tenant.objects.exclude(status=Tenant.Status.DELETED).order_by("pk").values(*_TENANT_FIELDS)
+    # Every environment's answers count: a flag that differs only in staging is not uniform. One query
+    # up front (not one per batch), so warm documents keep the report's SQL independent of the tenants.
+    others: dict[Any, list[str]] = {}
+    for tenant_id, key in Environment.objects.order_by("key").values_list("tenant_id", "key"):
+        others.setdefault(tenant_id, []).append(key)
     for batch in _batches(tenants.iterator(chunk_size=2000), batch_size):
         live = [flag for flag in flags if report[flag.key].uniform]
         if not live:
             break
-        rules = tenants_rules(batch, live)
+        items = [
+            {**tenant, "environment": environment}
+            for tenant in batch
+            for environment in (PRODUCTION, *others.get(tenant["pk"], ()))
+        ]
+        rules = environments_rules(items, live)
         for flag in live:
             staleness = report[flag.key]
-            for tenant in batch:
-                staleness.tenants += 1
-                entry = rules[tenant["pk"]][flag.key]["entry"]
-                result = flagrules.evaluate(flag.key, entry, str(tenant["pk"]))
+            for item in items:
+                if item["environment"] == PRODUCTION:
+                    staleness.tenants += 1
+                where = (
+                    item["slug"] if item["environment"] == PRODUCTION else f"{item['slug']} in {item['environment']}"
+                )
+                entry = rules[item["pk"], item["environment"]][flag.key]["entry"]
+                result = flagrules.evaluate(flag.key, entry, str(item["pk"]))
                 if _subject_dependent(entry, result):
-                    staleness.uniform, staleness.varied_by = False, f"subject ({tenant['slug']}: {result.reason})"
+                    staleness.uniform, staleness.varied_by = False, f"subject ({where}: {result.reason})"
                     break
                 signature = (
                     result.enabled,
@@ -486,7 +512,7 @@ def flags_staleness(days: int, *, now: datetime | None = None, batch_size: int =
                 )
                 first = signatures.setdefault(flag.key, signature)
                 if signature != first:
-                    staleness.uniform, staleness.varied_by = False, f"tenant ({tenant['slug']})"
+                    staleness.uniform, staleness.varied_by = False, f"tenant ({where})"
                     break
     for key, signature in signatures.items():
         if report[key].uniform:

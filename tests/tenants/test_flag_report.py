@@ -12,8 +12,14 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from tenants.flagreport import flags_staleness, tenants_rules
-from tenants.models import Flag, FlagAskDaily, Segment, Tenant
+from tenants.models import Flag, FlagAskDaily, Segment, Tenant, TenantFlag
 from tenants.selectors import tenant_rules
+from tenants.services.environments import (
+    environment_create,
+    environment_delete,
+    environment_diff,
+    environment_promote,
+)
 from tenants.services.flags import flag_set_override, segment_create, segment_update
 from tenants.services.tenants import tenant_update
 
@@ -111,6 +117,35 @@ def test_an_answer_that_differs_between_tenants_is_not_uniform(redis_client):
     assert staleness.stale_because == ["unasked"]
 
 
+def test_an_answer_that_differs_only_in_another_environment_is_not_uniform(redis_client):
+    staged = make_flag("staged")
+    acme, _globex = make_tenant("acme"), make_tenant("globex")
+    environment_create(tenant=acme, key="staging", actor=None)
+    flag_set_override(tenant=acme, flag=staged, enabled=True, actor=None, environment="staging")
+    age(staged)
+    staleness = by_key(flags_staleness(DAYS))["staged"]
+    assert not staleness.uniform and staleness.varied_by == "tenant (acme in staging)"
+    # Tenants are counted once, whatever their environments.
+    assert by_key(flags_staleness(DAYS))["staged"].tenants <= 2
+
+
+def test_a_layer_removed_by_a_promotion_or_an_environment_delete_counts_as_a_change(redis_client):
+    promoted, dropped, other = make_flag("promoted"), make_flag("dropped"), make_flag("other")
+    acme = make_tenant("acme")
+    environment_create(tenant=acme, key="staging", actor=None)
+    environment_create(tenant=acme, key="qa", actor=None)
+    flag_set_override(tenant=acme, flag=promoted, enabled=False, actor=None)
+    flag_set_override(tenant=acme, flag=dropped, enabled=False, actor=None, environment="qa")
+    age(promoted, dropped, other)
+    TenantFlag.objects.update(updated_at=timezone.now() - timedelta(days=DAYS + 5))
+    diff = environment_diff(tenant=acme, source="staging", target="production")
+    environment_promote(tenant=acme, source="staging", target="production", digest=diff.digest, actor=None)
+    environment_delete(tenant=acme, key="qa", actor=None)
+    report = by_key(flags_staleness(DAYS))
+    assert report["promoted"].stale_because == ["unasked"] and report["dropped"].stale_because == ["unasked"]
+    assert report["other"].stale_because == ["uniform", "unasked"]
+
+
 def test_a_percentage_is_not_uniform_even_if_every_tenant_lands_alike(redis_client):
     rollout = make_flag("rollout")
     acme = make_tenant("acme")
@@ -154,7 +189,7 @@ def test_the_report_costs_the_same_sql_for_few_or_many_warm_tenants(redis_client
     warm(*first, *more)
     with CaptureQueriesContext(connection) as many:
         report = flags_staleness(DAYS, batch_size=2)
-    assert len(many.captured_queries) == len(few.captured_queries) <= 10
+    assert len(many.captured_queries) == len(few.captured_queries) <= 12
     assert all(flag.tenants == 12 for flag in report.flags)
     assert {f.key for f in report.flags} == {f.key for f in flags}
 
