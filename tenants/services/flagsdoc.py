@@ -8,7 +8,7 @@ small diff in review:
     segments: {<key>: {name, description, conditions: [{attribute, op, values}]}}
     flags:    {<key>: {description, kind, default, default_value, variants, rules, schema,
                        requires_approval, tenant_editable, risky, archived}}
-    plans:    {<code>: {name, rate_limit_per_minute, burst, daily_quota, default_flags}}
+    plans:    {<code>: {name, rate_limit_per_minute, burst, daily_quota, max_environments, default_flags}}
     tenants:  {<slug>: {id, name, plan, status, status_reason, settings, labels, upstream_url,
                         overrides: {<flag key>: {enabled, rollout_percent, variant, value, owner_variants}},
                         owner_toggles: {<flag key>: true | false | {enabled, variant}},
@@ -122,6 +122,14 @@ def _count(path: str, value: Any) -> int | None:
     return value
 
 
+def _environments_bound(path: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32767:
+        raise DocumentError(
+            f"{path}: must be a whole number >= 1 (environments a tenant may have, production included)."
+        )
+    return value
+
+
 def _percent(path: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
         raise DocumentError(f"{path}: a whole number from 0 to 100, not {json.dumps(value)}.")
@@ -195,6 +203,7 @@ PLAN_SPEC = {
     "rate_limit_per_minute": (_count, None),
     "burst": (_count, None),
     "daily_quota": (_count, None),
+    "max_environments": (_environments_bound, 3),
     "default_flags": (_mapping, {}),
 }
 
@@ -242,6 +251,7 @@ V2_ONLY = {
     "flags": {"kind", "default_value", "variants", "rules", "schema", "requires_approval"},
     "tenants": {"labels", "environments"},
     "overrides": {"variant", "value", "owner_variants"},
+    "plans": {"max_environments"},
 }
 # What export leaves out while at its default, so a boolean flag reads as it did in version 1.
 QUIET: dict[str, Any] = {
@@ -253,6 +263,7 @@ QUIET: dict[str, Any] = {
     "requires_approval": False,
     "labels": [],
     "environments": {},
+    "max_environments": 3,
     "variant": "",
     "value": None,
     "owner_variants": [],
@@ -399,7 +410,7 @@ def flags_document_parse(data: Any) -> dict:
     for code, value in data["plans"].items():
         if not isinstance(code, str) or not _SLUG.match(code) or len(code) > 40:
             raise DocumentError(f"plans.{code}: a plan code is 1-40 characters: letters, digits, '-' and '_'.")
-        plan = _record(f"plans.{code}", value, PLAN_SPEC)
+        plan = _record(f"plans.{code}", value, PLAN_SPEC, version=version, v2_only=V2_ONLY["plans"])
         for key, enabled in plan["default_flags"].items():
             if key not in known_flags:
                 raise DocumentError(f"plans.{code}.default_flags.{key}: no flag {key!r} in the document or database.")
@@ -535,7 +546,7 @@ def flags_document_export() -> dict:
         "version": DOCUMENT_VERSION,
         "segments": {segment.key: _segment_record(segment) for segment in Segment.objects.order_by("key")},
         "flags": {flag.key: _quiet(_flag_record(flag)) for flag in Flag.objects.order_by("key")},
-        "plans": {plan.code: _plan_record(plan) for plan in Plan.objects.order_by("code")},
+        "plans": {plan.code: _quiet(_plan_record(plan)) for plan in Plan.objects.order_by("code")},
         "tenants": {tenant.slug: _exported_tenant(tenant) for tenant in _tenants()},
     }
 

@@ -120,6 +120,29 @@ def test_round_trip_on_a_fresh_database_reproduces_every_environment(estate, ope
     assert import_(path)["changes"] == 0
 
 
+def test_a_plans_environment_bound_round_trips(estate, operator, redis_client, tmp_path):
+    from tenants.models import Plan
+    from tenants.services.plans import plan_update
+
+    plan_update(plan=Plan.objects.get(code="std"), actor=None, max_environments=5)
+    for key in ("dev", "qa", "uat"):
+        environment_create(tenant=estate["acme"], key=key, actor=None)
+    doc = export()
+    assert doc["plans"]["std"]["max_environments"] == 5
+    path = write(tmp_path, doc)
+    for model in (TenantFlag, OwnerToggle, ApiKey, AuditEvent, Environment, Tenant, Plan):
+        model.objects.all().delete()
+    assert import_(path)["applied"] is True
+    assert export() == doc and Plan.objects.get(code="std").max_environments == 5
+    # A plan at the default bound exports as before.
+    plan_update(plan=Plan.objects.get(code="std"), actor=None, max_environments=8)
+    make_plan("small")
+    assert "max_environments" not in export()["plans"]["small"]
+    bad = {**doc, "plans": {"std": {**doc["plans"]["std"], "max_environments": 0}}}
+    with pytest.raises(DocumentError, match=r"plans.std.max_environments: must be a whole number >= 1"):
+        flags_document_parse(bad)
+
+
 # ------------------------------------------------------------------ plan and apply
 def test_the_plan_names_each_environment_change_by_its_path(estate, operator, tmp_path):
     doc = export()
