@@ -222,7 +222,10 @@ class FlagTenants:
         if filters.environment and filters.environment != PRODUCTION:
             tenants = tenants.filter(Exists(Environment.objects.filter(tenant=OuterRef("pk"), key=filters.environment)))
         for model, wanted in ((TenantFlag, filters.has_override), (OwnerToggle, filters.has_owner_toggle)):
-            if wanted is not None:
+            # "Has one" keeps tenants with the layer in some environment (each row is checked in its own);
+            # "has none" is exact in SQL only for one environment: across all, a tenant with the layer in
+            # staging still has a production row without it.
+            if wanted or (wanted is False and filters.environment):
                 exists = Exists(self._layer_rows(model, tenant=OuterRef("pk")))
                 tenants = tenants.filter(exists if wanted else ~exists)
         return tenants.values(*_TENANT_FIELDS)

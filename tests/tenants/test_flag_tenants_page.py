@@ -274,6 +274,15 @@ def test_the_environment_filter(staff_client, staged, query, expected):
         assert rows == expected
 
 
+def test_no_override_keeps_a_tenants_rows_without_one_in_any_environment(staff_client, staged):
+    acme = Tenant.objects.get(slug="acme")
+    flag_set_override(tenant=acme, flag=staged, enabled=True, variant="blue", environment="staging", actor=None)
+    rows = [(row.slug, row.environment) for row in staff_client.get(page_url(staged, override="no")).context["rows"]]
+    assert rows == [("acme", "production"), ("initech", "production"), ("umbrella", "production")]
+    staging = staff_client.get(page_url(staged, override="no", environment="staging")).context["rows"]
+    assert [(row.slug, row.environment) for row in staging] == []
+
+
 def test_csv_has_a_row_per_tenant_and_environment(staff_client, staged):
     response = staff_client.get(page_url(staged, plan="free", format="csv"))
     rows = [
