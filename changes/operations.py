@@ -352,10 +352,14 @@ LAYER_PERMISSIONS = {environment_services.OVERRIDES: CHANGE_FLAG, environment_se
 
 
 def _promote_clean(params: dict) -> dict:
-    params = _keys(params, required={"tenant", "source", "target"}, optional={"layers"})
+    params = _keys(params, required={"tenant", "source", "target"}, optional={"layers", "digest"})
     for name in ("source", "target"):
         if not isinstance(params[name], str) or not params[name]:
             raise InvalidChange(f"{name}: the key of one of the tenant's environments.", field=name)
+    if "digest" in params and not (
+        isinstance(params["digest"], str) and re.fullmatch(r"[0-9a-f]{16}", params["digest"])
+    ):
+        raise InvalidChange("digest: the 16 hex digits of the reviewed diff's digest.", field="digest")
     if "layers" in params:
         layers = params["layers"]
         known = environment_services.LAYERS
@@ -403,21 +407,24 @@ def _promote_outcome(params: dict) -> dict | None:
 
 
 def _promote_apply(target: Target, params: dict, actor) -> None:
-    # The diff of now, not of when the request was made: the target ends up as the source is when it applies.
-    diff = _promote_diff(target.scoped_tenant, params)
+    # With a digest (a promotion someone reviewed, then sent for approval) exactly that diff applies, or the
+    # request fails; without one, the diff of the moment it applies (the target ends up as the source is then).
+    digest = params.get("digest") or _promote_diff(target.scoped_tenant, params).digest
     environment_services.environment_promote(
         tenant=target.scoped_tenant,
         source=params["source"],
         target=params["target"],
         layers=_promote_layers(params),
-        digest=diff.digest,
+        digest=digest,
         actor=actor,
         approved=True,
     )
 
 
 def _promote_gated(target: Target, params: dict) -> list[str]:
-    keys = sorted({change.flag for change in _promote_diff(target.scoped_tenant, params).changes})
+    # As environment_promote: only the platform's overrides of a gated flag need approval, not owners' toggles.
+    changes = _promote_diff(target.scoped_tenant, params).changes
+    keys = sorted({change.flag for change in changes if change.layer == environment_services.OVERRIDES})
     return list(Flag.objects.filter(key__in=keys, requires_approval=True).order_by("key").values_list("key", flat=True))
 
 

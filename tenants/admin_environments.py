@@ -169,7 +169,14 @@ class TenantEnvironmentsMixin(ModelAdminMixin):
                         row=row,
                     )
             try:
-                environment_delete(tenant=tenant, key=key, actor=request.user, ip=client_ip(request))
+                environment_delete(
+                    tenant=tenant,
+                    key=key,
+                    actor=request.user,
+                    # The platform's overrides go with it only for staff who may change them.
+                    may_remove_overrides=request.user.has_perm("tenants.change_flag"),
+                    ip=client_ip(request),
+                )
             except TenantsError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
@@ -214,6 +221,10 @@ class TenantEnvironmentsMixin(ModelAdminMixin):
             source, target = form.cleaned_data["source"], form.cleaned_data["target"]
             layers = form.cleaned_data["layers"]
             if request.method == "POST":
+                if OVERRIDES in layers and not request.user.has_perm("tenants.change_flag"):
+                    # The overrides are the flags' (as the tenant page's override rows): the tenant's permission
+                    # lets staff promote owner toggles only.
+                    raise PermissionDenied("Promoting overrides needs the permission to change flags.")
                 ip = client_ip(request)
                 try:
                     done = environment_promote(

@@ -136,7 +136,11 @@ def environment_create(request, slug: str, payload: EnvironmentCreate, idempoten
     auth=CHANGE,
     response={204: None, **WRITE_ERRORS},
     summary="Delete an environment with its overrides and owner toggles (409 while live API keys read it)",
-    description="production cannot be deleted (422 naming environment). Revoke the environment's keys first.",
+    description=(
+        "production cannot be deleted (422 naming environment). Revoke the environment's keys first. One that "
+        "holds overrides also needs flags:write (tenants.change_flag), and one holding an override of a flag "
+        "that requires approval is 422 until that override is cleared through a change request."
+    ),
 )
 def environment_delete(request, slug: str, key: str, if_match: str | None = IF_MATCH):
     with acting(request) as actor:
@@ -154,10 +158,13 @@ def environment_delete(request, slug: str, key: str, if_match: str | None = IF_M
                 409,
                 "environment_in_use",
                 f"Environment {key!r} is read by {len(live)} live API key(s) ({names}): revoke them first, "
-                "or they would read production.",
+                "or they would answer with no overrides or owner toggles at all.",
                 field="environment",
                 api_keys=[prefix for prefix, _ in live],
             )
+        if TenantFlag.objects.filter(tenant=tenant, environment=key).exists():
+            # Its overrides go with it: the same permission as removing them one by one.
+            require_scope(request.auth, *PROMOTE_OVERRIDES)
         services.environment_delete(tenant=tenant, key=key, actor=actor, ip=client_address(request))
     return HttpResponse(status=204)
 

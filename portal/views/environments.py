@@ -79,7 +79,13 @@ def environment_delete_view(request, membership, environment):
     error, status = None, 200
     if request.method == "POST":
         try:
-            environment_delete(tenant=tenant, key=environment.key, actor=request.user, ip=client_ip(request))
+            environment_delete(
+                tenant=tenant,
+                key=environment.key,
+                actor=request.user,
+                may_remove_overrides=False,  # the platform's overrides are the platform team's to remove
+                ip=client_ip(request),
+            )
         except TenantsError as exc:
             error, status = exc.message.removeprefix("environment: "), 409
         else:

@@ -95,7 +95,7 @@ def apikey_issue_known_secret(
         raise TenantsError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}.", field="scopes")
     if expires_at is not None and expires_at <= timezone.now():
         raise TenantsError("expires_at must be in the future.", field="expires_at")
-    environment = environment_require(tenant, environment)
+    environment = environment_require(tenant, environment, lock=True)
     api_key = ApiKey.objects.create(
         tenant=tenant,
         environment=environment,

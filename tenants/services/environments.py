@@ -43,12 +43,21 @@ class EnvironmentChanged(TenantsError):
     default_message = "The environments changed since this diff was shown: review the new diff and promote again."
 
 
-def environment_require(tenant: Tenant, key: Any, *, field: str = "environment") -> str:
-    """Return `key` if it names one of the tenant's environments; raise TenantsError naming `field` otherwise."""
+def environment_require(tenant: Tenant, key: Any, *, field: str = "environment", lock: bool = False) -> str:
+    """Return `key` if it names one of the tenant's environments; raise TenantsError naming `field` otherwise.
+
+    `lock` (inside a transaction) holds the environment's row until commit, so a concurrent
+    `environment_delete` waits for the write and then finds it, or the write finds no environment.
+    """
     if key == PRODUCTION:
         return PRODUCTION
-    if isinstance(key, str) and Environment.objects.filter(tenant=tenant, key=key).exists():
-        return key
+    # Only a well-formed key reaches the database (a NUL character or 10 kB of text never does).
+    if isinstance(key, str) and re.match(ENVIRONMENT_KEY_PATTERN, key):
+        rows = Environment.objects.filter(tenant=tenant, key=key)
+        if (rows.select_for_update() if lock else rows).exists():
+            return key
+    if isinstance(key, str) and len(key) > 40:
+        key = key[:40] + "…"
     known = ", ".join([PRODUCTION, *Environment.objects.filter(tenant=tenant).values_list("key", flat=True)])
     raise TenantsError(f"{field}: “{tenant.slug}” has no environment {key!r} (it has: {known}).", field=field)
 
@@ -97,23 +106,43 @@ def environment_create(*, tenant: Tenant, key: str, actor: Any, name: str = "", 
 
 
 @transaction.atomic
-def environment_delete(*, tenant: Tenant, key: str, actor: Any, ip: str | None = None) -> None:
-    """Delete an environment with its overrides and owner toggles; refused while live API keys read it."""
+def environment_delete(
+    *, tenant: Tenant, key: str, actor: Any, may_remove_overrides: bool = True, ip: str | None = None
+) -> None:
+    """Delete an environment with its overrides and owner toggles; refused while live API keys read it.
+
+    The platform's overrides go with it only for a caller who may remove them (`may_remove_overrides`:
+    not a tenant owner, not staff without the flag permission), and never an override of a flag that
+    requires approval (clear those through change requests first).
+    """
     if key == PRODUCTION:
         raise TenantsError("environment: production cannot be deleted.", field="environment")
-    environment = Environment.objects.select_for_update().filter(tenant=tenant, key=key).first()
-    if environment is None:
-        environment_require(tenant, key)  # raises, naming what exists
-        return
+    environment_require(tenant, key, lock=True)  # raises, naming what exists
+    environment = Environment.objects.select_for_update().get(tenant=tenant, key=key)
     live = ApiKey.objects.filter(tenant=tenant, environment=key, revoked_at__isnull=True)
     if live.exists():
         names = ", ".join(sorted(live.values_list("name", flat=True))[:5])
         raise TenantsError(
-            f"environment: revoke its API keys first ({live.count()} live: {names}); they would read production.",
+            f"environment: revoke its API keys first ({live.count()} live: {names}); "
+            "a key whose environment is gone would answer with no overrides or owner toggles at all.",
             field="environment",
         )
     overrides = TenantFlag.objects.filter(tenant=tenant, environment=key)
     toggles = OwnerToggle.objects.filter(tenant=tenant, environment=key)
+    if not may_remove_overrides and overrides.exists():
+        raise TenantsError(
+            f"environment: the platform team has set overrides in {key} "
+            f"({', '.join(sorted(overrides.values_list('flag__key', flat=True))[:5])}); "
+            "only they can remove them: ask them to clear those overrides or delete the environment.",
+            field="environment",
+        )
+    gated = sorted(overrides.filter(flag__requires_approval=True).values_list("flag__key", flat=True))
+    if gated:
+        raise TenantsError(
+            f"environment: {key} holds overrides of flags that require approval ({', '.join(gated)}): "
+            "clear them through change requests first.",
+            field="environment",
+        )
     before = {
         "key": key,
         "name": environment.name,
@@ -253,9 +282,9 @@ def _copy(tenant: Tenant, target: str, flag: Flag, change: LayerChange, actor: A
     toggle.save()
 
 
-def _check_pair(tenant: Tenant, source: Any, target: Any) -> tuple[str, str]:
-    source = environment_require(tenant, source, field="source")
-    target = environment_require(tenant, target, field="target")
+def _check_pair(tenant: Tenant, source: Any, target: Any, *, lock: bool = False) -> tuple[str, str]:
+    source = environment_require(tenant, source, field="source", lock=lock)
+    target = environment_require(tenant, target, field="target", lock=lock)
     if source == target:
         raise TenantsError("target: pick an environment other than the source.", field="target")
     return source, target
@@ -284,9 +313,9 @@ def environment_promote(
     Raise EnvironmentChanged when the diff is no longer the one reviewed, and ApprovalRequired
     when it touches a flag that requires approval (unless `approved`).
     """
-    source, target = _check_pair(tenant, source, target)
     layers = _layers(layers)
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # one promotion of a tenant at a time
+    source, target = _check_pair(tenant, source, target, lock=True)  # neither is deleted meanwhile
     diff = _diff(tenant, source, target, layers, lock=True)
     if digest != diff.digest:
         raise EnvironmentChanged(field="digest")
@@ -294,13 +323,21 @@ def environment_promote(
         return diff
     keys = sorted({c.flag for c in diff.changes})
     flags = {flag.key: flag for flag in Flag.objects.filter(key__in=keys)}
-    gated = sorted(key for key in keys if flags[key].requires_approval)
+    # Only the platform's overrides need approval: owners' toggles of a gated flag never do.
+    gated = sorted({c.flag for c in diff.changes if c.layer == OVERRIDES and flags[c.flag].requires_approval})
     if gated and not approved:
         raise ApprovalRequired(
             f"{', '.join(gated)} require{'s' if len(gated) == 1 else ''} approval: this promotion must be a change "
             "request another staff user approves.",
             operation=AuditAction.ENVIRONMENT_PROMOTE,
-            params={"tenant": tenant.slug, "source": source, "target": target, "layers": list(layers)},
+            # The reviewed diff's digest: an approved request applies exactly this diff, or fails.
+            params={
+                "tenant": tenant.slug,
+                "source": source,
+                "target": target,
+                "layers": list(layers),
+                "digest": diff.digest,
+            },
         )
     for change in diff.changes:
         _copy(tenant, target, flags[change.flag], change, actor)

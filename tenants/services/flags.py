@@ -414,7 +414,7 @@ def _save_override(
     owner_variants: Any = (),
     environment: str = PRODUCTION,
 ) -> TenantFlag:
-    environment = environment_require(tenant, environment)
+    environment = environment_require(tenant, environment, lock=True)
     if not isinstance(rollout_percent, int) or isinstance(rollout_percent, bool) or not 0 <= rollout_percent <= 100:
         raise TenantsError("rollout_percent must be a whole number from 0 to 100.", field="rollout_percent")
     if source not in TenantFlag.Source.values:
@@ -501,7 +501,7 @@ def flag_clear_override(
     approved: bool = False,
 ) -> bool:
     """Remove a tenant's override in one environment so the rules, plan or default apply; True if one existed."""
-    environment = environment_require(tenant, environment)
+    environment = environment_require(tenant, environment, lock=True)
     override = TenantFlag.objects.select_for_update().filter(tenant=tenant, environment=environment, flag=flag).first()
     if override is None:
         return False
@@ -604,7 +604,7 @@ def flag_owner_toggle(
         raise PermissionDenied("Only an owner or admin of this tenant can toggle its flags.")
     if not flag.tenant_editable or flag.archived:
         raise FlagNotEditable()
-    environment = environment_require(tenant, environment)
+    environment = environment_require(tenant, environment, lock=True)
     override = TenantFlag.objects.filter(tenant=tenant, environment=environment, flag=flag).first()
     if enabled and override is not None and not override.enabled:
         raise TenantsError(
@@ -653,7 +653,7 @@ def owner_toggle_restore(
         actor=actor,
         ip=ip,
         variant=variant,
-        environment=environment_require(tenant, environment),
+        environment=environment_require(tenant, environment, lock=True),
         reason="restored on the owners' behalf",
     )
 
@@ -669,7 +669,7 @@ def flag_owner_reset(
     approved: bool = False,
 ) -> bool:
     """Remove the tenant owner's choice for a flag in one environment (platform admin); True if there was one."""
-    environment = environment_require(tenant, environment)
+    environment = environment_require(tenant, environment, lock=True)
     toggle = OwnerToggle.objects.select_for_update().filter(tenant=tenant, environment=environment, flag=flag).first()
     if toggle is None:
         return False

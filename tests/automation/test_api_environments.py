@@ -103,6 +103,16 @@ def test_environment_delete_needs_if_match_and_removes_its_layers(api, acme):
     assert AuditEvent.objects.filter(action="environment.delete").count() == 1
 
 
+def test_deleting_an_environment_that_holds_overrides_needs_flags_write(acme):
+    staging(acme)
+    flag_set_override(tenant=acme, flag=make_flag("beta"), enabled=True, actor=None, environment="staging")
+    tenants_writer = make_operator("tw", scopes=("tenants:read", "tenants:write"))
+    writer = AdminApi(make_token(tenants_writer, scopes=("tenants:read", "tenants:write"))[1])
+    etag = writer.get("/tenants/acme/environments/staging")["ETag"]
+    problem(writer.delete("/tenants/acme/environments/staging", If_Match=etag), 403, "insufficient_scope")
+    assert Environment.objects.filter(key="staging").exists() and TenantFlag.objects.exists()
+
+
 def test_environment_delete_is_refused_while_live_keys_read_it_and_for_production(api, acme):
     staging(acme)
     api_key, _ = make_key(acme, environment="staging", name="stage-replica")
@@ -321,6 +331,7 @@ def test_a_promotion_of_a_flag_requiring_approval_becomes_a_change_request_anoth
         "source": "staging",
         "target": "production",
         "layers": ["overrides", "owner_toggles"],
+        "digest": digest,
     }
     assert requested["Location"] == change["url"]
     assert not TenantFlag.objects.filter(environment="production").exists()

@@ -218,9 +218,23 @@ def test_a_refused_direct_promotion_becomes_a_change_request(cast, staging):
         environment_promote(tenant=cast.tenant, source="staging", target=PRODUCTION, digest=diff.digest, actor=None)
     change = approval_request(excinfo.value, actor=cast.author)
     assert change.operation == "environment.promote" and change.state == State.PENDING_APPROVAL
-    assert change.params == {**promote_params(), "layers": ["overrides", "owner_toggles"]}
+    assert change.params == {**promote_params(), "layers": ["overrides", "owner_toggles"], "digest": diff.digest}
     assert change_approve(change=change, actor=cast.approver).state == State.APPLIED
     assert override(cast, cast.guarded).enabled is True
+
+
+def test_an_approved_promotion_applies_the_reviewed_diff_or_fails(cast, staging):
+    flag_set_override(
+        tenant=cast.tenant, flag=cast.guarded, enabled=True, environment="staging", actor=None, approved=True
+    )
+    diff = environment_diff(tenant=cast.tenant, source="staging", target=PRODUCTION)
+    with pytest.raises(ApprovalRequired) as excinfo:
+        environment_promote(tenant=cast.tenant, source="staging", target=PRODUCTION, digest=diff.digest, actor=None)
+    change = approval_request(excinfo.value, actor=cast.author)
+    # Staging moves on after the review: what the approver would approve is not what was reviewed.
+    flag_set_override(tenant=cast.tenant, flag=cast.flag, enabled=True, environment="staging", actor=None)
+    assert change_approve(change=change, actor=cast.approver).state == State.FAILED
+    assert override(cast, cast.guarded) is None and override(cast, cast.flag) is None
 
 
 def test_a_promotion_of_one_layer_leaves_the_other(cast, staging):

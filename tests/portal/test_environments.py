@@ -250,6 +250,15 @@ def test_deleting_an_environment_that_live_keys_read_is_refused(world, owner_cli
     assert Environment.objects.filter(tenant=world.a, key="staging").exists()
 
 
+def test_owners_cannot_delete_an_environment_holding_the_platforms_overrides(world, owner_client):
+    flag_set_override(tenant=world.a, flag=world.editable, enabled=False, environment="staging", actor=None)
+    response = owner_client.post(url("environment_delete", world, environment="staging"))
+    assert response.status_code == 409
+    assert "the platform team has set overrides in staging" in response.content.decode()
+    assert TenantFlag.objects.filter(tenant=world.a, environment="staging").exists()
+    assert Environment.objects.filter(tenant=world.a, key="staging").exists()
+
+
 def test_production_cannot_be_deleted(world, owner_client):
     html = owner_client.get(url("environments", world)).content.decode()
     assert "/environments/production/delete/" not in html
@@ -371,16 +380,16 @@ def test_a_bad_pair_is_a_form_error(world, owner_client, query, message):
     assert not AuditEvent.objects.filter(action="environment.promote").exists()
 
 
-def test_a_promotion_the_platform_must_approve_is_explained(world, owner_client):
+def test_owners_promote_their_toggles_of_a_flag_that_requires_approval(world, owner_client):
+    # As a direct toggle: approval gates the platform's changes, and owners' toggles stay within its bounds.
     flag_update(flag=world.editable, actor=None, requires_approval=True)
     flag_owner_toggle(tenant=world.a, flag=world.editable, enabled=True, environment="staging", actor=world.a_owner)
     digest = environment_diff(tenant=world.a, source="staging", target="production", layers=[OWNER_TOGGLES]).digest
     response = owner_client.post(
         url("environment_promote", world), {"source": "staging", "target": "production", "digest": digest}
     )
-    assert response.status_code == 409
-    assert "needs the platform team" in response.content.decode()
-    assert not OwnerToggle.objects.filter(environment="production").exists()
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert OwnerToggle.objects.get(environment="production", flag=world.editable).enabled is True
 
 
 def test_members_see_the_diff_but_no_confirm_button(world, member_client):

@@ -441,3 +441,38 @@ def test_an_api_key_is_issued_for_a_chosen_environment(staff_client, acme):
     default = staff_client.post("/admin/tenants/apikey/add/", {**data, "name": "prod", "environment": ""})
     assert default.status_code == 200
     assert ApiKey.objects.get(name="prod").environment == PRODUCTION
+
+
+# -- who may remove the platform's overrides ------------------------------------------------------
+
+
+def test_tenant_editors_without_the_flag_permission_promote_owner_toggles_only(acme):
+    client = Client()
+    client.force_login(staff_with("support", "tenants.view_tenant", "tenants.change_tenant", "tenants.view_flag"))
+    beta, theme = make_flag("beta"), make_flag("theme", tenant_editable=True)
+    flag_set_override(tenant=acme, flag=beta, enabled=True, environment="staging", actor=None)
+    flag_owner_toggle(tenant=acme, flag=theme, enabled=False, environment="staging", actor=acme.memberships.get().user)
+    overrides = environment_diff(tenant=acme, source="staging", target="production", layers=["overrides"])
+    refused = client.post(
+        promote_url(acme),
+        {"source": "staging", "target": "production", "layers": ["overrides"], "digest": overrides.digest},
+    )
+    assert refused.status_code == 403
+    assert not TenantFlag.objects.filter(environment=PRODUCTION).exists()
+    toggles = environment_diff(tenant=acme, source="staging", target="production", layers=["owner_toggles"])
+    done = client.post(
+        promote_url(acme),
+        {"source": "staging", "target": "production", "layers": ["owner_toggles"], "digest": toggles.digest},
+    )
+    assert done.status_code == 302
+    assert OwnerToggle.objects.filter(environment=PRODUCTION, flag=theme).exists()
+
+
+def test_deleting_an_environment_with_overrides_needs_the_flag_permission(acme):
+    client = Client()
+    client.force_login(staff_with("support", "tenants.view_tenant", "tenants.change_tenant", "tenants.view_flag"))
+    flag_set_override(tenant=acme, flag=make_flag("beta"), enabled=True, environment="staging", actor=None)
+    url = tenant_url(acme, "environments/")
+    response = client.post(url, {"action": "delete", "environment": "staging", "confirm": "yes"})
+    assert any("only they can remove them" in m for m in messages_of(response)), messages_of(response)
+    assert Environment.objects.filter(key="staging").exists() and TenantFlag.objects.exists()

@@ -125,6 +125,32 @@ def test_an_environment_read_by_a_live_key_cannot_be_deleted(acme):
     assert tenant_environments(acme) == [PRODUCTION]
 
 
+def test_the_platforms_overrides_go_with_an_environment_only_for_who_may_remove_them(acme):
+    environment_create(tenant=acme, key="staging", actor=None)
+    flag_set_override(tenant=acme, flag=make_flag("beta"), enabled=False, actor=None, environment="staging")
+    with pytest.raises(TenantsError, match=r"the platform team has set overrides in staging \(beta\)") as exc:
+        environment_delete(tenant=acme, key="staging", actor=None, may_remove_overrides=False)
+    assert exc.value.field == "environment" and TenantFlag.objects.filter(environment="staging").exists()
+    guarded = make_flag("guarded")
+    flag_set_override(tenant=acme, flag=guarded, enabled=True, actor=None, environment="staging")
+    guarded.__class__.objects.filter(pk=guarded.pk).update(requires_approval=True)
+    with pytest.raises(TenantsError, match=r"overrides of flags that require approval \(guarded\)"):
+        environment_delete(tenant=acme, key="staging", actor=None)
+    assert tenant_environments(acme) == [PRODUCTION, "staging"]
+
+
+@pytest.mark.parametrize("key", ["nul\x00", "x" * 10_000, 7, None])
+def test_a_malformed_environment_never_reaches_the_database(acme, key):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries, pytest.raises(TenantsError, match="has no environment") as exc:
+        environment_delete(tenant=acme, key=key, actor=None)
+    assert exc.value.field == "environment" and len(exc.value.message) < 200
+    # Only the list of what the tenant has: no lookup by the malformed key (PostgreSQL refuses a NUL).
+    assert all("nul" not in q["sql"] and "xxxx" not in q["sql"] for q in queries.captured_queries)
+
+
 def test_production_and_unknown_environments_cannot_be_deleted(acme):
     with pytest.raises(TenantsError, match="production cannot be deleted"):
         environment_delete(tenant=acme, key=PRODUCTION, actor=None)
@@ -316,6 +342,7 @@ def test_a_promotion_touching_a_flag_that_requires_approval_needs_it(staged):
         "source": "staging",
         "target": PRODUCTION,
         "layers": [OVERRIDES, OWNER_TOGGLES],
+        "digest": diff.digest,
     }
     assert TenantFlag.objects.get(environment=PRODUCTION, flag__key="changed").rollout_percent == 10
     environment_promote(
