@@ -60,6 +60,8 @@ def _portal_urls(stack) -> list[str]:
         # No invitation is needed: the page asks the database before it could answer 404.
         "invitation_id": 1,
         "endpoint_id": 1,
+        # No environment is needed either: the page asks the database which ones the tenant has.
+        "environment": "staging",
         "token": "x" * 43,
         "uidb64": "MQ",  # a password-reset link: user id 1, base64
     }
