@@ -46,9 +46,13 @@ class EnvironmentChanged(TenantsError):
 def environment_require(tenant: Tenant, key: Any, *, field: str = "environment", lock: bool = False) -> str:
     """Return `key` if it names one of the tenant's environments; raise TenantsError naming `field` otherwise.
 
-    `lock` (inside a transaction) holds the environment's row until commit, so a concurrent
-    `environment_delete` waits for the write and then finds it, or the write finds no environment.
+    `lock` (inside a transaction) holds the tenant's row, then the environment's, until commit: a
+    concurrent `environment_delete` waits for the write and then finds it, or the write finds no
+    environment. The tenant comes first for every writer of its flag layers (the version bump at the
+    end of each write locks it anyway), so two writers never wait for each other's locks.
     """
+    if lock:
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).exists()
     if key == PRODUCTION:
         return PRODUCTION
     # Only a well-formed key reaches the database (a NUL character or 10 kB of text never does).
